@@ -1,0 +1,44 @@
+//! `cargo xtask`: the project's automation, one module per task.
+//!
+//! - `test`  installs what the tests need, then runs every test the project
+//!   has: the workspace's tests, clippy and fmt, the fuzz targets for a bounded
+//!   time, and the Windows cross-build with its tests under wine.
+//! - `demo`  installs what the demo needs and runs the main job on embedded
+//!   defaults.
+//! - `bench NAME` runs a benchmark and writes `target/bench/NAME.json`.
+//!
+//! Every task works from a fresh Debian 12 machine: system packages come from
+//! `setup`, and builds share a target directory outside the clone
+//! (`$HOME/.cache/deskrec/target`) so CI reuses what earlier runs built.
+
+mod bench;
+mod demo;
+mod fuzz;
+mod setup;
+mod test;
+mod util;
+mod windows;
+
+use anyhow::{Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = &args.get(1..).unwrap_or_default();
+    match args.first().map(String::as_str) {
+        Some("test") => test::run(rest),
+        Some("demo") => demo::run(rest),
+        Some("bench") => bench::run(rest),
+        Some("fuzz") => fuzz::run(rest),
+        Some("windows") => windows::run(rest),
+        Some("setup") => setup::run(rest),
+        _ => bail!(
+            "usage: cargo xtask <test|demo|bench NAME|fuzz [SECONDS]|windows|setup>\n\
+             \n  test     set up and run every test (what CI runs)\
+             \n  demo     set up and run the demo on embedded defaults\
+             \n  bench    run a benchmark, write target/bench/NAME.json (NAME: vault)\
+             \n  fuzz     run every fuzz target for SECONDS each (default 30)\
+             \n  windows  cross-build for x86_64-pc-windows-gnu and run its tests under wine\
+             \n  setup    install the system packages the other tasks need"
+        ),
+    }
+}
