@@ -79,5 +79,6 @@ pub mod internals {
     pub use crate::crypto::SegmentKeys;
     pub use crate::frame::{decode_frames, encode_frames};
     pub use crate::manifest::SignedManifest;
+    pub use crate::record::{Tag, encode_record, preamble};
     pub use crate::segment::ChunkRecord;
 }
