@@ -15,7 +15,9 @@ pub fn root() -> PathBuf {
 
 /// Cache directory outside the clone, reused across CI runs.
 pub fn cache_dir() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/tmp".into());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/tmp".into());
     home.join(".cache").join("deskrec")
 }
 
@@ -29,14 +31,17 @@ pub fn target_dir() -> PathBuf {
 /// A `cargo` command that builds into the shared target directory.
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(root()).env("CARGO_TARGET_DIR", target_dir());
+    cmd.current_dir(root())
+        .env("CARGO_TARGET_DIR", target_dir());
     cmd
 }
 
 /// Runs a command, failing with its command line when it fails.
 pub fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {}", describe(cmd));
-    let status = cmd.status().with_context(|| format!("could not start {}", describe(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {}", describe(cmd)))?;
     if !status.success() {
         bail!("{} failed ({status})", describe(cmd));
     }
@@ -45,7 +50,9 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 
 /// Runs a command and returns its standard output as text.
 pub fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("could not start {}", describe(cmd)))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("could not start {}", describe(cmd)))?;
     if !out.status.success() {
         bail!(
             "{} failed ({}): {}",

@@ -4,6 +4,8 @@
 //! Every command prints JSON on success so scripts can use it, and an error
 //! that says what to do on failure.
 
+mod record;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +17,11 @@ use deskrec_vault::{
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "deskrec", version, about = "Deskrec administration: keys and recording files")]
+#[command(
+    name = "deskrec",
+    version,
+    about = "Deskrec administration: keys and recording files"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,6 +36,30 @@ enum Command {
         /// Overwrite existing files.
         #[arg(long)]
         force: bool,
+    },
+    /// Record into encrypted segments (synthetic source for now).
+    Record {
+        /// Directory for the segments.
+        #[arg(long)]
+        out: PathBuf,
+        /// The server's public key (segments are encrypted for it).
+        #[arg(long)]
+        server_pub: PathBuf,
+        /// This device's id.
+        #[arg(long, default_value = "local-pc")]
+        device_id: String,
+        /// How long to record.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Frames per second.
+        #[arg(long, default_value_t = 5.0)]
+        fps: f32,
+        /// Length of a segment.
+        #[arg(long, default_value_t = 600.0)]
+        segment_seconds: f64,
+        /// Picture size, WIDTHxHEIGHT.
+        #[arg(long, default_value = "1280x720")]
+        size: String,
     },
     /// Segment and recording files.
     #[command(subcommand)]
@@ -119,22 +149,67 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     let out = match cli.command {
         Command::Keygen { out, force } => keygen(&out, force)?,
+        Command::Record {
+            out,
+            server_pub,
+            device_id,
+            seconds,
+            fps,
+            segment_seconds,
+            size,
+        } => {
+            let (width, height) = size
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                .with_context(|| format!("--size {size:?} is not WIDTHxHEIGHT"))?;
+            record::record(&record::RecordSettings {
+                out,
+                server_pub,
+                device_id,
+                seconds,
+                fps,
+                segment_seconds,
+                width,
+                height,
+            })?
+        }
         Command::Vault(Vault::Inspect { file }) => inspect(&file)?,
         Command::Vault(Vault::Verify { keys, file }) => {
             let (ring, device_pub, device) = load_verify_keys(&keys, &file)?;
-            let who = DeviceIdentity { id: &device, key: &device_pub };
+            let who = DeviceIdentity {
+                id: &device,
+                key: &device_pub,
+            };
             serde_json::to_value(verify_recording(&file, &ring, who)?)?
         }
-        Command::Vault(Vault::Splice { device_key, contact, agent, start, end, out, segments }) => {
+        Command::Vault(Vault::Splice {
+            device_key,
+            contact,
+            agent,
+            start,
+            end,
+            out,
+            segments,
+        }) => {
             let key = PrivateKey::load(&device_key)?;
             let requested = TimeRange::new(parse_time(&start)?, parse_time(&end)?);
-            let req = SpliceRequest { contact_id: contact, agent, requested, segments };
+            let req = SpliceRequest {
+                contact_id: contact,
+                agent,
+                requested,
+                segments,
+            };
+            create_parent(&out)?;
             let done = splice(&req, &key, &out)?;
             json!({ "recording": out, "bytes": done.bytes, "chunks": done.chunks, "manifest": done.manifest })
         }
         Command::Vault(Vault::Export { keys, file, out }) => {
             let (ring, device_pub, device) = load_verify_keys(&keys, &file)?;
-            let who = DeviceIdentity { id: &device, key: &device_pub };
+            let who = DeviceIdentity {
+                id: &device,
+                key: &device_pub,
+            };
+            create_parent(&out)?;
             let done = export_mp4(&file, &ring, who, &out)?;
             json!({ "mp4": out, "export": done })
         }
@@ -147,16 +222,25 @@ fn keygen(out: &Path, force: bool) -> Result<serde_json::Value> {
     let (private, public) = (out.with_extension("key"), out.with_extension("pub"));
     for p in [&private, &public] {
         if p.exists() && !force {
-            bail!("{} exists; pass --force to replace it (old recordings need the old key)", p.display());
+            bail!(
+                "{} exists; pass --force to replace it (old recordings need the old key)",
+                p.display()
+            );
         }
     }
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+    create_parent(out)?;
     let key = PrivateKey::generate()?;
     key.save(&private)?;
     key.public().save(&public)?;
     Ok(json!({ "private": private, "public": public, "key_id": key.id() }))
+}
+
+/// Creates the directory a file is to be written in.
+fn create_parent(file: &Path) -> Result<()> {
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 fn inspect(file: &Path) -> Result<serde_json::Value> {
@@ -171,7 +255,9 @@ fn inspect(file: &Path) -> Result<serde_json::Value> {
         _ => bail!("{} is not a Deskrec segment or recording", file.display()),
     };
     Ok(match kind {
-        Kind::Segment => json!({ "kind": "segment", "segment": scan_segment(file, ScanDepth::Full)? }),
+        Kind::Segment => {
+            json!({ "kind": "segment", "segment": scan_segment(file, ScanDepth::Full)? })
+        }
         Kind::Recording => {
             let scan = scan_recording(file)?;
             json!({ "kind": "recording", "manifest": scan.manifest.manifest, "parts": scan.parts })

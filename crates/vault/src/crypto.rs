@@ -59,7 +59,8 @@ impl SegmentKeys {
     pub fn encrypt(&self, plaintext: &[u8]) -> ([u8; 16], Vec<u8>) {
         let mut iv = [0u8; 16];
         fill_random(&mut iv);
-        let ct = Aes256CbcEnc::new(&self.aes.into(), &iv.into()).encrypt_padded_vec::<Pkcs7>(plaintext);
+        let ct =
+            Aes256CbcEnc::new(&self.aes.into(), &iv.into()).encrypt_padded_vec::<Pkcs7>(plaintext);
         (iv, ct)
     }
 
@@ -76,16 +77,22 @@ impl SegmentKeys {
     /// stops a chunk from being moved into another segment; the body holds
     /// the sequence number, time range, IV and ciphertext.
     pub fn mac(&self, tag: Tag, header_digest: &Digest, body: &[u8]) -> [u8; 32] {
-        self.mac_state(tag, header_digest, body).finalize().into_bytes().into()
+        self.mac_state(tag, header_digest, body)
+            .finalize()
+            .into_bytes()
+            .into()
     }
 
     /// Checks a MAC in constant time.
     pub fn verify_mac(&self, tag: Tag, header_digest: &Digest, body: &[u8], mac: &[u8]) -> bool {
-        self.mac_state(tag, header_digest, body).verify_slice(mac).is_ok()
+        self.mac_state(tag, header_digest, body)
+            .verify_slice(mac)
+            .is_ok()
     }
 
     fn mac_state(&self, tag: Tag, header_digest: &Digest, body: &[u8]) -> HmacSha256 {
-        let mut m = <HmacSha256 as KeyInit>::new_from_slice(&self.mac).expect("HMAC takes any key length");
+        let mut m =
+            <HmacSha256 as KeyInit>::new_from_slice(&self.mac).expect("HMAC takes any key length");
         m.update(tag.bytes());
         m.update(header_digest);
         m.update(body);

@@ -79,13 +79,17 @@ pub enum VaultError {
     #[error("recording does not match its manifest: {0}")]
     ManifestMismatch(String),
     /// The manifest signature does not verify with the device's key.
-    #[error("manifest signature does not verify with the key of device {device}: signed by another device, or altered")]
+    #[error(
+        "manifest signature does not verify with the key of device {device}: signed by another device, or altered"
+    )]
     BadSignature {
         /// The device the recording claims to come from.
         device: String,
     },
     /// No private key with this id is available to open the segment.
-    #[error("no private key with id {0} is loaded: the segment was encrypted for another server key (load the old key after rotation)")]
+    #[error(
+        "no private key with id {0} is loaded: the segment was encrypted for another server key (load the old key after rotation)"
+    )]
     UnknownKey(KeyId),
     /// The segment key could not be unwrapped with the private key.
     #[error("the segment key does not unwrap with key {0}: wrong key or damaged header")]
@@ -119,9 +123,9 @@ impl VaultError {
     /// The place in the file the error points at, when it points at one.
     pub fn location(&self) -> Option<&Location> {
         match self {
-            VaultError::Truncated(l) | VaultError::DigestMismatch(l) | VaultError::MacMismatch(l) => {
-                Some(l)
-            }
+            VaultError::Truncated(l)
+            | VaultError::DigestMismatch(l)
+            | VaultError::MacMismatch(l) => Some(l),
             VaultError::Malformed { at, .. } | VaultError::Discontinuity { at, .. } => Some(at),
             _ => None,
         }

@@ -116,7 +116,9 @@ impl<'f> Mp4Writer<'f> {
         Ftyp {
             major_brand: FourCC::new(b"isom"),
             minor_version: 512,
-            compatible_brands: [b"isom", b"iso2", b"avc1", b"mp41"].map(FourCC::new).to_vec(),
+            compatible_brands: [b"isom", b"iso2", b"avc1", b"mp41"]
+                .map(FourCC::new)
+                .to_vec(),
         }
         .encode(&mut head)
         .map_err(mp4_error)?;
@@ -149,14 +151,17 @@ impl<'f> Mp4Writer<'f> {
             return Ok(());
         }
         if self.samples.is_empty() && !frame.keyframe {
-            return Err(VaultError::Export("the recording does not start with a keyframe".into()));
+            return Err(VaultError::Export(
+                "the recording does not start with a keyframe".into(),
+            ));
         }
         let duration = if range.end <= trim.start {
             self.preroll += 1;
             1
         } else {
             let shown: Micros = range.end.min(trim.end) - range.start.max(trim.start);
-            u32::try_from(shown).map_err(|_| VaultError::Export(format!("frame at {} lasts too long", frame.pts)))?
+            u32::try_from(shown)
+                .map_err(|_| VaultError::Export(format!("frame at {} lasts too long", frame.pts)))?
         };
         self.push(frame, duration)
     }
@@ -170,7 +175,8 @@ impl<'f> Mp4Writer<'f> {
                 NAL_PPS => pps = Some(nal),
                 NAL_AUD => {}
                 _ => {
-                    self.nal_buf.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+                    self.nal_buf
+                        .extend_from_slice(&(nal.len() as u32).to_be_bytes());
                     self.nal_buf.extend_from_slice(nal);
                 }
             }
@@ -188,10 +194,15 @@ impl<'f> Mp4Writer<'f> {
             }
         }
         if self.avcc.is_none() {
-            return Err(VaultError::Export("the first keyframe carries no SPS/PPS".into()));
+            return Err(VaultError::Export(
+                "the first keyframe carries no SPS/PPS".into(),
+            ));
         }
         if self.nal_buf.is_empty() {
-            return Err(VaultError::Export(format!("frame at {} holds no picture", frame.pts)));
+            return Err(VaultError::Export(format!(
+                "frame at {} holds no picture",
+                frame.pts
+            )));
         }
         self.out.write_all(&self.nal_buf)?;
         self.written += self.nal_buf.len() as u64;
@@ -206,7 +217,9 @@ impl<'f> Mp4Writer<'f> {
     /// Patches the mdat size, writes moov, returns the file size.
     fn finish(mut self, trim: TimeRange) -> Result<u64> {
         let Some(avcc) = self.avcc.take() else {
-            return Err(VaultError::Export("no frame falls inside the trim range".into()));
+            return Err(VaultError::Export(
+                "no frame falls inside the trim range".into(),
+            ));
         };
         let moov = self.moov(avcc, trim);
         let mut buf = Vec::new();

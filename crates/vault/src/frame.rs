@@ -36,7 +36,11 @@ pub fn encode_frames(frames: &[Frame]) -> Vec<u8> {
     let mut p = Put(Vec::with_capacity(size));
     for f in frames {
         let len = u32::try_from(f.data.len()).expect("frame over 4 GiB");
-        p.i64(f.pts).u32(f.duration).u8(f.keyframe as u8).u32(len).bytes(&f.data);
+        p.i64(f.pts)
+            .u32(f.duration)
+            .u8(f.keyframe as u8)
+            .u32(len)
+            .bytes(&f.data);
     }
     p.0
 }
@@ -50,7 +54,10 @@ pub fn decode_frames(mut plain: &[u8]) -> Result<Vec<Frame>, String> {
         let duration = g.u32()?;
         let flags = g.u8()?;
         if flags & !1 != 0 {
-            return Err(format!("frame {} has unknown flags {flags:#x}", frames.len()));
+            return Err(format!(
+                "frame {} has unknown flags {flags:#x}",
+                frames.len()
+            ));
         }
         let len = g.u32()? as usize;
         let data = g.take(len)?.to_vec();

@@ -74,7 +74,10 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn sync_dir(path: &Path) -> Result<()> {
     #[cfg(unix)]
     {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(VaultError::io(dir))?;

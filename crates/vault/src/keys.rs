@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
@@ -60,7 +62,9 @@ impl Serialize for KeyId {
 
 impl<'de> Deserialize<'de> for KeyId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -126,8 +130,9 @@ impl std::fmt::Debug for PrivateKey {
 impl PrivateKey {
     /// Generates a new RSA-2048 key from the operating system's RNG.
     pub fn generate() -> Result<Self> {
-        let inner = rsa::PrivateKey::new(&mut rsa::rand_core::UnwrapErr(getrandom::SysRng), KEY_BITS)
-            .map_err(|e| VaultError::Invalid(format!("RSA key generation failed: {e}")))?;
+        let inner =
+            rsa::PrivateKey::new(&mut rsa::rand_core::UnwrapErr(getrandom::SysRng), KEY_BITS)
+                .map_err(|e| VaultError::Invalid(format!("RSA key generation failed: {e}")))?;
         Ok(Self::from_inner(inner))
     }
 
@@ -159,7 +164,8 @@ impl PrivateKey {
 
     /// Reads a private key file.
     pub fn load(path: &Path) -> Result<Self> {
-        let pem = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(VaultError::io(path))?);
+        let pem =
+            zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(VaultError::io(path))?);
         Self::from_pem(&pem).map_err(|e| rename_key_error(e, path))
     }
 

@@ -78,10 +78,12 @@ pub fn scan_segment_from(mut r: impl Read + Seek, depth: ScanDepth) -> Result<Se
     let head = reader
         .next_record()
         .map_err(|(off, f)| f.into_error(off, "segment header".into()))?
-        .ok_or_else(|| VaultError::Truncated(Location {
-            offset: record::PREAMBLE_LEN,
-            record: "segment header".into(),
-        }))?;
+        .ok_or_else(|| {
+            VaultError::Truncated(Location {
+                offset: record::PREAMBLE_LEN,
+                record: "segment header".into(),
+            })
+        })?;
     let header = parse_header(&head)?;
     let mut scan = SegmentScan {
         header,
@@ -150,11 +152,12 @@ impl SegmentScan {
         match rec.tag {
             Tag::Chunk => {
                 let head = ChunkHead::decode(&rec.body).map_err(malformed)?;
-                check_next_chunk(self.chunks.last(), &head, self.header.started_at)
-                    .map_err(|reason| VaultError::Discontinuity {
+                check_next_chunk(self.chunks.last(), &head, self.header.started_at).map_err(
+                    |reason| VaultError::Discontinuity {
                         at: at.clone(),
                         reason,
-                    })?;
+                    },
+                )?;
                 self.chunks.push(ChunkInfo {
                     head,
                     digest: rec.digest,
@@ -175,7 +178,11 @@ impl SegmentScan {
                 }
                 self.end = Some(end);
             }
-            other => return Err(malformed(format!("unexpected {other:?} record in a segment"))),
+            other => {
+                return Err(malformed(format!(
+                    "unexpected {other:?} record in a segment"
+                )));
+            }
         }
         Ok(())
     }
@@ -194,7 +201,10 @@ pub(crate) fn check_next_chunk(
         None => (0, segment_start),
     };
     if head.seq != want_seq {
-        return Err(format!("sequence number {} where {want_seq} was expected", head.seq));
+        return Err(format!(
+            "sequence number {} where {want_seq} was expected",
+            head.seq
+        ));
     }
     if head.range.start < min_start {
         return Err(format!(

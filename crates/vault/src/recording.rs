@@ -77,7 +77,9 @@ pub fn scan_recording_from(mut r: impl Read + Seek) -> Result<RecordingScan> {
                 chunks: Vec::new(),
             }),
             Tag::Chunk => {
-                let part = parts.last_mut().ok_or_else(|| malformed(&rec, &name, "chunk before any segment header"))?;
+                let part = parts
+                    .last_mut()
+                    .ok_or_else(|| malformed(&rec, &name, "chunk before any segment header"))?;
                 let head = ChunkHead::decode(&rec.body).map_err(|e| malformed(&rec, &name, &e))?;
                 check_chunk_in_part(part, &head).map_err(|reason| VaultError::Discontinuity {
                     at: Location {
@@ -109,7 +111,13 @@ pub fn scan_recording_from(mut r: impl Read + Seek) -> Result<RecordingScan> {
                 scan.check_against_manifest()?;
                 return Ok(scan);
             }
-            Tag::End => return Err(malformed(&rec, &name, "segment end record inside a recording")),
+            Tag::End => {
+                return Err(malformed(
+                    &rec,
+                    &name,
+                    "segment end record inside a recording",
+                ));
+            }
         }
     }
 }
@@ -117,7 +125,9 @@ pub fn scan_recording_from(mut r: impl Read + Seek) -> Result<RecordingScan> {
 impl RecordingScan {
     /// Every chunk, in order, with the part it belongs to.
     pub fn chunks(&self) -> impl Iterator<Item = (&RecordingPart, &ChunkInfo)> {
-        self.parts.iter().flat_map(|p| p.chunks.iter().map(move |c| (p, c)))
+        self.parts
+            .iter()
+            .flat_map(|p| p.chunks.iter().map(move |c| (p, c)))
     }
 
     /// The recording must hold exactly what its manifest lists, in order:
@@ -138,7 +148,9 @@ impl RecordingScan {
             if part.header_digest != listed.header_digest
                 || part.header.segment_id.to_string() != listed.segment_id
             {
-                return mismatch(format!("segment header {i} is not the one the manifest lists"));
+                return mismatch(format!(
+                    "segment header {i} is not the one the manifest lists"
+                ));
             }
             if part.header.device_id != m.device_id {
                 return mismatch(format!(
@@ -147,7 +159,10 @@ impl RecordingScan {
                 ));
             }
             if part.chunks.first().map(|c| c.head.seq) != Some(listed.first_seq) {
-                return mismatch(format!("segment {i} does not start at chunk {}", listed.first_seq));
+                return mismatch(format!(
+                    "segment {i} does not start at chunk {}",
+                    listed.first_seq
+                ));
             }
             if part.chunks.len() != listed.chunks.len() {
                 return mismatch(format!(
@@ -174,8 +189,15 @@ impl RecordingScan {
             .zip(chunks.last())
             .map(|(a, b)| crate::TimeRange::new(a.head.range.start, b.head.range.end));
         match covered {
-            Some(c) if c.start <= m.trim.start && m.trim.end <= c.end && m.trim.start < m.trim.end => Ok(()),
-            _ => mismatch(format!("trim range {} is not inside the recorded chunks", m.trim)),
+            Some(c)
+                if c.start <= m.trim.start && m.trim.end <= c.end && m.trim.start < m.trim.end =>
+            {
+                Ok(())
+            }
+            _ => mismatch(format!(
+                "trim range {} is not inside the recorded chunks",
+                m.trim
+            )),
         }
     }
 }

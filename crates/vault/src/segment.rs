@@ -97,7 +97,10 @@ impl SegmentHeader {
             frame_rate_mhz: {
                 let codec = g.array::<4>()?;
                 if &codec != CODEC {
-                    return Err(format!("unsupported codec {:?}", String::from_utf8_lossy(&codec)));
+                    return Err(format!(
+                        "unsupported codec {:?}",
+                        String::from_utf8_lossy(&codec)
+                    ));
                 }
                 g.u32()?
             },
@@ -175,7 +178,12 @@ pub struct ChunkRecord {
 
 impl ChunkRecord {
     /// Encrypts and MACs `plaintext` into a chunk record.
-    pub fn seal(head: ChunkHead, plaintext: &[u8], keys: &SegmentKeys, header_digest: &Digest) -> Self {
+    pub fn seal(
+        head: ChunkHead,
+        plaintext: &[u8],
+        keys: &SegmentKeys,
+        header_digest: &Digest,
+    ) -> Self {
         let (iv, ciphertext) = keys.encrypt(plaintext);
         let mut rec = ChunkRecord {
             head,
@@ -196,7 +204,9 @@ impl ChunkRecord {
 
     /// The body without the MAC: what the MAC covers.
     fn authenticated(&self) -> Vec<u8> {
-        let mut p = Put(Vec::with_capacity(CHUNK_HEAD_LEN + 20 + self.ciphertext.len() + 32));
+        let mut p = Put(Vec::with_capacity(
+            CHUNK_HEAD_LEN + 20 + self.ciphertext.len() + 32,
+        ));
         self.head.put(&mut p);
         let len = u32::try_from(self.ciphertext.len()).expect("chunk over 4 GiB");
         p.bytes(&self.iv).u32(len).bytes(&self.ciphertext);
@@ -212,8 +222,10 @@ impl ChunkRecord {
         let ciphertext = g.take(len)?.to_vec();
         let mac = g.array()?;
         g.end()?;
-        if len == 0 || len % 16 != 0 {
-            return Err(format!("ciphertext length {len} is not a positive multiple of 16"));
+        if len == 0 || !len.is_multiple_of(16) {
+            return Err(format!(
+                "ciphertext length {len} is not a positive multiple of 16"
+            ));
         }
         Ok(ChunkRecord {
             head,

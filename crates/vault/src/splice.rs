@@ -43,7 +43,9 @@ pub struct SplicePlan {
 /// overlap in time.
 pub fn plan(scans: &[SegmentScan], requested: TimeRange) -> Result<SplicePlan> {
     if requested.start >= requested.end {
-        return Err(VaultError::Invalid(format!("empty requested range {requested}")));
+        return Err(VaultError::Invalid(format!(
+            "empty requested range {requested}"
+        )));
     }
     let mut order: Vec<usize> = (0..scans.len()).collect();
     order.sort_by_key(|&i| scans[i].header.started_at);
@@ -113,7 +115,11 @@ pub fn splice(req: &SpliceRequest, device_key: &PrivateKey, out: &Path) -> Resul
         .collect::<Result<Vec<_>>>()?;
     let plan = plan(&scans, req.requested)?;
     let device_id = scans[plan.parts[0].0].header.device_id.clone();
-    if let Some((s, _)) = plan.parts.iter().find(|(s, _)| scans[*s].header.device_id != device_id) {
+    if let Some((s, _)) = plan
+        .parts
+        .iter()
+        .find(|(s, _)| scans[*s].header.device_id != device_id)
+    {
         return Err(VaultError::Invalid(format!(
             "segment {} comes from device {:?}, not {device_id:?}",
             req.segments[*s].display(),
@@ -123,7 +129,8 @@ pub fn splice(req: &SpliceRequest, device_key: &PrivateKey, out: &Path) -> Resul
 
     let mut file = AtomicFile::create(out, 0o640)?;
     let mut w = BufWriter::with_capacity(1 << 20, file.file());
-    w.write_all(&record::preamble(FileKind::Recording)).map_err(VaultError::io(out))?;
+    w.write_all(&record::preamble(FileKind::Recording))
+        .map_err(VaultError::io(out))?;
     let mut bytes = record::PREAMBLE_LEN;
     let mut segments = Vec::new();
     let mut buf = Vec::new();
@@ -137,13 +144,21 @@ pub fn splice(req: &SpliceRequest, device_key: &PrivateKey, out: &Path) -> Resul
                 e
             })
         };
-        copy(record::PREAMBLE_LEN, scan.header_len, "segment header".into())?;
+        copy(
+            record::PREAMBLE_LEN,
+            scan.header_len,
+            "segment header".into(),
+        )?;
         let mut chunks = Vec::new();
         for c in range.clone() {
             let info = &scan.chunks[c];
             chunks.push(copy(info.offset, info.len, format!("chunk {c}"))?);
         }
-        bytes += scan.header_len + scan.chunks[range.clone()].iter().map(|c| c.len).sum::<u64>();
+        bytes += scan.header_len
+            + scan.chunks[range.clone()]
+                .iter()
+                .map(|c| c.len)
+                .sum::<u64>();
         segments.push(ManifestSegment {
             segment_id: scan.header.segment_id.to_string(),
             header_digest: scan.header_digest,
@@ -169,7 +184,12 @@ pub fn splice(req: &SpliceRequest, device_key: &PrivateKey, out: &Path) -> Resul
     drop(w);
     file.commit()?;
     Ok(SpliceOutcome {
-        chunks: signed.manifest.segments.iter().map(|s| s.chunks.len()).sum(),
+        chunks: signed
+            .manifest
+            .segments
+            .iter()
+            .map(|s| s.chunks.len())
+            .sum(),
         manifest: signed.manifest,
         bytes: bytes + mani.len() as u64,
     })

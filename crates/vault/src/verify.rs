@@ -76,7 +76,10 @@ impl<'k> RecordingReader<'k> {
         &self,
         mut sink: impl FnMut(&SegmentHeader, Frame) -> Result<()>,
     ) -> Result<Verified> {
-        let mut src = BufReader::with_capacity(1 << 16, File::open(&self.path).map_err(VaultError::io(&self.path))?);
+        let mut src = BufReader::with_capacity(
+            1 << 16,
+            File::open(&self.path).map_err(VaultError::io(&self.path))?,
+        );
         let mut out = Verified {
             manifest: self.manifest().clone(),
             chunks: 0,
@@ -111,7 +114,11 @@ impl<'k> RecordingReader<'k> {
 }
 
 /// Verifies a recording completely without keeping its frames.
-pub fn verify_recording(path: &Path, keyring: &Keyring, device: DeviceIdentity<'_>) -> Result<Verified> {
+pub fn verify_recording(
+    path: &Path,
+    keyring: &Keyring,
+    device: DeviceIdentity<'_>,
+) -> Result<Verified> {
     RecordingReader::open(path, keyring, device)?.for_each_frame(|_, _| Ok(()))
 }
 
@@ -147,12 +154,18 @@ fn read_chunk(
 fn check_frames(frames: &[Frame], record: &ChunkRecord) -> Result<(), String> {
     let head = &record.head;
     if frames.len() != head.frame_count as usize {
-        return Err(format!("holds {} frames, its head says {}", frames.len(), head.frame_count));
+        return Err(format!(
+            "holds {} frames, its head says {}",
+            frames.len(),
+            head.frame_count
+        ));
     }
     let mut t = head.range.start;
     for (i, f) in frames.iter().enumerate() {
         if f.keyframe != (i == 0 && head.keyframe) {
-            return Err(format!("frame {i}'s keyframe flag disagrees with the chunk's"));
+            return Err(format!(
+                "frame {i}'s keyframe flag disagrees with the chunk's"
+            ));
         }
         if (i == 0 && f.pts != t) || f.pts < t {
             return Err(format!("frame {i} at {} is out of order", f.pts));
@@ -160,7 +173,10 @@ fn check_frames(frames: &[Frame], record: &ChunkRecord) -> Result<(), String> {
         t = f.range().end;
     }
     if t != head.range.end {
-        return Err(format!("frames end at {t}, the chunk's head says {}", head.range.end));
+        return Err(format!(
+            "frames end at {t}, the chunk's head says {}",
+            head.range.end
+        ));
     }
     Ok(())
 }

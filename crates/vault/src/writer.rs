@@ -152,7 +152,10 @@ impl SegmentWriter {
             return invalid("a segment's first chunk must start with a keyframe".into());
         }
         if let Some(i) = frames.iter().skip(1).position(|f| f.keyframe) {
-            return invalid(format!("frame {} is a keyframe but not the chunk's first frame", i + 1));
+            return invalid(format!(
+                "frame {} is a keyframe but not the chunk's first frame",
+                i + 1
+            ));
         }
         let mut prev_end = self.last_end.unwrap_or(self.header.started_at);
         for (i, f) in frames.iter().enumerate() {

@@ -7,7 +7,9 @@ use deskrec_vault::*;
 
 /// The index of the chunk record that holds byte `at`, if any.
 fn chunk_at(scan: &SegmentScan, at: u64) -> Option<usize> {
-    scan.chunks.iter().position(|c| c.offset <= at && at < c.offset + c.len)
+    scan.chunks
+        .iter()
+        .position(|c| c.offset <= at && at < c.offset + c.len)
 }
 
 #[test]
@@ -25,7 +27,10 @@ fn every_flipped_bit_in_a_segment_is_detected_and_located() {
             let at = byte as u64;
             if at < header_end {
                 // Preamble or header: the file is refused as a whole.
-                assert!(result.is_err(), "flip at {byte}.{bit} in the header went unnoticed");
+                assert!(
+                    result.is_err(),
+                    "flip at {byte}.{bit} in the header went unnoticed"
+                );
                 continue;
             }
             let scan = result.unwrap();
@@ -36,10 +41,21 @@ fn every_flipped_bit_in_a_segment_is_detected_and_located() {
             let loc = damage.location().expect("damage names a place");
             match chunk_at(&intact, at) {
                 Some(i) => {
-                    assert_eq!(loc.record, format!("chunk {i}"), "flip at {byte}.{bit}: {damage}");
-                    assert_eq!(scan.chunks, intact.chunks[..i], "chunks before the damage are kept");
+                    assert_eq!(
+                        loc.record,
+                        format!("chunk {i}"),
+                        "flip at {byte}.{bit}: {damage}"
+                    );
+                    assert_eq!(
+                        scan.chunks,
+                        intact.chunks[..i],
+                        "chunks before the damage are kept"
+                    );
                 }
-                None => assert!(scan.end.is_none(), "flip in the end record at {byte}.{bit}: {damage}"),
+                None => assert!(
+                    scan.end.is_none(),
+                    "flip in the end record at {byte}.{bit}: {damage}"
+                ),
             }
         }
     }
@@ -64,17 +80,32 @@ fn a_segment_cut_anywhere_in_its_last_chunk_keeps_every_earlier_chunk() {
     let bytes = std::fs::read(&path).unwrap();
     let last = infos.last().unwrap();
     for cut in last.offset..last.offset + last.len {
-        let scan = scan_segment_from(std::io::Cursor::new(&bytes[..cut as usize]), ScanDepth::Full).unwrap();
+        let scan = scan_segment_from(
+            std::io::Cursor::new(&bytes[..cut as usize]),
+            ScanDepth::Full,
+        )
+        .unwrap();
         assert_eq!(scan.chunks, infos[..infos.len() - 1], "cut at {cut}");
         assert_eq!(scan.intact_len, last.offset);
         if cut > last.offset {
-            assert!(matches!(scan.damage, Some(VaultError::Truncated(_))), "cut at {cut}: {:?}", scan.damage);
+            assert!(
+                matches!(scan.damage, Some(VaultError::Truncated(_))),
+                "cut at {cut}: {:?}",
+                scan.damage
+            );
         } else {
-            assert!(scan.damage.is_none(), "a cut on a record boundary is a clean end");
+            assert!(
+                scan.damage.is_none(),
+                "a cut on a record boundary is a clean end"
+            );
         }
         assert!(scan.end.is_none());
         // The structure-only scan used for splicing agrees.
-        let quick = scan_segment_from(std::io::Cursor::new(&bytes[..cut as usize]), ScanDepth::Structure).unwrap();
+        let quick = scan_segment_from(
+            std::io::Cursor::new(&bytes[..cut as usize]),
+            ScanDepth::Structure,
+        )
+        .unwrap();
         assert_eq!(quick.chunks, scan.chunks, "cut at {cut}");
     }
 }
@@ -84,7 +115,12 @@ fn recording(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
     let (a, _) = small_segment(dir, "a.seg", T0, 12);
     let (b, _) = small_segment(dir, "b.seg", T0 + 12_000_000, 12);
     let out = dir.join("rec.dskr");
-    splice(&request(vec![a, b], T0 + 1_000_000, T0 + 20_000_000), &keys().device, &out).unwrap();
+    splice(
+        &request(vec![a, b], T0 + 1_000_000, T0 + 20_000_000),
+        &keys().device,
+        &out,
+    )
+    .unwrap();
     let bytes = std::fs::read(&out).unwrap();
     (out, bytes)
 }
@@ -105,9 +141,15 @@ fn every_flipped_byte_in_a_recording_is_rejected_and_located() {
     for byte in 0..clean.len() {
         let mut bad = clean.clone();
         bad[byte] ^= 1 << (byte % 8);
-        let err = verify_bytes(dir.path(), &bad).expect_err(&format!("flip at {byte} went unnoticed"));
-        if let Some(i) = chunks.iter().position(|c| c.offset <= byte as u64 && (byte as u64) < c.offset + c.len) {
-            let loc = err.location().unwrap_or_else(|| panic!("flip at {byte}: {err} names no place"));
+        let err =
+            verify_bytes(dir.path(), &bad).expect_err(&format!("flip at {byte} went unnoticed"));
+        if let Some(i) = chunks
+            .iter()
+            .position(|c| c.offset <= byte as u64 && (byte as u64) < c.offset + c.len)
+        {
+            let loc = err
+                .location()
+                .unwrap_or_else(|| panic!("flip at {byte}: {err} names no place"));
             assert_eq!(loc.record, format!("chunk {i}"), "flip at {byte}: {err}");
         }
     }
@@ -122,11 +164,16 @@ fn tampering_with_recomputed_digests_is_caught_by_the_mac() {
     let (seg, _) = small_segment(dir.path(), "a.seg", T0, 12);
     let recs = records(&std::fs::read(&seg).unwrap());
     let out = dir.path().join("rec.dskr");
-    let tamper = |edit: &dyn Fn(&mut Vec<([u8; 4], Vec<u8>)>)| {
+    let tamper = |edit: &dyn Fn(&mut Vec<Rec>)| {
         let mut r = recs.clone();
         edit(&mut r);
         std::fs::write(&seg, assemble(FileKind::Segment, &r)).unwrap();
-        splice(&request(vec![seg.clone()], T0, T0 + 12_000_000), &keys().device, &out).unwrap();
+        splice(
+            &request(vec![seg.clone()], T0, T0 + 12_000_000),
+            &keys().device,
+            &out,
+        )
+        .unwrap();
         verify_recording(&out, &keyring(), device()).unwrap_err()
     };
     // A ciphertext bit in chunk 2 (records: header, chunk 0, chunk 1, chunk 2).
@@ -134,10 +181,16 @@ fn tampering_with_recomputed_digests_is_caught_by_the_mac() {
         let n = r[3].1.len();
         r[3].1[n - 40] ^= 1;
     });
-    assert!(matches!(&err, VaultError::MacMismatch(l) if l.record == "chunk 2"), "{err}");
+    assert!(
+        matches!(&err, VaultError::MacMismatch(l) if l.record == "chunk 2"),
+        "{err}"
+    );
     // A chunk's clear time range, shifted to hide a gap.
     let err = tamper(&|r| r[3].1[8 + 7] ^= 1);
-    assert!(matches!(&err, VaultError::MacMismatch(l) if l.record == "chunk 2"), "{err}");
+    assert!(
+        matches!(&err, VaultError::MacMismatch(l) if l.record == "chunk 2"),
+        "{err}"
+    );
     // The header's start time, moved a second earlier: it binds every
     // chunk, so chunk 0 fails first.
     let err = tamper(&|r| {
@@ -146,7 +199,10 @@ fn tampering_with_recomputed_digests_is_caught_by_the_mac() {
         let started = i64::from_be_bytes(field.try_into().unwrap()) - 1_000_000;
         field.copy_from_slice(&started.to_be_bytes());
     });
-    assert!(matches!(&err, VaultError::MacMismatch(l) if l.record == "chunk 0"), "{err}");
+    assert!(
+        matches!(&err, VaultError::MacMismatch(l) if l.record == "chunk 0"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -157,7 +213,7 @@ fn reordered_dropped_duplicated_or_moved_chunks_are_rejected() {
     let chunk_idx: Vec<usize> = (0..recs.len()).filter(|&i| &recs[i].0 == b"CHNK").collect();
     let head_idx: Vec<usize> = (0..recs.len()).filter(|&i| &recs[i].0 == b"HEAD").collect();
     assert_eq!(head_idx.len(), 2);
-    let cases: Vec<(&str, Vec<([u8; 4], Vec<u8>)>)> = vec![
+    let cases: Vec<(&str, Vec<Rec>)> = vec![
         ("swap two chunks", {
             let mut r = recs.clone();
             r.swap(chunk_idx[1], chunk_idx[2]);
@@ -225,13 +281,23 @@ fn a_recording_signed_by_another_device_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let (a, _) = small_segment(dir.path(), "a.seg", T0, 8);
     let out = dir.path().join("rec.dskr");
-    splice(&request(vec![a], T0, T0 + 4_000_000), &keys().other_device, &out).unwrap();
+    splice(
+        &request(vec![a], T0, T0 + 4_000_000),
+        &keys().other_device,
+        &out,
+    )
+    .unwrap();
     let err = verify_recording(&out, &keyring(), device()).unwrap_err();
     assert!(matches!(err, VaultError::BadSignature { .. }), "{err}");
     // And a genuine recording presented as another device's.
     let out2 = dir.path().join("rec2.dskr");
     let (b, _) = small_segment(dir.path(), "b.seg", T0 + 60_000_000, 8);
-    splice(&request(vec![b], T0 + 60_000_000, T0 + 64_000_000), &keys().device, &out2).unwrap();
+    splice(
+        &request(vec![b], T0 + 60_000_000, T0 + 64_000_000),
+        &keys().device,
+        &out2,
+    )
+    .unwrap();
     let impostor = DeviceIdentity {
         id: "pc-0099",
         key: keys().other_device.public(),
@@ -257,7 +323,8 @@ impl ManifestSurgery for SignedManifest {
     }
 }
 
-fn digest_of(rec: &([u8; 4], Vec<u8>)) -> Digest {
-    let full = deskrec_vault::internals::encode_record(deskrec_vault::internals::Tag::Chunk, &rec.1);
+fn digest_of(rec: &Rec) -> Digest {
+    let full =
+        deskrec_vault::internals::encode_record(deskrec_vault::internals::Tag::Chunk, &rec.1);
     full[full.len() - 32..].try_into().unwrap()
 }

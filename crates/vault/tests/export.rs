@@ -7,7 +7,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use deskrec_capture::{EncoderConfig, FrameSource, H264Encoder, SyntheticSource, read_frame_number};
+use deskrec_capture::{
+    EncoderConfig, FrameSource, H264Encoder, SyntheticSource, read_frame_number,
+};
 use deskrec_vault::*;
 
 const W: u32 = 640;
@@ -57,11 +59,22 @@ fn three_segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 fn ffprobe_duration(mp4: &std::path::Path) -> f64 {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(mp4)
         .output()
         .expect("ffprobe is installed (cargo xtask setup)");
-    assert!(out.status.success(), "ffprobe: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
@@ -70,10 +83,22 @@ fn decoded_numbers(mp4: &std::path::Path) -> Vec<u32> {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(mp4)
-        .args(["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .args([
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ])
         .output()
         .expect("ffmpeg is installed (cargo xtask setup)");
-    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let size = (W * H) as usize;
     out.stdout
         .chunks_exact(size)
@@ -94,7 +119,10 @@ fn a_mid_gop_range_across_three_segments_exports_to_the_exact_duration() {
 
     let mp4 = dir.path().join("contact.mp4");
     let exported = export_mp4(&rec, &keyring(), device(), &mp4).unwrap();
-    assert_eq!(exported.preroll, 5, "frames 20..24 decode but are not shown");
+    assert_eq!(
+        exported.preroll, 5,
+        "frames 20..24 decode but are not shown"
+    );
 
     let duration = ffprobe_duration(&mp4);
     let wanted = (end - start) as f64 / 1e6;

@@ -12,7 +12,10 @@ use proptest::prelude::*;
 /// whether each chunk starts with a keyframe, plus gaps between segments.
 fn layout() -> impl Strategy<Value = Vec<(i64, Vec<(usize, bool)>)>> {
     prop::collection::vec(
-        (0i64..30, prop::collection::vec((1usize..12, prop::bool::weighted(0.3)), 1..12)),
+        (
+            0i64..30,
+            prop::collection::vec((1usize..12, prop::bool::weighted(0.3)), 1..12),
+        ),
         1..4,
     )
 }
@@ -32,7 +35,11 @@ fn build(dir: &std::path::Path, layout: &[(i64, Vec<(usize, bool)>)]) -> Vec<std
             n += len;
             frames_by_chunk.push(frames);
         }
-        paths.push(write_segment(&dir.join(format!("{s}.seg")), &frames_by_chunk, keys().server.public()));
+        paths.push(write_segment(
+            &dir.join(format!("{s}.seg")),
+            &frames_by_chunk,
+            keys().server.public(),
+        ));
     }
     paths
 }

@@ -43,10 +43,12 @@ fn splice_and_verify_recover_every_frame() {
     let ring = keyring();
     let reader = RecordingReader::open(&out, &ring, device()).unwrap();
     let mut got = Vec::new();
-    let verified = reader.for_each_frame(|_, f| {
-        got.push(f);
-        Ok(())
-    }).unwrap();
+    let verified = reader
+        .for_each_frame(|_, f| {
+            got.push(f);
+            Ok(())
+        })
+        .unwrap();
     // From the keyframe at 4 s (frame 20) to the chunk holding 31.3 s in b.
     let all: Vec<Frame> = fa.into_iter().chain(fb).collect();
     let first = all.iter().position(|f| f.pts == T0 + 4_000_000).unwrap();
@@ -94,7 +96,10 @@ fn keys_survive_pem_and_files_are_private() {
     }
     let public = PublicKey::from_pem(&keys().server.public().to_pem()).unwrap();
     assert_eq!(public.id(), keys().server.id());
-    assert!(format!("{:?}", keys().server).len() < 60, "Debug must not print the key");
+    assert!(
+        format!("{:?}", keys().server).len() < 60,
+        "Debug must not print the key"
+    );
     let garbage = dir.path().join("bad.key");
     std::fs::write(&garbage, "not a key").unwrap();
     let err = PrivateKey::load(&garbage).unwrap_err();
@@ -109,7 +114,10 @@ fn a_recording_for_another_server_key_names_the_key() {
     splice(&request(vec![a], T0, T0 + 4_000_000), &keys().device, &out).unwrap();
     let wrong = Keyring::from(keys().other_server.clone());
     let err = verify_recording(&out, &wrong, device()).unwrap_err();
-    assert!(matches!(err, VaultError::UnknownKey(id) if id == keys().server.id()), "{err}");
+    assert!(
+        matches!(err, VaultError::UnknownKey(id) if id == keys().server.id()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -118,12 +126,31 @@ fn files_that_are_not_ours_are_refused_clearly() {
     let p = dir.path().join("x");
     std::fs::write(&p, b"GIF89a this is a picture, not a segment").unwrap();
     let err = scan_segment(&p, ScanDepth::Full).unwrap_err();
-    assert!(matches!(err, VaultError::NotOurs { expected: "segment" }), "{err}");
+    assert!(
+        matches!(
+            err,
+            VaultError::NotOurs {
+                expected: "segment"
+            }
+        ),
+        "{err}"
+    );
     let err = scan_recording(&p).unwrap_err();
-    assert!(matches!(err, VaultError::NotOurs { expected: "recording" }), "{err}");
+    assert!(
+        matches!(
+            err,
+            VaultError::NotOurs {
+                expected: "recording"
+            }
+        ),
+        "{err}"
+    );
     // A segment is not a recording.
     let (a, _) = small_segment(dir.path(), "a.seg", T0, 4);
-    assert!(matches!(scan_recording(&a).unwrap_err(), VaultError::NotOurs { .. }));
+    assert!(matches!(
+        scan_recording(&a).unwrap_err(),
+        VaultError::NotOurs { .. }
+    ));
 }
 
 #[test]
@@ -136,14 +163,20 @@ fn the_writer_refuses_frames_that_would_break_splicing() {
         height: 360,
         frame_rate: 5.0,
     };
-    let mut w = SegmentWriter::create(&dir.path().join("s"), &params, keys().server.public()).unwrap();
+    let mut w =
+        SegmentWriter::create(&dir.path().join("s"), &params, keys().server.public()).unwrap();
     let frames = fake_frames(T0, 1, 3, 20);
-    assert!(w.append_chunk(&frames).is_err(), "first chunk must start with a keyframe");
+    assert!(
+        w.append_chunk(&frames).is_err(),
+        "first chunk must start with a keyframe"
+    );
     let frames = fake_frames(T0, 19, 3, 20); // keyframe in the middle
     assert!(w.append_chunk(&frames).is_err());
     let frames = fake_frames(T0, 0, 3, 20);
     w.append_chunk(&frames).unwrap();
     assert!(w.append_chunk(&frames).is_err(), "overlapping times");
-    assert!(SegmentWriter::create(&dir.path().join("s"), &params, keys().server.public()).is_err(),
-        "an existing segment is never overwritten");
+    assert!(
+        SegmentWriter::create(&dir.path().join("s"), &params, keys().server.public()).is_err(),
+        "an existing segment is never overwritten"
+    );
 }

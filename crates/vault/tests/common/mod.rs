@@ -87,15 +87,27 @@ pub fn write_segment(path: &Path, chunks: &[Vec<Frame>], server: &PublicKey) -> 
 }
 
 /// A small segment: `seconds` of 5 fps, 2 s chunks, 4 s GOP.
-pub fn small_segment(dir: &Path, name: &str, start: Micros, seconds: usize) -> (PathBuf, Vec<Frame>) {
+pub fn small_segment(
+    dir: &Path,
+    name: &str,
+    start: Micros,
+    seconds: usize,
+) -> (PathBuf, Vec<Frame>) {
     let frames = fake_frames(start, 0, seconds * 5, 20);
-    let path = write_segment(&dir.join(name), &chunked(frames.clone(), 10), keys().server.public());
+    let path = write_segment(
+        &dir.join(name),
+        &chunked(frames.clone(), 10),
+        keys().server.public(),
+    );
     (path, frames)
 }
 
+/// A record as (tag, body).
+pub type Rec = ([u8; 4], Vec<u8>);
+
 /// A file's records as (tag, body), for tests that rebuild files the way an
 /// attacker would (with valid plain digests).
-pub fn records(bytes: &[u8]) -> Vec<([u8; 4], Vec<u8>)> {
+pub fn records(bytes: &[u8]) -> Vec<Rec> {
     let mut out = Vec::new();
     let mut at = PREAMBLE_LEN as usize;
     while at < bytes.len() {
@@ -108,7 +120,7 @@ pub fn records(bytes: &[u8]) -> Vec<([u8; 4], Vec<u8>)> {
 }
 
 /// Reassembles a file from records, computing fresh digests.
-pub fn assemble(kind: FileKind, recs: &[([u8; 4], Vec<u8>)]) -> Vec<u8> {
+pub fn assemble(kind: FileKind, recs: &[Rec]) -> Vec<u8> {
     let mut out = preamble(kind).to_vec();
     for (tag, body) in recs {
         let tag = [Tag::Header, Tag::Chunk, Tag::End, Tag::Manifest]
