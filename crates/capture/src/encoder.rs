@@ -1,0 +1,404 @@
+//! BGRA frames to H.264 (Annex-B) with OpenH264, tuned for screen recording.
+//!
+//! # What is set, and why
+//!
+//! | setting | value | why |
+//! | --- | --- | --- |
+//! | usage | screen content, real time | ~40 dB on desktops where camera mode gives unreadable text (~28 dB) |
+//! | rate control | quality mode, target = [`EncoderConfig::max_bitrate_bps`] | text stays readable; idle screens cost almost nothing |
+//! | frame skipping | off | every captured frame must come out: one call, one picture |
+//! | keyframes | every GOP and on demand (OpenH264's own intra period off) | segments and splices need a keyframe at least every GOP |
+//! | scene-change detection | on (OpenH264 forces it on for screen content) | a large change (another window, a new page) may become an IDR of its own; it is reported as a keyframe and restarts the GOP |
+//! | adaptive quantisation, background detection | off | not supported for screen content (OpenH264 turns them off and warns) |
+//! | threads | 1 | capture, encode and the agent share a small PC; a single slice gains nothing from more |
+//! | colour | BT.709 matrix, limited range, converted by `yuvutils-rs`, signalled in the SPS VUI | players show the colours we converted with |
+//! | log | OpenH264's messages go to `tracing` (target `openh264`), errors as `warn`, warnings as `info` | no stray stderr lines; the reason for an OpenH264 error code is in the log |
+//!
+//! OpenH264 0.9.9 (the Rust crate) exposes no separate peak bit rate: its
+//! target bit rate is also used as the layer's maximum, so
+//! `max_bitrate_bps` is passed as that target. In quality mode OpenH264 may
+//! overshoot it on IDRs and busy scenes (it says so in an `info` message:
+//! without frame skipping the bit rate cannot be held). The output is
+//! Constrained Baseline (the crate's default profile); every IDR carries SPS
+//! and PPS. Profile, level, QP range, complexity and slices keep the crate's
+//! defaults (single slice, QP 0-51, medium complexity).
+//!
+//! # Errors up front
+//!
+//! OpenH264 only checks its parameters when it sees the first picture, so
+//! [`H264Encoder::new`] validates the config and then encodes one black probe
+//! frame (discarded) to surface OpenH264's own errors there, not in the
+//! middle of a recording.
+
+use std::time::{Duration, Instant};
+
+use openh264::encoder::{
+    BitRate, Encoder, EncoderConfig as OpenH264Config, FrameRate, FrameType, IntraFramePeriod,
+    RateControlMode, SpsPpsStrategy, UsageType, VuiConfig,
+};
+use openh264::formats::YUVSlices;
+use openh264::{OpenH264API, Timestamp};
+use yuvutils_rs::{
+    YuvChromaSubsampling, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix,
+    bgra_to_yuv420,
+};
+
+use crate::annexb;
+use crate::{EncodeError, Frame};
+
+mod openh264_log;
+
+/// Frame rate range OpenH264 accepts (it clamps anything else silently).
+const FPS_RANGE: std::ops::RangeInclusive<f32> = 1.0..=60.0;
+/// Smallest width and height accepted.
+const MIN_SIDE: u32 = 16;
+/// OpenH264 supports up to level 5.2: 3840x2160 landscape or portrait.
+const MAX_LONG_SIDE: u32 = 3840;
+const MAX_SHORT_SIDE: u32 = 2160;
+/// Luma and chroma of black in limited range, for the probe frame.
+const BLACK_Y: u8 = 16;
+const NEUTRAL_CHROMA: u8 = 128;
+
+/// Settings of an [`H264Encoder`]. Build with [`EncoderConfig::new`] and
+/// change the public fields; [`H264Encoder::new`] validates them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncoderConfig {
+    /// Picture width in pixels; even, 16 to 3840.
+    pub width: u32,
+    /// Picture height in pixels; even, 16 to 2160 (3840 if portrait).
+    pub height: u32,
+    /// Capture frame rate in frames per second, 1 to 60 (default 5).
+    pub fps: f32,
+    /// Longest time between keyframes (default 10 s).
+    pub gop: Duration,
+    /// Bit rate OpenH264 aims for, in bits per second (default 1 Mbps).
+    pub max_bitrate_bps: u32,
+}
+
+impl EncoderConfig {
+    /// Default frame rate (policy default).
+    pub const DEFAULT_FPS: f32 = 5.0;
+    /// Default keyframe interval (policy default).
+    pub const DEFAULT_GOP: Duration = Duration::from_secs(10);
+    /// Default bit rate: readable 1080p text at ~0.6-6 MB a minute.
+    pub const DEFAULT_MAX_BITRATE_BPS: u32 = 1_000_000;
+
+    /// A config for `width` x `height` pictures with the defaults above.
+    #[must_use]
+    pub fn new(width: u32, height: u32) -> Self {
+        Self {
+            width,
+            height,
+            fps: Self::DEFAULT_FPS,
+            gop: Self::DEFAULT_GOP,
+            max_bitrate_bps: Self::DEFAULT_MAX_BITRATE_BPS,
+        }
+    }
+
+    /// Checks every field against what OpenH264 and the converter support.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::InvalidConfig`] naming the first bad field.
+    pub fn validate(&self) -> Result<(), EncodeError> {
+        self.validate_size()?;
+        let invalid = |msg: String| Err(EncodeError::InvalidConfig(msg));
+        if !FPS_RANGE.contains(&self.fps) {
+            return invalid(format!("fps {} is outside {FPS_RANGE:?}", self.fps));
+        }
+        if self.gop.is_zero() {
+            return invalid("gop must be longer than zero".to_owned());
+        }
+        if self.max_bitrate_bps == 0 || i32::try_from(self.max_bitrate_bps).is_err() {
+            return invalid(format!(
+                "max_bitrate_bps {} is outside 1..=2^31-1",
+                self.max_bitrate_bps
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_size(&self) -> Result<(), EncodeError> {
+        let (w, h) = (self.width, self.height);
+        let invalid = |why: &str| Err(EncodeError::InvalidConfig(format!("size {w}x{h}: {why}")));
+        if w % 2 != 0 || h % 2 != 0 {
+            return invalid("width and height must be even (4:2:0 chroma)");
+        }
+        if w.min(h) < MIN_SIDE {
+            return invalid("sides must be at least 16 px");
+        }
+        if w.max(h) > MAX_LONG_SIDE || w.min(h) > MAX_SHORT_SIDE {
+            return invalid("OpenH264 supports at most 3840x2160 or 2160x3840");
+        }
+        Ok(())
+    }
+
+    /// The GOP in frames at the configured frame rate, at least 1.
+    #[must_use]
+    pub fn gop_frames(&self) -> u32 {
+        // `as` saturates: a GOP of years simply never triggers by count.
+        (self.gop.as_secs_f64() * f64::from(self.fps))
+            .round()
+            .max(1.0) as u32
+    }
+
+    /// Half a frame interval: how early a time-based keyframe may come, so
+    /// capture jitter does not push it a whole frame late.
+    fn gop_time_slack(&self) -> Duration {
+        Duration::from_secs_f64(0.5 / f64::from(self.fps))
+    }
+
+    /// The OpenH264 parameters for this config (see the module docs).
+    fn to_openh264(&self) -> OpenH264Config {
+        OpenH264Config::new()
+            .usage_type(UsageType::ScreenContentRealTime)
+            .rate_control_mode(RateControlMode::Quality)
+            .bitrate(BitRate::from_bps(self.max_bitrate_bps))
+            .max_frame_rate(FrameRate::from_hz(self.fps))
+            .skip_frames(false)
+            .scene_change_detect(true)
+            .adaptive_quantization(false)
+            .background_detection(false)
+            .intra_frame_period(IntraFramePeriod::from_num_frames(0))
+            .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+            .num_threads(1)
+            .vui(VuiConfig::bt709())
+    }
+}
+
+/// One encoded picture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedFrame {
+    /// Annex-B bytes: NAL units behind start codes. A keyframe starts with
+    /// SPS and PPS, so decoding can begin at it.
+    pub data: Vec<u8>,
+    /// Whether this is an IDR picture (a place a stream can start).
+    pub keyframe: bool,
+}
+
+impl EncodedFrame {
+    /// The NAL units of [`data`](Self::data), without start codes.
+    pub fn nal_units(&self) -> impl Iterator<Item = &[u8]> {
+        annexb::nal_units(&self.data)
+    }
+}
+
+/// The last keyframe, to decide when the next one is due.
+#[derive(Debug, Clone, Copy)]
+struct LastKeyframe {
+    /// Index (count of frames encoded before it) of the keyframe.
+    index: u64,
+    /// Its capture time.
+    captured_at: Instant,
+}
+
+/// An H.264 encoder for one stream of same-sized BGRA frames.
+///
+/// Keyframes come on the first frame, when asked for, and when a GOP has
+/// passed since the last one: [`EncoderConfig::gop_frames`] frames, or
+/// [`EncoderConfig::gop`] of capture time (less half a frame interval),
+/// whichever comes first; the time rule keeps keyframes on schedule when
+/// unchanged frames are not encoded.
+pub struct H264Encoder {
+    /// The validated settings.
+    config: EncoderConfig,
+    /// [`EncoderConfig::gop_frames`], computed once.
+    gop_frames: u32,
+    /// OpenH264, already initialised for the configured size.
+    inner: Encoder,
+    /// I420 planes the frame is converted into, reused for every frame.
+    yuv: YuvPlanarImageMut<'static, u8>,
+    /// Frames encoded so far.
+    frames_encoded: u64,
+    /// Capture time of the first frame: stream time zero.
+    stream_start: Option<Instant>,
+    /// The most recent IDR; `None` before the first frame.
+    last_keyframe: Option<LastKeyframe>,
+}
+
+impl std::fmt::Debug for H264Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H264Encoder")
+            .field("config", &self.config)
+            .field("frames_encoded", &self.frames_encoded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl H264Encoder {
+    /// Creates and initialises an encoder for `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::InvalidConfig`] for an invalid config,
+    /// [`EncodeError::OpenH264`] when OpenH264 rejects it.
+    pub fn new(config: EncoderConfig) -> Result<Self, EncodeError> {
+        config.validate()?;
+        let mut inner = Encoder::with_api_config(OpenH264API::from_source(), config.to_openh264())
+            .map_err(|e| EncodeError::openh264("create", e))?;
+        openh264_log::route_to_tracing(&mut inner);
+        let yuv =
+            YuvPlanarImageMut::alloc(config.width, config.height, YuvChromaSubsampling::Yuv420);
+        let mut encoder = Self {
+            gop_frames: config.gop_frames(),
+            config,
+            inner,
+            yuv,
+            frames_encoded: 0,
+            stream_start: None,
+            last_keyframe: None,
+        };
+        encoder.probe()?;
+        // The crate silences OpenH264 when it initialises; turn warnings back on.
+        openh264_log::route_to_tracing(&mut encoder.inner);
+        tracing::debug!(config = ?encoder.config, gop_frames = encoder.gop_frames, "H.264 encoder ready");
+        Ok(encoder)
+    }
+
+    /// The settings this encoder was created with.
+    #[must_use]
+    pub fn config(&self) -> &EncoderConfig {
+        &self.config
+    }
+
+    /// Frames encoded so far (the probe frame not included).
+    #[must_use]
+    pub fn frames_encoded(&self) -> u64 {
+        self.frames_encoded
+    }
+
+    /// Encodes one frame; `force_keyframe` makes it an IDR whether or not
+    /// one is due.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::SizeMismatch`] when the frame's size is not the
+    /// configured one; [`EncodeError::OpenH264`], [`EncodeError::NoOutput`]
+    /// or [`EncodeError::KeyframeNotProduced`] when OpenH264 misbehaves. The
+    /// encoder stays usable after an error; a failed keyframe is retried on
+    /// the next frame.
+    pub fn encode(
+        &mut self,
+        frame: &Frame,
+        force_keyframe: bool,
+    ) -> Result<EncodedFrame, EncodeError> {
+        self.check_size(frame)?;
+        self.convert(frame)?;
+        let want_keyframe = force_keyframe || self.keyframe_due(frame.captured_at());
+        if want_keyframe {
+            self.inner.force_intra_frame();
+        }
+        let timestamp = self.timestamp(frame.captured_at());
+        let (data, frame_type) = self.encode_yuv(timestamp)?;
+        let keyframe = frame_type == FrameType::IDR;
+        if data.is_empty() || !matches!(frame_type, FrameType::IDR | FrameType::I | FrameType::P) {
+            return Err(EncodeError::NoOutput {
+                frame_type: format!("{frame_type:?}"),
+            });
+        }
+        if want_keyframe && !keyframe {
+            return Err(EncodeError::KeyframeNotProduced {
+                frame_type: format!("{frame_type:?}"),
+            });
+        }
+        self.record(frame.captured_at(), keyframe);
+        Ok(EncodedFrame { data, keyframe })
+    }
+
+    /// Initialises OpenH264 with a black frame and throws the result away;
+    /// the first real frame is then forced to be an IDR anyway.
+    fn probe(&mut self) -> Result<(), EncodeError> {
+        self.yuv.y_plane.borrow_mut().fill(BLACK_Y);
+        self.yuv.u_plane.borrow_mut().fill(NEUTRAL_CHROMA);
+        self.yuv.v_plane.borrow_mut().fill(NEUTRAL_CHROMA);
+        self.encode_yuv(Timestamp::ZERO)
+            .map_err(|e| match e {
+                EncodeError::OpenH264 { source, .. } => EncodeError::OpenH264 {
+                    context: "initialisation (probe frame)",
+                    source,
+                },
+                other => other,
+            })
+            .map(drop)
+    }
+
+    fn check_size(&self, frame: &Frame) -> Result<(), EncodeError> {
+        if frame.width() == self.config.width && frame.height() == self.config.height {
+            return Ok(());
+        }
+        Err(EncodeError::SizeMismatch {
+            frame_width: frame.width(),
+            frame_height: frame.height(),
+            width: self.config.width,
+            height: self.config.height,
+        })
+    }
+
+    /// BGRA to I420 (BT.709, limited range) into `self.yuv`.
+    fn convert(&mut self, frame: &Frame) -> Result<(), EncodeError> {
+        // `Frame::new` checked that the stride fits in 32 bits.
+        let stride =
+            u32::try_from(frame.stride()).map_err(|e| EncodeError::Convert(e.to_string()))?;
+        bgra_to_yuv420(
+            &mut self.yuv,
+            frame.pixels(),
+            stride,
+            YuvRange::Limited,
+            YuvStandardMatrix::Bt709,
+            YuvConversionMode::Balanced,
+        )
+        .map_err(|e| EncodeError::Convert(e.to_string()))
+    }
+
+    /// Whether the GOP since the last keyframe has run out at `captured_at`.
+    fn keyframe_due(&self, captured_at: Instant) -> bool {
+        let Some(last) = self.last_keyframe else {
+            return true;
+        };
+        let frames = self.frames_encoded - last.index;
+        let elapsed = captured_at.saturating_duration_since(last.captured_at);
+        frames >= u64::from(self.gop_frames)
+            || elapsed + self.config.gop_time_slack() >= self.config.gop
+    }
+
+    /// Milliseconds since the stream's first frame, for OpenH264's rate
+    /// control.
+    fn timestamp(&mut self, captured_at: Instant) -> Timestamp {
+        let start = *self.stream_start.get_or_insert(captured_at);
+        let millis = captured_at.saturating_duration_since(start).as_millis();
+        Timestamp::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
+    }
+
+    /// Runs OpenH264 on the current planes; returns Annex-B bytes and the
+    /// frame type.
+    fn encode_yuv(&mut self, timestamp: Timestamp) -> Result<(Vec<u8>, FrameType), EncodeError> {
+        let (width, height) = (self.config.width as usize, self.config.height as usize);
+        let planes = (
+            self.yuv.y_plane.borrow(),
+            self.yuv.u_plane.borrow(),
+            self.yuv.v_plane.borrow(),
+        );
+        let strides = (
+            self.yuv.y_stride as usize,
+            self.yuv.u_stride as usize,
+            self.yuv.v_stride as usize,
+        );
+        let source = YUVSlices::new(planes, (width, height), strides);
+        let stream = self
+            .inner
+            .encode_at(&source, timestamp)
+            .map_err(|e| EncodeError::openh264("encode", e))?;
+        Ok((stream.to_vec(), stream.frame_type()))
+    }
+
+    /// Updates the frame count and keyframe bookkeeping after a success.
+    fn record(&mut self, captured_at: Instant, keyframe: bool) {
+        if keyframe {
+            self.last_keyframe = Some(LastKeyframe {
+                index: self.frames_encoded,
+                captured_at,
+            });
+        }
+        self.frames_encoded += 1;
+    }
+}

@@ -1,0 +1,90 @@
+//! Error types of the capture crate.
+
+use std::error::Error as StdError;
+
+/// A boxed error from a platform API or library, kept as the error's source.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Why a frame could not be captured or built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaptureError {
+    /// The pixel buffer does not match the width, height and stride given.
+    #[error("invalid frame layout: {0}")]
+    InvalidFrame(String),
+    /// A source was asked for something it cannot do (a size it cannot draw,
+    /// a frame rate that is not positive, ...).
+    #[error("invalid capture source settings: {0}")]
+    InvalidSettings(String),
+    /// The platform capture API failed (X11, Windows Graphics Capture, ...).
+    #[error("{backend} capture failed: {source}")]
+    Backend {
+        /// Which source failed, e.g. `"x11"`.
+        backend: &'static str,
+        /// The platform error.
+        #[source]
+        source: BoxError,
+    },
+    /// The source cannot deliver frames any more (display closed, session
+    /// ended). Create a new source to go on.
+    #[error("the capture source is closed")]
+    Closed,
+}
+
+/// Why the encoder could not be created or could not encode a frame.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// The [`EncoderConfig`](crate::EncoderConfig) is out of the range that
+    /// OpenH264 supports; returned by [`H264Encoder::new`](crate::H264Encoder::new).
+    #[error("invalid encoder configuration: {0}")]
+    InvalidConfig(String),
+    /// The frame's size differs from the size the encoder was created for.
+    /// Screen geometry changed: create a new encoder (and start a new stream).
+    #[error("frame is {frame_width}x{frame_height} but the encoder is {width}x{height}")]
+    SizeMismatch {
+        /// Width of the frame passed in.
+        frame_width: u32,
+        /// Height of the frame passed in.
+        frame_height: u32,
+        /// Width the encoder was configured with.
+        width: u32,
+        /// Height the encoder was configured with.
+        height: u32,
+    },
+    /// BGRA to I420 conversion failed (a frame buffer that is too short).
+    #[error("BGRA to I420 conversion failed: {0}")]
+    Convert(String),
+    /// OpenH264 reported an error.
+    #[error("OpenH264 {context}: {source}")]
+    OpenH264 {
+        /// What the encoder was doing.
+        context: &'static str,
+        /// OpenH264's error (carries its native status code).
+        #[source]
+        source: BoxError,
+    },
+    /// OpenH264 returned no picture for a frame (it skipped it), although
+    /// frame skipping is disabled.
+    #[error("OpenH264 produced no data for the frame (frame type {frame_type})")]
+    NoOutput {
+        /// The frame type OpenH264 reported, e.g. `Skip`.
+        frame_type: String,
+    },
+    /// A keyframe was due or forced but OpenH264 did not produce an IDR.
+    #[error("a keyframe was requested but OpenH264 produced a {frame_type} frame")]
+    KeyframeNotProduced {
+        /// The frame type OpenH264 produced instead.
+        frame_type: String,
+    },
+}
+
+impl EncodeError {
+    /// Wraps an OpenH264 error with what the encoder was doing.
+    pub(crate) fn openh264(context: &'static str, err: openh264::Error) -> Self {
+        Self::OpenH264 {
+            context,
+            source: Box::new(err),
+        }
+    }
+}

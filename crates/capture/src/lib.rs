@@ -1,0 +1,54 @@
+//! Screen capture and H.264 encoding for the Deskrec agent (step 2 of the
+//! flow in `ARCHITECTURE.md`).
+//!
+//! A [`FrameSource`] delivers [`Frame`]s (BGRA pixels plus capture time) when
+//! the recorder asks, at the policy frame rate; an [`H264Encoder`] turns each
+//! into an [`EncodedFrame`] (Annex-B bytes, keyframe flag) with OpenH264 in
+//! screen-content mode, a keyframe every GOP and on demand. The segment
+//! writer (`deskrec-vault`) stores the encoded frames.
+//!
+//! ```
+//! use deskrec_capture::{EncoderConfig, FrameSource, H264Encoder, SyntheticSource, read_frame_number_bgra};
+//!
+//! let mut source = SyntheticSource::new(640, 360)?;
+//! let mut encoder = H264Encoder::new(EncoderConfig::new(640, 360))?;
+//! let frame = source.next_frame()?;
+//! assert_eq!(read_frame_number_bgra(&frame), Some(0));
+//! let encoded = encoder.encode(&frame, false)?;
+//! assert!(encoded.keyframe); // the first frame always is
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Layout
+//!
+//! - [`frame`]: [`Frame`], [`FrameSize`] and the [`FrameSource`] trait that
+//!   the X11, Windows and synthetic sources implement.
+//! - [`synthetic`]: [`SyntheticSource`], numbered test pictures (moving or
+//!   still), and [`read_frame_number`] to recognise them after decoding.
+//! - [`encoder`]: [`H264Encoder`] and [`EncoderConfig`]: BGRA to I420
+//!   (`yuvutils-rs`, BT.709) to H.264 (OpenH264); its docs list every
+//!   OpenH264 setting and why.
+//! - [`annexb`]: splitting Annex-B streams into NAL units.
+//! - `error`: [`CaptureError`] and [`EncodeError`].
+//!
+//! Platform sources (X11 via MIT-SHM, Windows Graphics Capture) will live in
+//! their own modules behind `cfg` and implement [`FrameSource`].
+//!
+//! # Build
+//!
+//! The build script fails on x86/x86_64 when `nasm` is missing, because
+//! OpenH264 would then silently build without its assembly and encode about
+//! 2x slower. Set `DESKREC_ALLOW_NO_NASM=1` to build anyway.
+
+#![deny(missing_docs)]
+
+pub mod annexb;
+pub mod encoder;
+mod error;
+pub mod frame;
+pub mod synthetic;
+
+pub use encoder::{EncodedFrame, EncoderConfig, H264Encoder};
+pub use error::{BoxError, CaptureError, EncodeError};
+pub use frame::{Frame, FrameSize, FrameSource};
+pub use synthetic::{Motion, SyntheticSource, read_frame_number, read_frame_number_bgra};
