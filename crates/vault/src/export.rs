@@ -159,7 +159,10 @@ impl<'f> Mp4Writer<'f> {
             self.preroll += 1;
             1
         } else {
-            let shown: Micros = range.end.min(trim.end) - range.start.max(trim.start);
+            let shown: Micros = range
+                .end
+                .min(trim.end)
+                .saturating_sub(range.start.max(trim.start));
             u32::try_from(shown)
                 .map_err(|_| VaultError::Export(format!("frame at {} lasts too long", frame.pts)))?
         };

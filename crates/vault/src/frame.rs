@@ -26,7 +26,7 @@ pub struct Frame {
 impl Frame {
     /// The time the frame covers.
     pub fn range(&self) -> TimeRange {
-        TimeRange::new(self.pts, self.pts + self.duration as Micros)
+        TimeRange::new(self.pts, self.pts.saturating_add(self.duration as Micros))
     }
 }
 

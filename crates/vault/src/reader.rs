@@ -166,8 +166,8 @@ impl SegmentScan {
                 });
             }
             Tag::End => {
-                // Structure scans read 64 body bytes: end records are whole.
-                debug_assert_eq!(rec.body.len(), rec.body_len as usize);
+                // A structure scan reads 64 body bytes: a longer end record
+                // is cut short here and fails to parse, as it should.
                 let end = SegmentEnd::decode(&rec.body).map_err(malformed)?;
                 if end.chunk_count != self.chunks.len() as u64 {
                     return Err(malformed(format!(
@@ -197,7 +197,13 @@ pub(crate) fn check_next_chunk(
     segment_start: i64,
 ) -> Result<(), String> {
     let (want_seq, min_start) = match prev {
-        Some(p) => (p.head.seq + 1, p.head.range.end),
+        Some(p) => (
+            p.head
+                .seq
+                .checked_add(1)
+                .ok_or("sequence number overflows")?,
+            p.head.range.end,
+        ),
         None => (0, segment_start),
     };
     if head.seq != want_seq {

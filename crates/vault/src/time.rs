@@ -25,7 +25,7 @@ impl TimeRange {
 
     /// Length in microseconds (0 for an empty or inverted range).
     pub fn duration(&self) -> Micros {
-        (self.end - self.start).max(0)
+        self.end.saturating_sub(self.start).max(0)
     }
 
     /// Whether the two ranges share at least one microsecond.

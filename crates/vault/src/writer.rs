@@ -167,7 +167,7 @@ impl SegmentWriter {
                     f.data.len()
                 ));
             }
-            prev_end = f.pts + f.duration as Micros;
+            prev_end = f.range().end;
         }
         Ok(ChunkHead {
             seq: self.next_seq,
