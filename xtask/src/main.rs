@@ -5,6 +5,7 @@
 //!   time, and the Windows cross-build with its tests under wine.
 //! - `demo`  installs what the demo needs and runs the main job on embedded
 //!   defaults.
+//! - `browser` plays an exported recording in Chromium and checks it.
 //! - `bench NAME` runs a benchmark and writes `target/bench/NAME.json`.
 //!
 //! Every task works from a fresh Debian 12 machine: system packages come from
@@ -12,6 +13,7 @@
 //! (`$HOME/.cache/deskrec/target`) so CI reuses what earlier runs built.
 
 mod bench;
+mod browser;
 mod demo;
 mod fuzz;
 mod setup;
@@ -30,6 +32,7 @@ fn main() -> Result<()> {
         Some("bench") => bench::run(rest),
         Some("fuzz") => fuzz::run(rest),
         Some("windows") => windows::run(rest),
+        Some("browser") => browser::run(rest),
         Some("setup") => setup::run(rest),
         _ => bail!(
             "usage: cargo xtask <test|demo|bench NAME|fuzz [SECONDS]|windows|setup>\n\
@@ -37,6 +40,7 @@ fn main() -> Result<()> {
              \n  demo     set up and run the demo on embedded defaults\
              \n  bench    run a benchmark, write target/bench/NAME.json (NAME: vault)\
              \n  fuzz     run every fuzz target for SECONDS each (default 30)\
+             \n  browser  play an exported recording in Chromium and check what it shows\
              \n  windows  cross-build for x86_64-pc-windows-gnu and run its tests under wine\
              \n  setup    install the system packages the other tasks need"
         ),

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::{fuzz, setup, util, windows};
+use crate::{browser, fuzz, setup, util, windows};
 
 /// Seconds each fuzz target runs in CI.
 const FUZZ_SECONDS: &str = "20";
@@ -21,6 +21,7 @@ pub fn run(_args: &[String]) -> Result<()> {
     ]))?;
     util::run(util::cargo().args(["test", "--workspace", "--all-targets"]))?;
     util::run(util::cargo().args(["test", "--workspace", "--doc"]))?;
+    browser::run(&[])?;
     fuzz::run(&[FUZZ_SECONDS.to_string()])?;
     windows::run(&[])?;
     println!("xtask test: every check passed");
