@@ -55,15 +55,18 @@ pub fn recording(data: &[u8]) {
     for input in [data.to_vec(), redigest(data)] {
         match scan_recording_from(Cursor::new(&input)) {
             Ok(scan) => {
-                assert!(scan.manifest_offset < input.len() as u64, "manifest offset past the end");
+                assert!(
+                    scan.manifest_offset < input.len() as u64,
+                    "manifest offset past the end"
+                );
                 black_box(serde_json::to_string(&scan.parts).expect("recording parts serialise"));
                 let m = &scan.manifest.manifest;
                 black_box(serde_json::to_string(m).expect("a manifest serialises"));
                 black_box(format!("{} {}", m.requested, m.trim));
             }
             Err(e) => {
-                    black_box(e.to_string());
-                }
+                black_box(e.to_string());
+            }
         }
     }
 }
@@ -72,7 +75,11 @@ pub fn recording(data: &[u8]) {
 /// chunk plaintext decoders, each on the whole input.
 pub fn bodies(data: &[u8]) {
     if let Ok(signed) = SignedManifest::decode(data) {
-        assert_eq!(signed.encode(), data, "a manifest body re-encodes to its bytes");
+        assert_eq!(
+            signed.encode(),
+            data,
+            "a manifest body re-encodes to its bytes"
+        );
         let m = &signed.manifest;
         black_box(serde_json::to_string(m).expect("a manifest serialises"));
         black_box(format!("{} {}", m.requested, m.trim));
@@ -82,7 +89,11 @@ pub fn bodies(data: &[u8]) {
         black_box(format!("{}", chunk.head.range));
     }
     if let Ok(frames) = decode_frames(data) {
-        assert_eq!(encode_frames(&frames), data, "frames re-encode to their bytes");
+        assert_eq!(
+            encode_frames(&frames),
+            data,
+            "frames re-encode to their bytes"
+        );
         for f in &frames {
             black_box(f.range());
         }

@@ -1,0 +1,16 @@
+//! Deskrec's benchmarks, run with `cargo xtask bench NAME`, and the
+//! generator of the vault's fuzz seeds (`make-seeds`).
+//!
+//! Every benchmark measures its figures and its references in the same run
+//! on the same machine and reports ratios, so results from machines of
+//! different speed (a shared CI box, a laptop) stay comparable.
+//!
+//! - [`synth`]: recording material: fake or real H.264 frames in segments;
+//! - [`timing`]: medians of interleaved runs;
+//! - [`report`]: the figures, as a flat JSON object and a printed table;
+//! - [`vault`]: the `vault` benchmark (splice, AES, verify and export).
+
+pub mod report;
+pub mod synth;
+pub mod timing;
+pub mod vault;

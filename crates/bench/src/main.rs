@@ -1,0 +1,56 @@
+//! `deskrec-bench NAME [--out FILE]`: runs a benchmark, prints its table
+//! and writes its figures to FILE (default `target/bench/NAME.json`) as a
+//! flat JSON object of numbers. Scratch files go to a temporary directory
+//! next to FILE and are removed afterwards. Normally run through
+//! `cargo xtask bench NAME`, which builds this in release mode first.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use deskrec_bench::vault;
+
+/// The benchmarks this binary knows.
+const NAMES: &[&str] = &["vault"];
+
+fn main() -> Result<()> {
+    let (name, out) = parse_args(std::env::args().skip(1))?;
+    let scratch_parent = out
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ".".into());
+    std::fs::create_dir_all(&scratch_parent)
+        .with_context(|| format!("creating {}", scratch_parent.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("{name}-scratch-"))
+        .tempdir_in(&scratch_parent)?;
+    let started = Instant::now();
+    let report = match name.as_str() {
+        "vault" => vault::run(scratch.path())?,
+        _ => unreachable!("parse_args accepts known names only"),
+    };
+    println!(
+        "\n{name} benchmark ({:.0} s)\n{}",
+        started.elapsed().as_secs_f64(),
+        report.table()
+    );
+    report.save(&out)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// `NAME [--out FILE]`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(String, PathBuf)> {
+    let usage = || format!("usage: deskrec-bench <{}> [--out FILE]", NAMES.join("|"));
+    let Some(name) = args.next().filter(|n| NAMES.contains(&n.as_str())) else {
+        bail!("{}", usage());
+    };
+    let mut out = PathBuf::from(format!("target/bench/{name}.json"));
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--out", Some(path)) => out = path.into(),
+            _ => bail!("{}", usage()),
+        }
+    }
+    Ok((name, out))
+}
