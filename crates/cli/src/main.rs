@@ -214,8 +214,17 @@ fn run(cli: Cli) -> Result<()> {
             json!({ "mp4": out, "export": done })
         }
     };
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
+    print_json(&out)
+}
+
+/// Prints the result; a closed pipe (`deskrec ... | head`) is not an error.
+fn print_json(value: &serde_json::Value) -> Result<()> {
+    use std::io::Write;
+    let text = serde_json::to_string_pretty(value)?;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 fn keygen(out: &Path, force: bool) -> Result<serde_json::Value> {
