@@ -155,6 +155,7 @@ fn keyframes_carry_sps_and_pps() {
 }
 
 #[test]
+#[cfg_attr(windows, ignore = "needs ffmpeg; the native run covers it")]
 fn decoded_stream_shows_every_frame_in_order() {
     let Some(ffmpeg) = tool("ffmpeg") else { return };
     let frames = encode_frames(30, &[]);
@@ -181,6 +182,7 @@ fn decoded_stream_shows_every_frame_in_order() {
 }
 
 #[test]
+#[cfg_attr(windows, ignore = "needs ffprobe; the native run covers it")]
 fn stream_signals_bt709_limited_range() {
     let Some(ffprobe) = tool("ffprobe") else {
         return;
@@ -221,6 +223,7 @@ fn stream_signals_bt709_limited_range() {
 }
 
 #[test]
+#[cfg_attr(windows, ignore = "needs ffmpeg; the native run covers it")]
 fn colours_survive_with_the_signalled_matrix() {
     let Some(ffmpeg) = tool("ffmpeg") else { return };
     // Four 160 px wide bars of saturated colours (BGRA) and a grey.
