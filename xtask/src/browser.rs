@@ -16,7 +16,6 @@ use serde_json::Value;
 
 use crate::{setup, util};
 
-
 /// `cargo xtask browser`.
 pub fn run(_args: &[String]) -> Result<()> {
     setup::ensure(setup::BASE)?;
@@ -27,7 +26,11 @@ pub fn run(_args: &[String]) -> Result<()> {
         setup::ensure(&["nodejs", "npm"])?;
     }
     let dir = util::root().join("tests/browser");
-    util::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))?;
+    util::run(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir),
+    )?;
     util::run(util::cargo().args(["build", "-p", "deskrec-cli"]))?;
     let deskrec = util::target_dir().join("debug/deskrec");
     let work = util::target_dir().join("browser-test");
@@ -42,14 +45,35 @@ pub fn run(_args: &[String]) -> Result<()> {
     cli(&["keygen", "server"])?;
     cli(&["keygen", "device"])?;
     let rec = cli(&[
-        "record", "--out", "segments", "--server-pub", "server.pub", "--device-id", "browser-pc",
-        "--seconds", "8", "--segment-seconds", "3", "--size", "640x360",
+        "record",
+        "--out",
+        "segments",
+        "--server-pub",
+        "server.pub",
+        "--device-id",
+        "browser-pc",
+        "--seconds",
+        "8",
+        "--segment-seconds",
+        "3",
+        "--size",
+        "640x360",
     ])?;
     let t0 = rec["start"].as_i64().context("no start time")?;
     let (from, to) = ((t0 + 3_300_000).to_string(), (t0 + 7_100_000).to_string());
     let mut splice = vec![
-        "vault", "splice", "--device-key", "device.key", "--contact", "browser-1", "--start", &from,
-        "--end", &to, "--out", "contact.dskr",
+        "vault",
+        "splice",
+        "--device-key",
+        "device.key",
+        "--contact",
+        "browser-1",
+        "--start",
+        &from,
+        "--end",
+        &to,
+        "--out",
+        "contact.dskr",
     ];
     let segments: Vec<String> = rec["segments"]
         .as_array()
@@ -60,8 +84,15 @@ pub fn run(_args: &[String]) -> Result<()> {
     splice.extend(segments.iter().map(String::as_str));
     cli(&splice)?;
     cli(&[
-        "vault", "export", "--server-key", "server.key", "--device-pub", "device.pub", "contact.dskr",
-        "--out", "contact.mp4",
+        "vault",
+        "export",
+        "--server-key",
+        "server.key",
+        "--device-pub",
+        "device.pub",
+        "contact.dskr",
+        "--out",
+        "contact.mp4",
     ])?;
     play(&dir, &work.join("contact.mp4"), "3.8", 16, 35)
 }
