@@ -71,9 +71,17 @@ impl SegmentWriter {
             .map_err(VaultError::io(path))?;
         let mut start = preamble(FileKind::Segment).to_vec();
         start.extend_from_slice(&head);
-        file.write_all(&start).map_err(VaultError::io(path))?;
-        file.sync_all().map_err(VaultError::io(path))?;
-        fsutil::sync_dir(path)?;
+        let written = file
+            .write_all(&start)
+            .and_then(|_| file.sync_all())
+            .map_err(VaultError::io(path))
+            .and_then(|_| fsutil::sync_dir(path));
+        if let Err(e) = written {
+            // No half-written header left behind (a full disk, typically).
+            drop(file);
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
         Ok(Self {
             file,
             path: path.to_path_buf(),

@@ -1,0 +1,85 @@
+//! What the recorder needs to know: where, how often, how much.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::RecorderError;
+
+/// Recording settings. The defaults are the policy defaults of the
+/// architecture: 5 fps, a keyframe every 10 s, 10-minute segments, a chunk
+/// flushed at least every 2 s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecorderConfig {
+    /// Directory the segments are written to.
+    pub segment_dir: PathBuf,
+    /// This device's id, written into every segment header.
+    pub device_id: String,
+    /// Frames per second captured.
+    pub fps: f32,
+    /// Longest time between keyframes, in seconds.
+    pub gop_seconds: f64,
+    /// Segment length in seconds; segments are aligned to multiples of it
+    /// on the UTC clock (10:00, 10:10, ...), so PCs' segments line up.
+    pub segment_seconds: f64,
+    /// Longest time frames wait in memory before they are encrypted and
+    /// written: what a crash can lose.
+    pub chunk_seconds: f64,
+    /// Bit rate the encoder aims for.
+    pub max_bitrate_bps: u32,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        Self {
+            segment_dir: PathBuf::from("segments"),
+            device_id: "local-pc".into(),
+            fps: 5.0,
+            gop_seconds: 10.0,
+            segment_seconds: 600.0,
+            chunk_seconds: 2.0,
+            max_bitrate_bps: 1_000_000,
+        }
+    }
+}
+
+impl RecorderConfig {
+    /// Checks the values, naming the first bad one.
+    pub fn validate(&self) -> Result<(), RecorderError> {
+        let bad = |m: String| Err(RecorderError::Config(m));
+        if !(0.2..=60.0).contains(&self.fps) {
+            return bad(format!("fps {} is outside 0.2..=60", self.fps));
+        }
+        if !positive(self.gop_seconds) {
+            return bad(format!("gop_seconds {} must be positive", self.gop_seconds));
+        }
+        if !positive(self.chunk_seconds) || self.chunk_seconds > self.gop_seconds {
+            return bad(format!(
+                "chunk_seconds {} must be positive and at most gop_seconds ({})",
+                self.chunk_seconds, self.gop_seconds
+            ));
+        }
+        if !positive(self.segment_seconds) || self.segment_seconds < self.gop_seconds {
+            return bad(format!(
+                "segment_seconds {} must be at least gop_seconds ({})",
+                self.segment_seconds, self.gop_seconds
+            ));
+        }
+        if self.device_id.is_empty() {
+            return bad("device_id must not be empty".into());
+        }
+        Ok(())
+    }
+
+    /// Time between two captures.
+    pub fn frame_interval(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.fps as f64)
+    }
+}
+
+/// A finite number above zero (NaN is not).
+fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}

@@ -1,0 +1,471 @@
+//! The three threads and the handle that owns them.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use deskrec_capture::{
+    CaptureError, EncoderConfig, Frame as Picture, FrameSize, FrameSource, H264Encoder,
+};
+use deskrec_vault::{Frame, Micros, PublicKey, SegmentParams, SegmentWriter, VaultError};
+
+use crate::{RecorderConfig, RecorderError, RecorderState, RecorderStatus, Timeline};
+
+/// Pictures waiting for the encoder: a small bound, so a slow encoder means
+/// dropped pictures, not growing memory.
+const CAPTURE_QUEUE: usize = 2;
+/// Encoded frames waiting for the writer (an fsync can take a while).
+const WRITE_QUEUE: usize = 8;
+
+type Shared = Arc<Mutex<RecorderStatus>>;
+
+/// A running recording. Dropping it without [`stop`](Self::stop) stops it
+/// too, but loses the final status.
+pub struct Recorder {
+    stop: Arc<AtomicBool>,
+    status: Shared,
+    threads: Vec<(&'static str, JoinHandle<Result<(), RecorderError>>)>,
+}
+
+impl Recorder {
+    /// Starts recording `source` into segments encrypted for `server_key`.
+    pub fn start(
+        source: Box<dyn FrameSource + Send>,
+        config: RecorderConfig,
+        server_key: PublicKey,
+    ) -> Result<Self, RecorderError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.segment_dir).map_err(|e| {
+            RecorderError::Config(format!(
+                "cannot create {}: {e}",
+                config.segment_dir.display()
+            ))
+        })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let status: Shared = Arc::default();
+        let new_segment = Arc::new(AtomicBool::new(false));
+        let timeline = Timeline::start();
+        let (shots_tx, shots_rx) = mpsc::sync_channel(CAPTURE_QUEUE);
+        let (frames_tx, frames_rx) = mpsc::sync_channel(WRITE_QUEUE);
+        let mut threads = Vec::new();
+        let spawn = |name: &'static str,
+                     f: Box<dyn FnOnce() -> Result<(), RecorderError> + Send>| {
+            std::thread::Builder::new()
+                .name(format!("deskrec-{name}"))
+                .spawn(f)
+                .map(|h| (name, h))
+                .map_err(|e| RecorderError::Config(format!("cannot start the {name} thread: {e}")))
+        };
+        let capture = Capture {
+            source,
+            interval: config.frame_interval(),
+            heartbeat: Duration::from_secs_f64(config.chunk_seconds),
+            timeline,
+            stop: stop.clone(),
+            status: status.clone(),
+        };
+        threads.push(spawn("capture", Box::new(move || capture.run(shots_tx)))?);
+        let encode = Encode {
+            config: config.clone(),
+            new_segment: new_segment.clone(),
+            status: status.clone(),
+        };
+        threads.push(spawn(
+            "encode",
+            Box::new(move || encode.run(shots_rx, frames_tx)),
+        )?);
+        let write = Write {
+            sink: ChunkSink::new(config, server_key, status.clone()),
+            new_segment,
+        };
+        threads.push(spawn("write", Box::new(move || write.run(frames_rx)))?);
+        Ok(Self {
+            stop,
+            status,
+            threads,
+        })
+    }
+
+    /// A snapshot of the counters and state.
+    pub fn status(&self) -> RecorderStatus {
+        self.status.lock().expect("status lock").clone()
+    }
+
+    /// Whether the pipeline is still running (false after a source closed
+    /// or a fatal error).
+    pub fn is_running(&self) -> bool {
+        self.threads.iter().any(|(_, h)| !h.is_finished())
+    }
+
+    /// Stops capturing, writes what is queued, finishes the segment and
+    /// returns the final status, or the first error that stopped a thread.
+    pub fn stop(mut self) -> Result<RecorderStatus, RecorderError> {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut first_error = None;
+        for (name, handle) in self.threads.drain(..) {
+            let result = handle.join().unwrap_or(Err(RecorderError::Panicked(name)));
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        let mut status = self.status();
+        match first_error {
+            Some(e) => {
+                status.state = RecorderState::Failed(e.to_string());
+                *self.status.lock().expect("status lock") = status;
+                Err(e)
+            }
+            None => {
+                status.state = RecorderState::Stopped;
+                Ok(status)
+            }
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for (_, h) in self.threads.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A captured picture on its way to the encoder.
+struct Shot {
+    pts: Micros,
+    picture: Arc<Picture>,
+}
+
+/// An encoded frame on its way to the writer.
+struct Encoded {
+    pts: Micros,
+    keyframe: bool,
+    data: Vec<u8>,
+    /// Set on the first frame of a new segment: its picture size.
+    starts_segment: Option<FrameSize>,
+}
+
+fn update(status: &Shared, f: impl FnOnce(&mut RecorderStatus)) {
+    f(&mut status.lock().expect("status lock"));
+}
+
+/// The capture thread.
+struct Capture {
+    source: Box<dyn FrameSource + Send>,
+    interval: Duration,
+    heartbeat: Duration,
+    timeline: Timeline,
+    stop: Arc<AtomicBool>,
+    status: Shared,
+}
+
+impl Capture {
+    fn run(mut self, tx: SyncSender<Shot>) -> Result<(), RecorderError> {
+        let mut next = Instant::now();
+        let mut last: Option<(Arc<Picture>, Instant)> = None;
+        while !self.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            // After a stall (suspend, overload) resume the rhythm from now
+            // instead of capturing a burst to catch up.
+            next = (next + self.interval).max(Instant::now());
+            let picture = match self.source.next_frame() {
+                Ok(p) => p,
+                Err(CaptureError::Closed) => break,
+                Err(e) => return Err(e.into()),
+            };
+            let drift = self.timeline.wall_clock_drift();
+            update(&self.status, |s| {
+                s.ticks += 1;
+                if drift.abs() > s.max_clock_drift_us.abs() {
+                    s.max_clock_drift_us = drift;
+                }
+            });
+            let unchanged = last.as_ref().is_some_and(|(prev, sent)| {
+                sent.elapsed() < self.heartbeat && prev.same_picture(&picture)
+            });
+            if unchanged {
+                update(&self.status, |s| s.unchanged += 1);
+                continue;
+            }
+            let shot = Shot {
+                pts: self.timeline.at(picture.captured_at()),
+                picture: Arc::new(picture),
+            };
+            let picture = shot.picture.clone();
+            match tx.try_send(shot) {
+                Ok(()) => last = Some((picture, Instant::now())),
+                Err(TrySendError::Full(_)) => update(&self.status, |s| s.dropped_behind += 1),
+                Err(TrySendError::Disconnected(_)) => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The encoder thread.
+struct Encode {
+    config: RecorderConfig,
+    /// Set by the writer to ask for a new segment (after a full disk).
+    new_segment: Arc<AtomicBool>,
+    status: Shared,
+}
+
+impl Encode {
+    fn run(self, rx: Receiver<Shot>, tx: SyncSender<Encoded>) -> Result<(), RecorderError> {
+        let mut encoder: Option<H264Encoder> = None;
+        let mut segment_end = Micros::MIN;
+        for shot in rx {
+            let size = shot.picture.size();
+            let resized = encoder.as_ref().is_none_or(|e| {
+                let c = e.config();
+                (c.width, c.height) != (size.width, size.height)
+            });
+            if resized {
+                encoder = Some(H264Encoder::new(self.encoder_config(size))?);
+            }
+            let asked = self.new_segment.swap(false, Ordering::SeqCst);
+            let starts_segment = resized || asked || shot.pts >= segment_end;
+            if starts_segment {
+                segment_end = aligned_end(shot.pts, self.config.segment_seconds);
+            }
+            let encoder = encoder.as_mut().expect("created above");
+            let out = encoder.encode(&shot.picture, starts_segment)?;
+            update(&self.status, |s| s.encoded += 1);
+            let frame = Encoded {
+                pts: shot.pts,
+                keyframe: out.keyframe,
+                data: out.data,
+                starts_segment: starts_segment.then_some(size),
+            };
+            if tx.send(frame).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn encoder_config(&self, size: FrameSize) -> EncoderConfig {
+        EncoderConfig {
+            fps: self.config.fps,
+            gop: Duration::from_secs_f64(self.config.gop_seconds),
+            max_bitrate_bps: self.config.max_bitrate_bps,
+            ..EncoderConfig::new(size.width, size.height)
+        }
+    }
+}
+
+/// The end of the segment that `pts` falls in, segments being aligned to
+/// multiples of their length on the UTC clock.
+fn aligned_end(pts: Micros, segment_seconds: f64) -> Micros {
+    let len = (segment_seconds * 1e6) as Micros;
+    (pts.div_euclid(len) + 1) * len
+}
+
+/// The writer thread.
+struct Write {
+    sink: ChunkSink,
+    new_segment: Arc<AtomicBool>,
+}
+
+impl Write {
+    fn run(mut self, rx: Receiver<Encoded>) -> Result<(), RecorderError> {
+        let interval = self.sink.config.frame_interval().as_micros() as Micros;
+        let mut pending: Option<Frame> = None;
+        for e in rx {
+            // A frame lasts until the next one: now its duration is known.
+            if let Some(mut p) = pending.take() {
+                p.duration = duration_between(p.pts, e.pts);
+                self.sink.add(p)?;
+            }
+            if let Some(size) = e.starts_segment {
+                self.sink.start_segment(e.pts, size)?;
+            }
+            if self.sink.wants_new_segment() {
+                self.new_segment.store(true, Ordering::SeqCst);
+            }
+            pending = Some(Frame {
+                pts: e.pts,
+                duration: 0,
+                keyframe: e.keyframe,
+                data: e.data,
+            });
+        }
+        if let Some(mut p) = pending.take() {
+            p.duration = interval as u32;
+            self.sink.add(p)?;
+        }
+        self.sink.finish()
+    }
+}
+
+fn duration_between(from: Micros, to: Micros) -> u32 {
+    u32::try_from((to - from).max(1)).unwrap_or(u32::MAX)
+}
+
+/// Groups frames into chunks and chunks into segments; handles a full disk.
+struct ChunkSink {
+    config: RecorderConfig,
+    server_key: PublicKey,
+    status: Shared,
+    segment: Option<SegmentWriter>,
+    chunk: Vec<Frame>,
+    /// While the disk is full: when to try again (pts).
+    disk_full_retry: Option<Micros>,
+}
+
+/// How long to wait before trying to write again after a full disk.
+const DISK_RETRY_US: Micros = 5_000_000;
+
+impl ChunkSink {
+    fn new(config: RecorderConfig, server_key: PublicKey, status: Shared) -> Self {
+        Self {
+            config,
+            server_key,
+            status,
+            segment: None,
+            chunk: Vec::new(),
+            disk_full_retry: None,
+        }
+    }
+
+    fn start_segment(&mut self, pts: Micros, size: FrameSize) -> Result<(), RecorderError> {
+        self.finish()?;
+        let params = SegmentParams {
+            device_id: self.config.device_id.clone(),
+            started_at: pts,
+            width: size.width,
+            height: size.height,
+            frame_rate: self.config.fps,
+        };
+        let path = segment_path(&self.config.segment_dir, pts);
+        match SegmentWriter::create(&path, &params, &self.server_key) {
+            Ok(w) => {
+                tracing::info!(segment = %path.display(), "segment started");
+                self.recovered();
+                update(&self.status, |s| s.current_segment = Some(path));
+                self.segment = Some(w);
+                Ok(())
+            }
+            Err(e) if is_disk_full(&e) => {
+                self.disk_full(&e);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Adds a frame whose duration is known.
+    fn add(&mut self, frame: Frame) -> Result<(), RecorderError> {
+        if self.segment.is_none() {
+            update(&self.status, |s| s.dropped_disk_full += 1);
+            return Ok(());
+        }
+        if frame.keyframe {
+            self.flush()?;
+        }
+        self.chunk.push(frame);
+        let span = self.chunk.last().expect("just pushed").range().end - self.chunk[0].pts;
+        if span as f64 >= self.config.chunk_seconds * 1e6 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), RecorderError> {
+        let Some(w) = self.segment.as_mut().filter(|_| !self.chunk.is_empty()) else {
+            return Ok(());
+        };
+        match w.append_chunk(&self.chunk) {
+            Ok(info) => {
+                update(&self.status, |s| s.bytes += info.len);
+                self.chunk.clear();
+                Ok(())
+            }
+            Err(e) if is_disk_full(&e) => {
+                // The writer cut the file back to its last whole chunk; the
+                // segment stays valid but unfinished. Recording resumes in
+                // a new segment once there is room.
+                let lost = self.chunk.len() as u64;
+                self.chunk.clear();
+                self.segment = None;
+                update(&self.status, |s| s.dropped_disk_full += lost);
+                self.disk_full(&e);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether it is time to try writing again after a full disk.
+    fn wants_new_segment(&mut self) -> bool {
+        let now = deskrec_vault::now_micros();
+        match self.disk_full_retry {
+            Some(at) if now >= at => {
+                self.disk_full_retry = Some(now + DISK_RETRY_US);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn disk_full(&mut self, e: &VaultError) {
+        if self.disk_full_retry.is_none() {
+            tracing::warn!(error = %e, "disk full: recording paused until space returns");
+        }
+        self.disk_full_retry = Some(deskrec_vault::now_micros() + DISK_RETRY_US);
+        let reason = format!(
+            "no space left to write segments in {}",
+            self.config.segment_dir.display()
+        );
+        update(&self.status, |s| {
+            s.state = RecorderState::DiskFull(reason);
+            s.current_segment = None;
+        });
+    }
+
+    fn recovered(&mut self) {
+        if self.disk_full_retry.take().is_some() {
+            tracing::info!("disk space is back: recording resumed");
+        }
+        update(&self.status, |s| s.state = RecorderState::Recording);
+    }
+
+    fn finish(&mut self) -> Result<(), RecorderError> {
+        self.flush()?;
+        if let Some(w) = self.segment.take() {
+            match w.finish() {
+                Ok(_) => update(&self.status, |s| {
+                    s.segments += 1;
+                    s.current_segment = None;
+                }),
+                // The segment is complete up to its last chunk; only the end
+                // record is missing, which readers report as unfinished.
+                Err(e) if is_disk_full(&e) => self.disk_full(&e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_disk_full(e: &VaultError) -> bool {
+    let io = match e {
+        VaultError::Io { source, .. } => source,
+        VaultError::Stream(source) => source,
+        _ => return false,
+    };
+    matches!(
+        io.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// Segment files are named by their start time, so a listing is in order.
+pub(crate) fn segment_path(dir: &Path, start: Micros) -> PathBuf {
+    dir.join(format!("{start}.dseg"))
+}

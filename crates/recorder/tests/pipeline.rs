@@ -1,0 +1,294 @@
+//! The recording pipeline end to end with the synthetic source: segments
+//! rotate, a still screen costs no encoding, sizes change, a full disk
+//! pauses recording without damaging anything.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use deskrec_capture::{CaptureError, Frame, FrameSize, FrameSource, Motion, SyntheticSource};
+use deskrec_recorder::{Recorder, RecorderConfig, RecorderState, RecorderStatus};
+use deskrec_vault::{PrivateKey, ScanDepth, SegmentScan, scan_segment};
+
+fn server() -> &'static PrivateKey {
+    static KEY: OnceLock<PrivateKey> = OnceLock::new();
+    KEY.get_or_init(|| PrivateKey::generate().unwrap())
+}
+
+fn config(dir: &Path) -> RecorderConfig {
+    RecorderConfig {
+        segment_dir: dir.to_path_buf(),
+        device_id: "test-pc".into(),
+        fps: 10.0,
+        gop_seconds: 1.0,
+        segment_seconds: 2.0,
+        chunk_seconds: 0.5,
+        ..RecorderConfig::default()
+    }
+}
+
+fn record(
+    source: impl FrameSource + Send + 'static,
+    cfg: RecorderConfig,
+    seconds: f64,
+) -> RecorderStatus {
+    let rec = Recorder::start(Box::new(source), cfg, server().public().clone()).unwrap();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    rec.stop().unwrap()
+}
+
+fn segments(dir: &Path) -> Vec<(PathBuf, SegmentScan)> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dseg"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let scan = scan_segment(&p, ScanDepth::Full).unwrap();
+            (p, scan)
+        })
+        .collect()
+}
+
+/// The chunks of all segments tile the recorded time with no gap.
+fn assert_continuous(segs: &[(PathBuf, SegmentScan)]) {
+    let chunks: Vec<_> = segs.iter().flat_map(|(_, s)| s.chunks.iter()).collect();
+    for pair in chunks.windows(2) {
+        assert_eq!(
+            pair[0].head.range.end, pair[1].head.range.start,
+            "gap or overlap between chunks"
+        );
+    }
+}
+
+#[test]
+fn segments_rotate_on_the_utc_grid_and_tile_the_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = record(
+        SyntheticSource::new(640, 360).unwrap(),
+        config(dir.path()),
+        5.0,
+    );
+    assert_eq!(status.state, RecorderState::Stopped);
+    let segs = segments(dir.path());
+    assert!(
+        segs.len() >= 3,
+        "5 s in 2 s segments: {} segments",
+        segs.len()
+    );
+    for (i, (path, scan)) in segs.iter().enumerate() {
+        assert!(scan.is_complete(), "{}: {:?}", path.display(), scan.damage);
+        assert!(scan.chunks[0].head.keyframe);
+        // Every segment but the first starts on a 2 s boundary of UTC
+        // (to within the frame that crossed it).
+        if i > 0 {
+            let offset = scan.header.started_at.rem_euclid(2_000_000);
+            assert!(
+                offset < 100_000 + 20_000,
+                "segment {i} starts {offset} µs after the boundary"
+            );
+        }
+        // Chunks are flushed once they hold chunk_seconds: never more than
+        // that plus the frame that crossed it (with scheduling jitter on a
+        // loaded machine: two frame intervals).
+        for c in &scan.chunks {
+            assert!(
+                c.head.range.end - c.head.range.start <= 700_000,
+                "{:?}",
+                c.head
+            );
+        }
+    }
+    assert_continuous(&segs);
+    assert_eq!(status.segments as usize, segs.len());
+    assert!(status.encoded >= 40, "10 fps for 5 s: {status:?}");
+}
+
+#[test]
+fn a_still_screen_is_not_encoded_but_keeps_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = SyntheticSource::new(640, 360)
+        .unwrap()
+        .with_motion(Motion::Still);
+    let mut cfg = config(dir.path());
+    cfg.segment_seconds = 60.0;
+    cfg.gop_seconds = 10.0;
+    cfg.chunk_seconds = 1.0;
+    let status = record(source, cfg, 4.0);
+    // 40 ticks, but only a heartbeat picture per second is encoded.
+    assert!(status.ticks >= 35, "{status:?}");
+    assert!(
+        status.encoded <= 7,
+        "a still screen was encoded {} times: {status:?}",
+        status.encoded
+    );
+    assert!(status.unchanged >= status.ticks - 7);
+    let segs = segments(dir.path());
+    assert_continuous(&segs);
+    let (_, scan) = &segs[0];
+    let covered = scan.chunks.last().unwrap().head.range.end - scan.chunks[0].head.range.start;
+    assert!(
+        covered >= 3_000_000,
+        "the timeline covers the still time: {covered} µs"
+    );
+}
+
+/// A source whose picture size changes after `switch_after` frames.
+struct Resizing {
+    small: SyntheticSource,
+    large: SyntheticSource,
+    frames: u32,
+    switch_after: u32,
+}
+
+impl FrameSource for Resizing {
+    fn size(&self) -> FrameSize {
+        if self.frames < self.switch_after {
+            self.small.size()
+        } else {
+            self.large.size()
+        }
+    }
+    fn next_frame(&mut self) -> Result<Frame, CaptureError> {
+        self.frames += 1;
+        if self.frames <= self.switch_after {
+            self.small.next_frame()
+        } else {
+            self.large.next_frame()
+        }
+    }
+}
+
+#[test]
+fn a_size_change_starts_a_new_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = Resizing {
+        small: SyntheticSource::new(640, 360).unwrap(),
+        large: SyntheticSource::new(800, 600).unwrap(),
+        frames: 0,
+        switch_after: 12,
+    };
+    let mut cfg = config(dir.path());
+    cfg.segment_seconds = 60.0;
+    let status = record(source, cfg, 2.5);
+    assert_eq!(status.state, RecorderState::Stopped);
+    let segs = segments(dir.path());
+    assert_eq!(segs.len(), 2, "one segment per size");
+    assert_eq!(
+        (segs[0].1.header.width, segs[0].1.header.height),
+        (640, 360)
+    );
+    assert_eq!(
+        (segs[1].1.header.width, segs[1].1.header.height),
+        (800, 600)
+    );
+    assert!(segs.iter().all(|(_, s)| s.is_complete()));
+    assert_continuous(&segs);
+}
+
+/// A small tmpfs, mounted for the test (needs root; skipped otherwise
+/// unless on CI, which runs as root).
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(bytes: u64) -> Option<Self> {
+        let path = tempfile::tempdir().unwrap().keep();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must be able to mount a tmpfs"
+            );
+            eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+            return None;
+        }
+        Some(Self { path })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+#[test]
+#[cfg_attr(not(target_os = "linux"), ignore = "mounts a tmpfs")]
+fn a_full_disk_pauses_recording_and_space_coming_back_resumes_it() {
+    let Some(disk) = SmallDisk::mount(1 << 20) else {
+        return;
+    };
+    let segdir = disk.path.join("segments");
+    // Leave little room: fill most of the 1 MiB with a file we delete later.
+    std::fs::create_dir_all(&segdir).unwrap();
+    let filler = disk.path.join("filler");
+    std::fs::write(&filler, vec![0u8; 900 << 10]).unwrap();
+    let mut cfg = config(&segdir);
+    cfg.segment_seconds = 60.0;
+    let rec = Recorder::start(
+        Box::new(SyntheticSource::new(640, 360).unwrap()),
+        cfg,
+        server().public().clone(),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !matches!(rec.status().state, RecorderState::DiskFull(_)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reported a full disk: {:?}",
+            rec.status()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let full = rec.status();
+    assert!(full.current_segment.is_none());
+    // Every segment written so far is intact up to its last chunk.
+    for (path, scan) in segments(&segdir) {
+        assert!(
+            scan.damage.is_none(),
+            "{}: {:?}",
+            path.display(),
+            scan.damage
+        );
+    }
+    std::fs::remove_file(&filler).unwrap();
+    while rec.status().state != RecorderState::Recording {
+        assert!(
+            std::time::Instant::now() < deadline + Duration::from_secs(10),
+            "did not resume: {:?}",
+            rec.status()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = rec.stop().unwrap();
+    assert!(status.dropped_disk_full > 0, "{status:?}");
+    let segs = segments(&segdir);
+    assert!(segs.len() >= 2, "recording resumed in a new segment");
+    let last = &segs.last().unwrap().1;
+    assert!(
+        last.is_complete() && !last.chunks.is_empty(),
+        "{:?}",
+        last.damage
+    );
+    for (path, scan) in &segs {
+        assert!(
+            scan.damage.is_none(),
+            "{}: {:?}",
+            path.display(),
+            scan.damage
+        );
+    }
+}
