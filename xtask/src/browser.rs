@@ -46,6 +46,8 @@ pub fn run(_args: &[String]) -> Result<()> {
     cli(&["keygen", "device"])?;
     let rec = cli(&[
         "record",
+        "--source",
+        "synthetic",
         "--out",
         "segments",
         "--server-pub",
@@ -54,6 +56,8 @@ pub fn run(_args: &[String]) -> Result<()> {
         "browser-pc",
         "--seconds",
         "8",
+        "--gop-seconds",
+        "2",
         "--segment-seconds",
         "3",
         "--size",

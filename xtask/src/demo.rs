@@ -40,6 +40,8 @@ pub fn run(_args: &[String]) -> Result<()> {
     step("2/5 record 12 s of a synthetic screen at 5 fps into 5-second encrypted segments");
     let recorded = cli(&[
         "record",
+        "--source",
+        "synthetic",
         "--out",
         "segments",
         "--server-pub",
@@ -48,6 +50,8 @@ pub fn run(_args: &[String]) -> Result<()> {
         "demo-pc",
         "--seconds",
         "12",
+        "--gop-seconds",
+        "4",
         "--segment-seconds",
         "5",
         "--size",

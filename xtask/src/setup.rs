@@ -15,6 +15,9 @@ pub const BASE: &[&str] = &[
     // ffprobe checks every exported MP4; ffmpeg decodes frames in tests.
     "ffmpeg",
     "openssl",
+    // A virtual display for the X11 capture tests and the demo.
+    "xvfb",
+    "xauth",
 ];
 
 /// Packages for the Windows cross-build and its tests under wine.

@@ -2,6 +2,8 @@
 
 use std::error::Error as StdError;
 
+use crate::FrameSize;
+
 /// A boxed error from a platform API or library, kept as the error's source.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -29,6 +31,41 @@ pub enum CaptureError {
     /// ended). Create a new source to go on.
     #[error("the capture source is closed")]
     Closed,
+    /// No display was named and the environment names none (X11: `DISPLAY`
+    /// is unset or empty).
+    #[error(
+        "no display to capture: DISPLAY is not set (run inside the desktop session, \
+         or name a display such as \":0\")"
+    )]
+    NoDisplay,
+    /// The display server could not be reached or refused the connection.
+    #[error(
+        "cannot connect to display {display}: {source} (is the display server running, \
+         and may this user connect to it? check XAUTHORITY)"
+    )]
+    Connect {
+        /// The display asked for, e.g. `":0"`.
+        display: String,
+        /// Why the connection failed.
+        #[source]
+        source: BoxError,
+    },
+    /// The screen's pixel format is not one the source can read (X11: a
+    /// visual other than 24/32-bit TrueColor with BGRA byte layout).
+    #[error("unsupported screen format: {0}")]
+    UnsupportedFormat(String),
+    /// The screen size or monitor layout changed. Not a failure: the source
+    /// has already adapted, [`FrameSource::size`](crate::FrameSource::size)
+    /// and [`FrameSource::layout`](crate::FrameSource::layout) tell the new
+    /// geometry, and the next call delivers frames of it. The recorder ends
+    /// the current segment and starts a new one with a new encoder.
+    #[error("screen layout changed to {size} with {monitors} monitor(s); start a new segment")]
+    LayoutChanged {
+        /// The new frame size.
+        size: FrameSize,
+        /// How many monitors the new layout has.
+        monitors: usize,
+    },
 }
 
 /// Why the encoder could not be created or could not encode a frame.

@@ -180,6 +180,45 @@ fn check_layout(width: u32, height: u32, stride: usize, len: usize) -> Result<()
     }
 }
 
+/// One monitor of the desktop, in desktop pixels (the coordinate space of
+/// the frames a [`FrameSource`] returns: 0,0 is the frame's top-left pixel).
+///
+/// Recorders store the layout with each segment, so a player can tell which
+/// part of a multi-monitor frame showed on which screen, and compare it
+/// between frames to notice monitors being added, removed or moved.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Monitor {
+    /// The name the platform gives the monitor (X11: the RandR monitor name,
+    /// usually the output name such as `"HDMI-1"`).
+    pub name: String,
+    /// Left edge.
+    pub x: i32,
+    /// Top edge.
+    pub y: i32,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Whether this is the primary monitor (at most one is).
+    pub primary: bool,
+}
+
+impl Monitor {
+    /// A single primary monitor named `"screen"` that covers a whole desktop
+    /// of `size`: the layout of a source that knows no better.
+    #[must_use]
+    pub fn whole(size: FrameSize) -> Self {
+        Self {
+            name: "screen".to_owned(),
+            x: 0,
+            y: 0,
+            width: size.width,
+            height: size.height,
+            primary: true,
+        }
+    }
+}
+
 /// A producer of frames: the X11 and Windows screen grabbers and the
 /// [`SyntheticSource`](crate::SyntheticSource) used in tests and demos.
 ///
@@ -198,8 +237,37 @@ pub trait FrameSource {
     /// # Errors
     ///
     /// A [`CaptureError`]; [`CaptureError::Closed`] means no further frame
-    /// will come from this source.
+    /// will come from this source; [`CaptureError::LayoutChanged`] means the
+    /// screen size or monitor layout changed: the source has already adapted,
+    /// and the next call returns frames of the new [`size`](FrameSource::size)
+    /// (the recorder starts a new segment and encoder).
     fn next_frame(&mut self) -> Result<Frame, CaptureError>;
+
+    /// Whether the picture may have changed since the last frame
+    /// [`next_frame`](FrameSource::next_frame) returned; call it once per
+    /// tick, before `next_frame`.
+    ///
+    /// `Ok(false)` promises that the screen still shows exactly the last
+    /// frame's picture, so the recorder can repeat that frame (keeping the
+    /// timeline exact) without capturing or encoding anything. `Ok(true)`
+    /// means "capture": it is always the answer before the first frame and
+    /// after a layout change, and may be a false alarm (a window redrawn
+    /// with the same pixels).
+    ///
+    /// The default, for sources that cannot tell cheaply, is always `true`.
+    ///
+    /// # Errors
+    ///
+    /// As for `next_frame`, including [`CaptureError::LayoutChanged`].
+    fn changed_since_last(&mut self) -> Result<bool, CaptureError> {
+        Ok(true)
+    }
+
+    /// The monitors the frames show, in frame coordinates. The default is
+    /// one monitor covering [`size`](FrameSource::size).
+    fn layout(&self) -> Vec<Monitor> {
+        vec![Monitor::whole(self.size())]
+    }
 }
 
 impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
@@ -209,6 +277,14 @@ impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
 
     fn next_frame(&mut self) -> Result<Frame, CaptureError> {
         (**self).next_frame()
+    }
+
+    fn changed_since_last(&mut self) -> Result<bool, CaptureError> {
+        (**self).changed_since_last()
+    }
+
+    fn layout(&self) -> Vec<Monitor> {
+        (**self).layout()
     }
 }
 

@@ -28,11 +28,15 @@
 //! - [`encoder`]: [`H264Encoder`] and [`EncoderConfig`]: BGRA to I420
 //!   (`yuvutils-rs`, BT.709) to H.264 (OpenH264); its docs list every
 //!   OpenH264 setting and why.
+//! - `x11` (Linux only): `X11Source`, the X11 screen (all RandR monitors as
+//!   one desktop image) through MIT-SHM or `GetImage`, unchanged frames
+//!   detected with DAMAGE, layout changes reported as
+//!   [`CaptureError::LayoutChanged`].
 //! - [`annexb`]: splitting Annex-B streams into NAL units.
 //! - `error`: [`CaptureError`] and [`EncodeError`].
 //!
-//! Platform sources (X11 via MIT-SHM, Windows Graphics Capture) will live in
-//! their own modules behind `cfg` and implement [`FrameSource`].
+//! Platform sources live in their own modules behind `cfg` and implement
+//! [`FrameSource`]; the Windows source (Graphics Capture) is still to come.
 //!
 //! # Build
 //!
@@ -47,8 +51,12 @@ pub mod encoder;
 mod error;
 pub mod frame;
 pub mod synthetic;
+#[cfg(target_os = "linux")]
+pub mod x11;
 
 pub use encoder::{EncodedFrame, EncoderConfig, H264Encoder};
 pub use error::{BoxError, CaptureError, EncodeError};
-pub use frame::{Frame, FrameSize, FrameSource};
+pub use frame::{Frame, FrameSize, FrameSource, Monitor};
 pub use synthetic::{Motion, SyntheticSource, read_frame_number, read_frame_number_bgra};
+#[cfg(target_os = "linux")]
+pub use x11::{X11Options, X11Source};

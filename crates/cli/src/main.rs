@@ -37,27 +37,36 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Record into encrypted segments (synthetic source for now).
+    /// Record the screen (or test pictures) into encrypted segments.
     Record {
+        /// A TOML configuration file (see docs/operations.md); flags override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Directory for the segments.
         #[arg(long)]
-        out: PathBuf,
+        out: Option<PathBuf>,
         /// The server's public key (segments are encrypted for it).
         #[arg(long)]
-        server_pub: PathBuf,
+        server_pub: Option<PathBuf>,
         /// This device's id.
-        #[arg(long, default_value = "local-pc")]
-        device_id: String,
-        /// How long to record.
+        #[arg(long)]
+        device_id: Option<String>,
+        /// How long to record, in seconds.
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
         /// Frames per second.
-        #[arg(long, default_value_t = 5.0)]
-        fps: f32,
-        /// Length of a segment.
-        #[arg(long, default_value_t = 600.0)]
-        segment_seconds: f64,
-        /// Picture size, WIDTHxHEIGHT.
+        #[arg(long)]
+        fps: Option<f32>,
+        /// Length of a segment, in seconds.
+        #[arg(long)]
+        segment_seconds: Option<f64>,
+        /// Longest time between keyframes, in seconds (at most a segment).
+        #[arg(long)]
+        gop_seconds: Option<f64>,
+        /// Where pictures come from.
+        #[arg(long, value_enum)]
+        source: Option<record::SourceKind>,
+        /// Size of synthetic pictures, WIDTHxHEIGHT.
         #[arg(long, default_value = "1280x720")]
         size: String,
     },
@@ -150,27 +159,43 @@ fn run(cli: Cli) -> Result<()> {
     let out = match cli.command {
         Command::Keygen { out, force } => keygen(&out, force)?,
         Command::Record {
+            config,
             out,
             server_pub,
             device_id,
             seconds,
             fps,
             segment_seconds,
+            gop_seconds,
+            source,
             size,
         } => {
-            let (width, height) = size
+            let file = match &config {
+                Some(path) => record::read_config(path)?,
+                None => record::RecordFile {
+                    server_public_key: None,
+                    source: None,
+                    recorder: Default::default(),
+                },
+            };
+            let mut recorder = file.recorder;
+            recorder.segment_dir = out.unwrap_or(recorder.segment_dir);
+            recorder.device_id = device_id.unwrap_or(recorder.device_id);
+            recorder.fps = fps.unwrap_or(recorder.fps);
+            recorder.segment_seconds = segment_seconds.unwrap_or(recorder.segment_seconds);
+            recorder.gop_seconds = gop_seconds.unwrap_or(recorder.gop_seconds);
+            let size = size
                 .split_once('x')
                 .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
                 .with_context(|| format!("--size {size:?} is not WIDTHxHEIGHT"))?;
-            record::record(&record::RecordSettings {
-                out,
-                server_pub,
-                device_id,
+            record::record(record::RecordSettings {
+                recorder,
+                server_pub: server_pub
+                    .or(file.server_public_key)
+                    .context("no server public key: pass --server-pub or set server_public_key")?,
+                source: source.or(file.source).unwrap_or(record::SourceKind::Screen),
                 seconds,
-                fps,
-                segment_seconds,
-                width,
-                height,
+                size,
             })?
         }
         Command::Vault(Vault::Inspect { file }) => inspect(&file)?,

@@ -1,143 +1,133 @@
-//! `deskrec record`: a headless recording into segments, paced by the real
-//! clock. For now from the synthetic source; screen sources arrive with the
-//! capture work (issue 3) behind the same `FrameSource` trait.
+//! `deskrec record`: a headless recording of the screen into encrypted
+//! segments, with the same pipeline the agent runs.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use deskrec_capture::{EncoderConfig, FrameSource, H264Encoder, SyntheticSource};
-use deskrec_vault::{Frame, Micros, PublicKey, SegmentParams, SegmentWriter, now_micros};
+use anyhow::{Context, Result, bail};
+use deskrec_capture::{FrameSource, SyntheticSource};
+use deskrec_recorder::{Recorder, RecorderConfig};
+use deskrec_vault::{PublicKey, ScanDepth, scan_segment};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// Chunks are flushed (encrypted and fsynced) at least this often, so a
-/// crash loses at most this much video.
-const CHUNK_SECONDS: f64 = 2.0;
+/// Where pictures come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// The platform's screen: X11 on Linux, Windows Graphics Capture on
+    /// Windows.
+    Screen,
+    /// Numbered test pictures (no display needed).
+    Synthetic,
+}
 
-/// What to record.
+/// The configuration file (TOML); command-line flags override it.
+///
+/// ```toml
+/// server_public_key = "/etc/deskrec/server.pub"
+/// source = "screen"
+/// [recorder]
+/// segment_dir = "/var/lib/deskrec/segments"
+/// device_id = "pc-0017"
+/// fps = 5.0
+/// gop_seconds = 10.0
+/// segment_seconds = 600.0
+/// ```
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordFile {
+    /// The server's public key.
+    pub server_public_key: Option<PathBuf>,
+    /// The picture source.
+    pub source: Option<SourceKind>,
+    /// Pipeline settings.
+    #[serde(default)]
+    pub recorder: RecorderConfig,
+}
+
+/// Settings after flags and file are merged.
 pub struct RecordSettings {
-    pub out: PathBuf,
+    /// Pipeline settings.
+    pub recorder: RecorderConfig,
+    /// The server's public key.
     pub server_pub: PathBuf,
-    pub device_id: String,
+    /// The picture source.
+    pub source: SourceKind,
+    /// How long to record.
     pub seconds: f64,
-    pub fps: f32,
-    pub segment_seconds: f64,
-    pub width: u32,
-    pub height: u32,
+    /// Synthetic picture size.
+    pub size: (u32, u32),
 }
 
-/// Records `seconds` of the synthetic source into segments under `out`.
-pub fn record(s: &RecordSettings) -> Result<Value> {
+/// Reads a configuration file.
+pub fn read_config(path: &Path) -> Result<RecordFile> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{} is not a valid Deskrec configuration", path.display()))
+}
+
+/// Records for `seconds`, then prints the segments written.
+pub fn record(s: RecordSettings) -> Result<Value> {
     let server = PublicKey::load(&s.server_pub)?;
-    std::fs::create_dir_all(&s.out).with_context(|| format!("creating {}", s.out.display()))?;
-    let mut source = SyntheticSource::new(s.width, s.height)?;
-    let mut encoder = H264Encoder::new(EncoderConfig {
-        fps: s.fps,
-        ..EncoderConfig::new(s.width, s.height)
-    })?;
-    let interval = (1e6 / s.fps as f64).round() as Micros;
-    let frames = (s.seconds * s.fps as f64).round() as i64;
-    let (t0, clock0) = (now_micros(), Instant::now());
-    let mut rec = Recorder::new(s, &server, interval);
-    for n in 0..frames {
-        // Pace by the monotonic clock; stamp with UTC anchored at the start.
-        let due = clock0 + Duration::from_micros((n * interval) as u64);
-        std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        let pts = t0 + n * interval;
-        let rotate = rec.needs_segment(pts);
-        let picture = source.next_frame()?;
-        let encoded = encoder.encode(&picture, rotate)?;
-        rec.push(
-            Frame {
-                pts,
-                duration: interval as u32,
-                keyframe: encoded.keyframe,
-                data: encoded.data,
-            },
-            rotate,
-        )?;
+    let source = open_source(s.source, s.size, s.recorder.frame_interval())?;
+    let dir = s.recorder.segment_dir.clone();
+    let recorder = Recorder::start(source, s.recorder, server)?;
+    let deadline = Instant::now() + Duration::from_secs_f64(s.seconds);
+    while Instant::now() < deadline && recorder.is_running() {
+        std::thread::sleep(Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())));
     }
-    rec.close()?;
-    Ok(json!({ "segments": rec.done, "start": t0, "end": t0 + frames * interval }))
+    let status = recorder.stop()?;
+    let segments = list_segments(&dir)?;
+    let start = segments.first().map(|s| s["start"].clone());
+    let end = segments.last().map(|s| s["end"].clone());
+    Ok(json!({ "status": status, "segments": segments, "start": start, "end": end }))
 }
 
-/// Groups frames into chunks and chunks into segments.
-struct Recorder<'a> {
-    settings: &'a RecordSettings,
-    server: &'a PublicKey,
-    interval: Micros,
-    segment: Option<SegmentWriter>,
-    chunk: Vec<Frame>,
-    done: Vec<Value>,
+fn open_source(kind: SourceKind, (w, h): (u32, u32), interval: Duration) -> Result<Box<dyn FrameSource + Send>> {
+    Ok(match kind {
+        // Stamped on a fixed grid from now: picture n is at start + n
+        // intervals exactly, so tests can tell which picture to expect when.
+        SourceKind::Synthetic => Box::new(SyntheticSource::new(w, h)?.with_fixed_clock(Instant::now(), interval)),
+        SourceKind::Screen => screen_source()?,
+    })
 }
 
-impl<'a> Recorder<'a> {
-    fn new(settings: &'a RecordSettings, server: &'a PublicKey, interval: Micros) -> Self {
-        Self {
-            settings,
-            server,
-            interval,
-            segment: None,
-            chunk: Vec::new(),
-            done: Vec::new(),
-        }
-    }
-
-    /// Whether the frame at `pts` must open a new segment.
-    fn needs_segment(&self, pts: Micros) -> bool {
-        let len = (self.settings.segment_seconds * 1e6) as Micros;
-        self.segment
-            .as_ref()
-            .is_none_or(|w| pts >= w.header().started_at + len)
-    }
-
-    fn push(&mut self, frame: Frame, new_segment: bool) -> Result<()> {
-        if new_segment {
-            self.close()?;
-            let params = SegmentParams {
-                device_id: self.settings.device_id.clone(),
-                started_at: frame.pts,
-                width: self.settings.width,
-                height: self.settings.height,
-                frame_rate: self.settings.fps,
-            };
-            let path = segment_path(&self.settings.out, frame.pts);
-            self.segment = Some(SegmentWriter::create(&path, &params, self.server)?);
-        }
-        if frame.keyframe {
-            self.flush()?;
-        }
-        self.chunk.push(frame);
-        if self.chunk.len() as f64 * self.interval as f64 >= CHUNK_SECONDS * 1e6 {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        if let (Some(w), false) = (self.segment.as_mut(), self.chunk.is_empty()) {
-            w.append_chunk(&self.chunk)?;
-            self.chunk.clear();
-        }
-        Ok(())
-    }
-
-    fn close(&mut self) -> Result<()> {
-        self.flush()?;
-        if let Some(w) = self.segment.take() {
-            let path = w.path().to_path_buf();
-            let start = w.header().started_at;
-            let end = w.finish()?;
-            self.done.push(
-                json!({ "path": path, "start": start, "end": end.end, "chunks": end.chunk_count }),
-            );
-        }
-        Ok(())
-    }
+#[cfg(target_os = "linux")]
+fn screen_source() -> Result<Box<dyn FrameSource + Send>> {
+    let source = deskrec_capture::X11Source::open(&deskrec_capture::X11Options::new())
+        .context("cannot capture the X11 screen (is DISPLAY set?)")?;
+    Ok(Box::new(source))
 }
 
-/// Segment files are named by their start time so a directory listing is
-/// in time order.
-fn segment_path(dir: &Path, start: Micros) -> PathBuf {
-    dir.join(format!("{start}.dseg"))
+#[cfg(not(target_os = "linux"))]
+fn screen_source() -> Result<Box<dyn FrameSource + Send>> {
+    bail!("screen capture on this platform is not built yet; use --source synthetic")
+}
+
+/// The segments in `dir`, oldest first, with their time ranges.
+fn list_segments(dir: &Path) -> Result<Vec<Value>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "dseg"))
+        .collect();
+    paths.sort();
+    let mut out = Vec::new();
+    for path in paths {
+        let scan = scan_segment(&path, ScanDepth::Structure)?;
+        let (Some(first), Some(last)) = (scan.chunks.first(), scan.chunks.last()) else {
+            continue;
+        };
+        if let Some(damage) = &scan.damage {
+            bail!("{} is damaged: {damage}", path.display());
+        }
+        out.push(json!({
+            "path": path,
+            "start": first.head.range.start,
+            "end": last.head.range.end,
+            "chunks": scan.chunks.len(),
+            "finished": scan.end.is_some(),
+        }));
+    }
+    Ok(out)
 }

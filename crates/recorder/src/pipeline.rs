@@ -167,43 +167,86 @@ struct Capture {
 impl Capture {
     fn run(mut self, tx: SyncSender<Shot>) -> Result<(), RecorderError> {
         let mut next = Instant::now();
-        let mut last: Option<(Arc<Picture>, Instant)> = None;
+        // The last picture sent, when, and its time on the timeline.
+        let mut last: Option<(Arc<Picture>, Instant, Micros)> = None;
         while !self.stop.load(Ordering::SeqCst) {
             std::thread::sleep(next.saturating_duration_since(Instant::now()));
             // After a stall (suspend, overload) resume the rhythm from now
             // instead of capturing a burst to catch up.
             next = (next + self.interval).max(Instant::now());
-            let picture = match self.source.next_frame() {
-                Ok(p) => p,
-                Err(CaptureError::Closed) => break,
-                Err(e) => return Err(e.into()),
-            };
-            let drift = self.timeline.wall_clock_drift();
-            update(&self.status, |s| {
-                s.ticks += 1;
-                if drift.abs() > s.max_clock_drift_us.abs() {
-                    s.max_clock_drift_us = drift;
-                }
-            });
-            let unchanged = last.as_ref().is_some_and(|(prev, sent)| {
-                sent.elapsed() < self.heartbeat && prev.same_picture(&picture)
-            });
-            if unchanged {
+            self.count_tick();
+            let Some(shot) = self.take_shot(last.as_ref())? else {
                 update(&self.status, |s| s.unchanged += 1);
                 continue;
-            }
-            let shot = Shot {
-                pts: self.timeline.at(picture.captured_at()),
-                picture: Arc::new(picture),
             };
-            let picture = shot.picture.clone();
+            let (picture, pts) = (shot.picture.clone(), shot.pts);
             match tx.try_send(shot) {
-                Ok(()) => last = Some((picture, Instant::now())),
+                Ok(()) => last = Some((picture, Instant::now(), pts)),
                 Err(TrySendError::Full(_)) => update(&self.status, |s| s.dropped_behind += 1),
                 Err(TrySendError::Disconnected(_)) => break,
             }
         }
         Ok(())
+    }
+
+    /// The picture to send this tick, or `None` when the screen has not
+    /// changed and no heartbeat is due. Unchanged screens cost a DAMAGE
+    /// query (X11) or a comparison, not an encode.
+    fn take_shot(
+        &mut self,
+        last: Option<&(Arc<Picture>, Instant, Micros)>,
+    ) -> Result<Option<Shot>, RecorderError> {
+        let heartbeat_due = last.is_none_or(|(_, sent, _)| sent.elapsed() >= self.heartbeat);
+        let last_pts = last.map(|(_, _, pts)| *pts);
+        let changed = match self.source.changed_since_last() {
+            Ok(changed) => changed,
+            Err(CaptureError::LayoutChanged { .. }) => return self.layout_changed(),
+            Err(e) => return Err(e.into()),
+        };
+        let shot = match (changed, last) {
+            (false, Some((picture, _, _))) if heartbeat_due => Shot {
+                // The screen still shows the last picture: send it again so
+                // the chunk reaches the disk, stamped now.
+                pts: self.timeline.at(Instant::now()),
+                picture: picture.clone(),
+            },
+            (false, Some(_)) => return Ok(None),
+            _ => {
+                let picture = match self.source.next_frame() {
+                    Ok(p) => p,
+                    Err(CaptureError::LayoutChanged { .. }) => return self.layout_changed(),
+                    Err(e) => return Err(e.into()),
+                };
+                if !heartbeat_due && last.is_some_and(|(prev, _, _)| prev.same_picture(&picture)) {
+                    return Ok(None);
+                }
+                Shot {
+                    pts: self.timeline.at(picture.captured_at()),
+                    picture: Arc::new(picture),
+                }
+            }
+        };
+        // Frame times must increase: a source clock that disagrees with the
+        // timeline (or a tick within the same microsecond) skips the tick.
+        Ok(Some(shot).filter(|s| last_pts.is_none_or(|t| s.pts > t)))
+    }
+
+    /// The screen's size or monitors changed: the source has adapted, the
+    /// next picture has the new size and the encoder starts a new segment.
+    fn layout_changed(&mut self) -> Result<Option<Shot>, RecorderError> {
+        tracing::info!(monitors = ?self.source.layout(), "screen layout changed");
+        update(&self.status, |s| s.layout_changes += 1);
+        Ok(None)
+    }
+
+    fn count_tick(&self) {
+        let drift = self.timeline.wall_clock_drift();
+        update(&self.status, |s| {
+            s.ticks += 1;
+            if drift.abs() > s.max_clock_drift_us.abs() {
+                s.max_clock_drift_us = drift;
+            }
+        });
     }
 }
 

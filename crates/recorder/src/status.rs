@@ -36,6 +36,8 @@ pub struct RecorderStatus {
     pub dropped_behind: u64,
     /// Frames dropped while the disk was full.
     pub dropped_disk_full: u64,
+    /// Times the screen's size or monitor layout changed.
+    pub layout_changes: u64,
     /// Segments finished.
     pub segments: u64,
     /// The segment being written.
@@ -55,6 +57,7 @@ impl Default for RecorderStatus {
             encoded: 0,
             dropped_behind: 0,
             dropped_disk_full: 0,
+            layout_changes: 0,
             segments: 0,
             current_segment: None,
             bytes: 0,

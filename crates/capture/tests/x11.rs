@@ -1,0 +1,639 @@
+//! `X11Source` against a real X server: each test starts its own Xvfb on a
+//! free display, draws known pictures into it with x11rb, and checks what the
+//! source captures.
+//!
+//! Needs `Xvfb` (Debian: `xvfb`). Without it the tests pass with a message,
+//! except when `CI` is set: then they fail.
+//!
+//! CPU cost of a 1080p capture:
+//! `cargo test --release -p deskrec-capture --test x11 -- --ignored --nocapture`.
+
+#![cfg(target_os = "linux")]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use deskrec_capture::{
+    CaptureError, Frame, FrameSize, FrameSource, Monitor, X11Options, X11Source,
+};
+use x11rb::connection::Connection;
+use x11rb::protocol::randr::{self, MonitorInfo, Rotation};
+use x11rb::protocol::xproto::{
+    self, ChangeGCAux, CreateGCAux, CreateWindowAux, Gcontext, Rectangle, Window, WindowClass,
+};
+use x11rb::rust_connection::RustConnection;
+
+const RED: u32 = 0xff0000;
+const GREEN: u32 = 0x00ff00;
+const BLUE: u32 = 0x0000ff;
+const WHITE: u32 = 0xffffff;
+const GREY: u32 = 0x808080;
+const BLACK: u32 = 0x000000;
+
+// ---------------------------------------------------------------------------
+// Xvfb
+
+/// An Xvfb server on a display of its own, killed on drop.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+/// Display numbers tried by this process (shared by all its tests).
+static NEXT_DISPLAY: AtomicU32 = AtomicU32::new(0);
+
+impl Xvfb {
+    /// Starts `Xvfb :N -screen 0 <screen> -nolisten tcp -noreset <extra>`
+    /// on a free display N and waits until it accepts connections.
+    /// `-noreset` keeps RandR monitors set by a client that disconnected.
+    ///
+    /// `None` (with a message) when Xvfb is not installed and `CI` is unset.
+    fn start(screen: &str, extra: &[&str]) -> Option<Self> {
+        if !on_path("Xvfb") {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "Xvfb is not installed (Debian: apt-get install xvfb)"
+            );
+            eprintln!("skipped: Xvfb is not installed (Debian: apt-get install xvfb)");
+            return None;
+        }
+        for _ in 0..20 {
+            let number = free_display_number();
+            if let Some(xvfb) = Self::spawn(number, screen, extra) {
+                return Some(xvfb);
+            }
+        }
+        panic!("could not start Xvfb on any display");
+    }
+
+    /// Starts Xvfb on `:number`; `None` if it exits (display taken by a
+    /// server that started meanwhile).
+    fn spawn(number: u32, screen: &str, extra: &[&str]) -> Option<Self> {
+        let display = format!(":{number}");
+        let child = Command::new("Xvfb")
+            .args([
+                &display,
+                "-screen",
+                "0",
+                screen,
+                "-nolisten",
+                "tcp",
+                "-noreset",
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning Xvfb");
+        // From here on, dropping `xvfb` stops the server.
+        let mut xvfb = Self { child, display };
+        let socket = format!("/tmp/.X11-unix/X{number}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if xvfb.child.try_wait().expect("waiting for Xvfb").is_some() {
+                return None;
+            }
+            if Path::new(&socket).exists() && RustConnection::connect(Some(&xvfb.display)).is_ok() {
+                return Some(xvfb);
+            }
+            sleep(Duration::from_millis(20));
+        }
+        panic!("Xvfb on {} did not come up in 20 s", xvfb.display);
+    }
+
+    /// Options to capture this server.
+    fn options(&self) -> X11Options {
+        X11Options::new().display(&self.display)
+    }
+
+    /// A source with the default paths (SHM, DAMAGE).
+    fn source(&self) -> X11Source {
+        X11Source::open(&self.options()).expect("opening the X11 source")
+    }
+
+    /// CPU time the server has used so far.
+    fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/schedstat", self.child.id()))
+            .expect("reading Xvfb's schedstat");
+        let nanos = stat.split_whitespace().next().unwrap().parse().unwrap();
+        Duration::from_nanos(nanos)
+    }
+}
+
+impl Drop for Xvfb {
+    /// SIGTERM, so that Xvfb removes its socket and lock file.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+            // SAFETY: plain system call; the child has not been reaped, so
+            // the pid is still its own.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// A display number with neither a socket nor a lock file, starting at a
+/// number derived from the process id so parallel test runs rarely collide.
+fn free_display_number() -> u32 {
+    let base = 300 + (std::process::id() % 300) * 10;
+    loop {
+        let n = base + NEXT_DISPLAY.fetch_add(1, Ordering::Relaxed);
+        let taken = Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+            || Path::new(&format!("/tmp/.X{n}-lock")).exists();
+        if !taken {
+            return n;
+        }
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+// ---------------------------------------------------------------------------
+// Drawing and reconfiguring the server
+
+/// A client that owns a full-screen window and paints rectangles into it,
+/// and reconfigures the screen through RandR.
+struct Painter {
+    conn: RustConnection,
+    root: Window,
+    window: Window,
+    gc: Gcontext,
+}
+
+impl Painter {
+    /// Maps a black window over the whole screen.
+    fn new(xvfb: &Xvfb) -> Self {
+        let (conn, screen_num) = RustConnection::connect(Some(&xvfb.display)).unwrap();
+        let screen = &conn.setup().roots[screen_num];
+        let (root, width, height) = (screen.root, screen.width_in_pixels, screen.height_in_pixels);
+        let window = conn.generate_id().unwrap();
+        let attributes = CreateWindowAux::new()
+            .background_pixel(BLACK)
+            .override_redirect(1);
+        xproto::create_window(
+            &conn,
+            x11rb::COPY_DEPTH_FROM_PARENT,
+            window,
+            root,
+            0,
+            0,
+            width,
+            height,
+            0,
+            WindowClass::INPUT_OUTPUT,
+            x11rb::COPY_FROM_PARENT,
+            &attributes,
+        )
+        .unwrap();
+        xproto::map_window(&conn, window).unwrap();
+        let gc = conn.generate_id().unwrap();
+        xproto::create_gc(&conn, gc, window, &CreateGCAux::new()).unwrap();
+        let painter = Self {
+            conn,
+            root,
+            window,
+            gc,
+        };
+        painter.sync();
+        painter
+    }
+
+    /// Fills rectangles `(x, y, width, height)` with `colour` (0xRRGGBB),
+    /// and waits until the server has drawn them.
+    fn fill(&self, colour: u32, rectangles: &[(i16, i16, u16, u16)]) {
+        xproto::change_gc(&self.conn, self.gc, &ChangeGCAux::new().foreground(colour)).unwrap();
+        let rectangles: Vec<Rectangle> = rectangles
+            .iter()
+            .map(|&(x, y, width, height)| Rectangle {
+                x,
+                y,
+                width,
+                height,
+            })
+            .collect();
+        xproto::poly_fill_rectangle(&self.conn, self.window, self.gc, &rectangles).unwrap();
+        self.sync();
+    }
+
+    /// Replaces the RandR monitors with `monitors`. The first takes over the
+    /// screen's output, so the output's own (automatic) monitor goes away.
+    fn set_monitors(&self, monitors: &[Monitor]) {
+        let resources = randr::get_screen_resources(&self.conn, self.root)
+            .unwrap()
+            .reply()
+            .unwrap();
+        for (i, monitor) in monitors.iter().enumerate() {
+            let name = xproto::intern_atom(&self.conn, false, monitor.name.as_bytes())
+                .unwrap()
+                .reply()
+                .unwrap()
+                .atom;
+            let outputs = if i == 0 {
+                resources.outputs.clone()
+            } else {
+                Vec::new()
+            };
+            let info = MonitorInfo {
+                name,
+                primary: monitor.primary,
+                automatic: false,
+                x: monitor.x as i16,
+                y: monitor.y as i16,
+                width: monitor.width as u16,
+                height: monitor.height as u16,
+                width_in_millimeters: millimetres(monitor.width as u16),
+                height_in_millimeters: millimetres(monitor.height as u16),
+                outputs,
+            };
+            randr::set_monitor(&self.conn, self.root, info)
+                .unwrap()
+                .check()
+                .unwrap();
+        }
+        self.sync();
+    }
+
+    /// Resizes the screen, as a user changing the resolution would. Xvfb
+    /// cannot grow past its start size; a smaller screen needs its CRTCs
+    /// turned off first (they would not fit).
+    fn resize_screen(&self, width: u16, height: u16) {
+        let resources = randr::get_screen_resources(&self.conn, self.root)
+            .unwrap()
+            .reply()
+            .unwrap();
+        for &crtc in &resources.crtcs {
+            let disable = randr::set_crtc_config(
+                &self.conn,
+                crtc,
+                x11rb::CURRENT_TIME,
+                resources.config_timestamp,
+                0,
+                0,
+                x11rb::NONE,
+                Rotation::ROTATE0,
+                &[],
+            );
+            let reply = disable.unwrap().reply().unwrap();
+            assert_eq!(reply.status, randr::SetConfig::SUCCESS);
+        }
+        randr::set_screen_size(
+            &self.conn,
+            self.root,
+            width,
+            height,
+            millimetres(width),
+            millimetres(height),
+        )
+        .unwrap()
+        .check()
+        .unwrap();
+        self.sync();
+    }
+
+    fn sync(&self) {
+        xproto::get_input_focus(&self.conn)
+            .unwrap()
+            .reply()
+            .unwrap();
+    }
+}
+
+/// Physical size at 96 dpi.
+fn millimetres(pixels: u16) -> u32 {
+    u32::from(pixels) * 254 / 960
+}
+
+// ---------------------------------------------------------------------------
+// Reading frames
+
+/// The colour (0xRRGGBB) of pixel (x, y) of a BGRA frame.
+fn rgb(frame: &Frame, x: u32, y: u32) -> u32 {
+    let px = &frame.row(y)[x as usize * 4..][..4];
+    u32::from(px[2]) << 16 | u32::from(px[1]) << 8 | u32::from(px[0])
+}
+
+/// Asserts the colour of each `(x, y, colour)`.
+fn assert_colours(frame: &Frame, expected: &[(u32, u32, u32)]) {
+    for &(x, y, colour) in expected {
+        assert_eq!(
+            rgb(frame, x, y),
+            colour,
+            "pixel ({x}, {y}): got {:06x}, want {colour:06x}",
+            rgb(frame, x, y)
+        );
+    }
+}
+
+fn monitor(name: &str, x: i32, y: i32, width: u32, height: u32, primary: bool) -> Monitor {
+    Monitor {
+        name: name.to_owned(),
+        x,
+        y,
+        width,
+        height,
+        primary,
+    }
+}
+
+/// Paints four rectangles of known colours and checks them, their edges and
+/// the untouched background in a capture.
+fn captures_known_picture(xvfb: &Xvfb, source: &mut X11Source) {
+    let painter = Painter::new(xvfb);
+    painter.fill(RED, &[(10, 20, 100, 50)]);
+    painter.fill(GREEN, &[(300, 200, 40, 40)]);
+    painter.fill(BLUE, &[(600, 0, 40, 480)]);
+    painter.fill(WHITE, &[(0, 470, 10, 10)]);
+    let frame = source.next_frame().unwrap();
+    assert_eq!(frame.size(), FrameSize::new(640, 480));
+    assert_colours(
+        &frame,
+        &[
+            (10, 20, RED),
+            (109, 69, RED),
+            (110, 69, BLACK),
+            (109, 70, BLACK),
+            (300, 200, GREEN),
+            (339, 239, GREEN),
+            (340, 240, BLACK),
+            (600, 0, BLUE),
+            (639, 479, BLUE),
+            (599, 479, BLACK),
+            (0, 479, WHITE),
+            (320, 100, BLACK),
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn shm_captures_known_colours() {
+    let Some(xvfb) = Xvfb::start("640x480x24", &[]) else {
+        return;
+    };
+    let mut source = xvfb.source();
+    assert!(source.uses_shm());
+    assert!(source.uses_damage());
+    assert_eq!(source.size(), FrameSize::new(640, 480));
+    captures_known_picture(&xvfb, &mut source);
+}
+
+#[test]
+fn get_image_fallback_captures_known_colours() {
+    let Some(xvfb) = Xvfb::start("640x480x24", &[]) else {
+        return;
+    };
+    let mut source = X11Source::open(&xvfb.options().force_get_image(true)).unwrap();
+    assert!(!source.uses_shm());
+    captures_known_picture(&xvfb, &mut source);
+}
+
+#[test]
+fn falls_back_without_shm_and_damage_extensions() {
+    let Some(xvfb) = Xvfb::start(
+        "640x480x24",
+        &["-extension", "MIT-SHM", "-extension", "DAMAGE"],
+    ) else {
+        return;
+    };
+    let mut source = xvfb.source();
+    assert!(!source.uses_shm());
+    assert!(!source.uses_damage());
+    captures_known_picture(&xvfb, &mut source);
+    let painter = Painter::new(&xvfb);
+    assert_unchanged_frames_are_detected(&mut source, &painter);
+}
+
+#[test]
+fn odd_sized_screen_is_cropped_to_even() {
+    let Some(xvfb) = Xvfb::start("641x481x24", &[]) else {
+        return;
+    };
+    let mut source = xvfb.source();
+    assert_eq!(source.size(), FrameSize::new(640, 480));
+    // The monitor keeps its real size; only the frame is cropped.
+    let layout = source.layout();
+    assert_eq!((layout[0].width, layout[0].height), (641, 481));
+    let painter = Painter::new(&xvfb);
+    painter.fill(GREEN, &[(639, 479, 2, 2)]);
+    let frame = source.next_frame().unwrap();
+    assert_eq!(frame.size(), FrameSize::new(640, 480));
+    assert_colours(&frame, &[(639, 479, GREEN), (638, 478, BLACK)]);
+}
+
+#[test]
+fn two_monitors_side_by_side_are_recorded_at_their_geometry() {
+    let Some(xvfb) = Xvfb::start("1280x720x24", &[]) else {
+        return;
+    };
+    let mut source = xvfb.source();
+    assert_eq!(source.layout().len(), 1);
+    source.next_frame().unwrap();
+
+    let painter = Painter::new(&xvfb);
+    let monitors = [
+        monitor("LEFT", 0, 0, 640, 720, true),
+        monitor("RIGHT", 640, 0, 640, 720, false),
+    ];
+    painter.set_monitors(&monitors);
+    let change = source.changed_since_last().unwrap_err();
+    assert!(
+        matches!(change, CaptureError::LayoutChanged { size, monitors: 2 } if size == FrameSize::new(1280, 720)),
+        "{change}"
+    );
+    assert_eq!(source.layout(), monitors);
+    assert!(
+        source.changed_since_last().unwrap(),
+        "a new layout needs a frame"
+    );
+
+    painter.fill(RED, &[(0, 0, 640, 720)]);
+    painter.fill(BLUE, &[(640, 0, 640, 720)]);
+    let frame = source.next_frame().unwrap();
+    assert_eq!(frame.size(), FrameSize::new(1280, 720));
+    for m in source.layout() {
+        let colour = if m.name == "LEFT" { RED } else { BLUE };
+        let (left, top) = (m.x as u32, m.y as u32);
+        let (right, bottom) = (left + m.width - 1, top + m.height - 1);
+        assert_colours(&frame, &[(left, top, colour), (right, bottom, colour)]);
+    }
+}
+
+#[test]
+fn resolution_change_is_reported_and_captured_at_the_new_size() {
+    let Some(xvfb) = Xvfb::start("1280x720x24", &[]) else {
+        return;
+    };
+    let mut source = xvfb.source();
+    let painter = Painter::new(&xvfb);
+    assert_eq!(
+        source.next_frame().unwrap().size(),
+        FrameSize::new(1280, 720)
+    );
+
+    for (width, height) in [(1024, 600), (1280, 720)] {
+        painter.resize_screen(width, height);
+        let new_size = FrameSize::new(width.into(), height.into());
+        match source.next_frame() {
+            Err(CaptureError::LayoutChanged { size, .. }) => assert_eq!(size, new_size),
+            other => panic!("expected a layout change to {new_size}, got {other:?}"),
+        }
+        assert_eq!(source.size(), new_size);
+        assert!(
+            source.uses_shm(),
+            "shared memory is re-created at the new size"
+        );
+        let (x, y) = (
+            i16::try_from(width).unwrap() - 8,
+            i16::try_from(height).unwrap() - 8,
+        );
+        painter.fill(GREY, &[(x, y, 8, 8)]);
+        let frame = source.next_frame().unwrap();
+        assert_eq!(frame.size(), new_size);
+        let corner = (new_size.width - 1, new_size.height - 1);
+        assert_colours(&frame, &[(corner.0, corner.1, GREY), (0, 0, BLACK)]);
+    }
+}
+
+#[test]
+fn damage_reports_still_and_changing_screens() {
+    let Some(xvfb) = Xvfb::start("640x480x24", &[]) else {
+        return;
+    };
+    let mut source = xvfb.source();
+    assert!(source.uses_damage());
+    let painter = Painter::new(&xvfb);
+    assert_unchanged_frames_are_detected(&mut source, &painter);
+}
+
+#[test]
+fn comparison_reports_still_and_changing_screens() {
+    let Some(xvfb) = Xvfb::start("640x480x24", &[]) else {
+        return;
+    };
+    let mut source = X11Source::open(&xvfb.options().ignore_damage(true)).unwrap();
+    assert!(!source.uses_damage());
+    let painter = Painter::new(&xvfb);
+    assert_unchanged_frames_are_detected(&mut source, &painter);
+}
+
+/// A still screen reports no change however often asked; every drawing
+/// reports one, and the next frame shows it.
+fn assert_unchanged_frames_are_detected(source: &mut X11Source, painter: &Painter) {
+    assert!(source.changed_since_last().unwrap(), "nothing captured yet");
+    source.next_frame().unwrap();
+    for _ in 0..5 {
+        sleep(Duration::from_millis(20));
+        assert!(!source.changed_since_last().unwrap(), "the screen is still");
+    }
+    for (i, colour) in [RED, GREEN, BLUE, WHITE].into_iter().enumerate() {
+        let x = 20 * i as i16;
+        painter.fill(colour, &[(x, 0, 10, 10)]);
+        assert!(source.changed_since_last().unwrap(), "drawing {colour:06x}");
+        let frame = source.next_frame().unwrap();
+        assert_colours(&frame, &[(x as u32, 0, colour)]);
+        assert!(
+            !source.changed_since_last().unwrap(),
+            "still after the capture"
+        );
+    }
+    // Redrawing the same pixels may count as a change (DAMAGE cannot tell),
+    // but a frame is then captured and the screen is still again after it.
+    painter.fill(WHITE, &[(60, 0, 10, 10)]);
+    if source.changed_since_last().unwrap() {
+        source.next_frame().unwrap();
+    }
+    assert!(!source.changed_since_last().unwrap());
+}
+
+#[test]
+fn unsupported_visual_is_refused() {
+    let Some(xvfb) = Xvfb::start("640x480x16", &[]) else {
+        return;
+    };
+    let err = X11Source::open(&xvfb.options()).unwrap_err();
+    assert!(matches!(err, CaptureError::UnsupportedFormat(_)), "{err}");
+    assert!(err.to_string().contains("depth 16"), "{err}");
+}
+
+#[test]
+fn unreachable_display_is_a_clear_error() {
+    let display = format!(":{}", free_display_number());
+    let err = X11Source::open(&X11Options::new().display(&display)).unwrap_err();
+    assert!(matches!(err, CaptureError::Connect { .. }), "{err}");
+    assert!(err.to_string().contains(&display), "{err}");
+}
+
+/// Prints the CPU cost of one 1920x1080 capture: this process, the X server,
+/// and both, for MIT-SHM and `GetImage`; and of one unchanged-frame check.
+#[test]
+#[ignore = "measurement; run with --ignored --nocapture, ideally --release"]
+fn cpu_cost_per_frame_at_1080p() {
+    const FRAMES: u32 = 100;
+    let Some(xvfb) = Xvfb::start("1920x1080x24", &[]) else {
+        return;
+    };
+    let painter = Painter::new(&xvfb);
+    painter.fill(GREY, &[(100, 100, 800, 600)]);
+    for (path, options) in [
+        ("MIT-SHM", xvfb.options()),
+        ("GetImage", xvfb.options().force_get_image(true)),
+    ] {
+        let mut source = X11Source::open(&options).unwrap();
+        source.next_frame().unwrap();
+        let (client, server) = cpu_per_call(&xvfb, FRAMES, || {
+            let frame = source.next_frame().unwrap();
+            assert_eq!(frame.size(), FrameSize::new(1920, 1080));
+        });
+        report(&format!("{path} capture"), client, server);
+    }
+    let mut source = xvfb.source();
+    source.next_frame().unwrap();
+    let (client, server) = cpu_per_call(&xvfb, FRAMES, || {
+        assert!(!source.changed_since_last().unwrap());
+    });
+    report("DAMAGE unchanged check", client, server);
+}
+
+/// CPU time per call of `f` (this process, the X server).
+fn cpu_per_call(xvfb: &Xvfb, calls: u32, mut f: impl FnMut()) -> (Duration, Duration) {
+    let (client0, server0) = (process_cpu_time(), xvfb.cpu_time());
+    for _ in 0..calls {
+        f();
+    }
+    let (client, server) = (process_cpu_time() - client0, xvfb.cpu_time() - server0);
+    (client / calls, server / calls)
+}
+
+fn report(what: &str, client: Duration, server: Duration) {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{what}: {:.3} ms CPU per frame ({:.3} ms client + {:.3} ms X server)",
+        ms(client + server),
+        ms(client),
+        ms(server)
+    );
+}
+
+/// User + system CPU time of this process (getrusage).
+fn process_cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()), 0);
+        usage.assume_init()
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
