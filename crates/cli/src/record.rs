@@ -62,8 +62,10 @@ pub struct RecordSettings {
 
 /// Reads a configuration file.
 pub fn read_config(path: &Path) -> Result<RecordFile> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("{} is not a valid Deskrec configuration", path.display()))
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid Deskrec configuration", path.display()))
 }
 
 /// Records for `seconds`, then prints the segments written.
@@ -74,7 +76,9 @@ pub fn record(s: RecordSettings) -> Result<Value> {
     let recorder = Recorder::start(source, s.recorder, server)?;
     let deadline = Instant::now() + Duration::from_secs_f64(s.seconds);
     while Instant::now() < deadline && recorder.is_running() {
-        std::thread::sleep(Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())));
+        std::thread::sleep(
+            Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())),
+        );
     }
     let status = recorder.stop()?;
     let segments = list_segments(&dir)?;
@@ -83,11 +87,17 @@ pub fn record(s: RecordSettings) -> Result<Value> {
     Ok(json!({ "status": status, "segments": segments, "start": start, "end": end }))
 }
 
-fn open_source(kind: SourceKind, (w, h): (u32, u32), interval: Duration) -> Result<Box<dyn FrameSource + Send>> {
+fn open_source(
+    kind: SourceKind,
+    (w, h): (u32, u32),
+    interval: Duration,
+) -> Result<Box<dyn FrameSource + Send>> {
     Ok(match kind {
         // Stamped on a fixed grid from now: picture n is at start + n
         // intervals exactly, so tests can tell which picture to expect when.
-        SourceKind::Synthetic => Box::new(SyntheticSource::new(w, h)?.with_fixed_clock(Instant::now(), interval)),
+        SourceKind::Synthetic => {
+            Box::new(SyntheticSource::new(w, h)?.with_fixed_clock(Instant::now(), interval))
+        }
         SourceKind::Screen => screen_source()?,
     })
 }
