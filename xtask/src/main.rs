@@ -15,6 +15,7 @@
 mod bench;
 mod browser;
 mod demo;
+mod display;
 mod fuzz;
 mod setup;
 mod test;
