@@ -61,6 +61,7 @@ impl Recorder {
         };
         let capture = Capture {
             source,
+            new_segment: new_segment.clone(),
             interval: config.frame_interval(),
             heartbeat: Duration::from_secs_f64(config.chunk_seconds),
             timeline,
@@ -157,6 +158,9 @@ fn update(status: &Shared, f: impl FnOnce(&mut RecorderStatus)) {
 /// The capture thread.
 struct Capture {
     source: Box<dyn FrameSource + Send>,
+    /// Set to start a new segment when monitors change, even if the
+    /// desktop's size stays the same.
+    new_segment: Arc<AtomicBool>,
     interval: Duration,
     heartbeat: Duration,
     timeline: Timeline,
@@ -236,6 +240,7 @@ impl Capture {
     fn layout_changed(&mut self) -> Result<Option<Shot>, RecorderError> {
         tracing::info!(monitors = ?self.source.layout(), "screen layout changed");
         update(&self.status, |s| s.layout_changes += 1);
+        self.new_segment.store(true, Ordering::SeqCst);
         Ok(None)
     }
 
@@ -253,7 +258,8 @@ impl Capture {
 /// The encoder thread.
 struct Encode {
     config: RecorderConfig,
-    /// Set by the writer to ask for a new segment (after a full disk).
+    /// Set by the writer (after a full disk) or the capture thread (after a
+    /// layout change) to ask for a new segment.
     new_segment: Arc<AtomicBool>,
     status: Shared,
 }
