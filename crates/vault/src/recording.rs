@@ -188,14 +188,18 @@ impl RecordingScan {
             .first()
             .zip(chunks.last())
             .map(|(a, b)| crate::TimeRange::new(a.head.range.start, b.head.range.end));
+        let inside_request = m.requested.start <= m.trim.start && m.trim.end <= m.requested.end;
         match covered {
             Some(c)
-                if c.start <= m.trim.start && m.trim.end <= c.end && m.trim.start < m.trim.end =>
+                if inside_request
+                    && c.start <= m.trim.start
+                    && m.trim.end <= c.end
+                    && m.trim.start < m.trim.end =>
             {
                 Ok(())
             }
             _ => mismatch(format!(
-                "trim range {} is not inside the recorded chunks",
+                "trim range {} is not inside both the requested range and the recorded chunks",
                 m.trim
             )),
         }
