@@ -66,6 +66,34 @@ pub enum CaptureError {
         /// How many monitors the new layout has.
         monitors: usize,
     },
+    /// No capture method works on this machine (Windows: Graphics Capture
+    /// and desktop duplication both failed). Lists every method tried, in
+    /// order, with why it failed.
+    #[error("cannot capture the screen: {}", FailedAttempt::list(.attempts))]
+    Unavailable {
+        /// The methods tried and their errors.
+        attempts: Vec<FailedAttempt>,
+    },
+}
+
+/// One capture method that could not start, for [`CaptureError::Unavailable`].
+#[derive(Debug)]
+pub struct FailedAttempt {
+    /// The method, e.g. `"Windows Graphics Capture"`.
+    pub method: &'static str,
+    /// Why it failed.
+    pub error: BoxError,
+}
+
+impl FailedAttempt {
+    /// `"A: why; B: why"`.
+    fn list(attempts: &[FailedAttempt]) -> String {
+        let parts: Vec<String> = attempts
+            .iter()
+            .map(|a| format!("{}: {}", a.method, a.error))
+            .collect();
+        parts.join("; ")
+    }
 }
 
 /// Why the encoder could not be created or could not encode a frame.

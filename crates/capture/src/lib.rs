@@ -32,11 +32,19 @@
 //!   one desktop image) through MIT-SHM or `GetImage`, unchanged frames
 //!   detected with DAMAGE, layout changes reported as
 //!   [`CaptureError::LayoutChanged`].
+//! - [`windows`]: `WindowsSource` (Windows only), every monitor as one
+//!   desktop image through Windows.Graphics.Capture, falling back to DXGI
+//!   Desktop Duplication; the secure desktop comes out as a marked blank
+//!   frame ([`windows::is_blank_frame`]). Its layout and blank-frame logic
+//!   compiles and is tested on every platform.
 //! - [`annexb`]: splitting Annex-B streams into NAL units.
+//! - `testing` (feature `test-utils`, Linux only): test support shared by
+//!   the workspace's tests: an Xvfb fixture, a painter that shows numbered
+//!   pictures on it, ffmpeg decoding of recorded video.
 //! - `error`: [`CaptureError`] and [`EncodeError`].
 //!
 //! Platform sources live in their own modules behind `cfg` and implement
-//! [`FrameSource`]; the Windows source (Graphics Capture) is still to come.
+//! [`FrameSource`].
 //!
 //! # Build
 //!
@@ -51,11 +59,16 @@ pub mod encoder;
 mod error;
 pub mod frame;
 pub mod synthetic;
+#[cfg(all(feature = "test-utils", target_os = "linux"))]
+pub mod testing;
+pub mod windows;
 #[cfg(target_os = "linux")]
 pub mod x11;
 
+#[cfg(windows)]
+pub use self::windows::{CaptureMethod, WindowsOptions, WindowsSource};
 pub use encoder::{EncodedFrame, EncoderConfig, H264Encoder};
-pub use error::{BoxError, CaptureError, EncodeError};
+pub use error::{BoxError, CaptureError, EncodeError, FailedAttempt};
 pub use frame::{Frame, FrameSize, FrameSource, Monitor};
 pub use synthetic::{Motion, SyntheticSource, read_frame_number, read_frame_number_bgra};
 #[cfg(target_os = "linux")]

@@ -1,6 +1,6 @@
 //! `X11Source` against a real X server: each test starts its own Xvfb on a
-//! free display, draws known pictures into it with x11rb, and checks what the
-//! source captures.
+//! free display, draws known pictures into it (`testing::Painter`), and
+//! checks what the source captures.
 //!
 //! Needs `Xvfb` (Debian: `xvfb`). Without it the tests pass with a message,
 //! except when `CI` is set: then they fail.
@@ -10,21 +10,15 @@
 
 #![cfg(target_os = "linux")]
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use deskrec_capture::synthetic::render;
+use deskrec_capture::testing::{Painter, Xvfb, free_display_number};
 use deskrec_capture::{
     CaptureError, Frame, FrameSize, FrameSource, Monitor, X11Options, X11Source,
+    read_frame_number_bgra,
 };
-use x11rb::connection::Connection;
-use x11rb::protocol::randr::{self, MonitorInfo, Rotation};
-use x11rb::protocol::xproto::{
-    self, ChangeGCAux, CreateGCAux, CreateWindowAux, Gcontext, Rectangle, Window, WindowClass,
-};
-use x11rb::rust_connection::RustConnection;
 
 const RED: u32 = 0xff0000;
 const GREEN: u32 = 0x00ff00;
@@ -32,284 +26,6 @@ const BLUE: u32 = 0x0000ff;
 const WHITE: u32 = 0xffffff;
 const GREY: u32 = 0x808080;
 const BLACK: u32 = 0x000000;
-
-// ---------------------------------------------------------------------------
-// Xvfb
-
-/// An Xvfb server on a display of its own, killed on drop.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-/// Display numbers tried by this process (shared by all its tests).
-static NEXT_DISPLAY: AtomicU32 = AtomicU32::new(0);
-
-impl Xvfb {
-    /// Starts `Xvfb :N -screen 0 <screen> -nolisten tcp -noreset <extra>`
-    /// on a free display N and waits until it accepts connections.
-    /// `-noreset` keeps RandR monitors set by a client that disconnected.
-    ///
-    /// `None` (with a message) when Xvfb is not installed and `CI` is unset.
-    fn start(screen: &str, extra: &[&str]) -> Option<Self> {
-        if !on_path("Xvfb") {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "Xvfb is not installed (Debian: apt-get install xvfb)"
-            );
-            eprintln!("skipped: Xvfb is not installed (Debian: apt-get install xvfb)");
-            return None;
-        }
-        for _ in 0..20 {
-            let number = free_display_number();
-            if let Some(xvfb) = Self::spawn(number, screen, extra) {
-                return Some(xvfb);
-            }
-        }
-        panic!("could not start Xvfb on any display");
-    }
-
-    /// Starts Xvfb on `:number`; `None` if it exits (display taken by a
-    /// server that started meanwhile).
-    fn spawn(number: u32, screen: &str, extra: &[&str]) -> Option<Self> {
-        let display = format!(":{number}");
-        let child = Command::new("Xvfb")
-            .args([
-                &display,
-                "-screen",
-                "0",
-                screen,
-                "-nolisten",
-                "tcp",
-                "-noreset",
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawning Xvfb");
-        // From here on, dropping `xvfb` stops the server.
-        let mut xvfb = Self { child, display };
-        let socket = format!("/tmp/.X11-unix/X{number}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if xvfb.child.try_wait().expect("waiting for Xvfb").is_some() {
-                return None;
-            }
-            if Path::new(&socket).exists() && RustConnection::connect(Some(&xvfb.display)).is_ok() {
-                return Some(xvfb);
-            }
-            sleep(Duration::from_millis(20));
-        }
-        panic!("Xvfb on {} did not come up in 20 s", xvfb.display);
-    }
-
-    /// Options to capture this server.
-    fn options(&self) -> X11Options {
-        X11Options::new().display(&self.display)
-    }
-
-    /// A source with the default paths (SHM, DAMAGE).
-    fn source(&self) -> X11Source {
-        X11Source::open(&self.options()).expect("opening the X11 source")
-    }
-
-    /// CPU time the server has used so far.
-    fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/schedstat", self.child.id()))
-            .expect("reading Xvfb's schedstat");
-        let nanos = stat.split_whitespace().next().unwrap().parse().unwrap();
-        Duration::from_nanos(nanos)
-    }
-}
-
-impl Drop for Xvfb {
-    /// SIGTERM, so that Xvfb removes its socket and lock file.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-            // SAFETY: plain system call; the child has not been reaped, so
-            // the pid is still its own.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// A display number with neither a socket nor a lock file, starting at a
-/// number derived from the process id so parallel test runs rarely collide.
-fn free_display_number() -> u32 {
-    let base = 300 + (std::process::id() % 300) * 10;
-    loop {
-        let n = base + NEXT_DISPLAY.fetch_add(1, Ordering::Relaxed);
-        let taken = Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-            || Path::new(&format!("/tmp/.X{n}-lock")).exists();
-        if !taken {
-            return n;
-        }
-    }
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
-// ---------------------------------------------------------------------------
-// Drawing and reconfiguring the server
-
-/// A client that owns a full-screen window and paints rectangles into it,
-/// and reconfigures the screen through RandR.
-struct Painter {
-    conn: RustConnection,
-    root: Window,
-    window: Window,
-    gc: Gcontext,
-}
-
-impl Painter {
-    /// Maps a black window over the whole screen.
-    fn new(xvfb: &Xvfb) -> Self {
-        let (conn, screen_num) = RustConnection::connect(Some(&xvfb.display)).unwrap();
-        let screen = &conn.setup().roots[screen_num];
-        let (root, width, height) = (screen.root, screen.width_in_pixels, screen.height_in_pixels);
-        let window = conn.generate_id().unwrap();
-        let attributes = CreateWindowAux::new()
-            .background_pixel(BLACK)
-            .override_redirect(1);
-        xproto::create_window(
-            &conn,
-            x11rb::COPY_DEPTH_FROM_PARENT,
-            window,
-            root,
-            0,
-            0,
-            width,
-            height,
-            0,
-            WindowClass::INPUT_OUTPUT,
-            x11rb::COPY_FROM_PARENT,
-            &attributes,
-        )
-        .unwrap();
-        xproto::map_window(&conn, window).unwrap();
-        let gc = conn.generate_id().unwrap();
-        xproto::create_gc(&conn, gc, window, &CreateGCAux::new()).unwrap();
-        let painter = Self {
-            conn,
-            root,
-            window,
-            gc,
-        };
-        painter.sync();
-        painter
-    }
-
-    /// Fills rectangles `(x, y, width, height)` with `colour` (0xRRGGBB),
-    /// and waits until the server has drawn them.
-    fn fill(&self, colour: u32, rectangles: &[(i16, i16, u16, u16)]) {
-        xproto::change_gc(&self.conn, self.gc, &ChangeGCAux::new().foreground(colour)).unwrap();
-        let rectangles: Vec<Rectangle> = rectangles
-            .iter()
-            .map(|&(x, y, width, height)| Rectangle {
-                x,
-                y,
-                width,
-                height,
-            })
-            .collect();
-        xproto::poly_fill_rectangle(&self.conn, self.window, self.gc, &rectangles).unwrap();
-        self.sync();
-    }
-
-    /// Replaces the RandR monitors with `monitors`. The first takes over the
-    /// screen's output, so the output's own (automatic) monitor goes away.
-    fn set_monitors(&self, monitors: &[Monitor]) {
-        let resources = randr::get_screen_resources(&self.conn, self.root)
-            .unwrap()
-            .reply()
-            .unwrap();
-        for (i, monitor) in monitors.iter().enumerate() {
-            let name = xproto::intern_atom(&self.conn, false, monitor.name.as_bytes())
-                .unwrap()
-                .reply()
-                .unwrap()
-                .atom;
-            let outputs = if i == 0 {
-                resources.outputs.clone()
-            } else {
-                Vec::new()
-            };
-            let info = MonitorInfo {
-                name,
-                primary: monitor.primary,
-                automatic: false,
-                x: monitor.x as i16,
-                y: monitor.y as i16,
-                width: monitor.width as u16,
-                height: monitor.height as u16,
-                width_in_millimeters: millimetres(monitor.width as u16),
-                height_in_millimeters: millimetres(monitor.height as u16),
-                outputs,
-            };
-            randr::set_monitor(&self.conn, self.root, info)
-                .unwrap()
-                .check()
-                .unwrap();
-        }
-        self.sync();
-    }
-
-    /// Resizes the screen, as a user changing the resolution would. Xvfb
-    /// cannot grow past its start size; a smaller screen needs its CRTCs
-    /// turned off first (they would not fit).
-    fn resize_screen(&self, width: u16, height: u16) {
-        let resources = randr::get_screen_resources(&self.conn, self.root)
-            .unwrap()
-            .reply()
-            .unwrap();
-        for &crtc in &resources.crtcs {
-            let disable = randr::set_crtc_config(
-                &self.conn,
-                crtc,
-                x11rb::CURRENT_TIME,
-                resources.config_timestamp,
-                0,
-                0,
-                x11rb::NONE,
-                Rotation::ROTATE0,
-                &[],
-            );
-            let reply = disable.unwrap().reply().unwrap();
-            assert_eq!(reply.status, randr::SetConfig::SUCCESS);
-        }
-        randr::set_screen_size(
-            &self.conn,
-            self.root,
-            width,
-            height,
-            millimetres(width),
-            millimetres(height),
-        )
-        .unwrap()
-        .check()
-        .unwrap();
-        self.sync();
-    }
-
-    fn sync(&self) {
-        xproto::get_input_focus(&self.conn)
-            .unwrap()
-            .reply()
-            .unwrap();
-    }
-}
-
-/// Physical size at 96 dpi.
-fn millimetres(pixels: u16) -> u32 {
-    u32::from(pixels) * 254 / 960
-}
 
 // ---------------------------------------------------------------------------
 // Reading frames
@@ -377,7 +93,7 @@ fn captures_known_picture(xvfb: &Xvfb, source: &mut X11Source) {
 
 #[test]
 fn shm_captures_known_colours() {
-    let Some(xvfb) = Xvfb::start("640x480x24", &[]) else {
+    let Some(xvfb) = Xvfb::start(640, 480) else {
         return;
     };
     let mut source = xvfb.source();
@@ -389,7 +105,7 @@ fn shm_captures_known_colours() {
 
 #[test]
 fn get_image_fallback_captures_known_colours() {
-    let Some(xvfb) = Xvfb::start("640x480x24", &[]) else {
+    let Some(xvfb) = Xvfb::start(640, 480) else {
         return;
     };
     let mut source = X11Source::open(&xvfb.options().force_get_image(true)).unwrap();
@@ -399,7 +115,7 @@ fn get_image_fallback_captures_known_colours() {
 
 #[test]
 fn falls_back_without_shm_and_damage_extensions() {
-    let Some(xvfb) = Xvfb::start(
+    let Some(xvfb) = Xvfb::start_with(
         "640x480x24",
         &["-extension", "MIT-SHM", "-extension", "DAMAGE"],
     ) else {
@@ -415,7 +131,7 @@ fn falls_back_without_shm_and_damage_extensions() {
 
 #[test]
 fn odd_sized_screen_is_cropped_to_even() {
-    let Some(xvfb) = Xvfb::start("641x481x24", &[]) else {
+    let Some(xvfb) = Xvfb::start(641, 481) else {
         return;
     };
     let mut source = xvfb.source();
@@ -432,7 +148,7 @@ fn odd_sized_screen_is_cropped_to_even() {
 
 #[test]
 fn two_monitors_side_by_side_are_recorded_at_their_geometry() {
-    let Some(xvfb) = Xvfb::start("1280x720x24", &[]) else {
+    let Some(xvfb) = Xvfb::start(1280, 720) else {
         return;
     };
     let mut source = xvfb.source();
@@ -470,7 +186,7 @@ fn two_monitors_side_by_side_are_recorded_at_their_geometry() {
 
 #[test]
 fn resolution_change_is_reported_and_captured_at_the_new_size() {
-    let Some(xvfb) = Xvfb::start("1280x720x24", &[]) else {
+    let Some(xvfb) = Xvfb::start(1280, 720) else {
         return;
     };
     let mut source = xvfb.source();
@@ -506,7 +222,7 @@ fn resolution_change_is_reported_and_captured_at_the_new_size() {
 
 #[test]
 fn damage_reports_still_and_changing_screens() {
-    let Some(xvfb) = Xvfb::start("640x480x24", &[]) else {
+    let Some(xvfb) = Xvfb::start(640, 480) else {
         return;
     };
     let mut source = xvfb.source();
@@ -517,7 +233,7 @@ fn damage_reports_still_and_changing_screens() {
 
 #[test]
 fn comparison_reports_still_and_changing_screens() {
-    let Some(xvfb) = Xvfb::start("640x480x24", &[]) else {
+    let Some(xvfb) = Xvfb::start(640, 480) else {
         return;
     };
     let mut source = X11Source::open(&xvfb.options().ignore_damage(true)).unwrap();
@@ -556,8 +272,51 @@ fn assert_unchanged_frames_are_detected(source: &mut X11Source, painter: &Painte
 }
 
 #[test]
+fn painter_shows_numbered_pictures_exactly() {
+    let Some(xvfb) = Xvfb::start(1280, 720) else {
+        return;
+    };
+    let mut source = xvfb.source();
+    let painter = Painter::new(&xvfb);
+    painter.show(42);
+    let frame = source.next_frame().unwrap();
+    assert_eq!(read_frame_number_bgra(&frame), Some(42));
+    assert_same_pixels(&frame, &Monitor::whole(frame.size()), 42);
+
+    let right_half = monitor("RIGHT", 640, 0, 640, 720, false);
+    painter.show_on(&right_half, 7);
+    let frame = source.next_frame().unwrap();
+    assert_eq!(
+        read_frame_number_bgra(&frame),
+        Some(42),
+        "the left half is unchanged"
+    );
+    assert_same_pixels(&frame, &right_half, 7);
+}
+
+/// `area` of `frame` shows exactly synthetic picture `picture` (colours;
+/// the fourth byte of a 24-bit pixel is undefined).
+fn assert_same_pixels(frame: &Frame, area: &Monitor, picture: u32) {
+    let size = FrameSize::new(area.width, area.height);
+    let expected = render(size, picture);
+    let row_bytes = area.width as usize * 4;
+    for (y, want) in expected.chunks_exact(row_bytes).enumerate() {
+        let got = &frame.row(area.y as u32 + y as u32)[area.x as usize * 4..][..row_bytes];
+        let colours = |row: &[u8]| {
+            row.chunks_exact(4)
+                .map(|p| [p[0], p[1], p[2]])
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            colours(got) == colours(want),
+            "row {y} of {area:?} differs from picture {picture}"
+        );
+    }
+}
+
+#[test]
 fn unsupported_visual_is_refused() {
-    let Some(xvfb) = Xvfb::start("640x480x16", &[]) else {
+    let Some(xvfb) = Xvfb::start_with("640x480x16", &[]) else {
         return;
     };
     let err = X11Source::open(&xvfb.options()).unwrap_err();
@@ -579,7 +338,7 @@ fn unreachable_display_is_a_clear_error() {
 #[ignore = "measurement; run with --ignored --nocapture, ideally --release"]
 fn cpu_cost_per_frame_at_1080p() {
     const FRAMES: u32 = 100;
-    let Some(xvfb) = Xvfb::start("1920x1080x24", &[]) else {
+    let Some(xvfb) = Xvfb::start(1920, 1080) else {
         return;
     };
     let painter = Painter::new(&xvfb);

@@ -109,9 +109,16 @@ fn screen_source() -> Result<Box<dyn FrameSource + Send>> {
     Ok(Box::new(source))
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(windows)]
 fn screen_source() -> Result<Box<dyn FrameSource + Send>> {
-    bail!("screen capture on this platform is not built yet; use --source synthetic")
+    let source = deskrec_capture::WindowsSource::new()
+        .context("cannot capture the Windows desktop (Graphics Capture and DXGI both failed)")?;
+    Ok(Box::new(source))
+}
+
+#[cfg(not(any(target_os = "linux", windows)))]
+fn screen_source() -> Result<Box<dyn FrameSource + Send>> {
+    bail!("screen capture is not available on this platform; use --source synthetic")
 }
 
 /// The segments in `dir`, oldest first, with their time ranges.

@@ -345,7 +345,12 @@ impl Write {
             });
         }
         if let Some(mut p) = pending.take() {
-            p.duration = interval as u32;
+            // The last picture stayed on screen until the recording stopped
+            // (a still screen sends one only every chunk_seconds); bounded,
+            // since a source's clock may disagree with the wall clock.
+            let until_now = deskrec_vault::now_micros() - p.pts;
+            let longest = (self.sink.config.chunk_seconds * 1e6) as Micros + interval;
+            p.duration = until_now.clamp(interval, longest) as u32;
             self.sink.add(p)?;
         }
         self.sink.finish()

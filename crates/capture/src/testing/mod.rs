@@ -1,0 +1,54 @@
+//! Test support (feature `test-utils`, Linux only): a virtual X server, a
+//! client that paints known pictures into it, and ffmpeg decoding of the
+//! recorded video back into picture numbers.
+//!
+//! Not part of the capture API: it exists so the capture, recorder and CLI
+//! tests share one fixture instead of copies. Everything here panics on
+//! failure, as test code does.
+//!
+//! ```no_run
+//! use deskrec_capture::testing::{Painter, Xvfb};
+//! use deskrec_capture::FrameSource;
+//!
+//! let Some(xvfb) = Xvfb::start(640, 480) else {
+//!     return; // Xvfb not installed, and not on CI: skipped with a message
+//! };
+//! let painter = Painter::new(&xvfb);
+//! painter.show(42); // `synthetic::render(640x480, 42)` is now on screen
+//! let frame = xvfb.source().next_frame().unwrap();
+//! assert_eq!(deskrec_capture::read_frame_number_bgra(&frame), Some(42));
+//! ```
+//!
+//! - [`Xvfb`]: an `Xvfb` server on a free display, gone when dropped.
+//! - [`Painter`]: a window over the whole screen that shows numbered
+//!   pictures ([`synthetic::render`](crate::synthetic::render)) or coloured
+//!   rectangles, and reconfigures the screen through RandR (monitors,
+//!   resolution).
+//! - [`DecodedVideo`]: a video file decoded by `ffmpeg` into grey pictures
+//!   with their presentation times (`ffprobe`), read back with
+//!   [`read_frame_number`](crate::read_frame_number).
+//! - [`require_program`]: the skip-or-fail rule for missing tools.
+
+mod painter;
+mod video;
+mod xvfb;
+
+pub use painter::Painter;
+pub use video::{DecodedFrame, DecodedVideo};
+pub use xvfb::{Xvfb, free_display_number};
+
+/// Whether `program` is on `PATH`. When it is not, a test that needs it
+/// should be skipped: this prints `skipped: ...` (naming the Debian
+/// `package` to install) and returns `false`; but under CI (the `CI`
+/// environment variable set) a missing tool is a broken runner, so it
+/// panics instead.
+pub fn require_program(program: &str, package: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
+    if !found {
+        let why = format!("{program} is not installed (Debian: apt-get install {package})");
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("skipped: {why}");
+    }
+    found
+}
