@@ -1,0 +1,42 @@
+//! Messages shared by Deskrec agents and the recording server.
+//!
+//! Everything here is plain data with serde JSON encodings, so the agent and
+//! the server agree on the wire format by sharing one crate. The byte-level
+//! description with examples is `docs/protocol.md`.
+//!
+//! ```
+//! use deskrec_protocol::{AgentMessage, Hello, PROTOCOL_VERSION};
+//!
+//! let hello = AgentMessage::Hello(Hello {
+//!     version: PROTOCOL_VERSION,
+//!     device_id: "dev-1".into(),
+//!     windows_login: "CORP\\ann".into(),
+//!     host: "PC-17".into(),
+//!     agent_version: "0.1.0".into(),
+//!     last_contact_cursor: None,
+//! });
+//! let json = serde_json::to_string(&hello).unwrap();
+//! assert!(json.starts_with(r#"{"type":"hello","version":1"#));
+//! assert_eq!(AgentMessage::from_json(&json).unwrap(), hello);
+//! ```
+//!
+//! # Layout
+//!
+//! - `rte`: the RTE WebSocket channel — [`AgentMessage`] (agent → server) and
+//!   [`ServerMessage`] (server → agent), the [`Policy`] and its parts;
+//! - `enroll`: the one-time [`EnrollmentToken`] an administrator hands to a
+//!   PC, and the [`EnrollRequest`]/[`EnrollResponse`] of `POST /api/v1/enroll`;
+//! - `error`: the JSON error body every HTTP endpoint returns, [`ErrorBody`].
+
+#![deny(missing_docs)]
+
+mod enroll;
+mod error;
+mod rte;
+
+pub use enroll::{EnrollRequest, EnrollResponse, EnrollmentToken, TokenError};
+pub use error::ErrorBody;
+pub use rte::{
+    AgentMessage, AgentStatus, ClockProbe, ClockReply, Heartbeat, Hello, PROTOCOL_VERSION, Policy,
+    PolicyReason, RecordingState, RetentionLimits, RteError, ServerMessage, UploadLimits,
+};

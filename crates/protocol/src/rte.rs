@@ -1,0 +1,338 @@
+//! The RTE ("real-time events") channel between an agent and the server.
+//!
+//! One WebSocket per agent process, text frames, one JSON object per frame,
+//! tagged by `type`. The agent opens with [`Hello`]; the server answers with
+//! a [`Policy`] and sends a new one whenever the directory changes. Either
+//! side ignores nothing silently: an unknown `type` is a decode error, and
+//! the server answers it with [`RteError`].
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the RTE protocol this crate speaks, sent in [`Hello`]. The
+/// server refuses versions it does not know with an `unsupported_version`
+/// error, so incompatible agents fail loudly instead of misreading messages.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A message from the agent to the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMessage {
+    /// First message on every connection, and again when the session user
+    /// changes.
+    Hello(Hello),
+    /// Start of an NTP-style clock exchange.
+    ClockProbe(ClockProbe),
+    /// Periodic status report.
+    Heartbeat(Heartbeat),
+}
+
+/// A message from the server to the agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Whether and how to record; sent after each Hello and on every
+    /// directory change.
+    Policy(Policy),
+    /// Answer to a [`ClockProbe`].
+    ClockReply(ClockReply),
+    /// A protocol-level error; the connection may close after it.
+    Error(RteError),
+}
+
+/// The agent introduces itself and the user logged on at the PC.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Protocol version the agent speaks ([`PROTOCOL_VERSION`]).
+    pub version: u32,
+    /// The device id received at enrollment; must match the credential.
+    pub device_id: String,
+    /// Windows login of the session user, e.g. `CORP\ann`; empty when no one
+    /// is logged on.
+    pub windows_login: String,
+    /// The PC's host name, for people reading the device list.
+    pub host: String,
+    /// The agent's version string.
+    pub agent_version: String,
+    /// Cursor of the last contact the agent completed, or `None` if it never
+    /// completed one; the server replays contacts after it.
+    pub last_contact_cursor: Option<u64>,
+}
+
+/// Clock exchange, step 1: the agent's send time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockProbe {
+    /// Agent clock at send, microseconds since the Unix epoch.
+    pub t0: i64,
+}
+
+/// Clock exchange, step 2. With the agent's receive time `t3`, the agent's
+/// offset to the server is `((t1 - t0) + (t2 - t3)) / 2` and the round trip
+/// `(t3 - t0) - (t2 - t1)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockReply {
+    /// The probe's `t0`, echoed.
+    pub t0: i64,
+    /// Server clock when the probe arrived, µs since the Unix epoch.
+    pub t1: i64,
+    /// Server clock when the reply left, µs since the Unix epoch.
+    pub t2: i64,
+}
+
+/// The agent's periodic status; the server keeps the last one per device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// What the agent is doing.
+    pub status: AgentStatus,
+}
+
+/// The agent's state as shown to supervisors.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// Recording state.
+    pub recording: RecordingState,
+    /// Segment files on disk.
+    pub segments_on_disk: u64,
+    /// Recordings waiting to be uploaded.
+    pub uploads_queued: u64,
+    /// Free bytes on the recordings volume.
+    pub disk_free_bytes: u64,
+    /// Recent errors, newest last (the agent bounds the list).
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+/// Recording state of an agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingState {
+    /// Capturing the screen.
+    Recording,
+    /// Eligible but paused (screen locked, no session, …).
+    Paused,
+    /// The policy says not to record.
+    NotEligible,
+    /// Capture failed; see `errors`.
+    Error,
+}
+
+/// What the agent must do: record or not, and with which parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Record the session user's screen.
+    pub record: bool,
+    /// Why (`eligible` when `record` is true).
+    pub reason: PolicyReason,
+    /// Capture frame rate, frames per second.
+    pub fps: f32,
+    /// Length of a segment file, seconds.
+    pub segment_seconds: u32,
+    /// Keyframe interval, seconds.
+    pub gop_seconds: u32,
+    /// Hard limits on the recordings kept on the PC.
+    pub retention: RetentionLimits,
+    /// Limits on uploads.
+    pub upload: UploadLimits,
+    /// The server's recording public key (SubjectPublicKeyInfo PEM): segment
+    /// keys are wrapped under it.
+    pub server_public_key_pem: String,
+    /// Id of that key (hex SHA-256 of its DER), as written in segment headers.
+    pub server_key_id: String,
+}
+
+/// Why a policy says record or not. The checks run in this order and the
+/// first that fails is the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyReason {
+    /// Every check passed: record.
+    Eligible,
+    /// RTE messaging is switched off server-wide.
+    RteDisabled,
+    /// No user has this Windows login.
+    UnknownLogin,
+    /// The user exists but is not active.
+    UserInactive,
+    /// None of the user's roles (possibly none at all) grants `record_screen`.
+    NoRecordPermission,
+}
+
+impl PolicyReason {
+    /// The reason's wire name, e.g. `unknown_login`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyReason::Eligible => "eligible",
+            PolicyReason::RteDisabled => "rte_disabled",
+            PolicyReason::UnknownLogin => "unknown_login",
+            PolicyReason::UserInactive => "user_inactive",
+            PolicyReason::NoRecordPermission => "no_record_permission",
+        }
+    }
+}
+
+/// Hard retention limits: whichever is hit first deletes the oldest segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionLimits {
+    /// Delete segments older than this, days.
+    pub max_age_days: u32,
+    /// Most bytes of segments kept.
+    pub max_bytes: u64,
+    /// Keep at least this many bytes free on the volume.
+    pub min_free_disk_bytes: u64,
+}
+
+/// Upload limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadLimits {
+    /// Largest recording the server accepts, bytes.
+    pub max_recording_bytes: u64,
+    /// Uploads in flight at once.
+    pub max_parallel: u32,
+    /// Bandwidth cap, bytes per second; `None` for no cap.
+    pub max_bytes_per_second: Option<u64>,
+}
+
+/// A protocol error sent to the agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RteError {
+    /// Stable code, e.g. `unsupported_version`, `bad_message`,
+    /// `device_mismatch`, `hello_required`.
+    pub code: String,
+    /// Explanation for people.
+    pub message: String,
+}
+
+impl AgentMessage {
+    /// Decodes one text frame.
+    pub fn from_json(text: &str) -> serde_json::Result<Self> {
+        serde_json::from_str(text)
+    }
+
+    /// Encodes as one text frame.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("protocol messages always serialize")
+    }
+}
+
+impl ServerMessage {
+    /// Decodes one text frame.
+    pub fn from_json(text: &str) -> serde_json::Result<Self> {
+        serde_json::from_str(text)
+    }
+
+    /// Encodes as one text frame.
+    pub fn to_json(&self) -> String {
+        // Every field is a plain string, number, bool or option of those;
+        // serde_json only fails on maps with non-string keys or on I/O.
+        serde_json::to_string(self).expect("protocol messages always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy() -> Policy {
+        Policy {
+            record: false,
+            reason: PolicyReason::NoRecordPermission,
+            fps: 5.0,
+            segment_seconds: 600,
+            gop_seconds: 10,
+            retention: RetentionLimits {
+                max_age_days: 30,
+                max_bytes: 20 << 30,
+                min_free_disk_bytes: 2 << 30,
+            },
+            upload: UploadLimits {
+                max_recording_bytes: 2 << 30,
+                max_parallel: 2,
+                max_bytes_per_second: None,
+            },
+            server_public_key_pem: "-----BEGIN PUBLIC KEY-----\n...".into(),
+            server_key_id: "ab".repeat(32),
+        }
+    }
+
+    #[test]
+    fn agent_messages_round_trip() {
+        let msgs = [
+            AgentMessage::Hello(Hello {
+                version: PROTOCOL_VERSION,
+                device_id: "dev-1".into(),
+                windows_login: "CORP\\ann".into(),
+                host: "PC-17".into(),
+                agent_version: "0.1.0".into(),
+                last_contact_cursor: Some(42),
+            }),
+            AgentMessage::ClockProbe(ClockProbe {
+                t0: 1_700_000_000_000_000,
+            }),
+            AgentMessage::Heartbeat(Heartbeat {
+                status: AgentStatus {
+                    recording: RecordingState::Recording,
+                    segments_on_disk: 3,
+                    uploads_queued: 1,
+                    disk_free_bytes: 1 << 35,
+                    errors: vec!["encoder restarted".into()],
+                },
+            }),
+        ];
+        for m in msgs {
+            assert_eq!(AgentMessage::from_json(&m.to_json()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn server_messages_round_trip() {
+        let msgs = [
+            ServerMessage::Policy(policy()),
+            ServerMessage::ClockReply(ClockReply {
+                t0: 1,
+                t1: 5,
+                t2: 6,
+            }),
+            ServerMessage::Error(RteError {
+                code: "bad_message".into(),
+                message: "no".into(),
+            }),
+        ];
+        for m in msgs {
+            assert_eq!(ServerMessage::from_json(&m.to_json()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn wire_shape_is_tagged_snake_case() {
+        let v = serde_json::to_value(ServerMessage::Policy(policy())).unwrap();
+        assert_eq!(v["type"], "policy");
+        assert_eq!(v["reason"], "no_record_permission");
+        assert_eq!(v["retention"]["max_age_days"], 30);
+        let v = serde_json::to_value(AgentMessage::ClockProbe(ClockProbe { t0: 7 })).unwrap();
+        assert_eq!(v, json!({"type": "clock_probe", "t0": 7}));
+        for r in [
+            PolicyReason::Eligible,
+            PolicyReason::RteDisabled,
+            PolicyReason::UnknownLogin,
+            PolicyReason::UserInactive,
+            PolicyReason::NoRecordPermission,
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+    }
+
+    #[test]
+    fn heartbeat_errors_default_to_empty() {
+        let text = r#"{"type":"heartbeat","status":{"recording":"paused","segments_on_disk":0,"uploads_queued":0,"disk_free_bytes":10}}"#;
+        let AgentMessage::Heartbeat(hb) = AgentMessage::from_json(text).unwrap() else {
+            panic!("not a heartbeat");
+        };
+        assert!(hb.status.errors.is_empty());
+    }
+
+    #[test]
+    fn unknown_type_is_an_error() {
+        assert!(AgentMessage::from_json(r#"{"type":"nope"}"#).is_err());
+        assert!(AgentMessage::from_json(r#"{"t0":1}"#).is_err());
+    }
+}

@@ -1,0 +1,297 @@
+//! The admin API under `/api/v1/admin`: users, roles, settings, devices,
+//! enrollment tokens and the audit log.
+//!
+//! Authentication is the admin bearer token generated on first start into
+//! `data_dir/admin-token`; every route here sits behind [`require_admin`],
+//! applied to the whole nested router so no route can be added without it.
+//! Supervisor logins with per-user roles replace this in a later slice.
+//!
+//! The routes are listed once, in [`endpoints`], which both builds the
+//! router and lets tests iterate every admin route.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use axum::{Json, Router};
+use deskrec_protocol::EnrollmentToken;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiError, JsonBody, bearer};
+use crate::audit::{self, Actor, AuditEntry};
+use crate::directory::{
+    self, DirectoryError, ImportReport, NewUser, Permission, Role, Settings, User, UserPatch,
+};
+use crate::enrollment::{self, DEFAULT_TOKEN_TTL_SECONDS, Device};
+use crate::state::AppState;
+
+/// One admin route: method, path (relative to `/api/v1/admin`, axum syntax)
+/// and handler.
+pub struct Endpoint {
+    /// HTTP method.
+    pub method: Method,
+    /// Path under `/api/v1/admin`, with `{param}` placeholders.
+    pub path: &'static str,
+    /// The handler.
+    pub handler: MethodRouter<AppState>,
+}
+
+/// Every admin route.
+pub fn endpoints() -> Vec<Endpoint> {
+    let e = |method: Method, path, handler| Endpoint {
+        method,
+        path,
+        handler,
+    };
+    vec![
+        e(Method::GET, "/users", get(list_users)),
+        e(Method::POST, "/users", post(create_user)),
+        e(Method::GET, "/users/{id}", get(get_user)),
+        e(Method::PATCH, "/users/{id}", patch(update_user)),
+        e(Method::POST, "/users/import", post(import_users)),
+        e(Method::GET, "/roles", get(list_roles)),
+        e(Method::PUT, "/roles/{name}", put(put_role)),
+        e(Method::DELETE, "/roles/{name}", delete(delete_role)),
+        e(Method::GET, "/settings", get(get_settings)),
+        e(Method::PATCH, "/settings", patch(patch_settings)),
+        e(Method::POST, "/enrollment-tokens", post(create_token)),
+        e(Method::GET, "/devices", get(list_devices)),
+        e(Method::POST, "/devices/{id}/revoke", post(revoke_device)),
+        e(Method::GET, "/audit", get(list_audit)),
+    ]
+}
+
+/// The admin router, every route behind [`require_admin`].
+pub fn router(state: AppState) -> Router<AppState> {
+    endpoints()
+        .into_iter()
+        .fold(Router::new(), |r, e| r.route(e.path, e.handler))
+        // Its own fallback, so the auth layer covers unknown admin paths too
+        // and they reveal nothing to an unauthenticated caller.
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(axum::extract::DefaultBodyLimit::max(16 << 20))
+        .layer(middleware::from_fn_with_state(state, require_admin))
+}
+
+/// Lets the request through only with `Authorization: Bearer <admin token>`.
+pub async fn require_admin(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    match bearer(req.headers()) {
+        Some(t) if state.is_admin_token(t) => Ok(next.run(req).await),
+        _ => Err(ApiError::unauthorized()),
+    }
+}
+
+/// Runs a directory change in one transaction with the admin as actor, then
+/// notifies RTE connections.
+async fn change<R: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&rusqlite::Connection, &Actor) -> Result<R, DirectoryError> + Send + 'static,
+) -> Result<R, ApiError> {
+    let r = state
+        .db()
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let r = f(&tx, &Actor::Admin)?;
+            tx.commit()?;
+            Ok::<_, DirectoryError>(r)
+        })
+        .await?;
+    state.directory_changed();
+    Ok(r)
+}
+
+async fn read<R: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&rusqlite::Connection) -> Result<R, DirectoryError> + Send + 'static,
+) -> Result<R, ApiError> {
+    Ok(state.db().call(move |c| f(c)).await?)
+}
+
+fn user_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::bad_request(format!("user id {raw:?} is not a number")))
+}
+
+async fn list_users(State(s): State<AppState>) -> Result<Json<Vec<User>>, ApiError> {
+    Ok(Json(read(&s, directory::list_users).await?))
+}
+
+async fn create_user(
+    State(s): State<AppState>,
+    JsonBody(new): JsonBody<NewUser>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    let u = change(&s, move |c, a| directory::create_user(c, a, &new)).await?;
+    Ok((StatusCode::CREATED, Json(u)))
+}
+
+async fn get_user(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<User>, ApiError> {
+    let id = user_id(&id)?;
+    Ok(Json(read(&s, move |c| directory::get_user(c, id)).await?))
+}
+
+async fn update_user(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(p): JsonBody<UserPatch>,
+) -> Result<Json<User>, ApiError> {
+    let id = user_id(&id)?;
+    Ok(Json(
+        change(&s, move |c, a| directory::update_user(c, a, id, &p)).await?,
+    ))
+}
+
+/// `POST /users/import`: a JSON array of users, or CSV with
+/// `Content-Type: text/csv`.
+async fn import_users(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json<ImportReport>, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let users: Vec<NewUser> = if content_type.starts_with("text/csv") {
+        directory::parse_csv(&body)?
+    } else if content_type.starts_with("application/json") {
+        serde_json::from_str(&body).map_err(|e| ApiError::bad_request(format!("JSON: {e}")))?
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send application/json or text/csv",
+        ));
+    };
+    let report = change(&s, move |c, a| directory::import_users(c, a, &users)).await?;
+    tracing::info!(?report, "users imported");
+    Ok(Json(report))
+}
+
+async fn list_roles(State(s): State<AppState>) -> Result<Json<Vec<Role>>, ApiError> {
+    Ok(Json(read(&s, directory::list_roles).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleBody {
+    permissions: Vec<Permission>,
+}
+
+async fn put_role(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<RoleBody>,
+) -> Result<Json<Role>, ApiError> {
+    let (role, _) = change(&s, move |c, a| {
+        directory::put_role(c, a, &name, &body.permissions)
+    })
+    .await?;
+    Ok(Json(role))
+}
+
+async fn delete_role(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    change(&s, move |c, a| directory::delete_role(c, a, &name)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_settings(State(s): State<AppState>) -> Result<Json<Settings>, ApiError> {
+    Ok(Json(read(&s, directory::load_settings).await?))
+}
+
+async fn patch_settings(
+    State(s): State<AppState>,
+    JsonBody(p): JsonBody<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Json<Settings>, ApiError> {
+    let (settings, _) = change(&s, move |c, a| directory::patch_settings(c, a, &p)).await?;
+    Ok(Json(settings))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    /// Validity, seconds; default a week.
+    ttl_seconds: Option<u64>,
+}
+
+/// `POST /enrollment-tokens`: body optional (`{"ttl_seconds": N}`).
+async fn create_token(State(s): State<AppState>, body: String) -> Result<Response, ApiError> {
+    let body: TokenBody = if body.trim().is_empty() {
+        TokenBody::default()
+    } else {
+        serde_json::from_str(&body).map_err(|e| ApiError::bad_request(format!("JSON: {e}")))?
+    };
+    let ttl = body.ttl_seconds.unwrap_or(DEFAULT_TOKEN_TTL_SECONDS);
+    if ttl == 0 || ttl > 365 * 24 * 3600 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "ttl_seconds must be in [1, 31536000]",
+        ));
+    }
+    let new = s
+        .db()
+        .call(move |c| enrollment::create_token(c, &Actor::Admin, ttl))
+        .await?;
+    let compact = EnrollmentToken {
+        url: s.public_url().to_owned(),
+        token: new.secret.clone(),
+        cert_sha256: s.tls().fingerprint.clone(),
+    }
+    .encode();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "enrollment_token": compact,
+            "token": new.secret,
+            "url": s.public_url(),
+            "cert_sha256": s.tls().fingerprint,
+            "expires_at": new.expires_at,
+        })),
+    )
+        .into_response())
+}
+
+async fn list_devices(State(s): State<AppState>) -> Result<Json<Vec<Device>>, ApiError> {
+    Ok(Json(s.db().call(|c| enrollment::list_devices(c)).await?))
+}
+
+async fn revoke_device(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let changed = s
+        .db()
+        .call(move |c| enrollment::revoke(c, &Actor::Admin, &id))
+        .await?;
+    // Wake RTE sessions so the revoked device's connection closes now.
+    s.directory_changed();
+    Ok(Json(json!({ "revoked": true, "changed": changed })))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<u32>,
+}
+
+async fn list_audit(
+    State(s): State<AppState>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let Query(q) = q.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    let limit = q.limit.unwrap_or(100).min(1000);
+    Ok(Json(s.db().call(move |c| audit::list(c, limit)).await?))
+}

@@ -1,0 +1,84 @@
+//! The HTTP API: one router for the admin API, enrollment, the RTE
+//! WebSocket and a health check.
+//!
+//! Every error is JSON `{code, message}` ([`ApiError`]). Server-side
+//! failures are logged with their cause and answered with a generic
+//! message, so internals never leak to clients.
+
+pub mod admin;
+mod error;
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use deskrec_protocol::{EnrollRequest, EnrollResponse};
+use serde::de::DeserializeOwned;
+
+pub use error::ApiError;
+
+use crate::enrollment;
+use crate::state::AppState;
+
+/// Builds the whole application.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/enroll", post(enroll))
+        .route("/api/v1/rte", get(crate::rte::upgrade))
+        .nest("/api/v1/admin", admin::router(state.clone()))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .with_state(state)
+}
+
+/// `GET /api/v1/health`: liveness, no authentication, no details.
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `POST /api/v1/enroll`: trade a one-time token and a public key for a
+/// device id and credential.
+async fn enroll(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<EnrollRequest>,
+) -> Result<Json<EnrollResponse>, ApiError> {
+    let resp = state
+        .db()
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let resp = enrollment::enroll(&tx, &req)?;
+            tx.commit()?;
+            Ok::<_, enrollment::EnrollError>(resp)
+        })
+        .await?;
+    tracing::info!(device = %resp.device_id, "device enrolled");
+    Ok(Json(resp))
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// A JSON request body whose rejections are [`ApiError`]s (axum's own
+/// `Json` answers in plain text).
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(r) => Err(ApiError::new(r.status(), "bad_request", r.body_text())),
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The Deskrec recording server.
+//!
+//! It decides who is recorded and tells agent PCs over the RTE WebSocket;
+//! later slices add contact relay, uploads and playback. One binary, one
+//! TLS port, an embedded SQLite database and a data directory.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use deskrec_server::{AppState, Config, serve};
+//! let config = Config::from_toml("data_dir = \"/tmp/deskrec\"\nlisten = \"127.0.0.1:0\"")?;
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! let state = AppState::open(&config, listener.local_addr()?)?;
+//! println!("pin this certificate: {}", state.tls().fingerprint);
+//! serve(listener, state, async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - `config`: the TOML configuration over defaults;
+//! - `state`: [`AppState`], set up from the data directory on start;
+//! - `server`: the accept loop, TLS and graceful shutdown ([`serve`]);
+//! - `tls`: the (self-signed, generated) certificate and its fingerprint;
+//! - `keys`: the server's recording key pair;
+//! - `secret`: random secrets, their hashes, private files;
+//! - `db`: SQLite and its numbered migrations;
+//! - `audit`: the audit log;
+//! - `directory`: users, roles, permissions, settings, bulk import;
+//! - `eligibility`: who is recorded, and why not;
+//! - `enrollment`: one-time tokens, device credentials, revocation;
+//! - `rte`: the agent WebSocket sessions;
+//! - `api`: the HTTP router, errors, and the admin API (`api::admin`).
+//!
+//! The admin API and its authentication are described in `docs/server.md`,
+//! the messages in `docs/protocol.md`.
+
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod audit;
+pub mod config;
+pub mod db;
+pub mod directory;
+pub mod eligibility;
+pub mod enrollment;
+mod keys;
+pub mod rte;
+pub mod secret;
+mod server;
+pub mod state;
+pub mod tls;
+
+pub use api::router;
+pub use config::Config;
+pub use server::{MAX_CONNECTIONS, serve};
+pub use state::{AppState, StartError};

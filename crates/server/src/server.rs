@@ -1,0 +1,126 @@
+//! The accept loop: TLS, HTTP/1.1 with upgrades, graceful shutdown.
+//!
+//! [`serve`] takes a bound listener and a shutdown future, so the binary is
+//! a few lines and tests run the same server on port 0. Each connection is
+//! its own task: TLS handshake (bounded in time), then hyper serving the
+//! axum router. A semaphore caps open connections; at shutdown the loop
+//! stops accepting, every connection is asked to finish its current
+//! request, RTE sessions are told to close, and `serve` waits (bounded)
+//! until the connection tasks are gone.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_rustls::TlsAcceptor;
+
+use crate::state::AppState;
+
+/// Most connections open at once; enough for several thousand agents.
+pub const MAX_CONNECTIONS: usize = 10_000;
+
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for open connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves the application on `listener` until `shutdown` completes.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
+    let acceptor = TlsAcceptor::from(state.tls().config.clone());
+    let router = crate::api::router(state.clone());
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Each connection task holds a clone of `done_tx`; when all are dropped,
+    // `done_rx.recv()` returns None (mini-redis' shutdown_complete).
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "listening");
+    }
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let tcp = tokio::select! {
+            t = accept(&listener) => t,
+            () = &mut shutdown => break,
+        };
+        let (acceptor, router, state, done) = (
+            acceptor.clone(),
+            router.clone(),
+            state.clone(),
+            done_tx.clone(),
+        );
+        tokio::spawn(async move {
+            connection(tcp, acceptor, router, state).await;
+            drop(permit);
+            drop(done);
+        });
+    }
+    tracing::info!("shutting down");
+    state.begin_shutdown();
+    drop(done_tx);
+    if tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the shutdown grace period");
+    }
+}
+
+/// Accepts the next connection, backing off on errors (such as running out
+/// of file descriptors) instead of spinning or giving up.
+async fn accept(listener: &TcpListener) -> TcpStream {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match listener.accept().await {
+            Ok((tcp, _peer)) => {
+                let _ = tcp.set_nodelay(true);
+                return tcp;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?backoff, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn connection(tcp: TcpStream, acceptor: TlsAcceptor, router: axum::Router, state: AppState) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            return;
+        }
+    };
+    let service = TowerToHyperService::new(router);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(tls), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let mut closing = state.closing();
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection error");
+            }
+        }
+        () = async { let _ = closing.wait_for(|c| *c).await; } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}

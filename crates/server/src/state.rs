@@ -1,0 +1,196 @@
+//! The state every handler shares, and how it is set up on start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::db::{Db, DbError};
+use crate::eligibility::ServerKey;
+use crate::secret::{hash_secret, load_or_create};
+use crate::tls::{self, TlsError, TlsIdentity};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The data directory or a file in it is unusable.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The TLS identity could not be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The recording key could not be loaded or generated.
+    #[error("recording key: {0}")]
+    Key(#[from] deskrec_vault::VaultError),
+}
+
+/// Shared handle to the server's state; clones are cheap.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The database, for the server's lifetime.
+    db: Db,
+    /// TLS configuration and certificate fingerprint.
+    tls: TlsIdentity,
+    /// Public half of the recording key, sent in every policy.
+    server_key: ServerKey,
+    /// SHA-256 (hex) of the admin bearer token; the token itself stays in
+    /// its file.
+    admin_token_hash: String,
+    /// Base URL written into enrollment tokens.
+    public_url: String,
+    /// Directory generation: bumped after every committed change to users,
+    /// roles, settings or devices. Each RTE connection watches it and
+    /// re-evaluates its policy; a watch keeps one value however many
+    /// changes pile up, so a slow connection never queues.
+    directory: watch::Sender<u64>,
+    /// Set to true when the server begins shutting down; RTE sessions watch
+    /// it and close their WebSockets.
+    closing: watch::Sender<bool>,
+}
+
+/// Files in the data directory.
+pub mod files {
+    /// The SQLite database.
+    pub const DATABASE: &str = "deskrec.db";
+    /// The admin bearer token (0600).
+    pub const ADMIN_TOKEN: &str = "admin-token";
+    /// The recording private key (0600).
+    pub const RECORDING_KEY: &str = "recording-key.pem";
+}
+
+impl AppState {
+    /// Opens (creating on first start) everything in the data directory:
+    /// database, admin token, recording key, TLS certificate. `local_addr`
+    /// is the bound listener's address, for the default public URL.
+    ///
+    /// Blocking (file I/O, possibly RSA key generation): call it before
+    /// serving, or from `spawn_blocking`.
+    pub fn open(config: &Config, local_addr: SocketAddr) -> Result<Self, StartError> {
+        let dir = &config.data_dir;
+        let io = |path: PathBuf| move |source| StartError::Io { path, source };
+        std::fs::create_dir_all(dir).map_err(io(dir.clone()))?;
+        let db = Db::open(&dir.join(files::DATABASE))?;
+        let token_path = dir.join(files::ADMIN_TOKEN);
+        let (admin_token, created) = load_or_create(&token_path).map_err(io(token_path.clone()))?;
+        if created {
+            tracing::info!(path = %token_path.display(), "generated the admin token");
+        }
+        let (_private, server_key) =
+            crate::keys::load_or_generate(&dir.join(files::RECORDING_KEY))?;
+        let public_url = match &config.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => {
+                let host = if local_addr.ip().is_unspecified() {
+                    "localhost".to_owned()
+                } else if local_addr.is_ipv6() {
+                    format!("[{}]", local_addr.ip())
+                } else {
+                    local_addr.ip().to_string()
+                };
+                format!("https://{host}:{}", local_addr.port())
+            }
+        };
+        let hostnames: Vec<String> = url_host(&public_url).into_iter().collect();
+        let tls = tls::load_or_generate(dir, &config.tls, &hostnames)?;
+        tracing::info!(sha256 = %tls.fingerprint, "TLS certificate fingerprint");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                tls,
+                server_key,
+                admin_token_hash: hash_secret(&admin_token),
+                public_url,
+                directory: watch::Sender::new(0),
+                closing: watch::Sender::new(false),
+            }),
+        })
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// The TLS identity.
+    pub fn tls(&self) -> &TlsIdentity {
+        &self.inner.tls
+    }
+
+    /// The recording public key.
+    pub fn server_key(&self) -> &ServerKey {
+        &self.inner.server_key
+    }
+
+    /// The base URL for enrollment tokens.
+    pub fn public_url(&self) -> &str {
+        &self.inner.public_url
+    }
+
+    /// Whether `token` is the admin token.
+    pub fn is_admin_token(&self, token: &str) -> bool {
+        hash_secret(token) == self.inner.admin_token_hash
+    }
+
+    /// Tells every RTE connection that the directory changed. Call after
+    /// the change is committed.
+    pub fn directory_changed(&self) {
+        self.inner.directory.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// A receiver of directory changes (marked as seen).
+    pub fn directory_changes(&self) -> watch::Receiver<u64> {
+        self.inner.directory.subscribe()
+    }
+
+    /// Starts shutdown: RTE sessions close.
+    pub fn begin_shutdown(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
+    /// A receiver that changes to true at shutdown.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.inner.closing.subscribe()
+    }
+}
+
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://")?;
+    let authority = rest.split('/').next()?;
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn url_host_extracts_the_host() {
+        use super::url_host;
+        assert_eq!(
+            url_host("https://rec.example.com:8443/x").as_deref(),
+            Some("rec.example.com")
+        );
+        assert_eq!(url_host("https://[::1]:8443").as_deref(), Some("::1"));
+        assert_eq!(url_host("https://host").as_deref(), Some("host"));
+        assert_eq!(url_host("http://host"), None);
+    }
+}

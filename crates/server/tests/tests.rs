@@ -1,0 +1,444 @@
+//! Integration tests over real TLS sockets.
+
+mod util;
+
+use std::time::Duration;
+
+use deskrec_protocol::{AgentMessage, ClockProbe, PolicyReason, ServerMessage};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite;
+use util::{TestServer, WAIT};
+
+/// Roles `agent` (record_screen) and `viewer` (view_recordings), and users
+/// for every row of the eligibility matrix.
+async fn seed(s: &TestServer) {
+    s.admin(
+        "PUT",
+        "/roles/agent",
+        json!({"permissions": ["record_screen"]}),
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/roles/viewer",
+        json!({"permissions": ["view_recordings"]}),
+    )
+    .await;
+    for (name, login, active, roles) in [
+        ("Ann", "CORP\\ann", true, vec!["agent"]),
+        ("Ina", "CORP\\ina", false, vec!["agent"]),
+        ("Nora", "CORP\\nora", true, vec![]),
+        ("Vic", "CORP\\vic", true, vec!["viewer"]),
+    ] {
+        s.admin(
+            "POST",
+            "/users",
+            json!({"name": name, "windows_login": login, "active": active, "roles": roles}),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn eligibility_matrix() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let (mut agent, dev) = s.agent().await;
+    let key_id = s.state.server_key().key_id.clone();
+    for (login, record, reason) in [
+        ("CORP\\ann", true, PolicyReason::Eligible),
+        ("corp\\ANN", true, PolicyReason::Eligible), // logins are case-insensitive
+        ("CORP\\nobody", false, PolicyReason::UnknownLogin),
+        ("CORP\\ina", false, PolicyReason::UserInactive),
+        ("CORP\\nora", false, PolicyReason::NoRecordPermission), // no role
+        ("CORP\\vic", false, PolicyReason::NoRecordPermission),  // role without record_screen
+    ] {
+        let p = agent.hello(&dev, login).await;
+        assert_eq!((p.record, p.reason), (record, reason), "{login}");
+        assert_eq!(p.server_key_id, key_id);
+        assert_eq!(p.fps, 5.0);
+        assert_eq!((p.segment_seconds, p.gop_seconds), (600, 10));
+        assert!(
+            p.server_public_key_pem
+                .starts_with("-----BEGIN PUBLIC KEY-----")
+        );
+    }
+    s.admin("PATCH", "/settings", json!({"rte_enabled": false}))
+        .await;
+    let mut fresh = s.rte(Some(&s.enroll().await.credential)).await.unwrap();
+    // `fresh` is a second device; its own Hello must name its own id.
+    let devices = s.admin("GET", "/devices", Value::Null).await;
+    let fresh_id = devices[0]["id"].as_str().unwrap().to_owned();
+    let p = fresh.hello(&fresh_id, "CORP\\ann").await;
+    assert_eq!((p.record, p.reason), (false, PolicyReason::RteDisabled));
+}
+
+#[tokio::test]
+async fn auto_create_users_creates_an_unrecorded_user() {
+    let s = TestServer::start().await;
+    s.admin("PATCH", "/settings", json!({"auto_create_users": true}))
+        .await;
+    let (mut agent, dev) = s.agent().await;
+    let p = agent.hello(&dev, "CORP\\newbie").await;
+    assert_eq!(
+        (p.record, p.reason),
+        (false, PolicyReason::NoRecordPermission)
+    );
+    let users = s.admin("GET", "/users", Value::Null).await;
+    assert_eq!(users[0]["windows_login"], "CORP\\newbie");
+    let audit = s.admin("GET", "/audit", Value::Null).await;
+    assert_eq!(audit[0]["action"], "user.create");
+    assert_eq!(audit[0]["actor"], format!("device:{dev}"));
+}
+
+#[tokio::test]
+async fn policy_push_reaches_a_connected_agent_when_a_role_loses_record_screen() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let (mut agent, dev) = s.agent().await;
+    assert!(agent.hello(&dev, "CORP\\ann").await.record);
+
+    // An unrelated change re-evaluates but pushes nothing.
+    s.admin(
+        "PUT",
+        "/roles/viewer",
+        json!({"permissions": ["view_recordings", "admin"]}),
+    )
+    .await;
+    assert!(agent.try_recv(Duration::from_millis(300)).await.is_none());
+
+    s.admin(
+        "PUT",
+        "/roles/agent",
+        json!({"permissions": ["view_recordings"]}),
+    )
+    .await;
+    match agent.recv().await {
+        ServerMessage::Policy(p) => {
+            assert_eq!(
+                (p.record, p.reason),
+                (false, PolicyReason::NoRecordPermission)
+            )
+        }
+        other => panic!("expected a policy, got {other:?}"),
+    }
+    // And back.
+    s.admin(
+        "PUT",
+        "/roles/agent",
+        json!({"permissions": ["record_screen"]}),
+    )
+    .await;
+    let ServerMessage::Policy(p) = agent.recv().await else {
+        panic!()
+    };
+    assert!(p.record);
+}
+
+#[tokio::test]
+async fn clock_probe_gets_a_reply() {
+    let s = TestServer::start().await;
+    let (mut agent, dev) = s.agent().await;
+    agent.hello(&dev, "").await;
+    agent
+        .send(&AgentMessage::ClockProbe(ClockProbe { t0: 123 }))
+        .await;
+    let ServerMessage::ClockReply(r) = agent.recv().await else {
+        panic!("no clock reply")
+    };
+    assert_eq!(r.t0, 123);
+    assert!(r.t1 > 1_600_000_000_000_000 && r.t1 <= r.t2);
+}
+
+#[tokio::test]
+async fn hello_is_checked() {
+    let s = TestServer::start().await;
+    let (mut agent, dev) = s.agent().await;
+    let ServerMessage::Error(e) = agent.hello_raw(&dev, "x", 99).await else {
+        panic!()
+    };
+    assert_eq!(e.code, "unsupported_version");
+    let (mut agent, _) = s.agent().await;
+    let ServerMessage::Error(e) = agent.hello_raw("dev-someone-else", "x", 1).await else {
+        panic!()
+    };
+    assert_eq!(e.code, "device_mismatch");
+    let (mut agent, _) = s.agent().await;
+    agent
+        .send(&AgentMessage::ClockProbe(ClockProbe { t0: 1 }))
+        .await;
+    let ServerMessage::Error(e) = agent.recv().await else {
+        panic!()
+    };
+    assert_eq!(e.code, "hello_required");
+}
+
+#[tokio::test]
+async fn enrollment_token_is_single_use() {
+    let s = TestServer::start().await;
+    let t = s
+        .admin("POST", "/enrollment-tokens", json!({"ttl_seconds": 60}))
+        .await;
+    let secret = t["token"].as_str().unwrap();
+    let (status, first) = s.enroll_with(secret).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, again) = s.enroll_with(secret).await;
+    assert_eq!(
+        (status, again["code"].as_str()),
+        (403, Some("invalid_token"))
+    );
+    let (status, unknown) = s.enroll_with("not-a-token").await;
+    assert_eq!(
+        (status, unknown["code"].as_str()),
+        (403, Some("invalid_token"))
+    );
+    // A bad key does not burn the token.
+    let t = s.admin("POST", "/enrollment-tokens", Value::Null).await;
+    let req = json!({"token": t["token"], "public_key_pem": "nope", "host": "h"}).to_string();
+    let (status, body) = s
+        .request("POST", "/api/v1/enroll", None, "application/json", &req)
+        .await;
+    assert_eq!((status, body["code"].as_str()), (422, Some("invalid_key")));
+    assert_eq!(s.enroll_with(t["token"].as_str().unwrap()).await.0, 200);
+    // The credential is stored hashed only.
+    let db = std::fs::read(s.dir.path().join("deskrec.db")).unwrap();
+    let wal = std::fs::read(s.dir.path().join("deskrec.db-wal")).unwrap_or_default();
+    let cred = first["credential"].as_str().unwrap().as_bytes();
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(cred.len()).any(|w| w == cred));
+    }
+}
+
+#[tokio::test]
+async fn revoked_device_is_refused_and_disconnected() {
+    let s = TestServer::start().await;
+    let d = s.enroll().await;
+    let mut agent = s.rte(Some(&d.credential)).await.unwrap();
+    agent.hello(&d.device_id, "CORP\\ann").await;
+    s.admin(
+        "POST",
+        &format!("/devices/{}/revoke", d.device_id),
+        Value::Null,
+    )
+    .await;
+    let ServerMessage::Error(e) = agent.recv().await else {
+        panic!("expected an error")
+    };
+    assert_eq!(e.code, "device_revoked");
+    assert!(
+        agent.try_recv(WAIT).await.is_none(),
+        "the connection closes"
+    );
+    match s.rte(Some(&d.credential)).await {
+        Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a revoked device connected"),
+    }
+    let devices = s.admin("GET", "/devices", Value::Null).await;
+    assert!(devices[0]["revoked_at"].is_i64());
+}
+
+#[tokio::test]
+async fn rte_refuses_missing_and_wrong_credentials() {
+    let s = TestServer::start().await;
+    for cred in [None, Some("wrong"), Some(s.admin_token.as_str())] {
+        match s.rte(cred).await {
+            Err(tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401, "{cred:?}"),
+            _ => panic!("{cred:?} was not refused"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_admin_endpoint_refuses_missing_and_wrong_tokens() {
+    let s = TestServer::start().await;
+    let device_credential = s.enroll().await.credential;
+    let endpoints = deskrec_server::api::admin::endpoints();
+    assert!(endpoints.len() >= 10);
+    for e in &endpoints {
+        let path = format!("/api/v1/admin{}", e.path)
+            .replace("{id}", "1")
+            .replace("{name}", "agent");
+        for token in [
+            None,
+            Some("wrong"),
+            Some(""),
+            Some(device_credential.as_str()),
+        ] {
+            let (status, body) = s
+                .request(e.method.as_str(), &path, token, "application/json", "{}")
+                .await;
+            assert_eq!(status, 401, "{} {path} with {token:?}", e.method);
+            assert_eq!(body["code"], "unauthorized");
+        }
+        // With the right token the route exists (whatever the body's fate).
+        let (status, body) = s
+            .request(
+                e.method.as_str(),
+                &path,
+                Some(&s.admin_token),
+                "application/json",
+                "{}",
+            )
+            .await;
+        assert!(
+            status != 401 && status != 405,
+            "{} {path}: {status} {body}",
+            e.method
+        );
+        if status == 404 {
+            assert_ne!(body["message"], "no such endpoint", "{} {path}", e.method);
+        }
+    }
+    // Unknown admin paths are refused the same way, so they reveal nothing.
+    let (status, _) = s
+        .request("GET", "/api/v1/admin/nope", None, "application/json", "")
+        .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn bulk_import_is_idempotent_and_audited_once() {
+    let s = TestServer::start().await;
+    s.admin(
+        "PUT",
+        "/roles/agent",
+        json!({"permissions": ["record_screen"]}),
+    )
+    .await;
+    let users = json!([
+        {"name": "Ann", "windows_login": "CORP\\ann", "roles": ["agent"]},
+        {"name": "Bob", "windows_login": "CORP\\bob", "active": false},
+        {"name": "Cy", "windows_login": "CORP\\cy", "roles": ["agent", "agent"]},
+    ]);
+    let before = s.audit_count().await;
+    let r = s.admin("POST", "/users/import", users.clone()).await;
+    assert_eq!(r, json!({"created": 3, "updated": 0, "unchanged": 0}));
+    assert_eq!(s.audit_count().await, before + 3);
+    let listed = s.admin("GET", "/users", Value::Null).await;
+
+    let r = s.admin("POST", "/users/import", users).await;
+    assert_eq!(r, json!({"created": 0, "updated": 0, "unchanged": 3}));
+    assert_eq!(
+        s.audit_count().await,
+        before + 3,
+        "nothing audited the second time"
+    );
+    assert_eq!(s.admin("GET", "/users", Value::Null).await, listed);
+
+    // The same data as CSV is also a no-op; a changed row is one update.
+    let csv = "name,windows_login,active,roles\nAnn,corp\\ann,true,agent\nBob,CORP\\bob,false,\nCy,CORP\\cy,yes,agent\n";
+    let (status, r) = s
+        .request(
+            "POST",
+            "/api/v1/admin/users/import",
+            Some(&s.admin_token),
+            "text/csv",
+            csv,
+        )
+        .await;
+    assert_eq!(
+        (status, r),
+        (200, json!({"created": 0, "updated": 0, "unchanged": 3}))
+    );
+    let csv = csv.replace("Bob,CORP\\bob,false,", "Bob,CORP\\bob,true,agent");
+    let (_, r) = s
+        .request(
+            "POST",
+            "/api/v1/admin/users/import",
+            Some(&s.admin_token),
+            "text/csv",
+            &csv,
+        )
+        .await;
+    assert_eq!(r, json!({"created": 0, "updated": 1, "unchanged": 2}));
+    assert_eq!(s.audit_count().await, before + 4);
+
+    // An invalid record fails the whole import and writes nothing.
+    let bad = json!([
+        {"name": "Dee", "windows_login": "CORP\\dee"},
+        {"name": "Eve", "windows_login": "CORP\\eve", "roles": ["no-such-role"]},
+    ]);
+    let (status, body) = s
+        .request(
+            "POST",
+            "/api/v1/admin/users/import",
+            Some(&s.admin_token),
+            "application/json",
+            &bad.to_string(),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (422, Some("invalid")));
+    assert_eq!(
+        s.admin("GET", "/users", Value::Null)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn admin_errors_are_json() {
+    let s = TestServer::start().await;
+    let t = Some(s.admin_token.as_str());
+    let (status, body) = s
+        .request("POST", "/api/v1/admin/users", t, "application/json", "{")
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
+    let (status, body) = s
+        .request("GET", "/api/v1/admin/users/999", t, "application/json", "")
+        .await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    let u = json!({"name": "A", "windows_login": "CORP\\a"}).to_string();
+    s.request("POST", "/api/v1/admin/users", t, "application/json", &u)
+        .await;
+    let (status, body) = s
+        .request("POST", "/api/v1/admin/users", t, "application/json", &u)
+        .await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("conflict")));
+    let (status, body) = s
+        .request("GET", "/nowhere", None, "application/json", "")
+        .await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    let (status, body) = s
+        .request("GET", "/api/v1/health", None, "application/json", "")
+        .await;
+    assert_eq!((status, body), (200, json!({"status": "ok"})));
+}
+
+#[tokio::test]
+async fn restart_reuses_certificate_token_and_data() {
+    let s = TestServer::start().await;
+    let (fingerprint, token) = (s.fingerprint(), s.admin_token.clone());
+    s.admin(
+        "PUT",
+        "/roles/agent",
+        json!({"permissions": ["record_screen"]}),
+    )
+    .await;
+    let (mut agent, dev) = s.agent().await;
+    agent.hello(&dev, "x").await;
+    let dir = s.stop().await; // graceful: the open RTE session is closed
+    assert!(agent.try_recv(WAIT).await.is_none());
+    let s = TestServer::start_in(dir).await;
+    assert_eq!(
+        (s.fingerprint(), s.admin_token.clone()),
+        (fingerprint, token)
+    );
+    let roles = s.admin("GET", "/roles", Value::Null).await;
+    assert_eq!(
+        roles,
+        json!([{"name": "agent", "permissions": ["record_screen"]}])
+    );
+    #[cfg(unix)]
+    for f in ["admin-token", "recording-key.pem", "tls/key.pem"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(s.dir.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+}

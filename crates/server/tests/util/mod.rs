@@ -1,0 +1,349 @@
+//! Shared fixtures: a server on a real TLS socket (port 0, fresh data dir)
+//! and clients that pin its certificate by SHA-256 fingerprint, the way an
+//! agent does with the fingerprint from its enrollment token.
+
+// Fixture fields and helpers are self-explanatory test plumbing.
+#![allow(missing_docs)]
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use deskrec_protocol::{
+    AgentMessage, EnrollRequest, EnrollResponse, EnrollmentToken, Hello, PROTOCOL_VERSION, Policy,
+    ServerMessage,
+};
+use deskrec_server::{AppState, Config, serve};
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest};
+
+/// How long a test waits for any one message.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// One RSA key for the whole test binary (generation is slow): used as the
+/// server's recording key and as devices' signing keys.
+pub fn test_key() -> &'static deskrec_vault::PrivateKey {
+    static KEY: OnceLock<deskrec_vault::PrivateKey> = OnceLock::new();
+    KEY.get_or_init(|| deskrec_vault::PrivateKey::generate().unwrap())
+}
+
+/// A running server.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub state: AppState,
+    pub admin_token: String,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir) -> Self {
+        let key_path = dir.path().join("recording-key.pem");
+        if !key_path.exists() {
+            test_key().save(&key_path).unwrap();
+        }
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState::open(&config, addr).unwrap();
+        let admin_token = std::fs::read_to_string(dir.path().join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(serve(listener, state.clone(), async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            state,
+            admin_token,
+            dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server and waits for `serve` to return; keeps the data dir.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(15), self.task.take().unwrap())
+            .await
+            .expect("serve returns after shutdown")
+            .unwrap();
+        self.dir
+    }
+
+    pub fn fingerprint(&self) -> String {
+        self.state.tls().fingerprint.clone()
+    }
+
+    async fn tls(&self) -> TlsStream<TcpStream> {
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let connector = TlsConnector::from(pinned_client(&self.fingerprint()));
+        connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap()
+    }
+
+    /// One HTTP request on a fresh connection: status and JSON body (Null if
+    /// the body is empty).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> (u16, Value) {
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(self.tls().await))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost")
+            .header("content-type", content_type);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = sender
+            .send_request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {bytes:?}"))
+        };
+        (status, json)
+    }
+
+    /// An admin call that must succeed.
+    pub async fn admin(&self, method: &str, path: &str, body: Value) -> Value {
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let (status, json) = self
+            .request(
+                method,
+                &format!("/api/v1/admin{path}"),
+                Some(&self.admin_token),
+                "application/json",
+                &body,
+            )
+            .await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {json}"
+        );
+        json
+    }
+
+    pub async fn audit_count(&self) -> usize {
+        self.admin("GET", "/audit?limit=1000", Value::Null)
+            .await
+            .as_array()
+            .unwrap()
+            .len()
+    }
+
+    /// Creates an enrollment token (checking it pins this server) and
+    /// enrolls a device with it.
+    pub async fn enroll(&self) -> EnrollResponse {
+        let t = self.admin("POST", "/enrollment-tokens", Value::Null).await;
+        let token = EnrollmentToken::decode(t["enrollment_token"].as_str().unwrap()).unwrap();
+        assert_eq!(token.cert_sha256, self.fingerprint());
+        assert_eq!(token.url, format!("https://127.0.0.1:{}", self.addr.port()));
+        let (status, body) = self.enroll_with(&token.token).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    pub async fn enroll_with(&self, token: &str) -> (u16, Value) {
+        let req = EnrollRequest {
+            token: token.to_owned(),
+            public_key_pem: test_key().public().to_pem(),
+            host: "PC-17".into(),
+        };
+        self.request(
+            "POST",
+            "/api/v1/enroll",
+            None,
+            "application/json",
+            &serde_json::to_string(&req).unwrap(),
+        )
+        .await
+    }
+
+    /// Opens the RTE WebSocket with this credential.
+    pub async fn rte(&self, credential: Option<&str>) -> Result<Agent, tungstenite::Error> {
+        let mut req = format!("wss://localhost:{}/api/v1/rte", self.addr.port())
+            .into_client_request()
+            .unwrap();
+        if let Some(c) = credential {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {c}").parse().unwrap());
+        }
+        let (ws, _) = tokio_tungstenite::client_async(req, self.tls().await).await?;
+        Ok(Agent { ws })
+    }
+
+    /// Enrolls a device and connects it.
+    pub async fn agent(&self) -> (Agent, String) {
+        let d = self.enroll().await;
+        (self.rte(Some(&d.credential)).await.unwrap(), d.device_id)
+    }
+}
+
+/// An agent's end of the RTE channel.
+pub struct Agent {
+    pub ws: WebSocketStream<TlsStream<TcpStream>>,
+}
+
+impl Agent {
+    pub async fn send(&mut self, msg: &AgentMessage) {
+        self.ws.send(Message::text(msg.to_json())).await.unwrap();
+    }
+
+    /// The next server message (fails after [`WAIT`]).
+    pub async fn recv(&mut self) -> ServerMessage {
+        self.try_recv(WAIT).await.expect("a server message in time")
+    }
+
+    /// The next server message within `wait`, or None (timeout or close).
+    pub async fn try_recv(&mut self, wait: Duration) -> Option<ServerMessage> {
+        loop {
+            match tokio::time::timeout(wait, self.ws.next()).await.ok()?? {
+                Ok(Message::Text(t)) => return Some(ServerMessage::from_json(t.as_str()).unwrap()),
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                Ok(_) | Err(_) => return None,
+            }
+        }
+    }
+
+    pub async fn hello_raw(&mut self, device_id: &str, login: &str, version: u32) -> ServerMessage {
+        self.send(&AgentMessage::Hello(Hello {
+            version,
+            device_id: device_id.into(),
+            windows_login: login.into(),
+            host: "PC-17".into(),
+            agent_version: "test".into(),
+            last_contact_cursor: None,
+        }))
+        .await;
+        self.recv().await
+    }
+
+    /// Sends Hello and returns the policy.
+    pub async fn hello(&mut self, device_id: &str, login: &str) -> Policy {
+        match self.hello_raw(device_id, login, PROTOCOL_VERSION).await {
+            ServerMessage::Policy(p) => p,
+            other => panic!("expected a policy, got {other:?}"),
+        }
+    }
+}
+
+/// A rustls client that accepts exactly the certificate with this SHA-256
+/// fingerprint (signatures still verified), and nothing else.
+pub fn pinned_client(fingerprint: &str) -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(Pinned {
+        sha256: fingerprint.to_owned(),
+        provider: provider.clone(),
+    });
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+#[derive(Debug)]
+struct Pinned {
+    sha256: String,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if hex::encode(Sha256::digest(end_entity.as_ref())) == self.sha256 {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "certificate fingerprint mismatch".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
