@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+use crate::display::VirtualDisplay;
 use crate::setup;
 use crate::util::{cache_dir, output, root, run as run_cmd};
 
@@ -40,11 +41,11 @@ const MINGW: &str = "x86_64-w64-mingw32";
 const SHIMS: &[&str] = &["bcryptprimitives", "coremessaging"];
 /// Longest a test exe may run: a hung wine process must not hang CI.
 const TEST_TIMEOUT: &str = "20m";
-/// Screen of the virtual display: a real agent's size and colour depth, so
-/// monitor queries under wine answer like a real PC would.
-const XVFB_SCREEN: &str = "-screen 0 1920x1080x24";
-/// Set in the environment of the copy of this task that runs under xvfb-run.
-const UNDER_XVFB: &str = "DESKREC_XTASK_UNDER_XVFB";
+/// Size of the virtual display: a real agent's, so monitor queries under
+/// wine answer like a real PC would.
+const SCREEN: (u32, u32) = (1920, 1080);
+/// The X display wine runs on when this task started its own.
+static WINE_DISPLAY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Entry point of `cargo xtask windows`.
 pub fn run(args: &[String]) -> Result<()> {
@@ -52,9 +53,18 @@ pub fn run(args: &[String]) -> Result<()> {
     // (OpenH264's assembly) whatever the target.
     setup::ensure(setup::BASE)?;
     setup::ensure(setup::WINDOWS)?;
-    if needs_virtual_display() {
-        return rerun_under_xvfb(args);
-    }
+    // Wine needs an X display for anything with a window or a tray icon
+    // (and some DLLs look for one at load). One display serves the whole
+    // run: per-exe displays would leave wine's desktop process bound to a
+    // dead one. It lives until this function returns, after `stop_wine`.
+    let _display = match std::env::var("DISPLAY") {
+        Ok(d) if !d.is_empty() => None,
+        _ => {
+            let display = VirtualDisplay::start(SCREEN.0, SCREEN.1)?;
+            WINE_DISPLAY.get_or_init(|| display.name().to_string());
+            Some(display)
+        }
+    };
     let (cargo_args, test_args) = split_args(args);
 
     let started = Instant::now();
@@ -81,31 +91,6 @@ fn stop_wine(prefix: &Path) -> Result<()> {
     if waited.is_err() {
         eprintln!("warning: a test left wine processes running; killing them");
         run_cmd(wine_env(&mut Command::new("wineserver"), prefix).arg("-k"))?;
-    }
-    Ok(())
-}
-
-/// Wine needs an X display for anything with a window or a tray icon (and
-/// some DLLs look for one at load). Without a display, the task runs again
-/// under `xvfb-run` so the whole run shares one virtual display: per-exe
-/// displays would leave wine's desktop process bound to a dead display.
-fn needs_virtual_display() -> bool {
-    std::env::var_os("DISPLAY").is_none_or(|d| d.is_empty())
-        && std::env::var_os(UNDER_XVFB).is_none()
-}
-
-/// Runs this same task again inside `xvfb-run -a`.
-fn rerun_under_xvfb(args: &[String]) -> Result<()> {
-    let status = Command::new("xvfb-run")
-        .args(["-a", "-s", XVFB_SCREEN])
-        .arg(std::env::current_exe()?)
-        .arg("windows")
-        .args(args)
-        .env(UNDER_XVFB, "1")
-        .status()
-        .context("could not start xvfb-run")?;
-    if !status.success() {
-        bail!("the Windows build or tests failed ({status}); see above");
     }
     Ok(())
 }
@@ -301,6 +286,9 @@ fn system32(prefix: &Path) -> PathBuf {
 
 /// The environment every wine command of this task runs with.
 fn wine_env<'a>(cmd: &'a mut Command, prefix: &Path) -> &'a mut Command {
+    if let Some(display) = WINE_DISPLAY.get() {
+        cmd.env("DISPLAY", display);
+    }
     cmd.env("WINEPREFIX", prefix)
         .env("WINEARCH", "win64")
         .env("WINEDEBUG", "-all")
