@@ -8,8 +8,12 @@
 //! - [`synth`]: recording material: fake or real H.264 frames in segments;
 //! - [`timing`]: medians of interleaved runs;
 //! - [`report`]: the figures, as a flat JSON object and a printed table;
-//! - [`vault`]: the `vault` benchmark (splice, AES, verify and export).
+//! - [`vault`]: the `vault` benchmark (splice, AES, verify and export);
+//! - `capture` (Linux): the `capture` benchmark (Deskrec recording an X11
+//!   screen against ffmpeg).
 
+#[cfg(target_os = "linux")]
+pub mod capture;
 pub mod report;
 pub mod synth;
 pub mod timing;

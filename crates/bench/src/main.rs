@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use deskrec_bench::vault;
 
 /// The benchmarks this binary knows.
-const NAMES: &[&str] = &["vault"];
+const NAMES: &[&str] = &["vault", "capture"];
 
 fn main() -> Result<()> {
     let (name, out) = parse_args(std::env::args().skip(1))?;
@@ -27,6 +27,7 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let report = match name.as_str() {
         "vault" => vault::run(scratch.path())?,
+        "capture" => capture(scratch.path())?,
         _ => unreachable!("parse_args accepts known names only"),
     };
     println!(
@@ -37,6 +38,16 @@ fn main() -> Result<()> {
     report.save(&out)?;
     println!("wrote {}", out.display());
     Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn capture(work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
+    deskrec_bench::capture::run(work)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn capture(_work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
+    bail!("the capture benchmark records an X11 screen: it runs on Linux only")
 }
 
 /// `NAME [--out FILE]`.

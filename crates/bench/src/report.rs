@@ -36,15 +36,15 @@ impl Goal {
 #[derive(Debug, Clone)]
 pub struct Figure {
     /// Its JSON key.
-    pub key: &'static str,
+    pub key: String,
     /// The number.
     pub value: f64,
     /// Its unit, for the table.
     pub unit: &'static str,
-    /// The goal, for ratios that have one.
+    /// The goal, for figures that have one.
     pub goal: Option<Goal>,
     /// What it measures, for the table.
-    pub about: &'static str,
+    pub about: String,
 }
 
 /// The figures and notes of one benchmark run.
@@ -56,25 +56,64 @@ pub struct Report {
 
 impl Report {
     /// Adds a figure without a goal.
-    pub fn add(&mut self, key: &'static str, value: f64, unit: &'static str, about: &'static str) {
+    pub fn add(
+        &mut self,
+        key: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+        about: impl Into<String>,
+    ) {
+        self.push(key.into(), value, unit, None, about.into());
+    }
+
+    /// Adds a ratio with a goal.
+    pub fn add_goal(
+        &mut self,
+        key: impl Into<String>,
+        value: f64,
+        goal: Goal,
+        about: impl Into<String>,
+    ) {
+        self.push(key.into(), value, "ratio", Some(goal), about.into());
+    }
+
+    /// Adds a figure in `unit` with a goal.
+    pub fn add_goal_in(
+        &mut self,
+        key: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+        goal: Goal,
+        about: impl Into<String>,
+    ) {
+        self.push(key.into(), value, unit, Some(goal), about.into());
+    }
+
+    fn push(
+        &mut self,
+        key: String,
+        value: f64,
+        unit: &'static str,
+        goal: Option<Goal>,
+        about: String,
+    ) {
         self.figures.push(Figure {
             key,
             value,
             unit,
-            goal: None,
+            goal,
             about,
         });
     }
 
-    /// Adds a figure with a goal.
-    pub fn add_goal(&mut self, key: &'static str, value: f64, goal: Goal, about: &'static str) {
-        self.figures.push(Figure {
-            key,
-            value,
-            unit: "ratio",
-            goal: Some(goal),
-            about,
-        });
+    /// How many goals the figures meet, out of how many they have.
+    pub fn goals_met(&self) -> (usize, usize) {
+        let goals: Vec<bool> = self
+            .figures
+            .iter()
+            .filter_map(|f| f.goal.map(|g| g.met(f.value)))
+            .collect();
+        (goals.iter().filter(|&&met| met).count(), goals.len())
     }
 
     /// Adds a line printed under the table (the JSON holds numbers only).
@@ -90,7 +129,7 @@ impl Report {
             let Some(n) = serde_json::Number::from_f64(rounded) else {
                 bail!("figure {} is not a finite number: {}", f.key, f.value);
             };
-            map.insert(f.key.to_string(), n.into());
+            map.insert(f.key.clone(), n.into());
         }
         Ok(map.into())
     }
@@ -120,6 +159,10 @@ impl Report {
                 f.key, f.value, f.unit, goal, f.about
             );
         }
+        let (met, goals) = self.goals_met();
+        if goals > 0 {
+            let _ = writeln!(out, "goals met: {met} of {goals}");
+        }
         for n in &self.notes {
             let _ = writeln!(out, "note: {n}");
         }
@@ -148,7 +191,10 @@ mod tests {
     fn missed_goals_are_marked_and_nan_is_refused() {
         let mut r = Report::default();
         r.add_goal("ratio", 2.0, Goal::AtMost(1.5), "b");
+        r.add_goal_in("mb", 50.0, "MB", Goal::AtMost(60.0), "d");
         assert!(r.table().contains("MISSED"));
+        assert_eq!(r.goals_met(), (1, 2));
+        assert!(r.table().contains("goals met: 1 of 2"));
         r.add("bad", f64::NAN, "s", "c");
         assert!(r.to_json().is_err());
     }
