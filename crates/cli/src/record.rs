@@ -123,12 +123,8 @@ fn screen_source() -> Result<Box<dyn FrameSource + Send>> {
 
 /// The segments in `dir`, oldest first, with their time ranges.
 fn list_segments(dir: &Path) -> Result<Vec<Value>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("listing {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "dseg"))
-        .collect();
-    paths.sort();
+    let paths = deskrec_recorder::segment_files(dir)
+        .with_context(|| format!("listing {}", dir.display()))?;
     let mut out = Vec::new();
     for path in paths {
         let scan = scan_segment(&path, ScanDepth::Structure)?;

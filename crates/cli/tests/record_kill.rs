@@ -41,13 +41,8 @@ impl Drop for Running {
 /// Every segment in `dir`, oldest first, scanned in full (every digest
 /// checked).
 fn segments(dir: &Path) -> Vec<(PathBuf, SegmentScan)> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+    deskrec_recorder::segment_files(dir)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "dseg"))
-        .collect();
-    paths.sort();
-    paths
         .into_iter()
         .map(|p| {
             let scan = scan_segment(&p, ScanDepth::Full).unwrap();

@@ -32,7 +32,7 @@ mod status;
 
 pub use clock::Timeline;
 pub use config::RecorderConfig;
-pub use pipeline::Recorder;
+pub use pipeline::{Recorder, segment_files};
 pub use status::{RecorderState, RecorderStatus};
 
 use deskrec_capture::{CaptureError, EncodeError};

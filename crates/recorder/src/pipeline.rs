@@ -519,7 +519,24 @@ fn is_disk_full(e: &VaultError) -> bool {
     )
 }
 
+/// Extension of segment files.
+const SEGMENT_EXTENSION: &str = "dseg";
+
 /// Segment files are named by their start time, so a listing is in order.
 pub(crate) fn segment_path(dir: &Path, start: Micros) -> PathBuf {
-    dir.join(format!("{start}.dseg"))
+    dir.join(format!("{start}.{SEGMENT_EXTENSION}"))
+}
+
+/// The segment files the recorder wrote in `dir`, oldest first.
+pub fn segment_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == SEGMENT_EXTENSION) {
+            paths.push(path);
+        }
+    }
+    // Names are start times of equal length: text order is time order.
+    paths.sort();
+    Ok(paths)
 }

@@ -64,13 +64,7 @@ fn every_flipped_bit_in_a_segment_is_detected_and_located() {
 #[test]
 fn a_segment_cut_anywhere_in_its_last_chunk_keeps_every_earlier_chunk() {
     let dir = tempfile::tempdir().unwrap();
-    let params = SegmentParams {
-        device_id: DEVICE.into(),
-        started_at: T0,
-        width: 640,
-        height: 360,
-        frame_rate: 5.0,
-    };
+    let params = params(T0);
     // Unfinished, as after a crash: the last record is a chunk.
     let path = dir.path().join("cut.seg");
     let mut w = SegmentWriter::create(&path, &params, keys().server.public()).unwrap();

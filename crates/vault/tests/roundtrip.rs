@@ -156,13 +156,7 @@ fn files_that_are_not_ours_are_refused_clearly() {
 #[test]
 fn the_writer_refuses_frames_that_would_break_splicing() {
     let dir = tempfile::tempdir().unwrap();
-    let params = SegmentParams {
-        device_id: DEVICE.into(),
-        started_at: T0,
-        width: 640,
-        height: 360,
-        frame_rate: 5.0,
-    };
+    let params = params(T0);
     let mut w =
         SegmentWriter::create(&dir.path().join("s"), &params, keys().server.public()).unwrap();
     let frames = fake_frames(T0, 1, 3, 20);

@@ -68,17 +68,21 @@ pub fn chunked(frames: Vec<Frame>, per_chunk: usize) -> Vec<Vec<Frame>> {
     chunks
 }
 
-/// Writes a finished segment holding `chunks`, starting at the first
-/// frame's time.
-pub fn write_segment(path: &Path, chunks: &[Vec<Frame>], server: &PublicKey) -> PathBuf {
-    let params = SegmentParams {
+/// The test device's segment settings: 640x360 at 5 fps from `start`.
+pub fn params(start: Micros) -> SegmentParams {
+    SegmentParams {
         device_id: DEVICE.into(),
-        started_at: chunks[0][0].pts,
+        started_at: start,
         width: 640,
         height: 360,
         frame_rate: 5.0,
-    };
-    let mut w = SegmentWriter::create(path, &params, server).unwrap();
+    }
+}
+
+/// Writes a finished segment holding `chunks`, starting at the first
+/// frame's time.
+pub fn write_segment(path: &Path, chunks: &[Vec<Frame>], server: &PublicKey) -> PathBuf {
+    let mut w = SegmentWriter::create(path, &params(chunks[0][0].pts), server).unwrap();
     for c in chunks {
         w.append_chunk(c).unwrap();
     }
