@@ -285,7 +285,8 @@ mod tests {
             .unwrap();
         assert!(usage.cpu > Duration::ZERO);
         assert!(usage.max_rss_kib > 0);
-        assert!(usage.memory.file_kib > 0, "{:?}", usage.memory);
+        // The /proc samples are best effort: a short child may be sampled
+        // between fork and exec, or not at all, so they are not checked.
         let failing = Measured::spawn("false", &mut Command::new("false"), false).unwrap();
         assert!(failing.wait().is_err());
     }
