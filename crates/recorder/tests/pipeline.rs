@@ -263,3 +263,26 @@ fn a_full_disk_pauses_recording_and_space_coming_back_resumes_it() {
         );
     }
 }
+
+#[test]
+fn an_encoder_that_falls_behind_drops_counted_frames_without_gaps() {
+    // 4K at 60 fps: no encoder here keeps up (OpenH264 needs far more than
+    // 17 ms a 4K frame), so pictures must be dropped at the capture queue
+    // and counted, never queued without bound, and the timeline must stay
+    // whole (a dropped picture just leaves the previous one on screen).
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.fps = 60.0;
+    cfg.segment_seconds = 3600.0;
+    let status = record(SyntheticSource::new(3840, 2160).unwrap(), cfg, 2.0);
+    assert_eq!(status.state, RecorderState::Stopped);
+    assert!(status.dropped_behind > 0, "nothing dropped: {status:?}");
+    assert_eq!(
+        status.ticks,
+        status.encoded + status.dropped_behind + status.unchanged,
+        "every tick is encoded, dropped or unchanged: {status:?}"
+    );
+    let segs = segments(dir.path());
+    assert!(segs.iter().all(|(_, s)| s.is_complete()));
+    assert_continuous(&segs);
+}
