@@ -73,6 +73,12 @@ pub struct EncoderConfig {
     pub gop: Duration,
     /// Bit rate OpenH264 aims for, in bits per second (default 1 Mbps).
     pub max_bitrate_bps: u32,
+    /// Whether a GOP also ends after [`gop`](Self::gop) of capture time
+    /// when fewer frames were encoded (default true). A recorder that skips
+    /// unchanged pictures turns it off: the frames between two keyframes
+    /// are then copies of a still screen, and an IDR every `gop` of a still
+    /// screen would cost most of its bytes for nothing a splice needs.
+    pub gop_by_time: bool,
 }
 
 impl EncoderConfig {
@@ -92,6 +98,7 @@ impl EncoderConfig {
             fps: Self::DEFAULT_FPS,
             gop: Self::DEFAULT_GOP,
             max_bitrate_bps: Self::DEFAULT_MAX_BITRATE_BPS,
+            gop_by_time: true,
         }
     }
 
@@ -197,7 +204,8 @@ struct LastKeyframe {
 /// Keyframes come on the first frame, when asked for, and when a GOP has
 /// passed since the last one: [`EncoderConfig::gop_frames`] frames, or
 /// [`EncoderConfig::gop`] of capture time (less half a frame interval),
-/// whichever comes first; the time rule keeps keyframes on schedule when
+/// whichever comes first; the time rule (on unless
+/// [`EncoderConfig::gop_by_time`] is off) keeps keyframes on schedule when
 /// unchanged frames are not encoded.
 pub struct H264Encoder {
     /// The validated settings.
@@ -358,7 +366,8 @@ impl H264Encoder {
         let frames = self.frames_encoded - last.index;
         let elapsed = captured_at.saturating_duration_since(last.captured_at);
         frames >= u64::from(self.gop_frames)
-            || elapsed + self.config.gop_time_slack() >= self.config.gop
+            || (self.config.gop_by_time
+                && elapsed + self.config.gop_time_slack() >= self.config.gop)
     }
 
     /// Milliseconds since the stream's first frame, for OpenH264's rate

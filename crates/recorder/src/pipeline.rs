@@ -303,6 +303,11 @@ impl Encode {
             fps: self.config.fps,
             gop: Duration::from_secs_f64(self.config.gop_seconds),
             max_bitrate_bps: self.config.max_bitrate_bps,
+            // Keyframes every `gop_seconds` worth of *encoded* frames: on a
+            // still screen only heartbeat copies are encoded, and a splice
+            // starting anywhere in it walks back to the last keyframe over
+            // a few tiny frames instead of paying an IDR every GOP.
+            gop_by_time: false,
             ..EncoderConfig::new(size.width, size.height)
         }
     }

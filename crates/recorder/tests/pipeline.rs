@@ -286,3 +286,31 @@ fn an_encoder_that_falls_behind_drops_counted_frames_without_gaps() {
     assert!(segs.iter().all(|(_, s)| s.is_complete()));
     assert_continuous(&segs);
 }
+
+#[test]
+fn a_still_screen_gets_keyframes_by_encoded_frames_not_by_time() {
+    // 10 fps, GOP 1 s (10 frames), a heartbeat picture every 0.5 s: over 6 s
+    // a time-based GOP would force 6 IDRs; counted in encoded frames (12
+    // heartbeats), there are 2. The splice still finds a keyframe before
+    // any moment: the frames in between are copies.
+    let dir = tempfile::tempdir().unwrap();
+    let source = SyntheticSource::new(640, 360)
+        .unwrap()
+        .with_motion(Motion::Still);
+    let mut cfg = config(dir.path());
+    cfg.segment_seconds = 3600.0;
+    let status = record(source, cfg, 6.0);
+    let segs = segments(dir.path());
+    let keyframes = segs
+        .iter()
+        .flat_map(|(_, s)| s.chunks.iter())
+        .filter(|c| c.head.keyframe)
+        .count();
+    // One more per segment when the run straddles a UTC hour boundary.
+    assert!(
+        keyframes <= 2 + (segs.len() - 1),
+        "{keyframes} keyframes for {} encoded frames of a still screen: {status:?}",
+        status.encoded
+    );
+    assert!(status.encoded >= 8, "{status:?}");
+}
