@@ -191,6 +191,28 @@ pub struct UploadLimits {
     pub max_bytes_per_second: Option<u64>,
 }
 
+/// The defaults a new server starts with: 30 days, 20 GiB, 2 GiB free.
+impl Default for RetentionLimits {
+    fn default() -> Self {
+        Self {
+            max_age_days: 30,
+            max_bytes: 20 << 30,
+            min_free_disk_bytes: 2 << 30,
+        }
+    }
+}
+
+/// The defaults a new server starts with: 2 GiB recordings, 2 at once, no cap.
+impl Default for UploadLimits {
+    fn default() -> Self {
+        Self {
+            max_recording_bytes: 2 << 30,
+            max_parallel: 2,
+            max_bytes_per_second: None,
+        }
+    }
+}
+
 /// A protocol error sent to the agent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RteError {
@@ -239,16 +261,8 @@ mod tests {
             fps: 5.0,
             segment_seconds: 600,
             gop_seconds: 10,
-            retention: RetentionLimits {
-                max_age_days: 30,
-                max_bytes: 20 << 30,
-                min_free_disk_bytes: 2 << 30,
-            },
-            upload: UploadLimits {
-                max_recording_bytes: 2 << 30,
-                max_parallel: 2,
-                max_bytes_per_second: None,
-            },
+            retention: RetentionLimits::default(),
+            upload: UploadLimits::default(),
             server_public_key_pem: "-----BEGIN PUBLIC KEY-----\n...".into(),
             server_key_id: "ab".repeat(32),
         }

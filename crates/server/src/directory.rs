@@ -158,16 +158,8 @@ impl Default for Settings {
             fps: 5.0,
             segment_seconds: 600,
             gop_seconds: 10,
-            retention: RetentionLimits {
-                max_age_days: 30,
-                max_bytes: 20 << 30,
-                min_free_disk_bytes: 2 << 30,
-            },
-            upload: UploadLimits {
-                max_recording_bytes: 2 << 30,
-                max_parallel: 2,
-                max_bytes_per_second: None,
-            },
+            retention: RetentionLimits::default(),
+            upload: UploadLimits::default(),
         }
     }
 }
