@@ -183,7 +183,13 @@ impl WindowsSource {
             monitors = ?layout.monitors(),
             "capturing the Windows desktop"
         );
-        Ok(Self {
+        Ok(Self::running(options, layout, backend))
+    }
+
+    /// A source in its starting state: capturing through `backend`, with
+    /// everything to be drawn on the first frame.
+    fn running(options: WindowsOptions, layout: DesktopLayout, backend: Box<dyn Backend>) -> Self {
+        Self {
             options,
             canvas: Canvas::new(&layout),
             layout,
@@ -194,7 +200,7 @@ impl WindowsSource {
             first_frame: true,
             blanks: Vec::new(),
             protected: false,
-        })
+        }
     }
 
     /// The method capturing now; `None` while the capture is down and
@@ -509,18 +515,7 @@ mod tests {
     /// A source over the real monitor layout with `backend` as its capture.
     fn source_with(backend: Painter) -> WindowsSource {
         let layout = current_layout().expect("monitor layout");
-        WindowsSource {
-            options: WindowsOptions::default(),
-            canvas: Canvas::new(&layout),
-            layout,
-            backend: Some(Box::new(backend)),
-            down_because: String::new(),
-            restart_at: Instant::now(),
-            redraw_all: true,
-            first_frame: true,
-            blanks: Vec::new(),
-            protected: false,
-        }
+        WindowsSource::running(WindowsOptions::default(), layout, Box::new(backend))
     }
 
     #[test]
