@@ -37,6 +37,7 @@ mod rte;
 pub use enroll::{EnrollRequest, EnrollResponse, EnrollmentToken, TokenError};
 pub use error::ErrorBody;
 pub use rte::{
-    AgentMessage, AgentStatus, ClockProbe, ClockReply, Heartbeat, Hello, PROTOCOL_VERSION, Policy,
-    PolicyReason, RecordingState, RetentionLimits, RteError, ServerMessage, UploadLimits,
+    AgentMessage, AgentStatus, ClockProbe, ClockReply, ContactAck, ContactOutcome, ContactRelay,
+    Heartbeat, Hello, PROTOCOL_VERSION, Policy, PolicyReason, RecordingState, RecordingStored,
+    RetentionLimits, RteError, ServerMessage, UnrecoverableReason, UploadLimits, Watermark,
 };

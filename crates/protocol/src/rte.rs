@@ -24,6 +24,11 @@ pub enum AgentMessage {
     ClockProbe(ClockProbe),
     /// Periodic status report.
     Heartbeat(Heartbeat),
+    /// Every relayed contact up to a sequence number is safely queued on
+    /// the agent.
+    ContactAck(ContactAck),
+    /// The agent cannot provide a relayed contact's recording.
+    ContactOutcome(ContactOutcome),
 }
 
 /// A message from the server to the agent.
@@ -35,8 +40,99 @@ pub enum ServerMessage {
     Policy(Policy),
     /// Answer to a [`ClockProbe`].
     ClockReply(ClockReply),
+    /// A customer contact this device may hold the screen recording of.
+    Contact(ContactRelay),
+    /// Every contact ending before a time has been relayed.
+    Watermark(Watermark),
+    /// A recording was verified and stored: the agent may delete its copy.
+    RecordingStored(RecordingStored),
     /// A protocol-level error; the connection may close after it.
     Error(RteError),
+}
+
+/// A contact relayed to a device. Contacts reach a device in `seq` order;
+/// a contact id may come again with a higher `seq` when the contact centre
+/// corrects its times, and the newer one wins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactRelay {
+    /// The device's contact sequence number: strictly increasing per
+    /// device, the value [`ContactAck`] and `Hello::last_contact_cursor`
+    /// carry back.
+    pub seq: u64,
+    /// The contact centre's id of the contact.
+    pub contact_id: String,
+    /// Windows login of the agent who handled it.
+    pub windows_login: String,
+    /// Start on the server's clock, µs since the Unix epoch.
+    pub start: i64,
+    /// End on the server's clock, µs since the Unix epoch.
+    pub end: i64,
+}
+
+/// The agent has committed every contact with `seq <= seq` to its own
+/// storage; the server replays only later ones on the next connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactAck {
+    /// Highest contiguous sequence number stored.
+    pub seq: u64,
+}
+
+/// Every contact that ends before `before` (server clock, µs) has been
+/// relayed on this connection or an earlier one: segments ending before it
+/// that no queued contact overlaps may be deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watermark {
+    /// The watermark, µs since the Unix epoch, server clock.
+    pub before: i64,
+}
+
+/// The server holds a verified recording of the contact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingStored {
+    /// The contact centre's id of the contact.
+    pub contact_id: String,
+}
+
+/// The agent's final word on a contact it cannot upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactOutcome {
+    /// The relay's sequence number.
+    pub seq: u64,
+    /// The contact centre's id of the contact.
+    pub contact_id: String,
+    /// Why there is no recording.
+    pub reason: UnrecoverableReason,
+    /// Details for people (what was missing, which segment was damaged).
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// Why an agent has no recording for a contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnrecoverableReason {
+    /// Nothing was recorded on this PC during the contact: the agent was
+    /// logged off, the PC was off, or another user was logged on.
+    NotRecorded,
+    /// The policy said not to record the user at the time.
+    NotEligible,
+    /// The segments were deleted before the contact arrived (retention
+    /// limits, disk floor).
+    SegmentsDeleted,
+    /// The segments exist but are damaged beyond use.
+    Damaged,
+}
+
+impl UnrecoverableReason {
+    /// The reason's wire name, e.g. `not_recorded`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnrecoverableReason::NotRecorded => "not_recorded",
+            UnrecoverableReason::NotEligible => "not_eligible",
+            UnrecoverableReason::SegmentsDeleted => "segments_deleted",
+            UnrecoverableReason::Damaged => "damaged",
+        }
+    }
 }
 
 /// The agent introduces itself and the user logged on at the PC.
@@ -291,6 +387,13 @@ mod tests {
                     errors: vec!["encoder restarted".into()],
                 },
             }),
+            AgentMessage::ContactAck(ContactAck { seq: 9 }),
+            AgentMessage::ContactOutcome(ContactOutcome {
+                seq: 9,
+                contact_id: "c-9".into(),
+                reason: UnrecoverableReason::NotRecorded,
+                detail: "no segment covers 09:00-09:05".into(),
+            }),
         ];
         for m in msgs {
             assert_eq!(AgentMessage::from_json(&m.to_json()).unwrap(), m);
@@ -309,6 +412,17 @@ mod tests {
             ServerMessage::Error(RteError {
                 code: "bad_message".into(),
                 message: "no".into(),
+            }),
+            ServerMessage::Contact(ContactRelay {
+                seq: 3,
+                contact_id: "c-1".into(),
+                windows_login: "CORP\\ann".into(),
+                start: 10,
+                end: 20,
+            }),
+            ServerMessage::Watermark(Watermark { before: 20 }),
+            ServerMessage::RecordingStored(RecordingStored {
+                contact_id: "c-1".into(),
             }),
         ];
         for m in msgs {

@@ -28,6 +28,7 @@
 //! - `directory`: users, roles, permissions, settings, bulk import;
 //! - `eligibility`: who is recorded, and why not;
 //! - `enrollment`: one-time tokens, device credentials, revocation;
+//! - `hub`: connected devices, and how the server wakes their sessions;
 //! - `rte`: the agent WebSocket sessions;
 //! - `api`: the HTTP router, errors, and the admin API (`api::admin`).
 //!
@@ -43,6 +44,7 @@ pub mod db;
 pub mod directory;
 pub mod eligibility;
 pub mod enrollment;
+pub mod hub;
 mod keys;
 pub mod rte;
 pub mod secret;

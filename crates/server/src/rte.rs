@@ -141,6 +141,8 @@ impl Session {
                         let reply = ClockReply { t0: p.t0, t1, t2: now_micros() };
                         send(socket, &ServerMessage::ClockReply(reply)).await?;
                     }
+                    // TODO(contacts slice, in progress): record acks and outcomes.
+                    Some(Ok(AgentMessage::ContactAck(_) | AgentMessage::ContactOutcome(_))) => {}
                     Some(Ok(AgentMessage::Heartbeat(hb))) => {
                         let device = self.device_id.clone();
                         let status = serde_json::to_string(&hb.status).unwrap_or_default();

@@ -9,6 +9,8 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::eligibility::ServerKey;
+use crate::hub::DeviceHub;
+use deskrec_vault::Keyring;
 use crate::secret::{hash_secret, load_or_create};
 use crate::tls::{self, TlsError, TlsIdentity};
 
@@ -62,6 +64,12 @@ struct Inner {
     /// Set to true when the server begins shutting down; RTE sessions watch
     /// it and close their WebSockets.
     closing: watch::Sender<bool>,
+    /// Connected devices' RTE sessions.
+    hub: Arc<DeviceHub>,
+    /// The data directory (storage, caches).
+    data_dir: PathBuf,
+    /// The recording keys that open uploaded recordings.
+    keyring: Arc<Keyring>,
 }
 
 /// Files in the data directory.
@@ -91,8 +99,11 @@ impl AppState {
         if created {
             tracing::info!(path = %token_path.display(), "generated the admin token");
         }
-        let (_private, server_key) =
+        let (private, server_key) =
             crate::keys::load_or_generate(&dir.join(files::RECORDING_KEY))?;
+        let mut keyring = Keyring::new();
+        keyring.add(private);
+        let keyring = Arc::new(keyring);
         let public_url = match &config.public_url {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => {
@@ -118,6 +129,9 @@ impl AppState {
                 public_url,
                 directory: watch::Sender::new(0),
                 closing: watch::Sender::new(false),
+                hub: Arc::default(),
+                data_dir: dir.clone(),
+                keyring,
             }),
         })
     }
@@ -140,6 +154,22 @@ impl AppState {
     /// The base URL for enrollment tokens.
     pub fn public_url(&self) -> &str {
         &self.inner.public_url
+    }
+
+    /// Connected devices.
+    pub fn hub(&self) -> &Arc<DeviceHub> {
+        &self.inner.hub
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.data_dir
+    }
+
+    /// The recording private keys by key id; they open uploaded
+    /// recordings for verification and export.
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.inner.keyring
     }
 
     /// Whether `token` is the admin token.

@@ -79,6 +79,94 @@ pub const MIGRATIONS: &[&str] = &[
         last_status     TEXT
     );
     ",
+    // 3: contacts and their relay, uploads, stored recordings, supervisors.
+    "
+    -- A customer contact as the ACD reported it; contact_id is the ACD's id.
+    CREATE TABLE contacts (
+        id            INTEGER PRIMARY KEY,
+        contact_id    TEXT NOT NULL UNIQUE,
+        windows_login TEXT NOT NULL COLLATE NOCASE,
+        start_at      INTEGER NOT NULL,
+        end_at        INTEGER NOT NULL CHECK (end_at > start_at),
+        direction     TEXT,
+        queue         TEXT,
+        audio_ref     TEXT,
+        -- The screen recording's status as supervisors see it.
+        status        TEXT NOT NULL DEFAULT 'pending'
+                      CHECK (status IN ('pending', 'uploaded', 'failed', 'unrecoverable')),
+        status_reason TEXT,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+    );
+    CREATE INDEX contacts_by_login ON contacts(windows_login, end_at);
+    CREATE INDEX contacts_by_start ON contacts(start_at);
+    -- Which logins each device has reported: contacts of a login are relayed
+    -- to every device it was seen on.
+    CREATE TABLE device_logins (
+        device_id     TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        windows_login TEXT NOT NULL COLLATE NOCASE,
+        first_seen_at INTEGER NOT NULL,
+        last_seen_at  INTEGER NOT NULL,
+        PRIMARY KEY (device_id, windows_login)
+    ) WITHOUT ROWID;
+    CREATE INDEX device_logins_by_login ON device_logins(windows_login);
+    -- Each device's ordered relay queue; seq is the device's own contact
+    -- sequence number, the cursor agents send back in Hello.
+    CREATE TABLE deliveries (
+        device_id      TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        seq            INTEGER NOT NULL,
+        contact        INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+        created_at     INTEGER NOT NULL,
+        outcome        TEXT CHECK (outcome IN ('uploaded', 'unrecoverable')),
+        outcome_reason TEXT,
+        PRIMARY KEY (device_id, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX deliveries_by_contact ON deliveries(contact);
+    -- The highest seq the device confirmed it has queued durably.
+    ALTER TABLE devices ADD COLUMN contact_cursor INTEGER;
+    -- Singleton: every contact ending before `watermark` has been imported.
+    CREATE TABLE relay_state (
+        id        INTEGER PRIMARY KEY CHECK (id = 1),
+        watermark INTEGER
+    );
+    INSERT INTO relay_state (id, watermark) VALUES (1, NULL);
+    -- tus uploads of recordings.
+    CREATE TABLE uploads (
+        id         TEXT PRIMARY KEY,
+        device_id  TEXT NOT NULL REFERENCES devices(id),
+        contact_id TEXT NOT NULL,
+        length     INTEGER NOT NULL,
+        received   INTEGER NOT NULL DEFAULT 0,
+        state      TEXT NOT NULL DEFAULT 'receiving'
+                   CHECK (state IN ('receiving', 'stored', 'rejected', 'terminated')),
+        reason     TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX uploads_by_contact ON uploads(contact_id);
+    -- Verified recordings in storage, one per contact.
+    CREATE TABLE recordings (
+        contact_id  TEXT PRIMARY KEY REFERENCES contacts(contact_id),
+        device_id   TEXT NOT NULL REFERENCES devices(id),
+        upload_id   TEXT NOT NULL REFERENCES uploads(id),
+        storage_key TEXT NOT NULL,
+        bytes       INTEGER NOT NULL,
+        sha256      TEXT NOT NULL,
+        trim_start  INTEGER NOT NULL,
+        trim_end    INTEGER NOT NULL,
+        stored_at   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    -- Supervisors sign in with a password (argon2id PHC string).
+    ALTER TABLE users ADD COLUMN password_hash TEXT;
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_by_user ON sessions(user_id);
+    ",
 ];
 
 /// The schema version of the open database.
