@@ -58,7 +58,7 @@ impl Permission {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "record_screen" => Some(Permission::RecordScreen),
             "view_recordings" => Some(Permission::ViewRecordings),

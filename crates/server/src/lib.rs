@@ -30,7 +30,10 @@
 //! - `enrollment`: one-time tokens, device credentials, revocation;
 //! - `hub`: connected devices, and how the server wakes their sessions;
 //! - `rte`: the agent WebSocket sessions;
-//! - `api`: the HTTP router, errors, and the admin API (`api::admin`).
+//! - `api`: the HTTP router, errors, and the admin API (`api::admin`);
+//! - `auth`: supervisor passwords (Argon2id) and sessions;
+//! - `playback`: stored recordings exported to cached MP4;
+//! - `web`: the supervisor pages, sign-in, and the video endpoint.
 //!
 //! The admin API and its authentication are described in `docs/server.md`,
 //! the messages in `docs/protocol.md`.
@@ -39,6 +42,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod directory;
@@ -46,11 +50,13 @@ pub mod eligibility;
 pub mod enrollment;
 pub mod hub;
 mod keys;
+pub mod playback;
 pub mod rte;
 pub mod secret;
 mod server;
 pub mod state;
 pub mod tls;
+pub mod web;
 
 pub use api::router;
 pub use config::Config;

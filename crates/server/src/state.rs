@@ -70,6 +70,8 @@ struct Inner {
     data_dir: PathBuf,
     /// The recording keys that open uploaded recordings.
     keyring: Arc<Keyring>,
+    /// Locks that make concurrent plays of one recording export it once.
+    exports: crate::playback::Exports,
 }
 
 /// Files in the data directory.
@@ -132,6 +134,7 @@ impl AppState {
                 hub: Arc::default(),
                 data_dir: dir.clone(),
                 keyring,
+                exports: Default::default(),
             }),
         })
     }
@@ -170,6 +173,11 @@ impl AppState {
     /// recordings for verification and export.
     pub fn keyring(&self) -> &Arc<Keyring> {
         &self.inner.keyring
+    }
+
+    /// The MP4 export locks (see `playback`).
+    pub fn exports(&self) -> &crate::playback::Exports {
+        &self.inner.exports
     }
 
     /// Whether `token` is the admin token.

@@ -51,6 +51,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         e(Method::POST, "/users", post(create_user)),
         e(Method::GET, "/users/{id}", get(get_user)),
         e(Method::PATCH, "/users/{id}", patch(update_user)),
+        e(Method::PUT, "/users/{id}/password", put(set_password)),
         e(Method::POST, "/users/import", post(import_users)),
         e(Method::GET, "/roles", get(list_roles)),
         e(Method::PUT, "/roles/{name}", put(put_role)),
@@ -148,6 +149,27 @@ async fn update_user(
     Ok(Json(
         change(&s, move |c, a| directory::update_user(c, a, id, &p)).await?,
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    password: String,
+}
+
+/// `PUT /users/{id}/password`: sets the supervisor password (hashed on the
+/// blocking pool, outside the database lock) and ends the user's sessions.
+async fn set_password(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<PasswordBody>,
+) -> Result<StatusCode, ApiError> {
+    let id = user_id(&id)?;
+    let phc = tokio::task::spawn_blocking(move || crate::auth::hash_password(&body.password))
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+    change(&s, move |c, a| crate::auth::set_password_hash(c, a, id, &phc)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /users/import`: a JSON array of users, or CSV with

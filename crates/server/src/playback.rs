@@ -1,0 +1,211 @@
+//! Playback: a contact's stored recording, verified and exported to an MP4
+//! a browser plays, cached under `data_dir/cache/`.
+//!
+//! Exporting decrypts and checks every chunk, which takes seconds for a
+//! long contact, and a `<video>` element asks for the file many times (one
+//! Range request per seek). So the first request exports into the cache and
+//! every later one is a plain file read. The cache file is named after the
+//! recording's SHA-256 and the exporter's version, so a replaced recording
+//! or a changed exporter never serves a stale file, and it is written under
+//! a temporary name and renamed into place (`deskrec_vault::export_mp4`
+//! does that), so a crash never leaves half a file to serve. Requests for
+//! the same recording wait on one lock: the first exports, the others find
+//! the file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+
+use deskrec_vault::{DeviceIdentity, PublicKey};
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::state::AppState;
+
+/// Bump when the exporter's output changes, so cached files are redone.
+const EXPORT_VERSION: u32 = 1;
+
+/// The cache directory under the data directory.
+pub const CACHE_DIR: &str = "cache";
+
+/// Why a contact's video cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaybackError {
+    /// No contact with this id.
+    #[error("no contact {0:?}")]
+    NoContact(String),
+    /// The contact exists but its recording is not stored (yet, or ever).
+    #[error("contact {contact:?} has no stored recording (status: {status})")]
+    NoRecording {
+        /// The contact id.
+        contact: String,
+        /// The contact's recording status.
+        status: String,
+    },
+    /// The stored recording could not be read, verified or exported.
+    #[error("the recording of contact {contact:?} could not be exported: {reason}")]
+    Export {
+        /// The contact id.
+        contact: String,
+        /// What went wrong, for the log.
+        reason: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] rusqlite::Error),
+}
+
+/// Per-file export locks. Entries are weak, so a lock lives only while some
+/// request holds or waits for it; dead entries are swept on insert.
+#[derive(Debug, Default)]
+pub struct Exports {
+    locks: Mutex<HashMap<PathBuf, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl Exports {
+    fn lock_for(&self, path: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = locks.get(path).and_then(Weak::upgrade) {
+            return l;
+        }
+        locks.retain(|_, l| l.strong_count() > 0);
+        let l = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(path.to_owned(), Arc::downgrade(&l));
+        l
+    }
+}
+
+/// What the export needs from the database.
+struct Stored {
+    storage_key: String,
+    sha256: String,
+    device_id: String,
+    device_key_pem: String,
+}
+
+fn stored(conn: &Connection, contact: &str) -> Result<Stored, PlaybackError> {
+    let row = conn
+        .query_row(
+            "SELECT c.status, r.storage_key, r.sha256, r.device_id, d.public_key_pem
+             FROM contacts c
+             LEFT JOIN recordings r ON r.contact_id = c.contact_id
+             LEFT JOIN devices d ON d.id = r.device_id
+             WHERE c.contact_id = ?1",
+            [contact],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            },
+        )
+        .optional()?
+        .ok_or_else(|| PlaybackError::NoContact(contact.to_owned()))?;
+    match row {
+        (_, Some(storage_key), Some(sha256), Some(device_id), Some(device_key_pem)) => Ok(Stored {
+            storage_key,
+            sha256,
+            device_id,
+            device_key_pem,
+        }),
+        (status, ..) => Err(PlaybackError::NoRecording {
+            contact: contact.to_owned(),
+            status,
+        }),
+    }
+}
+
+/// Where the recording stored under `storage_key` lives.
+///
+/// TODO: go through `storage::RecordingStore` once it is in; until then
+/// recordings are files under `data_dir/recordings/`, which is what its
+/// local implementation uses. Keys are relative paths made by the server;
+/// anything else is refused rather than followed out of the directory.
+pub fn stored_recording_path(data_dir: &Path, storage_key: &str) -> Option<PathBuf> {
+    let key = Path::new(storage_key);
+    let plain = key
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    (plain && !storage_key.is_empty()).then(|| data_dir.join("recordings").join(key))
+}
+
+/// The cached MP4 of `contact`'s recording, exporting it first if needed.
+pub async fn cached_mp4(state: &AppState, contact: &str) -> Result<PathBuf, PlaybackError> {
+    let c = contact.to_owned();
+    let stored = state.db().call(move |conn| stored(conn, &c)).await?;
+    let failed = |reason: String| PlaybackError::Export {
+        contact: contact.to_owned(),
+        reason,
+    };
+    // The digest names the cache file, so it must be plain hex.
+    if stored.sha256.len() != 64 || !stored.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(failed(format!(
+            "stored sha256 {:?} is not hex",
+            stored.sha256
+        )));
+    }
+    let out = state.data_dir().join(CACHE_DIR).join(format!(
+        "v{EXPORT_VERSION}-{}.mp4",
+        stored.sha256.to_ascii_lowercase()
+    ));
+    if out.exists() {
+        return Ok(out);
+    }
+    let lock = state.exports().lock_for(&out);
+    let _held = lock.lock().await;
+    // Another request may have exported it while this one waited.
+    if out.exists() {
+        return Ok(out);
+    }
+    let src = stored_recording_path(state.data_dir(), &stored.storage_key).ok_or_else(|| {
+        failed(format!(
+            "storage key {:?} is not a plain path",
+            stored.storage_key
+        ))
+    })?;
+    let keyring = state.keyring().clone();
+    let target = out.clone();
+    let started = std::time::Instant::now();
+    let cache_dir = state.data_dir().join(CACHE_DIR);
+    tokio::fs::create_dir_all(&cache_dir)
+        .await
+        .map_err(|e| failed(format!("cannot create {}: {e}", cache_dir.display())))?;
+    let exported = tokio::task::spawn_blocking(move || {
+        let key = PublicKey::from_pem(&stored.device_key_pem)?;
+        let device = DeviceIdentity {
+            id: &stored.device_id,
+            key: &key,
+        };
+        deskrec_vault::export_mp4(&src, &keyring, device, &target)
+    })
+    .await
+    .map_err(|e| failed(format!("the export task failed: {e}")))?
+    .map_err(|e| failed(e.to_string()))?;
+    tracing::info!(
+        contact,
+        bytes = exported.bytes,
+        frames = exported.samples,
+        ms = started.elapsed().as_millis() as u64,
+        "recording exported to the MP4 cache"
+    );
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_keys_cannot_leave_the_recordings_directory() {
+        let d = Path::new("/data");
+        assert_eq!(
+            stored_recording_path(d, "ab/cd.dskr"),
+            Some(PathBuf::from("/data/recordings/ab/cd.dskr"))
+        );
+        for bad in ["", "../x", "/etc/passwd", "a/../../x", "./a"] {
+            assert_eq!(stored_recording_path(d, bad), None, "{bad}");
+        }
+    }
+}

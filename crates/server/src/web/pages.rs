@@ -1,0 +1,318 @@
+//! The HTML of the supervisor pages, with `maud`: templates are Rust
+//! expressions checked at compile time, and every interpolated value is
+//! HTML-escaped unless explicitly marked otherwise (nothing here is).
+//! No JavaScript: the pages are plain documents and forms.
+
+use maud::{DOCTYPE, Markup, html};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::queries::{ContactFilter, ContactRow, RecordingRow};
+use crate::auth::Supervisor;
+use crate::enrollment::Device;
+
+const STYLE: &str = "
+body{font:15px/1.4 system-ui,sans-serif;margin:0;color:#222}
+header{background:#24364b;color:#fff;padding:.6em 1.2em;display:flex;gap:1.5em;align-items:center}
+header a{color:#fff}header form{margin-left:auto}
+main{padding:1em 1.2em;max-width:75em}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #ddd;vertical-align:top}
+.status{font-weight:600}.uploaded{color:#176b2c}.pending{color:#8a6d00}.failed,.unrecoverable,.error{color:#a31515}
+.reason{color:#555;font-size:90%}video{max-width:100%;background:#000}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:600}
+form.filter{display:flex;gap:.8em;margin-bottom:1em;align-items:end}
+";
+
+/// A whole page: `title`, the navigation for `user` (none on the login
+/// page), then `body`.
+fn layout(title: &str, user: Option<&Supervisor>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Deskrec" }
+                style { (maud::PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    strong { "Deskrec" }
+                    @if let Some(u) = user {
+                        a href="/" { "Contacts" }
+                        a href="/devices" { "Devices" }
+                        form method="post" action="/logout" {
+                            (u.name) " (" (u.windows_login) ") "
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+/// A page with one message, for errors.
+pub fn message(title: &str, text: &str) -> Markup {
+    layout(title, None, html! { p { (text) } })
+}
+
+/// The login form, with the last attempt's error and login.
+pub fn login(error: Option<&str>, login: &str) -> Markup {
+    layout(
+        "Sign in",
+        None,
+        html! {
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form method="post" action="/login" {
+                p { label { "Windows login" br; input name="login" value=(login) autocomplete="username" required autofocus; } }
+                p { label { "Password" br; input name="password" type="password" autocomplete="current-password" required; } }
+                p { button type="submit" { "Sign in" } }
+            }
+        },
+    )
+}
+
+/// `/`: the contacts list.
+pub fn contacts(user: &Supervisor, f: &ContactFilter, rows: &[ContactRow], more: bool) -> Markup {
+    let page = f.page();
+    let link = |page: u32| {
+        format!(
+            "/?login={}&status={}&page={page}",
+            encode(f.login.trim()),
+            encode(&f.status)
+        )
+    };
+    layout(
+        "Contacts",
+        Some(user),
+        html! {
+            form.filter method="get" action="/" {
+                label { "Windows login" br; input name="login" value=(f.login); }
+                label { "Recording" br;
+                    select name="status" {
+                        @for s in ["", "pending", "uploaded", "failed", "unrecoverable"] {
+                            option value=(s) selected[f.status == s] { (if s.is_empty() { "any" } else { s }) }
+                        }
+                    }
+                }
+                button type="submit" { "Filter" }
+            }
+            @if rows.is_empty() {
+                p { "No contacts." }
+            } @else {
+                table {
+                    thead { tr { th { "Start (UTC)" } th { "Duration" } th { "Agent" } th { "Queue" } th { "Direction" } th { "Screen recording" } } }
+                    tbody {
+                        @for c in rows {
+                            tr {
+                                td { a href=(contact_href(&c.contact_id)) { (when(c.start_at)) } }
+                                td { (duration(c.end_at - c.start_at)) }
+                                td { (agent(c)) }
+                                td { (c.queue.as_deref().unwrap_or("")) }
+                                td { (c.direction.as_deref().unwrap_or("")) }
+                                td { (status(c)) }
+                            }
+                        }
+                    }
+                }
+            }
+            p {
+                @if page > 1 { a href=(link(page - 1)) { "← newer" } " " }
+                "page " (page)
+                @if more { " " a href=(link(page + 1)) { "older →" } }
+            }
+        },
+    )
+}
+
+/// `/contacts/{id}`: details and, once uploaded, the player.
+pub fn contact(user: &Supervisor, c: &ContactRow, rec: Option<&RecordingRow>) -> Markup {
+    layout(
+        &format!("Contact {}", c.contact_id),
+        Some(user),
+        html! {
+            dl {
+                dt { "Agent" } dd { (agent(c)) }
+                dt { "Start (UTC)" } dd { (when(c.start_at)) }
+                dt { "End (UTC)" } dd { (when(c.end_at)) }
+                dt { "Duration" } dd { (duration(c.end_at - c.start_at)) }
+                dt { "Queue" } dd { (c.queue.as_deref().unwrap_or("—")) }
+                dt { "Direction" } dd { (c.direction.as_deref().unwrap_or("—")) }
+                dt { "Screen recording" } dd { (status(c)) }
+                @if let Some(r) = rec {
+                    dt { "Recorded on" } dd { (r.host.as_deref().unwrap_or("?")) " (" (r.device_id) ")" }
+                    dt { "Stored" } dd { (when(r.stored_at)) ", " (bytes(r.bytes)) }
+                    dt { "Shows" } dd { (when(r.trim_start)) " – " (when(r.trim_end)) }
+                }
+            }
+            @if c.status == "uploaded" && rec.is_some() {
+                video #player controls preload="metadata" src=(video_href(&c.contact_id)) {
+                    "This browser cannot play the recording."
+                }
+                p.reason { "The first play prepares the video; a long contact can take a few seconds." }
+            }
+        },
+    )
+}
+
+/// `/devices`: every enrolled PC.
+pub fn devices(user: &Supervisor, devices: &[(Device, bool)]) -> Markup {
+    layout(
+        "Devices",
+        Some(user),
+        html! {
+            @if devices.is_empty() {
+                p { "No devices are enrolled." }
+            } @else {
+                table {
+                    thead { tr { th { "Host" } th { "Last login" } th { "Connection" } th { "Agent" } th { "Last status" } } }
+                    tbody {
+                        @for (d, connected) in devices {
+                            tr {
+                                td { (d.host) br; span.reason { (d.id) } }
+                                td { (d.last_login.as_deref().filter(|l| !l.is_empty()).unwrap_or("—")) }
+                                td {
+                                    @if d.revoked_at.is_some() { span.status.failed { "revoked" } }
+                                    @else if *connected { span.status.uploaded { "connected" } }
+                                    @else if let Some(t) = d.last_seen_at { "last seen " (when(t)) }
+                                    @else { "never connected" }
+                                }
+                                td { (d.agent_version.as_deref().unwrap_or("—")) }
+                                td { (last_status(d.last_status.as_ref())) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// A heartbeat's status (see `docs/protocol.md`), field by field; fields
+/// this version does not know are left out rather than guessed at.
+fn last_status(status: Option<&serde_json::Value>) -> Markup {
+    let Some(s) = status else {
+        return html! { "—" };
+    };
+    let num = |k: &str| s.get(k).and_then(serde_json::Value::as_i64);
+    let recording = s.get("recording").and_then(|v| v.as_str()).unwrap_or("?");
+    let errors: Vec<&str> = s
+        .get("errors")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|e| e.as_str()).collect())
+        .unwrap_or_default();
+    html! {
+        span.status.(if recording == "recording" { "uploaded" } else if recording == "error" { "error" } else { "pending" }) { (recording) }
+        @if let Some(n) = num("segments_on_disk") { br; (n) " segments on disk" }
+        @if let Some(n) = num("uploads_queued") { br; (n) " uploads queued" }
+        @if let Some(n) = num("disk_free_bytes") { br; (bytes(n)) " free" }
+        @for e in errors { br; span.error { (e) } }
+    }
+}
+
+fn agent(c: &ContactRow) -> Markup {
+    html! {
+        @if let Some(n) = &c.agent_name { (n) " " span.reason { "(" (c.windows_login) ")" } }
+        @else { (c.windows_login) }
+    }
+}
+
+fn status(c: &ContactRow) -> Markup {
+    html! {
+        span.status.(c.status) { (c.status) }
+        @if let Some(r) = &c.status_reason { " " span.reason { (r) } }
+    }
+}
+
+/// The contact page's path.
+pub fn contact_href(contact_id: &str) -> String {
+    format!("/contacts/{}", encode(contact_id))
+}
+
+/// The video endpoint's path.
+pub fn video_href(contact_id: &str) -> String {
+    format!("/api/v1/recordings/{}/video.mp4", encode(contact_id))
+}
+
+/// Percent-encodes a path segment or query value. Contact ids come from
+/// the ACD and may hold anything, `/` and `?` included.
+fn encode(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
+
+/// A timestamp (µs) as `2026-11-24 09:00:03 UTC`.
+fn when(micros: i64) -> String {
+    match jiff::Timestamp::from_microsecond(micros) {
+        Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        Err(_) => format!("{micros} µs"),
+    }
+}
+
+/// A duration (µs) as `4:05` or `1:02:03`, with tenths under a minute.
+fn duration(micros: i64) -> String {
+    let tenths = micros.max(0) / 100_000;
+    let (s, m, h) = (tenths / 10 % 60, tenths / 600 % 60, tenths / 36_000);
+    match (h, m) {
+        (0, 0) => format!("{}.{} s", s, tenths % 10),
+        (0, _) => format!("{m}:{s:02}"),
+        _ => format!("{h}:{m:02}:{s:02}"),
+    }
+}
+
+/// A size as `1.5 MiB`.
+fn bytes(n: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_read_well() {
+        assert_eq!(duration(3_800_000), "3.8 s");
+        assert_eq!(duration(245_000_000), "4:05");
+        assert_eq!(duration(3_723_000_000), "1:02:03");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1_572_864), "1.5 MiB");
+    }
+
+    #[test]
+    fn contact_ids_are_encoded_in_links_and_escaped_in_text() {
+        assert_eq!(contact_href("a/b?c"), "/contacts/a%2Fb%3Fc");
+        let user = Supervisor {
+            user_id: 1,
+            name: "<b>Vic</b>".into(),
+            windows_login: "CORP\\vic".into(),
+            permissions: Default::default(),
+        };
+        let c = ContactRow {
+            contact_id: "<script>x</script>".into(),
+            windows_login: "CORP\\ann".into(),
+            agent_name: None,
+            start_at: 0,
+            end_at: 1,
+            direction: None,
+            queue: Some("\"><img src=x>".into()),
+            status: "pending".into(),
+            status_reason: None,
+        };
+        let html = contact(&user, &c, None).into_string();
+        assert!(!html.contains("<script>x"), "{html}");
+        assert!(!html.contains("<b>Vic"), "{html}");
+        assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"));
+        assert!(!html.contains("<img src=x>"));
+    }
+}
