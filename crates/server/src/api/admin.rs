@@ -168,7 +168,10 @@ async fn set_password(
     let phc = tokio::task::spawn_blocking(move || crate::auth::hash_password(&body.password))
         .await
         .map_err(|e| ApiError::internal(&e))??;
-    change(&s, move |c, a| crate::auth::set_password_hash(c, a, id, &phc)).await?;
+    change(&s, move |c, a| {
+        crate::auth::set_password_hash(c, a, id, &phc)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
