@@ -105,7 +105,10 @@ impl Drop for DeviceMailbox {
     fn drop(&mut self) {
         let mut sessions = self.hub.lock();
         // Only remove our own entry: a newer session may have replaced it.
-        if sessions.get(&self.device_id).is_some_and(|e| e.id == self.id) {
+        if sessions
+            .get(&self.device_id)
+            .is_some_and(|e| e.id == self.id)
+        {
             sessions.remove(&self.device_id);
         }
     }

@@ -27,6 +27,7 @@
 //! - `audit`: the audit log;
 //! - `directory`: users, roles, permissions, settings, bulk import;
 //! - `eligibility`: who is recorded, and why not;
+//! - `contacts`: contacts from the ACD, their relay to devices, the watermark;
 //! - `enrollment`: one-time tokens, device credentials, revocation;
 //! - `hub`: connected devices, and how the server wakes their sessions;
 //! - `rte`: the agent WebSocket sessions;
@@ -44,6 +45,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod contacts;
 pub mod db;
 pub mod directory;
 pub mod eligibility;

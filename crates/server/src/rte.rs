@@ -15,20 +15,29 @@ use axum::extract::{State, ws::rejection::WebSocketUpgradeRejection};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use deskrec_protocol::{
-    AgentMessage, ClockReply, Hello, PROTOCOL_VERSION, Policy, RteError, ServerMessage,
+    AgentMessage, ClockReply, Hello, PROTOCOL_VERSION, Policy, RteError, ServerMessage, Watermark,
 };
+use tokio::time::Instant;
 
 use crate::api::{ApiError, bearer};
 use crate::db::now_micros;
 use crate::directory::DirectoryError;
 use crate::state::AppState;
-use crate::{eligibility, enrollment};
+use crate::{contacts, eligibility, enrollment};
 
 /// How long an agent has to send Hello after connecting.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest message accepted from an agent; every RTE message is small.
 const MAX_MESSAGE_BYTES: usize = 64 << 10;
+
+/// Contacts read from the database per query while relaying.
+const RELAY_BATCH: usize = 256;
+
+/// A watermark change is forwarded after this delay, so an ACD moving it
+/// with every import costs each session one update a second, not one per
+/// import.
+const WATERMARK_DEBOUNCE: Duration = Duration::from_secs(1);
 
 /// `GET /api/v1/rte`: authenticates the device, then upgrades.
 pub async fn upgrade(
@@ -55,6 +64,8 @@ pub async fn upgrade(
                 device_id,
                 login: String::new(),
                 last_policy: None,
+                sent_seq: 0,
+                sent_watermark: None,
             };
             session.run(socket).await
         }))
@@ -87,6 +98,11 @@ struct Session {
     login: String,
     /// The last policy sent, to send only changes.
     last_policy: Option<Policy>,
+    /// The highest contact sequence number sent on this connection (or
+    /// the agent's cursor from its Hello).
+    sent_seq: u64,
+    /// The last watermark sent.
+    sent_watermark: Option<i64>,
 }
 
 impl Session {
@@ -107,6 +123,11 @@ impl Session {
     async fn serve(&mut self, socket: &mut WebSocket) -> Result<(), SessionError> {
         let mut changes = self.state.directory_changes();
         let mut closing = self.state.closing();
+        let mut watermark = self.state.watermark();
+        let mut watermark_due: Option<Instant> = None;
+        // Registered before Hello so no contact imported meanwhile is missed:
+        // its wake-up waits in the mailbox.
+        let mut mailbox = self.state.hub().register(&self.device_id);
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, next_message(socket)).await {
             Err(_) => {
                 send_error(socket, "hello_required", "send hello first").await?;
@@ -126,53 +147,96 @@ impl Session {
         if !self.hello(socket, hello).await? {
             return Ok(());
         }
+        let w = *watermark.borrow_and_update();
+        self.relay(socket, w).await?;
         loop {
             tokio::select! {
-                msg = next_message(socket) => match msg {
-                    None => return Ok(()),
-                    Some(Err(e)) => send_error(socket, "bad_message", &e.to_string()).await?,
-                    Some(Ok(AgentMessage::Hello(h))) => {
-                        if !self.hello(socket, h).await? {
+                    msg = next_message(socket) => match msg {
+                        None => return Ok(()),
+                        Some(Err(e)) => send_error(socket, "bad_message", &e.to_string()).await?,
+                        Some(Ok(AgentMessage::Hello(h))) => {
+                            if !self.hello(socket, h).await? {
+                                return Ok(());
+                            }
+                            let w = *watermark.borrow_and_update();
+            self.relay(socket, w).await?;
+                        }
+                        Some(Ok(AgentMessage::ClockProbe(p))) => {
+                            let t1 = now_micros();
+                            let reply = ClockReply { t0: p.t0, t1, t2: now_micros() };
+                            send(socket, &ServerMessage::ClockReply(reply)).await?;
+                        }
+                        Some(Ok(AgentMessage::ContactAck(ack))) => {
+                            if ack.seq > self.sent_seq {
+                                let m = format!("ack of contact {} which was not sent (last sent {})", ack.seq, self.sent_seq);
+                                send_error(socket, "bad_ack", &m).await?;
+                            } else {
+                                let device = self.device_id.clone();
+                                self.state.db().call(move |c| contacts::acknowledge(c, &device, ack.seq)).await?;
+                            }
+                        }
+                        Some(Ok(AgentMessage::ContactOutcome(outcome))) => {
+                            let device = self.device_id.clone();
+                            let (id, seq) = (outcome.contact_id.clone(), outcome.seq);
+                            let known = self.state.db().call(move |c| {
+                                let tx = c.transaction()?;
+                                let known = contacts::unrecoverable(&tx, &device, &outcome)?;
+                                tx.commit()?;
+                                Ok::<_, DirectoryError>(known)
+                            }).await?;
+                            if known {
+                                tracing::info!(device = %self.device_id, contact = %id, "device has no recording of the contact");
+                            } else {
+                                let m = format!("contact {id} was never relayed to this device as {seq}");
+                                send_error(socket, "unknown_contact", &m).await?;
+                            }
+                        }
+                        Some(Ok(AgentMessage::Heartbeat(hb))) => {
+                            let device = self.device_id.clone();
+                            let status = serde_json::to_string(&hb.status).unwrap_or_default();
+                            self.state.db().call(move |c| enrollment::record_status(c, &device, &status)).await?;
+                        }
+                    },
+                    () = mailbox.wake.notified() => {
+                        let w = *watermark.borrow();
+                        self.relay(socket, w).await?;
+                    }
+                    Some(msg) = mailbox.posted.recv() => send(socket, &msg).await?,
+                    changed = watermark.changed() => {
+                        if changed.is_err() {
                             return Ok(());
                         }
+                        watermark_due.get_or_insert_with(|| Instant::now() + WATERMARK_DEBOUNCE);
                     }
-                    Some(Ok(AgentMessage::ClockProbe(p))) => {
-                        let t1 = now_micros();
-                        let reply = ClockReply { t0: p.t0, t1, t2: now_micros() };
-                        send(socket, &ServerMessage::ClockReply(reply)).await?;
+                    () = tokio::time::sleep_until(watermark_due.unwrap_or_else(Instant::now)), if watermark_due.is_some() => {
+                        watermark_due = None;
+                        let w = *watermark.borrow_and_update();
+            self.relay(socket, w).await?;
                     }
-                    // TODO(contacts slice, in progress): record acks and outcomes.
-                    Some(Ok(AgentMessage::ContactAck(_) | AgentMessage::ContactOutcome(_))) => {}
-                    Some(Ok(AgentMessage::Heartbeat(hb))) => {
+                    changed = changes.changed() => {
+                        if changed.is_err() {
+                            return Ok(()); // the server is gone
+                        }
                         let device = self.device_id.clone();
-                        let status = serde_json::to_string(&hb.status).unwrap_or_default();
-                        self.state.db().call(move |c| enrollment::record_status(c, &device, &status)).await?;
+                        let active = self.state.db().call(move |c| enrollment::is_active(c, &device)).await?;
+                        if !active {
+                            send_error(socket, "device_revoked", "this device has been revoked").await?;
+                            let _ = socket.send(Message::Close(Some(CloseFrame {
+                                code: close_code::POLICY,
+                                reason: "device revoked".into(),
+                            }))).await;
+                            return Ok(());
+                        }
+                        self.send_policy(socket).await?;
                     }
-                },
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        return Ok(()); // the server is gone
-                    }
-                    let device = self.device_id.clone();
-                    let active = self.state.db().call(move |c| enrollment::is_active(c, &device)).await?;
-                    if !active {
-                        send_error(socket, "device_revoked", "this device has been revoked").await?;
+                    _ = closing.changed() => {
                         let _ = socket.send(Message::Close(Some(CloseFrame {
-                            code: close_code::POLICY,
-                            reason: "device revoked".into(),
+                            code: close_code::AWAY,
+                            reason: "server shutting down".into(),
                         }))).await;
                         return Ok(());
                     }
-                    self.send_policy(socket).await?;
                 }
-                _ = closing.changed() => {
-                    let _ = socket.send(Message::Close(Some(CloseFrame {
-                        code: close_code::AWAY,
-                        reason: "server shutting down".into(),
-                    }))).await;
-                    return Ok(());
-                }
-            }
         }
     }
 
@@ -196,11 +260,16 @@ impl Session {
             return Ok(false);
         }
         self.login = hello.windows_login.clone();
+        self.sent_seq = hello.last_contact_cursor.unwrap_or(0);
         let device = self.device_id.clone();
         self.state
             .db()
             .call(move |c| {
-                enrollment::record_hello(c, &device, &hello.windows_login, &hello.agent_version)
+                let tx = c.transaction()?;
+                enrollment::record_hello(&tx, &device, &hello.windows_login, &hello.agent_version)?;
+                contacts::login_seen(&tx, &device, &hello.windows_login)?;
+                tx.commit()?;
+                Ok::<_, DirectoryError>(())
             })
             .await?;
         tracing::info!(device = %self.device_id, login = %self.login, "agent hello");
@@ -208,6 +277,37 @@ impl Session {
         self.last_policy = None;
         self.send_policy(socket).await?;
         Ok(true)
+    }
+
+    /// Sends every queued contact after `sent_seq`, in order, then the
+    /// watermark if it moved. The caller reads `watermark` before this
+    /// queries the queue, so everything queued before the watermark was
+    /// published goes out before it.
+    async fn relay(
+        &mut self,
+        socket: &mut WebSocket,
+        watermark: Option<i64>,
+    ) -> Result<(), SessionError> {
+        loop {
+            let (device, after) = (self.device_id.clone(), self.sent_seq);
+            let batch = self
+                .state
+                .db()
+                .call(move |c| contacts::pending_for(c, &device, after, RELAY_BATCH))
+                .await?;
+            let Some(last) = batch.last().map(|c| c.seq) else {
+                break;
+            };
+            for contact in batch {
+                send(socket, &ServerMessage::Contact(contact)).await?;
+            }
+            self.sent_seq = last;
+        }
+        if let Some(before) = watermark.filter(|w| Some(*w) > self.sent_watermark) {
+            send(socket, &ServerMessage::Watermark(Watermark { before })).await?;
+            self.sent_watermark = Some(before);
+        }
+        Ok(())
     }
 
     /// Evaluates the policy and sends it if it differs from the last one.

@@ -10,9 +10,9 @@ use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::eligibility::ServerKey;
 use crate::hub::DeviceHub;
-use deskrec_vault::Keyring;
 use crate::secret::{hash_secret, load_or_create};
 use crate::tls::{self, TlsError, TlsIdentity};
+use deskrec_vault::Keyring;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,9 @@ struct Inner {
     closing: watch::Sender<bool>,
     /// Connected devices' RTE sessions.
     hub: Arc<DeviceHub>,
+    /// The contact watermark (µs), mirrored from the database after each
+    /// committed change so sessions forward it without polling.
+    watermark: watch::Sender<Option<i64>>,
     /// The data directory (storage, caches).
     data_dir: PathBuf,
     /// The recording keys that open uploaded recordings.
@@ -96,13 +99,15 @@ impl AppState {
         let io = |path: PathBuf| move |source| StartError::Io { path, source };
         std::fs::create_dir_all(dir).map_err(io(dir.clone()))?;
         let db = Db::open(&dir.join(files::DATABASE))?;
+        let watermark = db
+            .call_blocking(|c| crate::contacts::watermark(c))
+            .map_err(DbError::from)?;
         let token_path = dir.join(files::ADMIN_TOKEN);
         let (admin_token, created) = load_or_create(&token_path).map_err(io(token_path.clone()))?;
         if created {
             tracing::info!(path = %token_path.display(), "generated the admin token");
         }
-        let (private, server_key) =
-            crate::keys::load_or_generate(&dir.join(files::RECORDING_KEY))?;
+        let (private, server_key) = crate::keys::load_or_generate(&dir.join(files::RECORDING_KEY))?;
         let mut keyring = Keyring::new();
         keyring.add(private);
         let keyring = Arc::new(keyring);
@@ -132,6 +137,7 @@ impl AppState {
                 directory: watch::Sender::new(0),
                 closing: watch::Sender::new(false),
                 hub: Arc::default(),
+                watermark: watch::Sender::new(watermark),
                 data_dir: dir.clone(),
                 keyring,
                 exports: Default::default(),
@@ -157,6 +163,22 @@ impl AppState {
     /// The base URL for enrollment tokens.
     pub fn public_url(&self) -> &str {
         &self.inner.public_url
+    }
+
+    /// Publishes a committed watermark to the RTE sessions.
+    pub fn watermark_changed(&self, watermark: Option<i64>) {
+        self.inner.watermark.send_if_modified(|w| {
+            let newer = watermark > *w;
+            if newer {
+                *w = watermark;
+            }
+            newer
+        });
+    }
+
+    /// A receiver of the contact watermark.
+    pub fn watermark(&self) -> watch::Receiver<Option<i64>> {
+        self.inner.watermark.subscribe()
     }
 
     /// Connected devices.

@@ -22,6 +22,7 @@ use serde_json::json;
 
 use super::{ApiError, JsonBody, bearer};
 use crate::audit::{self, Actor, AuditEntry};
+use crate::contacts::{self, Contact, ContactImport, ContactImportReport, ContactQuery};
 use crate::directory::{
     self, DirectoryError, ImportReport, NewUser, Permission, Role, Settings, User, UserPatch,
 };
@@ -62,6 +63,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         e(Method::GET, "/devices", get(list_devices)),
         e(Method::POST, "/devices/{id}/revoke", post(revoke_device)),
         e(Method::GET, "/audit", get(list_audit)),
+        e(Method::POST, "/contacts", post(import_contacts)),
+        e(Method::GET, "/contacts", get(list_contacts)),
+        e(Method::GET, "/contacts/{id}", get(get_contact)),
     ]
 }
 
@@ -319,4 +323,47 @@ async fn list_audit(
     let Query(q) = q.map_err(|r| ApiError::bad_request(r.body_text()))?;
     let limit = q.limit.unwrap_or(100).min(1000);
     Ok(Json(s.db().call(move |c| audit::list(c, limit)).await?))
+}
+
+/// `POST /contacts`: contacts from the ACD and/or a new watermark; queued
+/// for the devices in one transaction, then the connected ones are woken.
+async fn import_contacts(
+    State(s): State<AppState>,
+    JsonBody(req): JsonBody<ContactImport>,
+) -> Result<Json<ContactImportReport>, ApiError> {
+    let report = s
+        .db()
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let r = contacts::import(&tx, &Actor::Admin, &req)?;
+            tx.commit()?;
+            Ok::<_, DirectoryError>(r)
+        })
+        .await?;
+    for device in &report.devices {
+        s.hub().wake(device);
+    }
+    s.watermark_changed(report.watermark);
+    tracing::info!(
+        created = report.created,
+        updated = report.updated,
+        deliveries = report.deliveries,
+        "contacts imported"
+    );
+    Ok(Json(report))
+}
+
+async fn list_contacts(
+    State(s): State<AppState>,
+    q: Result<Query<ContactQuery>, QueryRejection>,
+) -> Result<Json<Vec<Contact>>, ApiError> {
+    let Query(q) = q.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    Ok(Json(read(&s, move |c| contacts::list(c, &q)).await?))
+}
+
+async fn get_contact(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Contact>, ApiError> {
+    Ok(Json(read(&s, move |c| contacts::get(c, &id)).await?))
 }

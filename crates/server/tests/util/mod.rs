@@ -251,21 +251,38 @@ impl Agent {
     }
 
     pub async fn hello_raw(&mut self, device_id: &str, login: &str, version: u32) -> ServerMessage {
+        self.send_hello(device_id, login, version, None).await;
+        self.recv().await
+    }
+
+    async fn send_hello(
+        &mut self,
+        device_id: &str,
+        login: &str,
+        version: u32,
+        cursor: Option<u64>,
+    ) {
         self.send(&AgentMessage::Hello(Hello {
             version,
             device_id: device_id.into(),
             windows_login: login.into(),
             host: "PC-17".into(),
             agent_version: "test".into(),
-            last_contact_cursor: None,
+            last_contact_cursor: cursor,
         }))
         .await;
-        self.recv().await
     }
 
     /// Sends Hello and returns the policy.
     pub async fn hello(&mut self, device_id: &str, login: &str) -> Policy {
-        match self.hello_raw(device_id, login, PROTOCOL_VERSION).await {
+        self.hello_at(device_id, login, None).await
+    }
+
+    /// Sends Hello with a contact cursor and returns the policy.
+    pub async fn hello_at(&mut self, device_id: &str, login: &str, cursor: Option<u64>) -> Policy {
+        self.send_hello(device_id, login, PROTOCOL_VERSION, cursor)
+            .await;
+        match self.recv().await {
             ServerMessage::Policy(p) => p,
             other => panic!("expected a policy, got {other:?}"),
         }
