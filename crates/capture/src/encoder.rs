@@ -309,6 +309,24 @@ impl H264Encoder {
                 frame_type: format!("{frame_type:?}"),
             });
         }
+        if keyframe {
+            // Which rule made this IDR: a caller's request (segment start),
+            // the GOP, or OpenH264 itself (its scene-change detection, which
+            // screen-content mode cannot turn off).
+            let reason = if force_keyframe {
+                "requested"
+            } else if want_keyframe {
+                "gop"
+            } else {
+                "openh264 scene change"
+            };
+            tracing::debug!(
+                frame = self.frames_encoded,
+                bytes = data.len(),
+                reason,
+                "keyframe"
+            );
+        }
         self.record(frame.captured_at(), keyframe);
         Ok(EncodedFrame { data, keyframe })
     }

@@ -34,7 +34,9 @@
 //! - `api`: the HTTP router, errors, and the admin API (`api::admin`);
 //! - `auth`: supervisor passwords (Argon2id) and sessions;
 //! - `playback`: stored recordings exported to cached MP4;
-//! - `web`: the supervisor pages, sign-in, and the video endpoint.
+//! - `web`: the supervisor pages, sign-in, and the video endpoint;
+//! - `uploads`: resumable (tus) recording uploads, verified and stored;
+//! - `storage`: where verified recordings live ([`storage::RecordingStore`]).
 //!
 //! The admin API and its authentication are described in `docs/server.md`,
 //! the messages in `docs/protocol.md`.
@@ -57,7 +59,9 @@ pub mod rte;
 pub mod secret;
 mod server;
 pub mod state;
+pub mod storage;
 pub mod tls;
+pub mod uploads;
 pub mod web;
 
 pub use api::router;

@@ -41,6 +41,9 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "listening");
     }
+    // Expired and unfinished uploads: now, then periodically; it stops at
+    // shutdown by itself.
+    tokio::spawn(crate::uploads::run_sweeper(state.clone()));
     loop {
         let permit = tokio::select! {
             p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),

@@ -11,7 +11,9 @@ use crate::db::{Db, DbError};
 use crate::eligibility::ServerKey;
 use crate::hub::DeviceHub;
 use crate::secret::{hash_secret, load_or_create};
+use crate::storage::{LocalStore, RecordingStore};
 use crate::tls::{self, TlsError, TlsIdentity};
+use crate::uploads::Uploads;
 use deskrec_vault::Keyring;
 
 /// Why the server could not start.
@@ -75,6 +77,10 @@ struct Inner {
     keyring: Arc<Keyring>,
     /// Locks that make concurrent plays of one recording export it once.
     exports: crate::playback::Exports,
+    /// Verified recordings (`data_dir/recordings/`).
+    recordings: Arc<dyn RecordingStore>,
+    /// Uploads in progress (`data_dir/uploads/`).
+    uploads: Uploads,
 }
 
 /// Files in the data directory.
@@ -85,6 +91,10 @@ pub mod files {
     pub const ADMIN_TOKEN: &str = "admin-token";
     /// The recording private key (0600).
     pub const RECORDING_KEY: &str = "recording-key.pem";
+    /// Verified recordings, by storage key.
+    pub const RECORDINGS: &str = "recordings";
+    /// Uploads in progress (`<id>.part`).
+    pub const UPLOADS: &str = "uploads";
 }
 
 impl AppState {
@@ -124,6 +134,10 @@ impl AppState {
                 format!("https://{host}:{}", local_addr.port())
             }
         };
+        let recordings_dir = dir.join(files::RECORDINGS);
+        let recordings = Arc::new(LocalStore::open(&recordings_dir).map_err(io(recordings_dir))?);
+        let uploads_dir = dir.join(files::UPLOADS);
+        let uploads = Uploads::open(&uploads_dir).map_err(io(uploads_dir))?;
         let hostnames: Vec<String> = url_host(&public_url).into_iter().collect();
         let tls = tls::load_or_generate(dir, &config.tls, &hostnames)?;
         tracing::info!(sha256 = %tls.fingerprint, "TLS certificate fingerprint");
@@ -141,6 +155,8 @@ impl AppState {
                 data_dir: dir.clone(),
                 keyring,
                 exports: Default::default(),
+                recordings,
+                uploads,
             }),
         })
     }
@@ -200,6 +216,16 @@ impl AppState {
     /// The MP4 export locks (see `playback`).
     pub fn exports(&self) -> &crate::playback::Exports {
         &self.inner.exports
+    }
+
+    /// Where verified recordings are stored.
+    pub fn recordings(&self) -> &Arc<dyn RecordingStore> {
+        &self.inner.recordings
+    }
+
+    /// Uploads in progress: their files and locks.
+    pub fn uploads(&self) -> &Uploads {
+        &self.inner.uploads
     }
 
     /// Whether `token` is the admin token.

@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/rte", get(crate::rte::upgrade))
         .nest("/api/v1/admin", admin::router(state.clone()))
         .merge(crate::web::router())
+        .merge(crate::uploads::tus::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .with_state(state)
 }
