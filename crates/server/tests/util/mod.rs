@@ -17,11 +17,9 @@ use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::ClientConfig;
+use rustls::pki_types::ServerName;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -107,6 +105,22 @@ impl TestServer {
             .unwrap()
     }
 
+    /// Sends `req` on a fresh connection and reads the whole answer.
+    pub async fn send(&self, req: hyper::Request<Full<Bytes>>) -> Reply {
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(self.tls().await))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let resp = sender.send_request(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: body.collect().await.unwrap().to_bytes(),
+        }
+    }
+
     /// One HTTP request on a fresh connection: status and JSON body (Null if
     /// the body is empty).
     pub async fn request(
@@ -117,11 +131,6 @@ impl TestServer {
         content_type: &str,
         body: &str,
     ) -> (u16, Value) {
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(self.tls().await))
-                .await
-                .unwrap();
-        tokio::spawn(conn);
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(path)
@@ -130,12 +139,13 @@ impl TestServer {
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        let resp = sender
-            .send_request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let Reply {
+            status,
+            body: bytes,
+            ..
+        } = self
+            .send(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
+            .await;
         let json = if bytes.is_empty() {
             Value::Null
         } else {
@@ -224,6 +234,37 @@ impl TestServer {
     }
 }
 
+/// A whole HTTP answer.
+// Not every test binary reads every part.
+#[allow(dead_code)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+#[allow(dead_code)]
+impl Reply {
+    /// A header's value as text ("" if absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
 /// An agent's end of the RTE channel.
 pub struct Agent {
     pub ws: WebSocketStream<TlsStream<TcpStream>>,
@@ -290,77 +331,7 @@ impl Agent {
 }
 
 /// A rustls client that accepts exactly the certificate with this SHA-256
-/// fingerprint (signatures still verified), and nothing else.
+/// fingerprint, as an agent does.
 pub fn pinned_client(fingerprint: &str) -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(Pinned {
-        sha256: fingerprint.to_owned(),
-        provider: provider.clone(),
-    });
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
-#[derive(Debug)]
-struct Pinned {
-    sha256: String,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if hex::encode(Sha256::digest(end_entity.as_ref())) == self.sha256 {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(
-                "certificate fingerprint mismatch".into(),
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+    deskrec_client::pinned_tls(fingerprint)
 }
