@@ -1,0 +1,623 @@
+//! Supervisors over real TLS sockets: sign-in, sessions, the pages, and
+//! the video endpoint exporting a real recording (OpenH264 pictures,
+//! spliced and signed like an agent does).
+
+// This binary uses only part of the shared fixtures.
+#[allow(dead_code)]
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use deskrec_capture::{EncoderConfig, FrameSource, H264Encoder, SyntheticSource};
+use deskrec_vault::{Frame, SegmentParams, SegmentWriter, SpliceRequest, TimeRange, splice};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use util::{Reply, TestServer, test_key};
+
+const PASSWORD: &str = "a long enough password";
+const VIC: &str = "CORP\\vic";
+/// The recording's pictures: 5 fps.
+const FRAME_US: i64 = 200_000;
+/// A realistic start time: 2026-11-24T09:00:00Z.
+const T0: i64 = 1_795_510_800_000_000;
+
+/// Roles `supervisor` (view_recordings) and `agent` (record_screen); users
+/// Vic (supervisor), Ina (inactive supervisor), Nora (agent only), all with
+/// [`PASSWORD`], and Ann (agent, no password).
+async fn seed(s: &TestServer) {
+    s.admin(
+        "PUT",
+        "/roles/supervisor",
+        json!({"permissions": ["view_recordings"]}),
+    )
+    .await;
+    s.admin(
+        "PUT",
+        "/roles/agent",
+        json!({"permissions": ["record_screen"]}),
+    )
+    .await;
+    for (name, login, active, roles, password) in [
+        ("Vic", VIC, true, vec!["supervisor"], true),
+        ("Ina", "CORP\\ina", false, vec!["supervisor"], true),
+        ("Nora", "CORP\\nora", true, vec!["agent"], true),
+        ("Ann", "CORP\\ann", true, vec!["agent"], false),
+    ] {
+        let u = s
+            .admin(
+                "POST",
+                "/users",
+                json!({"name": name, "windows_login": login, "active": active, "roles": roles}),
+            )
+            .await;
+        if password {
+            let path = format!("/users/{}/password", u["id"]);
+            s.admin("PUT", &path, json!({ "password": PASSWORD })).await;
+        }
+    }
+}
+
+fn request(method: &str, path: &str, cookie: Option<&str>) -> hyper::http::request::Builder {
+    let mut b = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
+    if let Some(c) = cookie {
+        b = b.header("cookie", format!("theme=dark; deskrec_session={c}"));
+    }
+    b
+}
+
+async fn get(s: &TestServer, path: &str, cookie: Option<&str>) -> Reply {
+    s.send(request("GET", path, cookie).body(Full::default()).unwrap())
+        .await
+}
+
+/// A form post as a browser on `origin` sends it.
+async fn post_form(
+    s: &TestServer,
+    path: &str,
+    form: &[(&str, &str)],
+    cookie: Option<&str>,
+    origin: Option<&str>,
+) -> Reply {
+    let body = form
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut b =
+        request("POST", path, cookie).header("content-type", "application/x-www-form-urlencoded");
+    if let Some(o) = origin {
+        b = b.header("origin", o);
+    }
+    s.send(b.body(Full::new(Bytes::from(body))).unwrap()).await
+}
+
+fn percent(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+const SAME_ORIGIN: Option<&str> = Some("https://localhost");
+
+async fn login(s: &TestServer, login: &str, password: &str) -> Reply {
+    post_form(
+        s,
+        "/login",
+        &[("login", login), ("password", password)],
+        None,
+        SAME_ORIGIN,
+    )
+    .await
+}
+
+/// Signs in and returns the session token from the cookie.
+async fn sign_in(s: &TestServer, who: &str) -> String {
+    let r = login(s, who, PASSWORD).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let cookie = r.header("set-cookie");
+    cookie
+        .strip_prefix("deskrec_session=")
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie in {cookie:?}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_secure_session_cookie_stored_only_hashed() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let r = login(&s, "corp\\VIC", PASSWORD).await; // logins are case-insensitive
+    assert_eq!((r.status, r.header("location")), (303, "/"));
+    let cookie = r.header("set-cookie").to_owned();
+    let attrs: Vec<&str> = cookie.split(';').map(str::trim).collect();
+    for want in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(attrs.contains(&want), "{want} missing from {cookie}");
+    }
+    let token = cookie
+        .strip_prefix("deskrec_session=")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    assert_eq!(token.len(), 43, "256 random bits, base64");
+    // Only the hash is in the database, with a 12 h expiry.
+    let (hash, ttl): (String, i64) = s.state.db().call_blocking(|c| {
+        c.query_row(
+            "SELECT token_hash, expires_at - created_at FROM sessions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    });
+    assert_eq!(hash, hex::encode(Sha256::digest(token.as_bytes())));
+    assert_eq!(ttl, 12 * 3600 * 1_000_000);
+    let page = get(&s, "/", Some(token)).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("Vic (CORP\\vic)"), "{}", page.text());
+    // Signed in, the login page sends the user on.
+    let again = get(&s, "/login", Some(token)).await;
+    assert_eq!((again.status, again.header("location")), (303, "/"));
+}
+
+#[tokio::test]
+async fn sign_in_refuses_bad_passwords_unknown_inactive_and_unpermitted_users() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let cases = [
+        (VIC, "the wrong password", "wrong login or password"),
+        ("CORP\\nobody", PASSWORD, "wrong login or password"),
+        ("CORP\\ann", PASSWORD, "wrong login or password"), // no password set
+        ("CORP\\ina", PASSWORD, "deactivated"),
+        ("CORP\\nora", PASSWORD, "view_recordings"),
+    ];
+    for (who, password, message) in cases {
+        let r = login(&s, who, password).await;
+        assert_eq!(r.status, 401, "{who}");
+        assert!(r.text().contains(message), "{who}: {}", r.text());
+        assert_eq!(r.header("set-cookie"), "", "{who}");
+    }
+    // An unknown login costs a password check too: it takes at least a
+    // good fraction of a real one (no early return). Best of three, to
+    // ride out a busy machine.
+    let time = |who: &'static str| {
+        let s = &s;
+        async move {
+            let mut best = Duration::MAX;
+            for _ in 0..3 {
+                let t = Instant::now();
+                login(s, who, "the wrong password").await;
+                best = best.min(t.elapsed());
+            }
+            best
+        }
+    };
+    let (known, unknown) = (time(VIC).await, time("CORP\\nobody").await);
+    assert!(
+        unknown * 3 > known,
+        "unknown login {unknown:?}, wrong password {known:?}"
+    );
+    let sessions: i64 = s.state.db().call_blocking(|c| {
+        c.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+            .unwrap()
+    });
+    assert_eq!(sessions, 0);
+}
+
+#[tokio::test]
+async fn pages_and_video_refuse_signed_out_and_wrong_role_requests() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let token = sign_in(&s, VIC).await;
+    let paths: Vec<String> = deskrec_server::web::PAGES
+        .iter()
+        .map(|p| p.replace("{contact_id}", "c-1"))
+        .collect();
+    let video = "/api/v1/recordings/c-1/video.mp4";
+    for cookie in [None, Some("not-a-session"), Some("")] {
+        for p in &paths {
+            let r = get(&s, p, cookie).await;
+            assert_eq!(
+                (r.status, r.header("location")),
+                (303, "/login"),
+                "{p} {cookie:?}"
+            );
+        }
+        let r = get(&s, video, cookie).await;
+        assert_eq!(
+            (r.status, r.json()["code"].as_str()),
+            (401, Some("unauthorized"))
+        );
+    }
+    // The admin token is no session.
+    let r = s
+        .send(
+            request("GET", "/", None)
+                .header("authorization", format!("Bearer {}", s.admin_token))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    // The role loses view_recordings: the open session is refused on the
+    // next request, not at the next sign-in.
+    s.admin(
+        "PUT",
+        "/roles/supervisor",
+        json!({"permissions": ["admin"]}),
+    )
+    .await;
+    for p in &paths {
+        let r = get(&s, p, Some(&token)).await;
+        assert_eq!(r.status, 403, "{p}");
+        assert!(r.text().contains("view_recordings"), "{}", r.text());
+    }
+    let r = get(&s, video, Some(&token)).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    // Deactivated: signed out.
+    let vic = user_id(&s, VIC).await;
+    s.admin("PATCH", &format!("/users/{vic}"), json!({"active": false}))
+        .await;
+    assert_eq!(get(&s, "/", Some(&token)).await.status, 303);
+}
+
+async fn user_id(s: &TestServer, login: &str) -> i64 {
+    let users = s.admin("GET", "/users", Value::Null).await;
+    users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["windows_login"] == login)
+        .and_then(|u| u["id"].as_i64())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sessions_end_at_expiry_logout_and_password_change() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    // Expiry.
+    let token = sign_in(&s, VIC).await;
+    assert_eq!(get(&s, "/devices", Some(&token)).await.status, 200);
+    s.state.db().call_blocking(|c| {
+        c.execute(
+            "UPDATE sessions SET expires_at = ?1",
+            [deskrec_server::db::now_micros() - 1],
+        )
+        .unwrap()
+    });
+    assert_eq!(get(&s, "/devices", Some(&token)).await.status, 303);
+
+    // Logout: only from our own pages; then the cookie is cleared and the
+    // session gone from the server, not just the browser.
+    let token = sign_in(&s, VIC).await;
+    let r = post_form(
+        &s,
+        "/logout",
+        &[],
+        Some(&token),
+        Some("https://evil.example"),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(get(&s, "/", Some(&token)).await.status, 200);
+    let r = post_form(&s, "/logout", &[], Some(&token), SAME_ORIGIN).await;
+    assert_eq!((r.status, r.header("location")), (303, "/login"));
+    let cleared = r.header("set-cookie");
+    assert!(
+        cleared.starts_with("deskrec_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+    assert_eq!(get(&s, "/", Some(&token)).await.status, 303);
+
+    // A new password ends every session of the user; audited without it.
+    let token = sign_in(&s, VIC).await;
+    let vic = user_id(&s, VIC).await;
+    let new = "another long password";
+    s.admin(
+        "PUT",
+        &format!("/users/{vic}/password"),
+        json!({ "password": new }),
+    )
+    .await;
+    assert_eq!(get(&s, "/", Some(&token)).await.status, 303);
+    assert_eq!(login(&s, VIC, new).await.status, 303);
+    let audit = s.admin("GET", "/audit", Value::Null).await;
+    assert_eq!(audit[0]["action"], "user.password");
+    assert_eq!(audit[0]["target"], VIC);
+    assert!(!audit.to_string().contains(new));
+    assert!(!audit.to_string().contains(PASSWORD));
+    // Rules: too short, unknown user.
+    let (status, body) = s
+        .request(
+            "PUT",
+            &format!("/api/v1/admin/users/{vic}/password"),
+            Some(&s.admin_token),
+            "application/json",
+            r#"{"password": "short"}"#,
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (422, Some("invalid")));
+    let (status, _) = s
+        .request(
+            "PUT",
+            "/api/v1/admin/users/999/password",
+            Some(&s.admin_token),
+            "application/json",
+            &json!({ "password": new }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn login_posts_from_another_origin_are_refused() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let form = [("login", VIC), ("password", PASSWORD)];
+    for origin in [None, Some("https://evil.example"), Some("null")] {
+        let r = post_form(&s, "/login", &form, None, origin).await;
+        assert_eq!(r.status, 403, "{origin:?}");
+        assert_eq!(r.header("set-cookie"), "");
+    }
+}
+
+// ------------------------------------------------------------- recordings
+
+/// A real recording of `contact` from `device`: 8 s of numbered synthetic
+/// pictures at 5 fps (keyframe every 2 s) in one segment, spliced to
+/// `start..end` and signed with the device key (the test key).
+fn record(dir: &Path, device: &str, contact: &str, start: i64, end: i64) -> PathBuf {
+    const W: u32 = 640;
+    const H: u32 = 360;
+    let mut cfg = EncoderConfig::new(W, H);
+    cfg.gop = Duration::from_secs(2);
+    let mut enc = H264Encoder::new(cfg).unwrap();
+    let mut src = SyntheticSource::new(W, H)
+        .unwrap()
+        .with_fixed_clock(Instant::now(), Duration::from_millis(200));
+    let params = SegmentParams {
+        device_id: device.into(),
+        started_at: T0,
+        width: W,
+        height: H,
+        frame_rate: 5.0,
+    };
+    let seg = dir.join(format!("{contact}.seg"));
+    let mut w = SegmentWriter::create(&seg, &params, test_key().public()).unwrap();
+    let mut chunk = Vec::new();
+    for n in 0..40 {
+        let encoded = enc.encode(&src.next_frame().unwrap(), n == 0).unwrap();
+        if encoded.keyframe && !chunk.is_empty() {
+            w.append_chunk(&std::mem::take(&mut chunk)).unwrap();
+        }
+        chunk.push(Frame {
+            pts: T0 + n * FRAME_US,
+            duration: FRAME_US as u32,
+            keyframe: encoded.keyframe,
+            data: encoded.data,
+        });
+    }
+    w.append_chunk(&chunk).unwrap();
+    w.finish().unwrap();
+    let out = dir.join(format!("{contact}.dskr"));
+    let req = SpliceRequest {
+        contact_id: contact.into(),
+        agent: "CORP\\ann".into(),
+        requested: TimeRange::new(start, end),
+        segments: vec![seg],
+    };
+    splice(&req, test_key(), &out).unwrap();
+    out
+}
+
+/// Adds a contact, and when `recording` is given stores it as the upload
+/// path will: the file under `data_dir/recordings/`, an `uploads` row, a
+/// `recordings` row, status `uploaded`.
+///
+/// TODO: go through the contacts import API and tus uploads once they are
+/// in; they are being built alongside this.
+fn store(s: &TestServer, contact: &str, start: i64, end: i64, upload: Option<(&str, &Path)>) {
+    let now = deskrec_server::db::now_micros();
+    let status = if upload.is_some() {
+        "uploaded"
+    } else {
+        "pending"
+    };
+    let db = s.state.db();
+    db.call_blocking(|c| {
+        c.execute(
+            "INSERT INTO contacts (contact_id, windows_login, start_at, end_at, direction, queue,
+                                   status, created_at, updated_at)
+             VALUES (?1, 'CORP\\ann', ?2, ?3, 'inbound', 'billing', ?4, ?5, ?5)",
+            rusqlite::params![contact, start, end, status, now],
+        )
+        .unwrap()
+    });
+    let Some((device, file)) = upload else {
+        return;
+    };
+    let key = format!("{contact}.dskr");
+    let dest = s.dir.path().join("recordings").join(&key);
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::copy(file, &dest).unwrap();
+    let bytes = std::fs::read(&dest).unwrap();
+    let sha = hex::encode(Sha256::digest(&bytes));
+    db.call_blocking(|c| {
+        c.execute(
+            "INSERT INTO uploads (id, device_id, contact_id, length, received, state,
+                                  created_at, updated_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?4, 'stored', ?5, ?5, ?5)",
+            rusqlite::params![format!("up-{contact}"), device, contact, bytes.len(), now],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO recordings (contact_id, device_id, upload_id, storage_key, bytes, sha256,
+                                     trim_start, trim_end, stored_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            rusqlite::params![
+                contact,
+                device,
+                format!("up-{contact}"),
+                key,
+                bytes.len(),
+                sha,
+                start,
+                end,
+                now
+            ],
+        )
+        .unwrap()
+    });
+}
+
+fn ffprobe_duration(mp4: &Path) -> f64 {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(mp4)
+        .output()
+        .expect("ffprobe is installed (cargo xtask setup)");
+    assert!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn cached_files(s: &TestServer) -> Vec<String> {
+    match std::fs::read_dir(s.dir.path().join("cache")) {
+        Ok(d) => d
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => vec![],
+    }
+}
+
+#[tokio::test]
+#[cfg_attr(windows, ignore = "needs ffprobe")]
+async fn the_video_of_a_stored_recording_has_the_contacts_duration_and_seeks() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let device = s.enroll().await.device_id;
+    let (start, end) = (T0 + 1_300_000, T0 + 6_900_000);
+    let work = tempfile::tempdir().unwrap();
+    let rec = record(work.path(), &device, "c-42", start, end);
+    store(&s, "c-42", start, end, Some((&device, &rec)));
+    store(&s, "c-pending", start, end, None);
+    let token = sign_in(&s, VIC).await;
+
+    // The pages show both contacts; only the uploaded one has a player.
+    let list = get(&s, "/", Some(&token)).await.text();
+    assert!(list.contains("/contacts/c%2D42") && list.contains("/contacts/c%2Dpending"));
+    let page = get(&s, "/contacts/c-42", Some(&token)).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text()
+            .contains(r#"src="/api/v1/recordings/c%2D42/video.mp4""#),
+        "{}",
+        page.text()
+    );
+    assert!(
+        !get(&s, "/contacts/c-pending", Some(&token))
+            .await
+            .text()
+            .contains("<video")
+    );
+    assert_eq!(get(&s, "/contacts/nope", Some(&token)).await.status, 404);
+    let devices = get(&s, "/devices", Some(&token)).await.text();
+    assert!(
+        devices.contains("PC-17") && devices.contains(&device),
+        "{devices}"
+    );
+
+    // Four players at once: one export.
+    let video = "/api/v1/recordings/c-42/video.mp4";
+    let plays = (0..4).map(|_| get(&s, video, Some(&token)));
+    let replies = futures_util::future::join_all(plays).await;
+    for r in &replies {
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("content-type"), "video/mp4");
+        assert_eq!(r.header("cache-control"), "private, no-store");
+        assert_eq!(r.body, replies[0].body);
+    }
+    assert_eq!(cached_files(&s).len(), 1, "{:?}", cached_files(&s));
+    let mp4 = work.path().join("served.mp4");
+    std::fs::write(&mp4, &replies[0].body).unwrap();
+    let duration = ffprobe_duration(&mp4);
+    let wanted = (end - start) as f64 / 1e6;
+    assert!(
+        (duration - wanted).abs() <= FRAME_US as f64 / 1e6,
+        "the video lasts {duration} s, the contact {wanted} s"
+    );
+
+    // Seeking: byte ranges.
+    let r = s
+        .send(
+            request("GET", video, Some(&token))
+                .header("range", "bytes=100-199")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, 206);
+    let total = replies[0].body.len();
+    assert_eq!(r.header("content-range"), format!("bytes 100-199/{total}"));
+    assert_eq!(r.body, replies[0].body.slice(100..200));
+
+    // No recording yet, no contact.
+    let r = get(&s, "/api/v1/recordings/c-pending/video.mp4", Some(&token)).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (404, Some("no_recording"))
+    );
+    let r = get(&s, "/api/v1/recordings/nope/video.mp4", Some(&token)).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (404, Some("not_found"))
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_recording_answers_export_failed_and_caches_nothing() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let device = s.enroll().await.device_id;
+    let (start, end) = (T0 + 1_000_000, T0 + 3_000_000);
+    let work = tempfile::tempdir().unwrap();
+    let rec = record(work.path(), &device, "c-bad", start, end);
+    let mut bytes = std::fs::read(&rec).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&rec, &bytes).unwrap();
+    store(&s, "c-bad", start, end, Some((&device, &rec)));
+    let token = sign_in(&s, VIC).await;
+    let r = get(&s, "/api/v1/recordings/c-bad/video.mp4", Some(&token)).await;
+    assert_eq!(r.status, 500);
+    let body = r.json();
+    assert_eq!(body["code"], "export_failed");
+    assert!(
+        body["message"].as_str().unwrap().contains("c-bad"),
+        "{body}"
+    );
+    let cached = cached_files(&s);
+    assert!(cached.is_empty(), "{cached:?}");
+}
