@@ -121,22 +121,6 @@ impl TestServer {
         }
     }
 
-    /// Sends `req` on a fresh connection and reads the whole answer.
-    pub async fn send(&self, req: hyper::Request<Full<Bytes>>) -> Reply {
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(self.tls().await))
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        let resp = sender.send_request(req).await.unwrap();
-        let (parts, body) = resp.into_parts();
-        Reply {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body: body.collect().await.unwrap().to_bytes(),
-        }
-    }
-
     /// One HTTP request on a fresh connection: status and JSON body (Null if
     /// the body is empty).
     pub async fn request(
@@ -247,37 +231,6 @@ impl TestServer {
     pub async fn agent(&self) -> (Agent, String) {
         let d = self.enroll().await;
         (self.rte(Some(&d.credential)).await.unwrap(), d.device_id)
-    }
-}
-
-/// A whole HTTP answer.
-// Not every test binary reads every part.
-#[allow(dead_code)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: hyper::HeaderMap,
-    pub body: Bytes,
-}
-
-#[allow(dead_code)]
-impl Reply {
-    /// A header's value as text ("" if absent).
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    /// The body as text.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The body as JSON.
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
