@@ -187,21 +187,34 @@ impl TestServer {
     }
 
     /// Creates an enrollment token (checking it pins this server) and
-    /// enrolls a device with it.
+    /// enrolls a device with it, signing with the test key.
     pub async fn enroll(&self) -> EnrollResponse {
+        self.enroll_key(test_key()).await
+    }
+
+    /// Enrolls a device whose signing key is `key`.
+    pub async fn enroll_key(&self, key: &deskrec_vault::PrivateKey) -> EnrollResponse {
         let t = self.admin("POST", "/enrollment-tokens", Value::Null).await;
         let token = EnrollmentToken::decode(t["enrollment_token"].as_str().unwrap()).unwrap();
         assert_eq!(token.cert_sha256, self.fingerprint());
         assert_eq!(token.url, format!("https://127.0.0.1:{}", self.addr.port()));
-        let (status, body) = self.enroll_with(&token.token).await;
+        let (status, body) = self.enroll_with_key(&token.token, key).await;
         assert_eq!(status, 200, "{body}");
         serde_json::from_value(body).unwrap()
     }
 
     pub async fn enroll_with(&self, token: &str) -> (u16, Value) {
+        self.enroll_with_key(token, test_key()).await
+    }
+
+    pub async fn enroll_with_key(
+        &self,
+        token: &str,
+        key: &deskrec_vault::PrivateKey,
+    ) -> (u16, Value) {
         let req = EnrollRequest {
             token: token.to_owned(),
-            public_key_pem: test_key().public().to_pem(),
+            public_key_pem: key.public().to_pem(),
             host: "PC-17".into(),
         };
         self.request(
