@@ -1,0 +1,152 @@
+// A supervisor plays a contact's recording in Chromium, end to end against
+// a running deskrec-server that this script seeds through its APIs:
+//
+// 1. roles, a supervisor (view_recordings, with a password) and an agent;
+// 2. a device enrolled with WORK/device.pub; `deskrec record` (synthetic
+//    numbered pictures) as that device, under WORK/server.pub, which is the
+//    server's recording key;
+// 3. the contact imported (3.3 s to 7.1 s into the recording), spliced with
+//    `deskrec vault splice` and uploaded with tus as the device;
+// 4. Chromium signs in through the login form, opens the contact from the
+//    list and plays its <video> to the end: the duration must match the
+//    contact within one frame, the first picture must be frame 16 (on
+//    screen from 3.2 s), the last frame 35.
+//
+// Every HTTPS connection, Node's and Chromium's, trusts exactly the
+// server's certificate: Node pins its SHA-256, Chromium its public key
+// (--ignore-certificate-errors-spki-list), never "any certificate".
+//
+// Usage: node supervisor.mjs URL DATA_DIR DESKREC WORK
+// Prints one JSON line with the facts; exits non-zero when a check fails.
+
+import https from 'node:https';
+import { X509Certificate, createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { checkPlayed, launch, playToEnd } from './chromium.mjs';
+
+const [url, dataDir, deskrec, work] = process.argv.slice(2);
+const CONTACT = 'browser-2';
+const PASSWORD = 'a browser test password';
+const certPem = readFileSync(`${dataDir}/tls/cert.pem`, 'utf8');
+const cert = new X509Certificate(certPem);
+const spki = createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+const adminToken = readFileSync(`${dataDir}/admin-token`, 'utf8').trim();
+
+/** One HTTPS request to the server: {status, headers, body (Buffer)}. */
+function call(method, path, { token, json, body, headers = {} } = {}) {
+  const data = json !== undefined ? Buffer.from(JSON.stringify(json)) : body;
+  return new Promise((ok, fail) => {
+    const req = https.request(new URL(path, url), {
+      method,
+      ca: certPem,
+      checkServerIdentity: (_host, c) =>
+        c.fingerprint256 === cert.fingerprint256 ? undefined : new Error('not the server certificate'),
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(json !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...(data ? { 'content-length': data.length } : {}),
+        ...headers,
+      },
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => ok({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', fail);
+    req.end(data);
+  });
+}
+
+/** An admin API call that must succeed; its JSON answer. */
+async function admin(method, path, json) {
+  const r = await call(method, `/api/v1/admin${path}`, { token: adminToken, json });
+  if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.body}`);
+  return r.body.length ? JSON.parse(r.body) : null;
+}
+
+/** RFC 3339 UTC with microseconds. */
+function rfc3339(us) {
+  return `${new Date(Math.floor(us / 1000)).toISOString().slice(0, 19)}.${String(us % 1e6).padStart(6, '0')}Z`;
+}
+
+function cli(args) {
+  return JSON.parse(execFileSync(deskrec, args, { cwd: work, encoding: 'utf8' }));
+}
+
+async function seed() {
+  await admin('PUT', '/roles/supervisor', { permissions: ['view_recordings'] });
+  await admin('PUT', '/roles/agent', { permissions: ['record_screen'] });
+  const vic = await admin('POST', '/users', { name: 'Vic Visor', windows_login: 'CORP\\vic', roles: ['supervisor'] });
+  await admin('PUT', `/users/${vic.id}/password`, { password: PASSWORD });
+  await admin('POST', '/users', { name: 'Ann Agent', windows_login: 'CORP\\ann', roles: ['agent'] });
+
+  const { token } = await admin('POST', '/enrollment-tokens');
+  const enrolled = await call('POST', '/api/v1/enroll', {
+    json: { token, public_key_pem: readFileSync(`${work}/device.pub`, 'utf8'), host: 'BROWSER-PC' },
+  });
+  if (enrolled.status !== 200) throw new Error(`enroll: ${enrolled.status} ${enrolled.body}`);
+  const device = JSON.parse(enrolled.body);
+
+  const rec = cli(['record', '--source', 'synthetic', '--out', 'segments', '--server-pub', 'server.pub',
+    '--device-id', device.device_id, '--seconds', '8', '--gop-seconds', '2', '--segment-seconds', '3',
+    '--size', '640x360']);
+  const [start, end] = [rec.start + 3_300_000, rec.start + 7_100_000];
+  await admin('POST', '/contacts', {
+    contacts: [{ contact_id: CONTACT, windows_login: 'CORP\\ann', start: rfc3339(start), end: rfc3339(end),
+      direction: 'inbound', queue: 'billing' }],
+  });
+  cli(['vault', 'splice', '--device-key', 'device.key', '--contact', CONTACT, '--agent', 'CORP\\ann',
+    '--start', String(start), '--end', String(end), '--out', 'contact.dskr',
+    ...rec.segments.map((s) => s.path)]);
+  await upload(device.credential, readFileSync(`${work}/contact.dskr`));
+  return (end - start) / 1e6;
+}
+
+/** tus 1.0: create, send every byte at once, wait until the server stored it. */
+async function upload(credential, bytes) {
+  const tus = { 'tus-resumable': '1.0.0' };
+  const created = await call('POST', '/api/v1/uploads', {
+    token: credential,
+    headers: { ...tus, 'upload-length': String(bytes.length),
+      'upload-metadata': `contact_id ${Buffer.from(CONTACT).toString('base64')}` },
+  });
+  if (created.status !== 201) throw new Error(`tus create: ${created.status} ${created.body}`);
+  const sent = await call('PATCH', created.headers.location, {
+    token: credential,
+    body: bytes,
+    headers: { ...tus, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+  });
+  if (sent.status !== 204) throw new Error(`tus patch: ${sent.status} ${sent.body}`);
+  for (let i = 0; i < 100; i++) {
+    const c = await admin('GET', `/contacts/${CONTACT}`);
+    if (c.status === 'uploaded') return;
+    if (c.status !== 'pending') throw new Error(`upload refused: ${JSON.stringify(c)}`);
+    await new Promise((ok) => setTimeout(ok, 200));
+  }
+  throw new Error('the upload was not stored within 20 s');
+}
+
+let failed = [];
+let facts = {};
+const browser = await launch([`--ignore-certificate-errors-spki-list=${spki}`]);
+try {
+  const seconds = await seed();
+  const page = await browser.newPage();
+  // Signed out, the contacts list sends the browser to the login form.
+  await page.goto(`${url}/`);
+  facts.redirected = new URL(page.url()).pathname;
+  await page.fill('input[name=login]', 'CORP\\vic');
+  await page.fill('input[name=password]', PASSWORD);
+  await Promise.all([page.waitForURL(`${url}/`), page.click('button[type=submit]')]);
+  await Promise.all([page.waitForURL(/\/contacts\//), page.click(`a[href="/contacts/browser%2D2"]`)]);
+  facts = { ...facts, ...(await playToEnd(page, 'video')) };
+  failed = checkPlayed(facts, seconds, 16, 35);
+  if (facts.redirected !== '/login') failed.push(`signed out, / led to ${facts.redirected}, not /login`);
+} catch (e) {
+  failed.push(String(e));
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify({ url, ...facts, failed }));
+process.exit(failed.length ? 1 : 0);
