@@ -16,10 +16,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
+use std::io::{Read, Write};
+
 use deskrec_vault::{DeviceIdentity, PublicKey};
 use rusqlite::{Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
 
 use crate::state::AppState;
+use crate::storage::RecordingStore;
 
 /// Bump when the exporter's output changes, so cached files are redone.
 const EXPORT_VERSION: u32 = 1;
@@ -117,20 +121,6 @@ fn stored(conn: &Connection, contact: &str) -> Result<Stored, PlaybackError> {
     }
 }
 
-/// Where the recording stored under `storage_key` lives.
-///
-/// TODO: go through `storage::RecordingStore` once it is in; until then
-/// recordings are files under `data_dir/recordings/`, which is what its
-/// local implementation uses. Keys are relative paths made by the server;
-/// anything else is refused rather than followed out of the directory.
-pub fn stored_recording_path(data_dir: &Path, storage_key: &str) -> Option<PathBuf> {
-    let key = Path::new(storage_key);
-    let plain = key
-        .components()
-        .all(|c| matches!(c, std::path::Component::Normal(_)));
-    (plain && !storage_key.is_empty()).then(|| data_dir.join("recordings").join(key))
-}
-
 /// The cached MP4 of `contact`'s recording, exporting it first if needed.
 pub async fn cached_mp4(state: &AppState, contact: &str) -> Result<PathBuf, PlaybackError> {
     let c = contact.to_owned();
@@ -159,30 +149,31 @@ pub async fn cached_mp4(state: &AppState, contact: &str) -> Result<PathBuf, Play
     if out.exists() {
         return Ok(out);
     }
-    let src = stored_recording_path(state.data_dir(), &stored.storage_key).ok_or_else(|| {
-        failed(format!(
-            "storage key {:?} is not a plain path",
-            stored.storage_key
-        ))
-    })?;
+    let store = state.recordings().clone();
     let keyring = state.keyring().clone();
-    let target = out.clone();
-    let started = std::time::Instant::now();
     let cache_dir = state.data_dir().join(CACHE_DIR);
     tokio::fs::create_dir_all(&cache_dir)
         .await
         .map_err(|e| failed(format!("cannot create {}: {e}", cache_dir.display())))?;
+    let target = out.clone();
+    let started = std::time::Instant::now();
     let exported = tokio::task::spawn_blocking(move || {
-        let key = PublicKey::from_pem(&stored.device_key_pem)?;
-        let device = DeviceIdentity {
-            id: &stored.device_id,
-            key: &key,
-        };
-        deskrec_vault::export_mp4(&src, &keyring, device, &target)
+        let src = cache_dir.join(format!(".v{EXPORT_VERSION}-{}.dskr", stored.sha256));
+        let copied = copy_checked(store.as_ref(), &stored, &src);
+        let exported = copied.and_then(|()| {
+            let key = PublicKey::from_pem(&stored.device_key_pem).map_err(|e| e.to_string())?;
+            let device = DeviceIdentity {
+                id: &stored.device_id,
+                key: &key,
+            };
+            deskrec_vault::export_mp4(&src, &keyring, device, &target).map_err(|e| e.to_string())
+        });
+        let _ = std::fs::remove_file(&src);
+        exported
     })
     .await
     .map_err(|e| failed(format!("the export task failed: {e}")))?
-    .map_err(|e| failed(e.to_string()))?;
+    .map_err(failed)?;
     tracing::info!(
         contact,
         bytes = exported.bytes,
@@ -193,19 +184,37 @@ pub async fn cached_mp4(state: &AppState, contact: &str) -> Result<PathBuf, Play
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn storage_keys_cannot_leave_the_recordings_directory() {
-        let d = Path::new("/data");
-        assert_eq!(
-            stored_recording_path(d, "ab/cd.dskr"),
-            Some(PathBuf::from("/data/recordings/ab/cd.dskr"))
-        );
-        for bad in ["", "../x", "/etc/passwd", "a/../../x", "./a"] {
-            assert_eq!(stored_recording_path(d, bad), None, "{bad}");
+/// Copies the stored recording to `dest`, checking it against the SHA-256
+/// recorded when it was stored.
+///
+/// The vault reads recordings from files, and a store is only required to
+/// give a reader (an object store has no paths), so the export works on a
+/// local copy; the copy is also where storage corruption shows, with its
+/// own reason, before verification would fail for less obvious ones. It
+/// costs one extra read and write of the recording per export, and exports
+/// are cached.
+fn copy_checked(store: &dyn RecordingStore, stored: &Stored, dest: &Path) -> Result<(), String> {
+    let mut src = store.open(&stored.storage_key).map_err(|e| e.to_string())?;
+    let io = |e: std::io::Error| format!("copying the recording to {}: {e}", dest.display());
+    let mut out = std::io::BufWriter::new(std::fs::File::create(dest).map_err(io)?);
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = src.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
         }
+        hash.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(io)?;
     }
+    out.flush().map_err(io)?;
+    let digest = hex::encode(hash.finalize());
+    if !digest.eq_ignore_ascii_case(&stored.sha256) {
+        return Err(format!(
+            "the stored recording (key {:?}) has SHA-256 {digest}, but {} was recorded when it \
+             was stored: the storage is damaged",
+            stored.storage_key, stored.sha256
+        ));
+    }
+    Ok(())
 }

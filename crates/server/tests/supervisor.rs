@@ -422,12 +422,13 @@ fn record(dir: &Path, device: &str, contact: &str, start: i64, end: i64) -> Path
     out
 }
 
-/// Adds a contact, and when `recording` is given stores it as the upload
-/// path will: the file under `data_dir/recordings/`, an `uploads` row, a
-/// `recordings` row, status `uploaded`.
+/// Adds a contact, and when `upload` is given stores its recording as the
+/// upload path does: the file in the server's `RecordingStore`, an
+/// `uploads` row, a `recordings` row, status `uploaded`.
 ///
-/// TODO: go through the contacts import API and tus uploads once they are
-/// in; they are being built alongside this.
+/// Test-only shortcut: the browser test (`cargo xtask browser`) goes
+/// through the contacts import API and a real tus upload instead; here the
+/// damaged cases need recordings the upload path would refuse.
 fn store(s: &TestServer, contact: &str, start: i64, end: i64, upload: Option<(&str, &Path)>) {
     let now = deskrec_server::db::now_micros();
     let status = if upload.is_some() {
@@ -449,10 +450,8 @@ fn store(s: &TestServer, contact: &str, start: i64, end: i64, upload: Option<(&s
         return;
     };
     let key = format!("{contact}.dskr");
-    let dest = s.dir.path().join("recordings").join(&key);
-    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-    std::fs::copy(file, &dest).unwrap();
-    let bytes = std::fs::read(&dest).unwrap();
+    s.state.recordings().put(&key, file).unwrap();
+    let bytes = std::fs::read(file).unwrap();
     let sha = hex::encode(Sha256::digest(&bytes));
     db.call_blocking(|c| {
         c.execute(
@@ -617,6 +616,23 @@ async fn a_damaged_recording_answers_export_failed_and_caches_nothing() {
     assert!(
         body["message"].as_str().unwrap().contains("c-bad"),
         "{body}"
+    );
+    let cached = cached_files(&s);
+    assert!(cached.is_empty(), "{cached:?}");
+
+    // A good recording damaged in storage afterwards: the copy's SHA-256
+    // no longer matches the one recorded at upload.
+    let rec = record(work.path(), &device, "c-rot", start, end);
+    store(&s, "c-rot", start, end, Some((&device, &rec)));
+    let stored = s.dir.path().join("recordings/c-rot.dskr");
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&stored, &bytes).unwrap();
+    let r = get(&s, "/api/v1/recordings/c-rot/video.mp4", Some(&token)).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (500, Some("export_failed"))
     );
     let cached = cached_files(&s);
     assert!(cached.is_empty(), "{cached:?}");
