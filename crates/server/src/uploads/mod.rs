@@ -188,10 +188,10 @@ pub enum UploadError {
         length: u64,
     },
     /// The upload names a contact the server does not know.
-    #[error("contact {0:?} is not known to the server")]
+    #[error("contact \"{0}\" is not known to the server")]
     UnknownContact(String),
     /// The contact already has a recording from another device.
-    #[error("contact {0:?} already has a stored recording")]
+    #[error("contact \"{0}\" already has a stored recording")]
     AlreadyStored(String),
     /// The body's checksum is not the one announced.
     #[error("Upload-Checksum does not match the body: nothing was appended")]

@@ -51,7 +51,7 @@ pub enum Rejection {
     },
     /// The recording of one contact uploaded for another.
     #[error(
-        "the recording is of contact {recording:?}, but it was uploaded for contact {upload:?}"
+        "the recording is of contact \"{recording}\", but it was uploaded for contact \"{upload}\""
     )]
     WrongContact {
         /// The manifest's contact.
@@ -60,11 +60,11 @@ pub enum Rejection {
         upload: String,
     },
     /// The contact does not exist (any more).
-    #[error("contact {0:?} is not known to the server")]
+    #[error("contact \"{0}\" is not known to the server")]
     UnknownContact(String),
     /// Recorded for another agent than the one who handled the contact.
     #[error(
-        "the recording is of agent {agent:?}, but contact {contact_id:?} was handled by {handled_by:?}"
+        "the recording is of agent \"{agent}\", but contact \"{contact_id}\" was handled by \"{handled_by}\""
     )]
     WrongAgent {
         /// The contact.
@@ -75,7 +75,7 @@ pub enum Rejection {
         handled_by: String,
     },
     /// The recorded time has nothing in common with the contact's.
-    #[error("the recording covers {} to {}, which does not overlap contact {contact_id:?} ({} to {})", utc(trim.start), utc(trim.end), utc(contact.start), utc(contact.end))]
+    #[error("the recording covers {} to {}, which does not overlap contact \"{contact_id}\" ({} to {})", utc(trim.start), utc(trim.end), utc(contact.start), utc(contact.end))]
     OutsideContact {
         /// The contact.
         contact_id: String,
@@ -87,7 +87,7 @@ pub enum Rejection {
     /// The contact has a recording already, and this is not the same one
     /// again from the same device.
     #[error(
-        "contact {contact_id:?} already has a different stored recording (from device {stored_by})"
+        "contact \"{contact_id}\" already has a different stored recording (from device {stored_by})"
     )]
     AlreadyStored {
         /// The contact.

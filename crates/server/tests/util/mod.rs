@@ -5,6 +5,8 @@
 // Fixture fields and helpers are self-explanatory test plumbing.
 #![allow(missing_docs)]
 
+pub mod recording;
+
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
