@@ -36,6 +36,12 @@ const BENCHES: &[Bench] = &[
         // `deskrec record`, `vault splice` and `vault export`.
         binaries: &["deskrec-cli"],
     },
+    Bench {
+        name: "server",
+        packages: &[],
+        // The server under test runs as its own process.
+        binaries: &["deskrec-server"],
+    },
 ];
 
 /// System packages every benchmark needs: a C/C++ toolchain and nasm for

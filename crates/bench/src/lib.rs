@@ -10,11 +10,15 @@
 //! - [`report`]: the figures, as a flat JSON object and a printed table;
 //! - [`vault`]: the `vault` benchmark (splice, AES, verify and export);
 //! - `capture` (Linux): the `capture` benchmark (Deskrec recording an X11
-//!   screen against ffmpeg).
+//!   screen against ffmpeg);
+//! - `server` (Linux): the `server` benchmark (1,000 simulated agents, contact
+//!   relay latency, upload ingest, server memory).
 
 #[cfg(target_os = "linux")]
 pub mod capture;
 pub mod report;
+#[cfg(target_os = "linux")]
+pub mod server;
 pub mod synth;
 pub mod timing;
 pub mod vault;

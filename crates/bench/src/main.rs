@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use deskrec_bench::vault;
 
 /// The benchmarks this binary knows.
-const NAMES: &[&str] = &["vault", "capture"];
+const NAMES: &[&str] = &["vault", "capture", "server"];
 
 fn main() -> Result<()> {
     let (name, out) = parse_args(std::env::args().skip(1))?;
@@ -28,6 +28,7 @@ fn main() -> Result<()> {
     let report = match name.as_str() {
         "vault" => vault::run(scratch.path())?,
         "capture" => capture(scratch.path())?,
+        "server" => server(scratch.path())?,
         _ => unreachable!("parse_args accepts known names only"),
     };
     println!(
@@ -48,6 +49,16 @@ fn capture(work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
 #[cfg(not(target_os = "linux"))]
 fn capture(_work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
     bail!("the capture benchmark records an X11 screen: it runs on Linux only")
+}
+
+#[cfg(target_os = "linux")]
+fn server(work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
+    deskrec_bench::server::run(work)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn server(_work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
+    bail!("the server benchmark reads the server's memory from /proc: it runs on Linux only")
 }
 
 /// `NAME [--out FILE]`.

@@ -105,25 +105,26 @@ pub fn write_hour(
     (0..HOUR_SEGMENTS)
         .map(|k| {
             let path = dir.join(format!("seg-{k}.dsk"));
-            write_segment(&path, k, server, payload)?;
+            write_segment(&path, k, DEVICE_ID, server, payload)?;
             Ok(path)
         })
         .collect()
 }
 
-/// Writes segment `k` of the hour: [`SEGMENT_FRAMES`] frames starting at
-/// `T0 + k * 10 min`, a new chunk at every keyframe and at least every
-/// [`CHUNK_FRAMES`] frames (the writer wants keyframes only first in a
-/// chunk).
+/// Writes segment `k` of the hour, recorded by `device_id`:
+/// [`SEGMENT_FRAMES`] frames starting at `T0 + k * 10 min`, a new chunk at
+/// every keyframe and at least every [`CHUNK_FRAMES`] frames (the writer
+/// wants keyframes only first in a chunk).
 pub fn write_segment(
     path: &Path,
     k: usize,
+    device_id: &str,
     server: &PublicKey,
     payload: &mut impl Payload,
 ) -> Result<()> {
     let start = T0 + (k * SEGMENT_FRAMES) as Micros * FRAME_US;
     let params = SegmentParams {
-        device_id: DEVICE_ID.into(),
+        device_id: device_id.into(),
         started_at: start,
         width: WIDTH,
         height: HEIGHT,

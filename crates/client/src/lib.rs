@@ -30,3 +30,6 @@ pub use error::ClientError;
 pub use http::{HttpConnection, Response};
 pub use rte::RteSocket;
 pub use tls::pinned_tls;
+
+/// HTTP methods, for [`HttpConnection::request`].
+pub use hyper::Method;

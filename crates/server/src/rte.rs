@@ -31,6 +31,9 @@ pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest message accepted from an agent; every RTE message is small.
 const MAX_MESSAGE_BYTES: usize = 64 << 10;
 
+/// Read buffer per RTE socket.
+const RTE_BUFFER_BYTES: usize = 4 << 10;
+
 /// Contacts read from the database per query while relaying.
 const RELAY_BATCH: usize = 256;
 
@@ -58,6 +61,11 @@ pub async fn upgrade(
     let ws = ws.map_err(|r| ApiError::new(r.status(), "websocket_required", r.body_text()))?;
     Ok(ws
         .max_message_size(MAX_MESSAGE_BYTES)
+        // tungstenite's defaults (128 KiB read buffer) are sized for bulk
+        // transfer; RTE messages are small and a server holds thousands of
+        // sockets, so this is most of the memory per agent.
+        .read_buffer_size(RTE_BUFFER_BYTES)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let session = Session {
                 state,
