@@ -1,6 +1,6 @@
 //! Supervisors over real TLS sockets: sign-in, sessions, the pages, and
-//! the video endpoint exporting a real recording (OpenH264 pictures,
-//! spliced and signed like an agent does).
+//! the video endpoint exporting a real recording (`util::recording`:
+//! OpenH264 pictures, spliced and signed like an agent does).
 
 // This binary uses only part of the shared fixtures.
 #[allow(dead_code)]
@@ -9,20 +9,18 @@ mod util;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use deskrec_capture::{EncoderConfig, FrameSource, H264Encoder, SyntheticSource};
-use deskrec_vault::{Frame, SegmentParams, SegmentWriter, SpliceRequest, TimeRange, splice};
+use deskrec_vault::TimeRange;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use util::recording::{T0, Take};
 use util::{Reply, TestServer, test_key};
 
 const PASSWORD: &str = "a long enough password";
 const VIC: &str = "CORP\\vic";
 /// The recording's pictures: 5 fps.
 const FRAME_US: i64 = 200_000;
-/// A realistic start time: 2026-11-24T09:00:00Z.
-const T0: i64 = 1_795_510_800_000_000;
 
 /// Roles `supervisor` (view_recordings) and `agent` (record_screen); users
 /// Vic (supervisor), Ina (inactive supervisor), Nora (agent only), all with
@@ -379,50 +377,20 @@ async fn login_posts_from_another_origin_are_refused() {
 
 // ------------------------------------------------------------- recordings
 
-/// A real recording of `contact` from `device`: 8 s of numbered synthetic
-/// pictures at 5 fps (keyframe every 2 s) in one segment, spliced to
-/// `start..end` and signed with the device key (the test key).
+/// A real recording of `contact` by `device` (signed with the test key,
+/// which every enrolled test device has) for `start..end`, written into
+/// `dir`.
 fn record(dir: &Path, device: &str, contact: &str, start: i64, end: i64) -> PathBuf {
-    const W: u32 = 640;
-    const H: u32 = 360;
-    let mut cfg = EncoderConfig::new(W, H);
-    cfg.gop = Duration::from_secs(2);
-    let mut enc = H264Encoder::new(cfg).unwrap();
-    let mut src = SyntheticSource::new(W, H)
-        .unwrap()
-        .with_fixed_clock(Instant::now(), Duration::from_millis(200));
-    let params = SegmentParams {
-        device_id: device.into(),
-        started_at: T0,
-        width: W,
-        height: H,
-        frame_rate: 5.0,
-    };
-    let seg = dir.join(format!("{contact}.seg"));
-    let mut w = SegmentWriter::create(&seg, &params, test_key().public()).unwrap();
-    let mut chunk = Vec::new();
-    for n in 0..40 {
-        let encoded = enc.encode(&src.next_frame().unwrap(), n == 0).unwrap();
-        if encoded.keyframe && !chunk.is_empty() {
-            w.append_chunk(&std::mem::take(&mut chunk)).unwrap();
-        }
-        chunk.push(Frame {
-            pts: T0 + n * FRAME_US,
-            duration: FRAME_US as u32,
-            keyframe: encoded.keyframe,
-            data: encoded.data,
-        });
-    }
-    w.append_chunk(&chunk).unwrap();
-    w.finish().unwrap();
-    let out = dir.join(format!("{contact}.dskr"));
-    let req = SpliceRequest {
-        contact_id: contact.into(),
-        agent: "CORP\\ann".into(),
+    let bytes = Take {
+        device_id: device,
+        device_key: test_key(),
+        contact_id: contact,
+        agent: "CORP\\ann",
         requested: TimeRange::new(start, end),
-        segments: vec![seg],
-    };
-    splice(&req, test_key(), &out).unwrap();
+    }
+    .record();
+    let out = dir.join(format!("{contact}.dskr"));
+    std::fs::write(&out, bytes).unwrap();
     out
 }
 
