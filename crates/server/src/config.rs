@@ -25,6 +25,55 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Certificate files; a self-signed certificate is generated when unset.
     pub tls: TlsFiles,
+    /// How the recording private key is protected at rest.
+    pub recording_key: RecordingKeyConfig,
+}
+
+/// Protection of the recording private keys on disk. Without a passphrase
+/// the key files are plain PEM (mode 0600) and whoever can read the data
+/// directory can open every recording; with one, they are encrypted PKCS#8
+/// and the passphrase lives elsewhere (a key file on another volume, a
+/// secret manager's mount, or the environment).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordingKeyConfig {
+    /// A file whose contents (trailing newline removed) are the passphrase.
+    /// The environment variable `DESKREC_KEY_PASSPHRASE` is used when this is
+    /// unset.
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// The environment variable that holds the recording key passphrase when
+/// no `recording_key.passphrase_file` is configured.
+pub const PASSPHRASE_ENV: &str = "DESKREC_KEY_PASSPHRASE";
+
+impl RecordingKeyConfig {
+    /// The passphrase, if one is configured: the file's contents, else the
+    /// environment variable. An empty passphrase is an error, not "none".
+    pub fn passphrase(&self) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, ConfigError> {
+        let raw = match &self.passphrase_file {
+            Some(path) => {
+                zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| ConfigError::Io {
+                    path: path.clone(),
+                    source,
+                })?)
+            }
+            None => match std::env::var_os(PASSPHRASE_ENV) {
+                Some(v) => zeroize::Zeroizing::new(v.into_encoded_bytes()),
+                None => return Ok(None),
+            },
+        };
+        let trimmed = raw
+            .strip_suffix(b"\r\n")
+            .or_else(|| raw.strip_suffix(b"\n"))
+            .unwrap_or(&raw);
+        if trimmed.is_empty() {
+            return Err(ConfigError::Invalid(
+                "the recording key passphrase is empty".into(),
+            ));
+        }
+        Ok(Some(zeroize::Zeroizing::new(trimmed.to_vec())))
+    }
 }
 
 /// Operator-provided certificate and key (PEM). Both or neither.
@@ -44,6 +93,7 @@ impl Default for Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
             public_url: None,
             tls: TlsFiles::default(),
+            recording_key: RecordingKeyConfig::default(),
         }
     }
 }

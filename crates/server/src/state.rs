@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::eligibility::ServerKey;
 use crate::hub::DeviceHub;
+use crate::keys::RecordingKeys;
 use crate::secret::{hash_secret, load_or_create};
 use crate::storage::{LocalStore, RecordingStore};
 use crate::tls::{self, TlsError, TlsIdentity};
@@ -36,7 +37,10 @@ pub enum StartError {
     Tls(#[from] TlsError),
     /// The recording key could not be loaded or generated.
     #[error("recording key: {0}")]
-    Key(#[from] deskrec_vault::VaultError),
+    Key(#[from] crate::keys::KeyError),
+    /// The configuration could not be used (e.g. the passphrase file).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// Shared handle to the server's state; clones are cheap.
@@ -51,8 +55,13 @@ struct Inner {
     db: Db,
     /// TLS configuration and certificate fingerprint.
     tls: TlsIdentity,
-    /// Public half of the recording key, sent in every policy.
-    server_key: ServerKey,
+    /// The recording keys: the current public key sent in every policy and
+    /// every private key that opens uploads. Replaced whole on rotation.
+    keys: std::sync::RwLock<RecordingKeys>,
+    /// The passphrase protecting key files, kept for rotation.
+    key_passphrase: Option<zeroize::Zeroizing<Vec<u8>>>,
+    /// Serializes key rotations.
+    rotating: std::sync::Mutex<()>,
     /// SHA-256 (hex) of the admin bearer token; the token itself stays in
     /// its file.
     admin_token_hash: String,
@@ -73,8 +82,6 @@ struct Inner {
     watermark: watch::Sender<Option<i64>>,
     /// The data directory (storage, caches).
     data_dir: PathBuf,
-    /// The recording keys that open uploaded recordings.
-    keyring: Arc<Keyring>,
     /// Locks that make concurrent plays of one recording export it once.
     exports: crate::playback::Exports,
     /// Verified recordings (`data_dir/recordings/`).
@@ -90,7 +97,7 @@ pub mod files {
     /// The admin bearer token (0600).
     pub const ADMIN_TOKEN: &str = "admin-token";
     /// The recording private key (0600).
-    pub const RECORDING_KEY: &str = "recording-key.pem";
+    pub const RECORDING_KEY: &str = crate::keys::CURRENT;
     /// Verified recordings, by storage key.
     pub const RECORDINGS: &str = "recordings";
     /// Uploads in progress (`<id>.part`).
@@ -108,6 +115,13 @@ impl AppState {
         let dir = &config.data_dir;
         let io = |path: PathBuf| move |source| StartError::Io { path, source };
         std::fs::create_dir_all(dir).map_err(io(dir.clone()))?;
+        // Keys, tokens and recordings live here: owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(io(dir.clone()))?;
+        }
         let db = Db::open(&dir.join(files::DATABASE))?;
         let watermark = db
             .call_blocking(|c| crate::contacts::watermark(c))
@@ -117,10 +131,8 @@ impl AppState {
         if created {
             tracing::info!(path = %token_path.display(), "generated the admin token");
         }
-        let (private, server_key) = crate::keys::load_or_generate(&dir.join(files::RECORDING_KEY))?;
-        let mut keyring = Keyring::new();
-        keyring.add(private);
-        let keyring = Arc::new(keyring);
+        let key_passphrase = config.recording_key.passphrase()?;
+        let keys = crate::keys::load_or_generate(dir, key_passphrase.as_deref().map(|p| &p[..]))?;
         let public_url = match &config.public_url {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => {
@@ -145,7 +157,9 @@ impl AppState {
             inner: Arc::new(Inner {
                 db,
                 tls,
-                server_key,
+                keys: std::sync::RwLock::new(keys),
+                key_passphrase,
+                rotating: std::sync::Mutex::new(()),
                 admin_token_hash: hash_secret(&admin_token),
                 public_url,
                 directory: watch::Sender::new(0),
@@ -153,7 +167,6 @@ impl AppState {
                 hub: Arc::default(),
                 watermark: watch::Sender::new(watermark),
                 data_dir: dir.clone(),
-                keyring,
                 exports: Default::default(),
                 recordings,
                 uploads,
@@ -172,8 +185,8 @@ impl AppState {
     }
 
     /// The recording public key.
-    pub fn server_key(&self) -> &ServerKey {
-        &self.inner.server_key
+    pub fn server_key(&self) -> ServerKey {
+        self.keys().public.clone()
     }
 
     /// The base URL for enrollment tokens.
@@ -209,8 +222,31 @@ impl AppState {
 
     /// The recording private keys by key id; they open uploaded
     /// recordings for verification and export.
-    pub fn keyring(&self) -> &Arc<Keyring> {
-        &self.inner.keyring
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.keys().keyring.clone()
+    }
+
+    fn keys(&self) -> std::sync::RwLockReadGuard<'_, RecordingKeys> {
+        // Written only by swapping a whole value: never half-updated.
+        self.inner.keys.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Retires the current recording key and starts using a new one; old
+    /// recordings stay readable. Blocking (RSA key generation): call from
+    /// `spawn_blocking`. Returns `(old key id, new key id)`. The caller
+    /// audits and then calls [`AppState::directory_changed`] so every agent
+    /// gets a policy with the new key.
+    pub fn rotate_recording_key(&self) -> Result<(String, String), crate::keys::KeyError> {
+        let _one_at_a_time = self
+            .inner
+            .rotating
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let passphrase = self.inner.key_passphrase.as_deref().map(|p| &p[..]);
+        let (keys, old) = crate::keys::rotate(&self.inner.data_dir, passphrase)?;
+        let new = keys.public.key_id.clone();
+        *self.inner.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        Ok((old, new))
     }
 
     /// The MP4 export locks (see `playback`).

@@ -162,17 +162,57 @@ impl PrivateKey {
         zeroize::Zeroizing::new(pem.to_string())
     }
 
+    /// The key as encrypted PKCS#8 PEM (`ENCRYPTED PRIVATE KEY`: PBES2 with
+    /// scrypt and AES-256-CBC, readable by `openssl pkcs8`), for keys kept
+    /// on disk where the file alone must not open recordings.
+    pub fn to_encrypted_pem(&self, passphrase: &[u8]) -> Result<zeroize::Zeroizing<String>> {
+        self.inner
+            .to_pkcs8_encrypted_pem(passphrase, LineEnding::LF)
+            .map_err(|e| VaultError::Invalid(format!("cannot encrypt the private key: {e}")))
+    }
+
+    /// Parses a PKCS#8 PEM, plain or encrypted; an encrypted one needs
+    /// `passphrase`.
+    pub fn from_pem_with(pem: &str, passphrase: Option<&[u8]>) -> Result<Self> {
+        if !is_encrypted_pem(pem) {
+            return Self::from_pem(pem);
+        }
+        let Some(passphrase) = passphrase else {
+            return Err(key_error(
+                "<pem>",
+                "the key is encrypted with a passphrase, and none was given".into(),
+            ));
+        };
+        let inner = rsa::PrivateKey::from_pkcs8_encrypted_pem(pem, passphrase).map_err(|_| {
+            key_error(
+                "<pem>",
+                "cannot decrypt the key: wrong passphrase, or the file is damaged".into(),
+            )
+        })?;
+        Ok(Self::from_inner(inner))
+    }
+
     /// Reads a private key file.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with(path, None)
+    }
+
+    /// Reads a private key file, plain or encrypted with `passphrase`.
+    pub fn load_with(path: &Path, passphrase: Option<&[u8]>) -> Result<Self> {
         let pem =
             zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(VaultError::io(path))?);
-        Self::from_pem(&pem).map_err(|e| rename_key_error(e, path))
+        Self::from_pem_with(&pem, passphrase).map_err(|e| rename_key_error(e, path))
     }
 
     /// Writes the key as PEM, readable by its owner only (Unix mode 0600),
     /// replacing the file atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         crate::fsutil::write_private(path, self.to_pem().as_bytes())
+    }
+
+    /// Like [`PrivateKey::save`], encrypted with `passphrase`.
+    pub fn save_encrypted(&self, path: &Path, passphrase: &[u8]) -> Result<()> {
+        crate::fsutil::write_private(path, self.to_encrypted_pem(passphrase)?.as_bytes())
     }
 
     fn from_inner(inner: rsa::PrivateKey) -> Self {
@@ -213,6 +253,11 @@ impl From<PrivateKey> for Keyring {
     }
 }
 
+/// Whether a PEM holds an encrypted PKCS#8 key.
+pub fn is_encrypted_pem(pem: &str) -> bool {
+    pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+}
+
 fn key_error(path: impl Into<std::path::PathBuf>, reason: String) -> VaultError {
     VaultError::Key {
         path: path.into(),
@@ -224,5 +269,34 @@ fn rename_key_error(e: VaultError, path: &Path) -> VaultError {
     match e {
         VaultError::Key { reason, .. } => key_error(path, reason),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_encrypted_key_opens_with_its_passphrase_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        let key = PrivateKey::generate().unwrap();
+        key.save_encrypted(&path, b"correct horse").unwrap();
+        let pem = std::fs::read_to_string(&path).unwrap();
+        assert!(is_encrypted_pem(&pem));
+        assert!(!pem.contains("BEGIN PRIVATE KEY"));
+
+        let opened = PrivateKey::load_with(&path, Some(b"correct horse")).unwrap();
+        assert_eq!(opened.id(), key.id());
+        let wrong = PrivateKey::load_with(&path, Some(b"battery staple")).unwrap_err();
+        assert!(wrong.to_string().contains("wrong passphrase"), "{wrong}");
+        let none = PrivateKey::load(&path).unwrap_err();
+        assert!(none.to_string().contains("encrypted"), "{none}");
+        assert!(none.to_string().contains("key.pem"), "{none}");
+
+        // A plain key loads whether or not a passphrase is configured.
+        key.save(&path).unwrap();
+        let plain = PrivateKey::load_with(&path, Some(b"unused")).unwrap();
+        assert_eq!(plain.id(), key.id());
     }
 }

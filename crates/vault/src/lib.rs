@@ -62,7 +62,7 @@ mod writer;
 pub use error::{Location, Result, VaultError};
 pub use export::{Exported, export_mp4};
 pub use frame::Frame;
-pub use keys::{KEY_BITS, KeyId, Keyring, PrivateKey, PublicKey};
+pub use keys::{KEY_BITS, KeyId, Keyring, PrivateKey, PublicKey, is_encrypted_pem};
 pub use manifest::{MANIFEST_VERSION, Manifest, ManifestSegment, SignedManifest};
 pub use reader::{ChunkInfo, ScanDepth, SegmentScan, scan_segment, scan_segment_from};
 pub use record::{Digest, FileKind, PREAMBLE_LEN, RECORD_OVERHEAD, VERSION};

@@ -63,6 +63,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         e(Method::GET, "/devices", get(list_devices)),
         e(Method::POST, "/devices/{id}/revoke", post(revoke_device)),
         e(Method::GET, "/audit", get(list_audit)),
+        e(Method::POST, "/recording-key/rotate", post(rotate_key)),
         e(Method::POST, "/contacts", post(import_contacts)),
         e(Method::GET, "/contacts", get(list_contacts)),
         e(Method::GET, "/contacts/{id}", get(get_contact)),
@@ -366,4 +367,30 @@ async fn get_contact(
     Path(id): Path<String>,
 ) -> Result<Json<Contact>, ApiError> {
     Ok(Json(read(&s, move |c| contacts::get(c, &id)).await?))
+}
+
+/// `POST /recording-key/rotate`: a new recording key for new segments; the
+/// old one is kept so existing recordings stay readable. Every connected
+/// agent gets a policy with the new key at once.
+async fn rotate_key(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let state = s.clone();
+    let (old, new) = tokio::task::spawn_blocking(move || state.rotate_recording_key())
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| ApiError::internal(&e))?;
+    let detail = json!({ "old_key_id": old, "new_key_id": new });
+    let audit_detail = detail.clone();
+    s.db()
+        .call(move |c| {
+            audit::record(
+                c,
+                &Actor::Admin,
+                "recording_key.rotate",
+                "recording-key",
+                audit_detail,
+            )
+        })
+        .await?;
+    s.directory_changed();
+    Ok(Json(detail))
 }

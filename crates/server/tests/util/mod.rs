@@ -54,15 +54,26 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: tempfile::TempDir) -> Self {
+        Self::start_with(dir, |_| {}).await
+    }
+
+    /// The test configuration for `dir` (port 0, loopback).
+    pub fn config(dir: &std::path::Path) -> Config {
+        Config {
+            data_dir: dir.to_owned(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Config::default()
+        }
+    }
+
+    /// Starts with the test configuration changed by `configure`.
+    pub async fn start_with(dir: tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> Self {
         let key_path = dir.path().join("recording-key.pem");
         if !key_path.exists() {
             test_key().save(&key_path).unwrap();
         }
-        let config = Config {
-            data_dir: dir.path().to_owned(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            ..Config::default()
-        };
+        let mut config = Self::config(dir.path());
+        configure(&mut config);
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = AppState::open(&config, addr).unwrap();
