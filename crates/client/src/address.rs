@@ -60,7 +60,10 @@ mod tests {
     #[test]
     fn parses_hosts_ports_and_ipv6() {
         let a = ServerAddress::new("https://rec.example.com:8443/x", "AB").unwrap();
-        assert_eq!((a.host.as_str(), a.port, a.cert_sha256.as_str()), ("rec.example.com", 8443, "ab"));
+        assert_eq!(
+            (a.host.as_str(), a.port, a.cert_sha256.as_str()),
+            ("rec.example.com", 8443, "ab")
+        );
         assert_eq!(a.authority(), "rec.example.com:8443");
         let a = ServerAddress::new("https://[::1]:9", "ab").unwrap();
         assert_eq!((a.host.as_str(), a.port), ("::1", 9));

@@ -33,6 +33,18 @@ pub enum ClientError {
     /// The server sent something that is not a protocol message.
     #[error("unexpected message from the server: {0}")]
     Protocol(String),
+    /// The server answered with an error status; `code` is the stable
+    /// code of the JSON error body (`unauthorized`, `offset_mismatch`…),
+    /// empty when the body was not one.
+    #[error("the server answered {status} {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The error body's `code`.
+        code: String,
+        /// The error body's `message`, for people.
+        message: String,
+    },
     /// The URL is not `https://host[:port]`.
     #[error("server URL {0:?} is not https://host[:port]")]
     BadUrl(String),

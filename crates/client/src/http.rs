@@ -110,3 +110,26 @@ impl HttpConnection {
         self.request(method, path, &headers, body).await
     }
 }
+
+impl Response {
+    /// `Ok(self)` for a 2xx answer, otherwise [`ClientError::Api`] with the
+    /// error body's code and message.
+    pub fn ok(self) -> Result<Self, ClientError> {
+        if (200..300).contains(&self.status) {
+            return Ok(self);
+        }
+        let body: Option<deskrec_protocol::ErrorBody> = serde_json::from_slice(&self.body).ok();
+        let (code, message) = match body {
+            Some(b) => (b.code, b.message),
+            None => (
+                String::new(),
+                String::from_utf8_lossy(&self.body[..self.body.len().min(200)]).into_owned(),
+            ),
+        };
+        Err(ClientError::Api {
+            status: self.status,
+            code,
+            message,
+        })
+    }
+}

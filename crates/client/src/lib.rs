@@ -11,6 +11,8 @@
 //!   calls;
 //! - [`RteSocket`]: the RTE WebSocket, speaking [`deskrec_protocol`]'s
 //!   messages;
+//! - resumable uploads (tus): [`HttpConnection::tus_create`],
+//!   [`HttpConnection::tus_offset`], [`HttpConnection::tus_patch`];
 //! - [`pinned_tls`]: the rustls configuration, for callers that build their
 //!   own connections.
 //!
@@ -24,12 +26,14 @@ mod error;
 mod http;
 mod rte;
 mod tls;
+mod tus;
 
 pub use address::ServerAddress;
 pub use error::ClientError;
 pub use http::{HttpConnection, Response};
 pub use rte::RteSocket;
 pub use tls::pinned_tls;
+pub use tus::UPLOADS_PATH;
 
 /// HTTP methods, for [`HttpConnection::request`].
 pub use hyper::Method;

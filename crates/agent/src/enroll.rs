@@ -1,0 +1,154 @@
+//! Enrollment: the device key, the credential and who the server is.
+//!
+//! `deskrec-agent enroll <token>` generates the device's RSA signing key,
+//! calls `POST /api/v1/enroll` over TLS pinned to the fingerprint in the
+//! token, and stores the credential and key in the [`SecretStore`] and the
+//! server's address with the device id in the database. The key is stored
+//! before the server hears of it, so a crash after enrollment never leaves
+//! a registered key the PC does not have.
+
+use deskrec_client::{HttpConnection, Method, ServerAddress};
+use deskrec_protocol::{EnrollRequest, EnrollResponse, EnrollmentToken};
+use deskrec_vault::PrivateKey;
+use serde::{Deserialize, Serialize};
+
+use crate::db::{Db, get_meta, keys, put_meta};
+use crate::secrets::{CREDENTIAL, DEVICE_KEY, SecretStore};
+use crate::{AgentError, DataDir};
+
+/// Who this PC is to its server (no secrets: those are in the
+/// [`SecretStore`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The device id the server assigned.
+    pub device_id: String,
+    /// The server's base URL.
+    pub url: String,
+    /// The pinned certificate fingerprint (hex SHA-256 of its DER).
+    pub cert_sha256: String,
+    /// The host name sent at enrollment and in every hello.
+    pub host: String,
+    /// When enrolled (agent clock, µs).
+    pub enrolled_at: i64,
+}
+
+impl Identity {
+    /// The server's address, pinned.
+    pub fn address(&self) -> Result<ServerAddress, AgentError> {
+        Ok(ServerAddress::new(&self.url, &self.cert_sha256)?)
+    }
+}
+
+/// The secrets an enrolled agent works with.
+pub struct Credentials {
+    /// Bearer token for the RTE channel and uploads.
+    pub credential: String,
+    /// The device's signing key.
+    pub device_key: PrivateKey,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials(<redacted>)")
+    }
+}
+
+/// Enrolls this PC with the compact enrollment token.
+pub async fn enroll(
+    dir: &DataDir,
+    secrets: &dyn SecretStore,
+    compact_token: &str,
+    host: &str,
+    now: i64,
+) -> Result<Identity, AgentError> {
+    let db = dir.open_db()?;
+    if let Some(id) = db.call_blocking(|c| get_meta::<Identity>(c, keys::IDENTITY))? {
+        return Err(AgentError::AlreadyEnrolled {
+            device_id: id.device_id,
+            data_dir: dir.root().to_owned(),
+        });
+    }
+    let token = EnrollmentToken::decode(compact_token)?;
+    let addr = ServerAddress::new(&token.url, &token.cert_sha256)?;
+    let key = tokio::task::spawn_blocking(PrivateKey::generate)
+        .await
+        .map_err(|e| AgentError::Invalid(format!("key generation failed: {e}")))??;
+    secrets.put(DEVICE_KEY, key.to_pem().as_bytes())?;
+    let body = serde_json::to_value(EnrollRequest {
+        token: token.token.clone(),
+        public_key_pem: key.public().to_pem(),
+        host: host.to_owned(),
+    })
+    .map_err(|e| AgentError::Invalid(e.to_string()))?;
+    let mut conn = HttpConnection::connect(&addr).await?;
+    let headers = [("content-type", "application/json")];
+    let resp = conn
+        .request(Method::POST, "/api/v1/enroll", &headers, body.to_string())
+        .await?
+        .ok()?;
+    let answer: EnrollResponse = serde_json::from_slice(&resp.body)
+        .map_err(|e| AgentError::Invalid(format!("the enrollment answer is unreadable: {e}")))?;
+    secrets.put(CREDENTIAL, answer.credential.as_bytes())?;
+    let identity = Identity {
+        device_id: answer.device_id,
+        url: token.url,
+        cert_sha256: addr.cert_sha256.clone(),
+        host: host.to_owned(),
+        enrolled_at: now,
+    };
+    let stored = identity.clone();
+    db.call_blocking(move |c| -> Result<(), AgentError> {
+        let tx = c.transaction()?;
+        put_meta(&tx, keys::IDENTITY, &stored)?;
+        crate::db::audit(
+            &tx,
+            now,
+            "device.enrolled",
+            &stored.device_id,
+            serde_json::json!({"url": stored.url, "host": stored.host, "key_id": key.id().to_string()}),
+        )?;
+        tx.commit()?;
+        Ok(())
+    })?;
+    tracing::info!(device = %identity.device_id, url = %identity.url, "enrolled");
+    Ok(identity)
+}
+
+/// The stored identity and secrets.
+pub fn load(
+    db: &Db,
+    dir: &DataDir,
+    secrets: &dyn SecretStore,
+) -> Result<(Identity, Credentials), AgentError> {
+    let identity = db
+        .call_blocking(|c| get_meta::<Identity>(c, keys::IDENTITY))?
+        .ok_or_else(|| AgentError::NotEnrolled {
+            data_dir: dir.root().to_owned(),
+        })?;
+    let missing = |name: &str| AgentError::Secret {
+        name: name.into(),
+        reason: "missing; enroll this PC again".into(),
+    };
+    let credential = secrets
+        .get(CREDENTIAL)?
+        .ok_or_else(|| missing(CREDENTIAL))?;
+    let credential = String::from_utf8(credential.to_vec()).map_err(|_| AgentError::Secret {
+        name: CREDENTIAL.into(),
+        reason: "not UTF-8".into(),
+    })?;
+    let pem = secrets
+        .get(DEVICE_KEY)?
+        .ok_or_else(|| missing(DEVICE_KEY))?;
+    let pem = std::str::from_utf8(&pem).map_err(|_| AgentError::Secret {
+        name: DEVICE_KEY.into(),
+        reason: "not UTF-8".into(),
+    })?;
+    let device_key = PrivateKey::from_pem(pem)?;
+    Ok((
+        identity,
+        Credentials {
+            credential,
+            device_key,
+        },
+    ))
+}

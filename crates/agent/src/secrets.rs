@@ -1,0 +1,138 @@
+//! Secrets at rest: the device credential and signing key.
+//!
+//! Behind [`SecretStore`] so each platform protects them its own way. On
+//! Linux (and other Unix) [`FileSecretStore`] keeps each secret in its own
+//! file readable only by the agent's user (0600, directory 0700), written
+//! atomically. On Windows the same files are written for now.
+//!
+//! TODO(windows): a DPAPI implementation (`CryptProtectData`, machine
+//! scope) so the files hold only protected blobs; until then the Windows
+//! build relies on the data directory's ACL (`%ProgramData%\Deskrec`,
+//! SYSTEM and Administrators only).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::AgentError;
+
+/// The device credential (the RTE and upload bearer token).
+pub const CREDENTIAL: &str = "credential";
+/// The device's RSA signing key, PKCS#8 PEM.
+pub const DEVICE_KEY: &str = "device-key.pem";
+
+/// Where the agent keeps its secrets.
+pub trait SecretStore: Send + Sync {
+    /// Stores `value` under `name`, replacing any previous value; durable
+    /// when it returns.
+    fn put(&self, name: &str, value: &[u8]) -> Result<(), AgentError>;
+    /// The value under `name`, or `None` if there is none.
+    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, AgentError>;
+}
+
+/// Secrets as owner-only files in one directory.
+#[derive(Debug, Clone)]
+pub struct FileSecretStore {
+    dir: PathBuf,
+}
+
+impl FileSecretStore {
+    /// Secrets in `dir` (created 0700 on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf, AgentError> {
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(AgentError::Secret {
+                name: name.into(),
+                reason: "not a plain file name".into(),
+            });
+        }
+        Ok(self.dir.join(name))
+    }
+}
+
+impl SecretStore for FileSecretStore {
+    fn put(&self, name: &str, value: &[u8]) -> Result<(), AgentError> {
+        let path = self.path(name)?;
+        create_private_dir(&self.dir)?;
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = private_file(&tmp).map_err(AgentError::io(&tmp))?;
+        file.write_all(value)
+            .and_then(|()| file.sync_all())
+            .map_err(AgentError::io(&tmp))?;
+        drop(file);
+        std::fs::rename(&tmp, &path).map_err(AgentError::io(&path))?;
+        sync_dir(&self.dir);
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, AgentError> {
+        let path = self.path(name)?;
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(AgentError::io(path)(e)),
+        }
+    }
+}
+
+/// Creates `dir` (and parents); on Unix makes it owner-only.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), AgentError> {
+    std::fs::create_dir_all(dir).map_err(AgentError::io(dir))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(AgentError::io(dir))?;
+    }
+    Ok(())
+}
+
+/// A new file only the owner can read and write.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
+/// Makes a rename in `dir` durable (Unix; a no-op elsewhere).
+pub(crate) fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_round_trip_and_are_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileSecretStore::new(dir.path().join("secrets"));
+        assert!(store.get(CREDENTIAL).unwrap().is_none());
+        store.put(CREDENTIAL, b"first").unwrap();
+        store.put(CREDENTIAL, b"second").unwrap();
+        assert_eq!(&store.get(CREDENTIAL).unwrap().unwrap()[..], b"second");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir.path().join("secrets").join(CREDENTIAL)), 0o600);
+            assert_eq!(mode(&dir.path().join("secrets")), 0o700);
+        }
+        assert!(store.put("../escape", b"x").is_err());
+    }
+}
