@@ -225,6 +225,20 @@ async fn wait_received(s: &TestServer, path: &str, n: usize) {
     );
 }
 
+/// Waits until a PATCH is appending to the upload's file past `at`: the
+/// server has taken the request up (a request the server has not read yet
+/// is, to it, newer than anything that follows).
+async fn wait_writing(s: &TestServer, path: &str, at: usize) {
+    let part = s.state.uploads().part_path(&upload_id(path));
+    for _ in 0..500 {
+        if std::fs::metadata(&part).unwrap().len() > at as u64 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the server never wrote the PATCH's body");
+}
+
 /// Upload files still in `data_dir/uploads`.
 fn part_files(s: &TestServer) -> Vec<PathBuf> {
     std::fs::read_dir(s.dir.path().join("uploads"))
@@ -305,15 +319,18 @@ async fn an_upload_cut_at_random_points_resumes_from_the_last_byte_and_stores_id
             assert_eq!(h.header("upload-length"), bytes.len().to_string());
             at += sent;
         } else {
-            // The connection hangs: the agent resumes on a new one at
-            // once, and its HEAD takes the upload over from the stalled
-            // PATCH, which records what it had.
+            // The connection hangs: once the server is writing the body,
+            // the agent gives up and resumes on a new connection; its HEAD
+            // takes the upload over from the stalled PATCH, which records
+            // what it had.
+            wait_writing(&s, &path, at).await;
             let h = head(&s, &d, &path).await;
             assert_eq!(h.status, 200);
             let now = offset(&h);
             assert!(
-                (at..=at + sent).contains(&now),
-                "{now} not in {at}..={}",
+                (at + 1..=at + sent).contains(&now),
+                "{now} not in {}..={}",
+                at + 1,
                 at + sent
             );
             drop(conn);
@@ -731,6 +748,23 @@ async fn terminated_and_expired_uploads_lose_their_bytes_and_the_sweep_finishes_
         r.text()
     );
     assert!(!s.state.uploads().part_path(&id_of(&stale)).exists());
+
+    // An upload file that lost synced bytes (damaged, restored from an old
+    // backup) resumes from what it holds instead of failing forever.
+    let damaged = create_ok(&s, &d, "c-3", 1000).await;
+    patch(&s, &d, &damaged, 0, &[1; 100]).await;
+    let part = s.state.uploads().part_path(&id_of(&damaged));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&part)
+        .unwrap()
+        .set_len(40)
+        .unwrap();
+    let r = patch(&s, &d, &damaged, 100, &[1; 10]).await;
+    assert_eq!((r.status, &r.json()["code"]), (400, &json!("interrupted")));
+    assert_eq!(offset(&head(&s, &d, &damaged).await), 40);
+    let r = call(&s, tus("DELETE", &damaged, Some(&d.credential)), b"").await;
+    assert_eq!(r.status, 204);
 
     // The server crashed after committing the last byte, before verifying:
     // the sweep at start verifies and stores it.

@@ -385,7 +385,26 @@ pub async fn sweep(state: &AppState) -> Result<()> {
 /// Deletes `.part` files whose upload is not receiving (finished, or its
 /// row never committed).
 async fn remove_orphan_parts(state: &AppState) -> Result<()> {
+    // List the files before reading the uploads: a row is committed before
+    // its file is created, so a receiving upload's file listed here is
+    // always in the set read next.
     let dir = state.uploads().dir.clone();
+    let files = blocking(move || {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            let id = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".part"))
+                .map(str::to_owned);
+            if let Some(id) = id {
+                files.push((id, path));
+            }
+        }
+        Ok(files)
+    })
+    .await?;
     let live: std::collections::HashSet<String> = state
         .db()
         .call(|c| receiving(c))
@@ -393,26 +412,24 @@ async fn remove_orphan_parts(state: &AppState) -> Result<()> {
         .into_iter()
         .map(|u| u.id)
         .collect();
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            let Some(id) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".part"))
-            else {
-                continue;
-            };
-            if !live.contains(id) {
-                tracing::info!(file = %path.display(), "removing a leftover upload file");
-                remove_file(&path);
-            }
+    blocking(move || {
+        for (_, path) in files.iter().filter(|(id, _)| !live.contains(id)) {
+            tracing::info!(file = %path.display(), "removing a leftover upload file");
+            remove_file(path);
         }
         Ok(())
     })
     .await
-    .map_err(|e| std::io::Error::other(e.to_string()))??;
-    Ok(())
+}
+
+/// Runs blocking file work on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        // A panic in `f` is a bug; surface it where it happened.
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// Removes a file that may already be gone; other failures are logged (the

@@ -486,12 +486,12 @@ async fn write_body(
         .await?;
     let on_disk = file.metadata().await?.len();
     if on_disk < up.received {
-        return Err(std::io::Error::other(format!(
-            "{} holds {on_disk} bytes but {} were recorded as received",
-            path.display(),
-            up.received
-        ))
-        .into());
+        // Synced bytes are gone (the file was damaged or removed): rather
+        // than fail forever, go back to what is there; the agent resumes
+        // from it.
+        tracing::error!(upload = %up.id, on_disk, received = up.received,
+            "upload file is shorter than its recorded offset; resuming from the file");
+        return Ok((on_disk, false));
     }
     // Bytes past the recorded offset were written but never committed (a
     // crash, or a body refused by its checksum): they do not count.

@@ -25,7 +25,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{Result, Upload, UploadError, remove_file};
+use super::{Result, Upload, UploadError, blocking, remove_file};
 use crate::audit::{self, Actor};
 use crate::db::now_micros;
 use crate::state::AppState;
@@ -155,7 +155,7 @@ async fn check(state: &AppState, up: &Upload) -> Result<Result<Checked, Rejectio
         })
         .await?;
     let path = state.uploads().part_path(&up.id);
-    let keyring = state.keyring().clone();
+    let keyring = state.keyring();
     let device = up.device_id.clone();
     blocking(move || {
         let key = PublicKey::from_pem(&pem)
@@ -497,14 +497,6 @@ fn acknowledge(state: &AppState, up: &Upload) {
     if !state.hub().post(&up.device_id, msg) {
         tracing::debug!(device = %up.device_id, "device not connected; the upload's answer acknowledges");
     }
-}
-
-/// Runs blocking file work on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        // A panic in `f` is a bug; surface it where it happened.
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// A UTC timestamp (µs) as RFC 3339 to the second, for reasons people read.
