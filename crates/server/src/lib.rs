@@ -30,6 +30,7 @@
 //! - `contacts`: contacts from the ACD, their relay to devices, the watermark;
 //! - `enrollment`: one-time tokens, device credentials, revocation;
 //! - `hub`: connected devices, and how the server wakes their sessions;
+//! - `metrics`: Prometheus counters and gauges;
 //! - `rte`: the agent WebSocket sessions;
 //! - `api`: the HTTP router, errors, and the admin API (`api::admin`);
 //! - `auth`: supervisor passwords (Argon2id) and sessions;
@@ -54,6 +55,7 @@ pub mod eligibility;
 pub mod enrollment;
 pub mod hub;
 mod keys;
+pub mod metrics;
 pub mod playback;
 pub mod rte;
 pub mod secret;

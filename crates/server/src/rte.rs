@@ -308,6 +308,7 @@ impl Session {
             };
             for contact in batch {
                 send(socket, &ServerMessage::Contact(contact)).await?;
+                self.state.metrics().contacts_relayed.inc();
             }
             self.sent_seq = last;
         }

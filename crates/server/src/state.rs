@@ -77,6 +77,8 @@ struct Inner {
     closing: watch::Sender<bool>,
     /// Connected devices' RTE sessions.
     hub: Arc<DeviceHub>,
+    /// Prometheus metrics.
+    metrics: crate::metrics::Metrics,
     /// The contact watermark (µs), mirrored from the database after each
     /// committed change so sessions forward it without polling.
     watermark: watch::Sender<Option<i64>>,
@@ -165,6 +167,7 @@ impl AppState {
                 directory: watch::Sender::new(0),
                 closing: watch::Sender::new(false),
                 hub: Arc::default(),
+                metrics: Default::default(),
                 watermark: watch::Sender::new(watermark),
                 data_dir: dir.clone(),
                 exports: Default::default(),
@@ -208,6 +211,11 @@ impl AppState {
     /// A receiver of the contact watermark.
     pub fn watermark(&self) -> watch::Receiver<Option<i64>> {
         self.inner.watermark.subscribe()
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// Connected devices.

@@ -30,6 +30,12 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::web::router())
         .merge(crate::uploads::tus::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        // route_layer: runs after routing, so the matched route template is
+        // known (unmatched requests reach the fallback uncounted).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .with_state(state)
 }
 
