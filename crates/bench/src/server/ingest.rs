@@ -83,8 +83,10 @@ pub async fn run(
         .call(
             Method::POST,
             "/api/v1/admin/contacts",
-            Some(json!({"contacts": [{"contact_id": "ingest", "windows_login": device.login,
-                "start": at(range.start)?, "end": at(range.end)?}]})),
+            Some(
+                json!({"contacts": [{"contact_id": "ingest", "windows_login": device.login,
+                "start": at(range.start)?, "end": at(range.end)?}]}),
+            ),
         )
         .await?;
     let bytes = std::fs::read(&recording)?;
@@ -119,7 +121,11 @@ async fn server_key(addr: &ServerAddress, device: &SeededDevice) -> Result<Publi
     }))
     .await?;
     loop {
-        match rte.recv().await?.context("the server closed the RTE socket")? {
+        match rte
+            .recv()
+            .await?
+            .context("the server closed the RTE socket")?
+        {
             ServerMessage::Policy(p) => return Ok(PublicKey::from_pem(&p.server_public_key_pem)?),
             ServerMessage::Error(e) => bail!("RTE error {}: {}", e.code, e.message),
             _ => continue,
@@ -129,7 +135,12 @@ async fn server_key(addr: &ServerAddress, device: &SeededDevice) -> Result<Publi
 
 /// A tus 1.0 creation then one PATCH with every byte; done when the server
 /// answers the PATCH, which it does after verifying and storing.
-async fn upload(addr: &ServerAddress, credential: &str, contact: &str, bytes: Vec<u8>) -> Result<()> {
+async fn upload(
+    addr: &ServerAddress,
+    credential: &str,
+    contact: &str,
+    bytes: Vec<u8>,
+) -> Result<()> {
     let mut http = HttpConnection::connect(addr).await?;
     let auth = format!("Bearer {credential}");
     let length = bytes.len().to_string();
@@ -150,7 +161,12 @@ async fn upload(addr: &ServerAddress, credential: &str, contact: &str, bytes: Ve
             Vec::new(),
         )
         .await?;
-    ensure!(created.status == 201, "tus create: HTTP {} {:?}", created.status, created.body);
+    ensure!(
+        created.status == 201,
+        "tus create: HTTP {} {:?}",
+        created.status,
+        created.body
+    );
     let location = created
         .header("location")
         .context("tus create answered no Location")?

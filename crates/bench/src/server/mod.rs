@@ -120,9 +120,17 @@ async fn run_async(work: &Path) -> Result<Report> {
         percentile(&latencies, 0.99),
         "ms",
         Goal::AtMost(50.0),
-        format!("same, 99th percentile ({} contacts at {CONTACTS_PER_SECOND}/s)", latencies.len()),
+        format!(
+            "same, 99th percentile ({} contacts at {CONTACTS_PER_SECOND}/s)",
+            latencies.len()
+        ),
     );
-    r.add("relay_max_ms", percentile(&latencies, 1.0), "ms", "same, slowest");
+    r.add(
+        "relay_max_ms",
+        percentile(&latencies, 1.0),
+        "ms",
+        "same, slowest",
+    );
     r.add_goal_in(
         "relay_lost",
         lost as f64,
@@ -137,8 +145,18 @@ async fn run_async(work: &Path) -> Result<Report> {
         Goal::AtMost(200.0),
         format!("server RSS with {AGENTS} agents connected, peak of samples during the relay"),
     );
-    r.add("rss_mb_idle_1000_agents", idle_rss, "MB", "server RSS with the agents connected, before the relay");
-    r.add("server_peak_rss_mb", server_peak, "MB", "server VmHWM over the whole run, ingest included");
+    r.add(
+        "rss_mb_idle_1000_agents",
+        idle_rss,
+        "MB",
+        "server RSS with the agents connected, before the relay",
+    );
+    r.add(
+        "server_peak_rss_mb",
+        server_peak,
+        "MB",
+        "server VmHWM over the whole run, ingest included",
+    );
     r.add(
         "ingest_vs_copy",
         ingest.ratio(),
@@ -148,8 +166,18 @@ async fn run_async(work: &Path) -> Result<Report> {
             ingest.bytes as f64 / 1e6
         ),
     );
-    r.add("ingest_mb_per_s", ingest.mb_per_s(), "MB/s", "upload, verified and stored");
-    r.add("copy_mb_per_s", ingest.copy_mb_per_s(), "MB/s", "cp of the same bytes");
+    r.add(
+        "ingest_mb_per_s",
+        ingest.mb_per_s(),
+        "MB/s",
+        "upload, verified and stored",
+    );
+    r.add(
+        "copy_mb_per_s",
+        ingest.copy_mb_per_s(),
+        "MB/s",
+        "cp of the same bytes",
+    );
     r.note(format!(
         "{AGENTS} agents and the importers run in this process on the same cores as the server; \
          latencies are measured with one monotonic clock."
@@ -258,8 +286,12 @@ impl Admin {
         let users: Vec<_> = (0..n)
             .map(|i| json!({"name": format!("Agent {i}"), "windows_login": login(i), "roles": ["agent"]}))
             .collect();
-        self.call(Method::POST, &format!("{admin}/users/import"), Some(json!(users)))
-            .await?;
+        self.call(
+            Method::POST,
+            &format!("{admin}/users/import"),
+            Some(json!(users)),
+        )
+        .await?;
         let mut devices = Vec::with_capacity(n);
         for i in 0..n {
             let t = self
@@ -293,7 +325,11 @@ impl Admin {
         let r = self
             .call(Method::POST, "/api/v1/admin/contacts", Some(body))
             .await?;
-        ensure!(r["deliveries"] == 1, "contact c{n} was queued {} times", r["deliveries"]);
+        ensure!(
+            r["deliveries"] == 1,
+            "contact c{n} was queued {} times",
+            r["deliveries"]
+        );
         Ok(())
     }
 }

@@ -120,7 +120,10 @@ pub fn raise_fd_limit(want: u64) -> Result<()> {
     };
     // SAFETY: getrlimit/setrlimit with a valid pointer.
     unsafe {
-        ensure!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0, "getrlimit failed");
+        ensure!(
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0,
+            "getrlimit failed"
+        );
         if lim.rlim_cur >= want {
             return Ok(());
         }
@@ -130,7 +133,10 @@ pub fn raise_fd_limit(want: u64) -> Result<()> {
             lim.rlim_max
         );
         lim.rlim_cur = want;
-        ensure!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0, "setrlimit failed");
+        ensure!(
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0,
+            "setrlimit failed"
+        );
     }
     Ok(())
 }
