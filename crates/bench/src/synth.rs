@@ -218,7 +218,7 @@ mod tests {
         let server = deskrec_vault::PrivateKey::generate().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.dsk");
-        write_segment(&path, 1, server.public(), &mut Tiny).unwrap();
+        write_segment(&path, 1, DEVICE_ID, server.public(), &mut Tiny).unwrap();
         let scan = deskrec_vault::scan_segment(&path, deskrec_vault::ScanDepth::Full).unwrap();
         assert!(scan.is_complete());
         assert_eq!(scan.chunks.len(), SEGMENT_FRAMES / CHUNK_FRAMES);

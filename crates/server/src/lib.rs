@@ -20,6 +20,7 @@
 //! - `config`: the TOML configuration over defaults;
 //! - `state`: [`AppState`], set up from the data directory on start;
 //! - `server`: the accept loop, TLS and graceful shutdown ([`serve`]);
+//! - `throttle`: slowing down password guessing;
 //! - `tls`: the (self-signed, generated) certificate and its fingerprint;
 //! - `keys`: the server's recording key pair;
 //! - `secret`: random secrets, their hashes, private files;
@@ -62,6 +63,7 @@ pub mod secret;
 mod server;
 pub mod state;
 pub mod storage;
+pub mod throttle;
 pub mod tls;
 pub mod uploads;
 pub mod web;

@@ -79,6 +79,8 @@ struct Inner {
     hub: Arc<DeviceHub>,
     /// Prometheus metrics.
     metrics: crate::metrics::Metrics,
+    /// Failed sign-ins and the password-check gate.
+    login_throttle: crate::throttle::LoginThrottle,
     /// The contact watermark (µs), mirrored from the database after each
     /// committed change so sessions forward it without polling.
     watermark: watch::Sender<Option<i64>>,
@@ -168,6 +170,7 @@ impl AppState {
                 closing: watch::Sender::new(false),
                 hub: Arc::default(),
                 metrics: Default::default(),
+                login_throttle: Default::default(),
                 watermark: watch::Sender::new(watermark),
                 data_dir: dir.clone(),
                 exports: Default::default(),
@@ -211,6 +214,11 @@ impl AppState {
     /// A receiver of the contact watermark.
     pub fn watermark(&self) -> watch::Receiver<Option<i64>> {
         self.inner.watermark.subscribe()
+    }
+
+    /// Sign-in throttling.
+    pub fn login_throttle(&self) -> &crate::throttle::LoginThrottle {
+        &self.inner.login_throttle
     }
 
     /// The server's metrics.

@@ -609,3 +609,28 @@ async fn a_damaged_recording_answers_export_failed_and_caches_nothing() {
     let cached = cached_files(&s);
     assert!(cached.is_empty(), "{cached:?}");
 }
+
+#[tokio::test]
+async fn password_guessing_is_slowed_per_login() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    for _ in 0..deskrec_server::throttle::FREE_FAILURES {
+        assert_eq!(login(&s, VIC, "a wrong guess!").await.status, 401);
+    }
+    // Now even the right password must wait, and the answer says how long.
+    let r = login(&s, VIC, PASSWORD).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    let wait: u64 = r.header("retry-after").parse().unwrap();
+    assert!((1..=30).contains(&wait), "{wait}");
+    assert!(
+        r.text().contains("Too many failed sign-ins"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.header("set-cookie"), "");
+    // Other logins are not affected: Nora's correct password is checked
+    // (and refused for her missing permission, not throttled).
+    let r = login(&s, "CORP\\nora", PASSWORD).await;
+    assert_eq!(r.status, 401);
+    assert!(r.text().contains("view_recordings"), "{}", r.text());
+}

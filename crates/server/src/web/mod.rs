@@ -68,7 +68,32 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let who = form.login.trim().to_owned();
-    match auth::login(state.db(), who.clone(), form.password).await {
+    let throttle = state.login_throttle();
+    if let Err(wait) = throttle.check(&who) {
+        tracing::warn!(login = %who, wait_s = wait.as_secs(), "sign-in throttled");
+        let message = format!(
+            "Too many failed sign-ins for this login: try again in {} s.",
+            wait.as_secs().max(1)
+        );
+        let mut resp = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Html(pages::login(Some(&message), &who).into_string()),
+        )
+            .into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, wait.as_secs().max(1).into());
+        return resp;
+    }
+    let result = {
+        let _slot = throttle.check_slot().await;
+        auth::login(state.db(), who.clone(), form.password).await
+    };
+    match &result {
+        Ok(_) => throttle.succeeded(&who),
+        Err(LoginError::BadCredentials) => throttle.failed(&who),
+        Err(_) => {}
+    }
+    match result {
         Ok(s) => {
             tracing::info!(login = %who, user = s.user_id, "supervisor signed in");
             let mut resp = Redirect::to("/").into_response();
