@@ -8,14 +8,6 @@ use std::time::Duration;
 use serde_json::json;
 use util::TestServer;
 
-/// The value of the sample whose line starts with `series ` (name and
-/// labels exactly as exported).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.trim().parse().unwrap())
-}
-
 #[tokio::test]
 async fn metrics_count_agents_contacts_and_requests() {
     let s = TestServer::start().await;
@@ -37,22 +29,7 @@ async fn metrics_count_agents_contacts_and_requests() {
         .request("GET", "/api/v1/admin/metrics", None, "text/plain", "")
         .await;
     assert_eq!(status, 401);
-    let r = s
-        .send(
-            hyper::Request::builder()
-                .uri("/api/v1/admin/metrics")
-                .header("host", "localhost")
-                .header("authorization", format!("Bearer {}", s.admin_token))
-                .body(Default::default())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(r.status, 200);
-    assert!(
-        r.header("content-type")
-            .starts_with("application/openmetrics-text")
-    );
-    let text = r.text();
+    let text = s.metrics().await;
     let expect = [
         ("deskrec_rte_connected_agents", 1.0),
         ("deskrec_contacts_imported_total", 2.0),
@@ -66,7 +43,7 @@ async fn metrics_count_agents_contacts_and_requests() {
         ),
     ];
     for (series, value) in expect {
-        assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
+        assert_eq!(s.metric(series).await, Some(value), "{series} in\n{text}");
     }
     assert!(text.trim_end().ends_with("# EOF"));
 }

@@ -480,6 +480,10 @@ async fn tampered_truncated_replayed_and_foreign_recordings_are_refused_with_the
         "does not overlap contact \"later\"",
     )
     .await;
+    let finished =
+        |outcome: &str| format!("deskrec_uploads_finished_total{{outcome=\"{outcome}\"}}");
+    assert_eq!(s.metric(&finished("stored")).await, Some(1.0));
+    assert_eq!(s.metric(&finished("rejected")).await, Some(7.0));
 }
 
 #[tokio::test]

@@ -122,6 +122,23 @@ enum Decision {
 /// holds its lock. `Ok` means the recording is stored (now or before);
 /// [`UploadError::Rejected`] that it was refused and the refusal recorded.
 pub async fn finish(state: &AppState, up: &Upload) -> Result<()> {
+    let result = decide_and_act(state, up).await;
+    let outcome = match &result {
+        Ok(()) => "stored",
+        Err(UploadError::Rejected(_)) => "rejected",
+        Err(_) => return result, // the server's failure, not the upload's
+    };
+    state
+        .metrics()
+        .uploads_finished
+        .get_or_create(&crate::metrics::OutcomeLabels {
+            outcome: outcome.into(),
+        })
+        .inc();
+    result
+}
+
+async fn decide_and_act(state: &AppState, up: &Upload) -> Result<()> {
     let checked = match check(state, up).await? {
         Ok(c) => c,
         Err(r) => return reject(state, up, r).await,

@@ -191,6 +191,35 @@ impl TestServer {
         json
     }
 
+    /// The Prometheus text of `/api/v1/admin/metrics`.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .send(
+                hyper::Request::builder()
+                    .uri("/api/v1/admin/metrics")
+                    .header("host", "localhost")
+                    .header("authorization", format!("Bearer {}", self.admin_token))
+                    .body(Default::default())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.header("content-type")
+                .starts_with("application/openmetrics-text")
+        );
+        r.text()
+    }
+
+    /// The value of the metrics sample `series` (name and labels exactly
+    /// as exported), if present.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map(|v| v.trim().parse().unwrap())
+    }
+
     pub async fn audit_count(&self) -> usize {
         self.admin("GET", "/audit?limit=1000", Value::Null)
             .await
