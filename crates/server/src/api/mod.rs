@@ -7,6 +7,7 @@
 
 pub mod admin;
 mod error;
+pub mod openapi;
 
 use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;
@@ -24,6 +25,7 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/enroll", post(enroll))
         .route("/api/v1/rte", get(crate::rte::upgrade))
         .nest("/api/v1/admin", admin::router(state.clone()))
