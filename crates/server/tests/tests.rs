@@ -1,5 +1,6 @@
 //! Integration tests over real TLS sockets.
 
+#[allow(dead_code)] // each test binary uses part of the fixtures
 mod util;
 
 use std::time::Duration;
