@@ -76,6 +76,12 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
     }
 }
 
+/// Idle time before the first TCP keep-alive probe.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// Time between unanswered probes (the OS gives up after its retry count,
+/// 9 on Linux, 10 on Windows).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Accepts the next connection, backing off on errors (such as running out
 /// of file descriptors) instead of spinning or giving up.
 async fn accept(listener: &TcpListener) -> TcpStream {
@@ -84,6 +90,16 @@ async fn accept(listener: &TcpListener) -> TcpStream {
         match listener.accept().await {
             Ok((tcp, _peer)) => {
                 let _ = tcp.set_nodelay(true);
+                // An agent PC that loses power or network never closes its
+                // RTE socket; keep-alive probes find it dead in about two
+                // minutes instead of the OS default of hours, so its
+                // session and memory are released.
+                let keepalive = socket2::TcpKeepalive::new()
+                    .with_time(KEEPALIVE_IDLE)
+                    .with_interval(KEEPALIVE_INTERVAL);
+                if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive) {
+                    tracing::debug!(error = %e, "could not enable TCP keep-alive");
+                }
                 return tcp;
             }
             Err(e) => {
