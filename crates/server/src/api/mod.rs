@@ -1,5 +1,7 @@
 //! The HTTP API: one router for the admin API, enrollment, the RTE
-//! WebSocket and a health check.
+//! WebSocket, tus uploads (`uploads::tus`), the supervisor pages and video
+//! (`web`), the OpenAPI document and a health check, with request metrics
+//! on every matched route.
 //!
 //! Every error is JSON `{code, message}` ([`ApiError`]). Server-side
 //! failures are logged with their cause and answered with a generic
