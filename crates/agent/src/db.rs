@@ -147,12 +147,20 @@ fn migrate(conn: &mut Connection) -> Result<(), AgentError> {
         return Err(AgentError::SchemaTooNew { found, known });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let tx = conn.transaction()?;
+        let tx = write_tx(conn)?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i as u32 + 1)?;
         tx.commit()?;
     }
     Ok(())
+}
+
+/// Starts a transaction that will write. Immediate, so it takes the write
+/// lock up front and waits for it (busy timeout): a deferred one that reads
+/// first fails at once with "database is locked" when another connection
+/// (the status command, another task's) wrote in between.
+pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
 /// Names of the `meta` values.

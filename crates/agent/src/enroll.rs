@@ -98,7 +98,7 @@ pub async fn enroll(
     };
     let stored = identity.clone();
     db.call_blocking(move |c| -> Result<(), AgentError> {
-        let tx = c.transaction()?;
+        let tx = crate::db::write_tx(c)?;
         put_meta(&tx, keys::IDENTITY, &stored)?;
         crate::db::audit(
             &tx,

@@ -7,7 +7,12 @@
 //!   the audit log, the contact cursor, the cached policy, the clock
 //!   offset — every change committed before it is acted on;
 //! - [`clock`]: the agent's (injectable) clock and its measured offset to
-//!   the server's.
+//!   the server's;
+//! - [`engine`]: the running agent ([`Agent`]) — the RTE client
+//!   (`rte`), the recording controller following the [`policy`]
+//!   (`recording`) and the splicer/uploader (`uploader`), over the
+//!   [`contacts`] and [`segments`] in the database;
+//! - [`status`]: the JSON `deskrec-agent status` prints for the tray.
 //!
 //! The data directory ([`DataDir`]) holds everything: `agent.db`,
 //! `secrets/` (owner-only), `segments/` and `recordings/`.
@@ -15,13 +20,22 @@
 #![deny(missing_docs)]
 
 pub mod clock;
+pub mod contacts;
 pub mod db;
+pub mod engine;
 pub mod enroll;
 mod error;
+pub mod policy;
+mod recording;
+mod rte;
 pub mod secrets;
+pub mod segments;
+pub mod status;
+pub mod uploader;
 
 use std::path::{Path, PathBuf};
 
+pub use engine::{Agent, AgentConfig};
 pub use error::AgentError;
 
 /// The agent's data directory and what lives in it.

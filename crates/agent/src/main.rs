@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use deskrec_agent::clock::{Clock, SystemClock};
-use deskrec_agent::{DataDir, enroll};
+use deskrec_agent::{Agent, AgentConfig, DataDir, enroll};
 
 /// The Deskrec agent: records this PC's screen as the server's policy says
 /// and uploads the recordings of contacts.
@@ -28,6 +28,24 @@ enum Command {
         /// The host name to register (default: this PC's).
         #[arg(long)]
         host: Option<String>,
+    },
+    /// Runs the agent until Ctrl-C or SIGTERM.
+    Run {
+        /// The agent's data directory.
+        #[arg(long, default_value_os_t = default_data_dir())]
+        data_dir: PathBuf,
+        /// The session user's login (default: the user running the agent).
+        #[arg(long)]
+        login: Option<String>,
+        /// Seconds of padding before and after each contact.
+        #[arg(long, default_value_t = 5.0)]
+        pad_seconds: f64,
+    },
+    /// Prints the agent's status as JSON (what the tray shows).
+    Status {
+        /// The agent's data directory.
+        #[arg(long, default_value_os_t = default_data_dir())]
+        data_dir: PathBuf,
     },
 }
 
@@ -61,6 +79,48 @@ async fn main() -> Result<()> {
                     .context("enrollment failed")?;
             println!("{}", serde_json::to_string_pretty(&identity)?);
         }
+        Command::Run {
+            data_dir,
+            login,
+            pad_seconds,
+        } => {
+            let mut config = AgentConfig::new(DataDir::new(data_dir));
+            config.login = login;
+            config.pad = std::time::Duration::try_from_secs_f64(pad_seconds)
+                .context("--pad-seconds must be a non-negative number")?;
+            let agent = Agent::start(config)
+                .await
+                .context("the agent cannot start")?;
+            shutdown_signal().await;
+            tracing::info!("stopping");
+            agent.shutdown().await;
+        }
+        Command::Status { data_dir } => {
+            let report = deskrec_agent::status::report(&DataDir::new(data_dir))
+                .context("cannot read the agent's state")?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
     }
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -1,0 +1,337 @@
+//! The engine: one task per concern, sharing the database and a little
+//! live state.
+//!
+//! - the RTE client ([`crate::rte`]): connection, hello with the cursor,
+//!   policy, clock offset, contacts, watermark, heartbeats;
+//! - the recording controller ([`crate::recording`]): starts and stops the
+//!   recorder as the cached policy and the session user say;
+//! - the uploader ([`crate::uploader`]): splices queued contacts and
+//!   uploads them.
+//!
+//! Tasks talk through the database (the truth) and a few wake-ups; the
+//! live state ([`Live`]) is what the status shows and is written to the
+//! database as it changes, so `deskrec-agent status` can read it from
+//! another process.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deskrec_capture::{CaptureError, FrameSource};
+use deskrec_client::ServerAddress;
+use deskrec_protocol::RecordingState;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::clock::{Clock, ClockOffset, SystemClock};
+use crate::db::{Db, get_meta, keys, put_meta};
+use crate::enroll::{Credentials, Identity};
+use crate::policy::CachedPolicy;
+use crate::{AgentError, DataDir};
+
+/// Opens the picture source when recording starts.
+pub type SourceFactory =
+    Arc<dyn Fn() -> Result<Box<dyn FrameSource + Send>, CaptureError> + Send + Sync>;
+
+/// How the agent runs. [`AgentConfig::new`] gives the production defaults.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// The data directory.
+    pub data_dir: DataDir,
+    /// The session user's login; `None` takes the user running the process
+    /// (the session watcher will replace this).
+    pub login: Option<String>,
+    /// The screen (or, in tests, the synthetic source).
+    pub source: SourceFactory,
+    /// The agent's clock.
+    pub clock: Arc<dyn Clock>,
+    /// Padding added before and after each contact.
+    pub pad: Duration,
+    /// How long a cached policy is followed without the server.
+    pub policy_max_age: Duration,
+    /// Time between heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Time between clock measurements while connected.
+    pub clock_interval: Duration,
+    /// Probes per clock measurement (the median is kept).
+    pub clock_probes: u32,
+    /// First reconnect delay; doubles up to `backoff_max`, with jitter.
+    pub backoff_initial: Duration,
+    /// Longest reconnect and retry delay.
+    pub backoff_max: Duration,
+    /// Bytes per upload PATCH (the offset is committed after each).
+    pub upload_chunk_bytes: usize,
+    /// The recorder's chunk length, seconds (what a crash can lose).
+    pub chunk_seconds: f64,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("data_dir", &self.data_dir)
+            .field("login", &self.login)
+            .field("pad", &self.pad)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentConfig {
+    /// The defaults: the screen, the system clock, 5 s padding, a policy
+    /// good for 7 days offline, a heartbeat a minute, the clock measured
+    /// every 10 minutes with 5 probes, reconnects from 1 s up to 60 s,
+    /// 4 MiB per PATCH.
+    pub fn new(data_dir: DataDir) -> Self {
+        Self {
+            data_dir,
+            login: None,
+            source: Arc::new(screen_source),
+            clock: Arc::new(SystemClock),
+            pad: Duration::from_secs(5),
+            policy_max_age: Duration::from_secs(7 * 24 * 3600),
+            heartbeat_interval: Duration::from_secs(60),
+            clock_interval: Duration::from_secs(600),
+            clock_probes: 5,
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            upload_chunk_bytes: 4 << 20,
+            chunk_seconds: 2.0,
+        }
+    }
+}
+
+/// The screen of this PC.
+fn screen_source() -> Result<Box<dyn FrameSource + Send>, CaptureError> {
+    #[cfg(target_os = "linux")]
+    return Ok(Box::new(deskrec_capture::X11Source::open(
+        &deskrec_capture::X11Options::new(),
+    )?));
+    #[cfg(windows)]
+    return Ok(Box::new(deskrec_capture::WindowsSource::new()?));
+    #[cfg(not(any(target_os = "linux", windows)))]
+    Err(CaptureError::InvalidSettings(
+        "screen capture is not available on this platform".into(),
+    ))
+}
+
+/// The login of the user running this process (`DOMAIN\user` on Windows).
+pub fn process_login() -> String {
+    #[cfg(windows)]
+    {
+        let user = std::env::var("USERNAME").unwrap_or_default();
+        match std::env::var("USERDOMAIN") {
+            Ok(d) if !d.is_empty() && !user.is_empty() => format!("{d}\\{user}"),
+            _ => user,
+        }
+    }
+    #[cfg(not(windows))]
+    std::env::var("USER").unwrap_or_default()
+}
+
+/// The server connection, as the status shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Connection {
+    /// Not connected (waiting to retry).
+    Offline,
+    /// Connecting.
+    Connecting,
+    /// Hello sent, policy received.
+    Connected,
+}
+
+/// The live state: what the status shows besides the database's counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Live {
+    /// Recording state.
+    pub state: RecordingState,
+    /// Why (see [`crate::policy::Decision::reason`]).
+    pub reason: String,
+    /// The session login.
+    pub login: String,
+    /// The segment being written.
+    pub current_segment: Option<String>,
+    /// The server connection.
+    pub connection: Connection,
+    /// When the connection last came up (agent clock, µs).
+    pub connected_at: Option<i64>,
+    /// The last error, for people.
+    pub last_error: Option<String>,
+    /// When it happened.
+    pub last_error_at: Option<i64>,
+    /// When this was written (agent clock, µs).
+    pub updated_at: i64,
+}
+
+/// State the tasks share.
+pub(crate) struct Shared {
+    pub config: AgentConfig,
+    pub db: Db,
+    pub identity: Identity,
+    pub creds: Credentials,
+    pub addr: ServerAddress,
+    pub policy: watch::Sender<Option<CachedPolicy>>,
+    pub login: watch::Sender<String>,
+    pub offset: Mutex<Option<ClockOffset>>,
+    pub live: Mutex<Live>,
+    /// Contacts changed: the uploader looks again.
+    pub work: Notify,
+    /// Outcomes are waiting: the RTE client sends them.
+    pub outbox: Notify,
+}
+
+impl Shared {
+    /// Now on the agent's clock.
+    pub fn now(&self) -> i64 {
+        self.config.clock.now()
+    }
+
+    /// Changes the live state and writes it to the database if it changed.
+    pub async fn update_live(&self, f: impl FnOnce(&mut Live)) {
+        let snapshot = {
+            let mut live = self.live.lock().expect("live lock");
+            let before = live.clone();
+            f(&mut live);
+            if *live == before {
+                return;
+            }
+            live.updated_at = self.now();
+            live.clone()
+        };
+        if let Err(e) = self
+            .db
+            .call(move |c| put_meta(c, keys::LIVE, &snapshot))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot store the live status");
+        }
+    }
+
+    /// Records an error for the status (and logs it).
+    pub async fn error(&self, what: &str, e: &(dyn std::fmt::Display + Sync)) {
+        let text = format!("{what}: {e}");
+        tracing::warn!("{text}");
+        let now = self.now();
+        self.update_live(|l| {
+            l.last_error = Some(text);
+            l.last_error_at = Some(now);
+        })
+        .await;
+    }
+
+    /// The clock offset to use: the last measured (zero before the first
+    /// measurement, with a warning in the log).
+    pub fn offset(&self) -> Option<ClockOffset> {
+        *self.offset.lock().expect("offset lock")
+    }
+
+    /// A delay growing with `attempt` (from `backoff_initial`, doubling, at
+    /// most `backoff_max`), with full jitter in its upper half so many PCs
+    /// do not reconnect in step.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.config.backoff_initial.as_micros() as u64;
+        let max = self.config.backoff_max.as_micros() as u64;
+        let d = base.saturating_mul(1u64 << attempt.min(20)).min(max).max(1);
+        let jitter = getrandom::u64().unwrap_or(0) % (d / 2 + 1);
+        Duration::from_micros(d / 2 + jitter)
+    }
+}
+
+/// A running agent.
+pub struct Agent {
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Agent {
+    /// Loads the enrollment and the state and starts the tasks.
+    pub async fn start(config: AgentConfig) -> Result<Self, AgentError> {
+        let dir = config.data_dir.clone();
+        let db = dir.open_db()?;
+        let (identity, creds) = crate::enroll::load(&db, &dir, &dir.secret_store())?;
+        let addr = identity.address()?;
+        let (policy, offset): (Option<CachedPolicy>, Option<ClockOffset>) = db
+            .call(|c| Ok((get_meta(c, keys::POLICY)?, get_meta(c, keys::CLOCK)?)))
+            .await?;
+        crate::uploader::recover(&db, &dir).await?;
+        let login = config.login.clone().unwrap_or_else(process_login);
+        let now = config.clock.now();
+        let shared = Arc::new(Shared {
+            live: Mutex::new(Live {
+                state: RecordingState::Paused,
+                reason: "starting".into(),
+                login: login.clone(),
+                current_segment: None,
+                connection: Connection::Offline,
+                connected_at: None,
+                last_error: None,
+                last_error_at: None,
+                updated_at: now,
+            }),
+            policy: watch::Sender::new(policy),
+            login: watch::Sender::new(login),
+            offset: Mutex::new(offset),
+            config,
+            db,
+            identity,
+            creds,
+            addr,
+            work: Notify::new(),
+            outbox: Notify::new(),
+        });
+        shared.update_live(|l| l.reason = "started".into()).await;
+        let (shutdown, rx) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(crate::rte::run(shared.clone(), rx.clone())),
+            tokio::spawn(crate::recording::run(shared.clone(), rx.clone())),
+            tokio::spawn(crate::uploader::run(shared.clone(), rx)),
+        ];
+        tracing::info!(device = %shared.identity.device_id, "agent started");
+        Ok(Self {
+            shared,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// The session user changed (logon, logoff: empty).
+    pub fn set_login(&self, login: &str) {
+        self.shared.login.send_replace(login.to_owned());
+    }
+
+    /// The live state now.
+    pub fn live(&self) -> Live {
+        self.shared.live.lock().expect("live lock").clone()
+    }
+
+    /// Stops every task: the recorder finishes its segment, the RTE
+    /// socket is closed, an upload in flight is abandoned (it resumes at
+    /// the next start).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "agent task failed");
+            }
+        }
+        self.shared
+            .update_live(|l| {
+                l.connection = Connection::Offline;
+                l.current_segment = None;
+                l.state = RecordingState::Paused;
+                l.reason = "agent_stopped".into();
+            })
+            .await;
+    }
+}
+
+/// Waits for `d` or for shutdown; true when shutting down.
+pub(crate) async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    if *shutdown.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = shutdown.changed() => true,
+    }
+}

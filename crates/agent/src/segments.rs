@@ -1,0 +1,116 @@
+//! The segment files on disk, as the splicer and the status see them.
+//!
+//! The recorder names segments by start time and writes them itself; the
+//! agent indexes them in the `segments` table by scanning their structure
+//! (headers and chunk heads, no bodies, no keys). A finished segment is
+//! scanned once; the one being written is scanned again on each refresh.
+
+use std::path::{Path, PathBuf};
+
+use deskrec_vault::{ScanDepth, TimeRange, scan_segment};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::AgentError;
+
+/// Brings the `segments` table up to date with `dir`.
+pub fn refresh(conn: &mut Connection, dir: &Path, now: i64) -> Result<(), AgentError> {
+    let files = match deskrec_recorder::segment_files(dir) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(AgentError::io(dir)(e)),
+    };
+    let tx = crate::db::write_tx(conn)?;
+    for path in &files {
+        let key = path.to_string_lossy();
+        let complete: Option<bool> = tx
+            .query_row(
+                "SELECT complete FROM segments WHERE path = ?1",
+                [&key],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if complete == Some(true) {
+            continue;
+        }
+        let scan = match scan_segment(path, ScanDepth::Structure) {
+            Ok(s) => s,
+            // A segment whose header is not on disk yet (just created), or
+            // unreadable: nothing in it can be spliced.
+            Err(e) => {
+                tracing::debug!(segment = %path.display(), error = %e, "segment not readable yet");
+                continue;
+            }
+        };
+        let started = scan.header.started_at;
+        let ended = scan.chunks.last().map_or(started, |c| c.head.range.end);
+        tx.execute(
+            "INSERT INTO segments (path, started_at, ended_at, bytes, chunks, complete, scanned_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (path) DO UPDATE SET ended_at = excluded.ended_at,
+                 bytes = excluded.bytes, chunks = excluded.chunks,
+                 complete = excluded.complete, scanned_at = excluded.scanned_at",
+            params![
+                key,
+                started,
+                ended,
+                scan.intact_len,
+                scan.chunks.len() as u64,
+                scan.is_complete(),
+                now
+            ],
+        )?;
+    }
+    // Rows of files that are gone.
+    let known: Vec<String> = {
+        let mut stmt = tx.prepare("SELECT path FROM segments")?;
+        stmt.query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    for k in known {
+        if !files.iter().any(|f| f.to_string_lossy() == k) {
+            tx.execute("DELETE FROM segments WHERE path = ?1", [&k])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Segments with chunks inside `range`, oldest first.
+pub fn overlapping(conn: &Connection, range: TimeRange) -> Result<Vec<PathBuf>, AgentError> {
+    let mut stmt = conn.prepare(
+        "SELECT path FROM segments WHERE started_at < ?2 AND ended_at > ?1 ORDER BY started_at",
+    )?;
+    let rows = stmt
+        .query_map(params![range.start, range.end], |r| {
+            Ok(PathBuf::from(r.get::<_, String>(0)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The segments on disk, for the status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Segment files.
+    pub count: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Start of the oldest (agent clock, µs).
+    pub oldest: Option<i64>,
+}
+
+/// Counts the indexed segments.
+pub fn summary(conn: &Connection) -> Result<Summary, AgentError> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(bytes), 0), MIN(started_at) FROM segments",
+        [],
+        |r| {
+            Ok(Summary {
+                count: r.get(0)?,
+                bytes: r.get(1)?,
+                oldest: r.get(2)?,
+            })
+        },
+    )?)
+}

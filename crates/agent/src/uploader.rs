@@ -1,0 +1,486 @@
+//! Contacts to recordings to the server.
+//!
+//! For each queued contact whose time (plus padding) has passed on the
+//! agent's clock: convert the server's times with the measured clock
+//! offset, pad, splice the covering chunks from the local segments into one
+//! recording signed with the device key, and upload it with tus — created
+//! once, resumed from the server's offset after any doubt, PATCHed in
+//! pieces with the confirmed offset committed after each. The recording is
+//! deleted once the server has acknowledged it (the final PATCH's 204, or
+//! `recording_stored` on the RTE channel). A contact no segment covers is
+//! reported `not_recorded`.
+//!
+//! Every step is committed before it starts, so a crash resumes: a contact
+//! left `splicing` is spliced again (the recording file appears only
+//! whole), one left `uploading` asks the server for its offset.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deskrec_client::{ClientError, HttpConnection};
+use deskrec_protocol::UnrecoverableReason;
+use deskrec_vault::{SpliceRequest, TimeRange, VaultError};
+use tokio::sync::watch;
+
+use crate::contacts::{self, Contact, ContactState, Recording};
+use crate::engine::Shared;
+use crate::{AgentError, DataDir};
+
+/// Longest sleep between looks at the queue.
+const IDLE: Duration = Duration::from_secs(30);
+/// Splice attempts before a contact whose segments cannot be read is
+/// reported `damaged`.
+const MAX_SPLICE_ATTEMPTS: u32 = 5;
+/// Margin after a contact's padded end before splicing, beyond one
+/// chunk: the recorder's last chunk must be on disk.
+const SETTLE_US: i64 = 1_000_000;
+
+/// Startup repair: contacts cut mid-splice go back to the queue; recording
+/// files the database does not know (a crash between a commit and an
+/// unlink, or an unfinished splice) are deleted.
+pub(crate) async fn recover(db: &crate::db::Db, dir: &DataDir) -> Result<(), AgentError> {
+    let recordings = dir.recordings();
+    db.call(move |c| {
+        c.execute(
+            "UPDATE contacts SET state = 'queued' WHERE state = 'splicing'",
+            [],
+        )?;
+        let live = contacts::live_recording_paths(c)?;
+        let entries = match std::fs::read_dir(&recordings) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(AgentError::io(&recordings)(e)),
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !live.contains(&path) {
+                tracing::info!(file = %path.display(), "removing a leftover recording file");
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Works the queue until shutdown.
+pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut conn: Option<HttpConnection> = None;
+    loop {
+        let mut wake = IDLE;
+        match work_due(&shared, &mut conn, &shutdown).await {
+            Ok(w) => wake = wake.min(w),
+            Err(e) => shared.error("contact queue", &e).await,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wake) => {}
+            _ = shared.work.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// One pass over the due contacts; returns when to look again.
+async fn work_due(
+    shared: &Arc<Shared>,
+    conn: &mut Option<HttpConnection>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Duration, AgentError> {
+    let now = shared.now();
+    let due = shared.db.call(move |c| contacts::due(c, now)).await?;
+    let mut wake = IDLE;
+    for contact in due {
+        if *shutdown.borrow() {
+            break;
+        }
+        let id = contact.contact_id.clone();
+        let attempts = contact.attempts;
+        match step(shared, conn, contact).await {
+            Ok(Some(w)) => wake = wake.min(w),
+            Ok(None) => {}
+            Err(e) => {
+                *conn = None;
+                let delay = shared.backoff(attempts);
+                let (now, text) = (shared.now(), e.to_string());
+                let at = now + delay.as_micros() as i64;
+                shared
+                    .db
+                    .call(move |c| contacts::retry_later(c, &id, &text, at, now))
+                    .await?;
+                shared.error("contact", &e).await;
+                wake = wake.min(delay);
+            }
+        }
+    }
+    let next = shared.db.call(|c| contacts::next_attempt(c)).await?;
+    if let Some(at) = next {
+        let wait = (at - shared.now()).max(0) as u64;
+        wake = wake.min(Duration::from_micros(wait));
+    }
+    Ok(wake)
+}
+
+/// Advances one contact; `Some(wait)` when it is not ready yet.
+async fn step(
+    shared: &Arc<Shared>,
+    conn: &mut Option<HttpConnection>,
+    contact: Contact,
+) -> Result<Option<Duration>, AgentError> {
+    match contact.state {
+        ContactState::Queued | ContactState::Splicing => {
+            if let Some(wait) = splice(shared, &contact).await? {
+                return Ok(Some(wait));
+            }
+            let id = contact.contact_id.clone();
+            match shared.db.call(move |c| contacts::get(c, &id)).await? {
+                Some(c) if c.state == ContactState::Uploading => upload(shared, conn, c).await,
+                _ => Ok(None),
+            }
+        }
+        ContactState::Uploading => upload(shared, conn, contact).await,
+        ContactState::Done | ContactState::Unrecoverable => Ok(None),
+    }
+}
+
+/// The range to splice for a contact, on the agent's clock.
+pub fn requested_range(contact: &Contact, offset_us: i64, pad: Duration) -> TimeRange {
+    let pad = pad.as_micros() as i64;
+    TimeRange::new(
+        contact.start - offset_us - pad,
+        contact.end - offset_us + pad,
+    )
+}
+
+/// Splices the contact's recording; `Some(wait)` when its time has not
+/// passed yet or the clock offset is still unknown.
+async fn splice(shared: &Arc<Shared>, contact: &Contact) -> Result<Option<Duration>, AgentError> {
+    let Some(offset) = shared.offset() else {
+        // The first measurement follows the first hello.
+        return Ok(Some(Duration::from_secs(1)));
+    };
+    let requested = requested_range(contact, offset.offset_us, shared.config.pad);
+    let chunk_us = (shared.config.chunk_seconds * 1e6) as i64;
+    let ready_at = requested.end + chunk_us + SETTLE_US;
+    let now = shared.now();
+    if now < ready_at {
+        return Ok(Some(Duration::from_micros((ready_at - now) as u64)));
+    }
+    let id = contact.contact_id.clone();
+    let segments_dir = shared.config.data_dir.segments();
+    let candidates = shared
+        .db
+        .call(move |c| {
+            contacts::set_state(c, &id, ContactState::Splicing, now)?;
+            crate::segments::refresh(c, &segments_dir, now)?;
+            crate::segments::overlapping(c, requested)
+        })
+        .await?;
+    if candidates.is_empty() {
+        return not_recorded(shared, contact, requested)
+            .await
+            .map(|()| None);
+    }
+    let dir = shared.config.data_dir.recordings();
+    let out = dir.join(format!("{}.dskr", file_name(&contact.contact_id)));
+    let req = SpliceRequest {
+        contact_id: contact.contact_id.clone(),
+        agent: contact.windows_login.clone(),
+        requested,
+        segments: candidates,
+    };
+    let key = shared.creds.device_key.clone();
+    let target = out.clone();
+    std::fs::create_dir_all(&dir).map_err(AgentError::io(&dir))?;
+    let result = tokio::task::spawn_blocking(move || deskrec_vault::splice(&req, &key, &target))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    let outcome = match result {
+        Ok(o) => o,
+        Err(VaultError::NotCovered(_)) => {
+            return not_recorded(shared, contact, requested)
+                .await
+                .map(|()| None);
+        }
+        Err(e) if contact.attempts + 1 >= MAX_SPLICE_ATTEMPTS => {
+            let (id, detail, now) = (contact.contact_id.clone(), e.to_string(), shared.now());
+            shared
+                .db
+                .call(move |c| {
+                    contacts::set_unrecoverable(
+                        c,
+                        &id,
+                        UnrecoverableReason::Damaged,
+                        &detail,
+                        false,
+                        now,
+                    )
+                })
+                .await?;
+            shared.outbox.notify_one();
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let rec = Recording {
+        path: out,
+        bytes: outcome.bytes,
+    };
+    tracing::info!(contact = %contact.contact_id, bytes = rec.bytes, chunks = outcome.chunks,
+        trim = %outcome.manifest.trim, "recording spliced");
+    let (id, now) = (contact.contact_id.clone(), shared.now());
+    shared
+        .db
+        .call(move |c| contacts::store_recording(c, &id, &rec, &outcome.manifest, now))
+        .await?;
+    Ok(None)
+}
+
+/// Reports a contact with no segment as `not_recorded`.
+async fn not_recorded(
+    shared: &Shared,
+    contact: &Contact,
+    requested: TimeRange,
+) -> Result<(), AgentError> {
+    let live = shared.live.lock().expect("live lock").clone();
+    let detail = format!(
+        "no segment on this PC covers {} to {} (PC clock; recording now: {}, {})",
+        utc(requested.start),
+        utc(requested.end),
+        serde_json::to_value(live.state)
+            .map(|v| v.as_str().unwrap_or("").to_owned())
+            .unwrap_or_default(),
+        live.reason
+    );
+    tracing::info!(contact = %contact.contact_id, %detail, "contact not recorded");
+    let (id, now) = (contact.contact_id.clone(), shared.now());
+    shared
+        .db
+        .call(move |c| {
+            contacts::set_unrecoverable(
+                c,
+                &id,
+                UnrecoverableReason::NotRecorded,
+                &detail,
+                false,
+                now,
+            )
+        })
+        .await?;
+    shared.outbox.notify_one();
+    Ok(())
+}
+
+/// Uploads the contact's recording from where the server is.
+async fn upload(
+    shared: &Arc<Shared>,
+    conn: &mut Option<HttpConnection>,
+    contact: Contact,
+) -> Result<Option<Duration>, AgentError> {
+    let id = contact.contact_id.clone();
+    let lookup = id.clone();
+    let Some(rec) = shared
+        .db
+        .call(move |c| contacts::recording(c, &lookup))
+        .await?
+    else {
+        // The file is gone (deleted by hand?): splice again.
+        let now = shared.now();
+        shared
+            .db
+            .call(move |c| contacts::set_state(c, &id, ContactState::Queued, now))
+            .await?;
+        return Ok(Some(Duration::ZERO));
+    };
+    if conn.as_ref().is_none_or(|c| !c.is_open()) {
+        *conn = Some(HttpConnection::connect(&shared.addr).await?);
+    }
+    let http = conn.as_mut().expect("connected above");
+    let credential = shared.creds.credential.as_str();
+    let mut url = contact.upload_url.clone();
+    for _ in 0..3 {
+        let location = match url.take() {
+            Some(u) => u,
+            None => {
+                let u = http.tus_create(credential, rec.bytes, &id).await?;
+                commit_offset(shared, &id, Some(&u), 0).await?;
+                tracing::info!(contact = %id, upload = %u, bytes = rec.bytes, "upload created");
+                u
+            }
+        };
+        match send(shared, http, &id, &location, &rec).await {
+            Ok(()) => {
+                acknowledged(shared, &id).await?;
+                return Ok(None);
+            }
+            Err(AgentError::Client(ClientError::Api {
+                status: 404 | 410, ..
+            })) => {
+                tracing::info!(contact = %id, upload = %location, "upload gone; starting a new one");
+                commit_offset(shared, &id, None, 0).await?;
+            }
+            Err(AgentError::Client(ClientError::Api {
+                status: 409, code, ..
+            })) if code == "offset_mismatch" => {
+                url = Some(location); // ask for the offset again
+            }
+            Err(AgentError::Client(ClientError::Api {
+                status: 409, code, ..
+            })) if code == "already_stored" => {
+                acknowledged(shared, &id).await?;
+                return Ok(None);
+            }
+            Err(AgentError::Client(ClientError::Api {
+                status: 422,
+                message,
+                ..
+            })) => {
+                // The server refused the recording and shows why on the
+                // contact; nothing to send it.
+                let now = shared.now();
+                let rid = id.clone();
+                shared
+                    .db
+                    .call(move |c| {
+                        contacts::set_unrecoverable(
+                            c,
+                            &rid,
+                            UnrecoverableReason::Damaged,
+                            &message,
+                            true,
+                            now,
+                        )
+                    })
+                    .await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(AgentError::Invalid(format!(
+        "the upload of contact {id} keeps being refused"
+    )))
+}
+
+/// HEAD for the offset, then PATCHes to the end; Ok when the server
+/// answered the last one (verified and stored).
+async fn send(
+    shared: &Arc<Shared>,
+    http: &mut HttpConnection,
+    id: &str,
+    location: &str,
+    rec: &Recording,
+) -> Result<(), AgentError> {
+    let credential = shared.creds.credential.as_str();
+    let mut offset = http.tus_offset(credential, location).await?;
+    commit_offset(shared, id, Some(location), offset).await?;
+    loop {
+        let len = (rec.bytes - offset).min(shared.config.upload_chunk_bytes as u64) as usize;
+        let path = rec.path.clone();
+        let body = tokio::task::spawn_blocking(move || read_at(&path, offset, len))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        let last = offset + len as u64 == rec.bytes;
+        let new = http
+            .tus_patch(credential, location, offset, body.into())
+            .await?;
+        commit_offset(shared, id, Some(location), new).await?;
+        tracing::debug!(contact = %id, offset = new, bytes = rec.bytes, "upload progressed");
+        if last && new == rec.bytes {
+            return Ok(());
+        }
+        offset = new;
+    }
+}
+
+async fn commit_offset(
+    shared: &Shared,
+    id: &str,
+    url: Option<&str>,
+    offset: u64,
+) -> Result<(), AgentError> {
+    let (id, url, now) = (id.to_owned(), url.map(str::to_owned), shared.now());
+    shared
+        .db
+        .call(move |c| contacts::set_upload(c, &id, url.as_deref(), offset, now))
+        .await
+}
+
+fn read_at(path: &Path, offset: u64, len: usize) -> Result<Vec<u8>, AgentError> {
+    let mut f = std::fs::File::open(path).map_err(AgentError::io(path))?;
+    f.seek(SeekFrom::Start(offset))
+        .map_err(AgentError::io(path))?;
+    let mut buf = vec![0; len];
+    f.read_exact(&mut buf).map_err(AgentError::io(path))?;
+    Ok(buf)
+}
+
+/// The server has the contact's recording: done, local copy deleted
+/// (after the commit, so a crash in between leaves only a file that the
+/// next start removes).
+pub(crate) async fn acknowledged(shared: &Shared, id: &str) -> Result<(), AgentError> {
+    let (id, now) = (id.to_owned(), shared.now());
+    let cid = id.clone();
+    let rec = shared
+        .db
+        .call(move |c| contacts::stored_on_server(c, &cid, now))
+        .await?;
+    if let Some(rec) = rec {
+        match std::fs::remove_file(&rec.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                shared
+                    .error("cannot delete an uploaded recording", &e)
+                    .await
+            }
+        }
+        tracing::info!(contact = %id, "recording uploaded; local copy deleted");
+    }
+    Ok(())
+}
+
+/// A contact id as a file name: anything but ASCII letters, digits, `-`
+/// and `_` becomes `_` plus its hex code, so distinct ids stay distinct.
+fn file_name(id: &str) -> String {
+    let mut s = String::new();
+    for ch in id.chars() {
+        if ch.is_ascii_alphanumeric() || ch == '-' {
+            s.push(ch);
+        } else {
+            s.push_str(&format!("_{:x}", ch as u32));
+        }
+    }
+    s
+}
+
+fn utc(us: i64) -> String {
+    jiff::Timestamp::from_microsecond(us)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| us.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_convert_with_the_offset_and_pad() {
+        let c = Contact {
+            contact_id: "c".into(),
+            seq: 1,
+            windows_login: "ann".into(),
+            start: 1_000_000_000,
+            end: 1_060_000_000,
+            state: ContactState::Queued,
+            upload_url: None,
+            upload_offset: 0,
+            attempts: 0,
+        };
+        // The server is 300 s ahead of the agent: agent times are earlier.
+        let r = requested_range(&c, 300_000_000, Duration::from_secs(5));
+        assert_eq!(r, TimeRange::new(695_000_000, 765_000_000));
+        assert_eq!(file_name("acd/8 x"), "acd_2f8_20x");
+    }
+}
