@@ -1,0 +1,103 @@
+//! Contacts to uploaded recordings, against the real server over TLS with
+//! the real recorder (synthetic source).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deskrec_agent::clock::{Clock, SystemClock};
+use deskrec_agent::{Agent, DataDir, enroll};
+use deskrec_protocol::RecordingState;
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+const SECOND: i64 = 1_000_000;
+
+/// Waits until ann's agent has recorded for `seconds` past now.
+async fn recording_for(dir: &DataDir, seconds: i64) -> i64 {
+    let r = wait_status(dir, WAIT, "recording", |r| {
+        r.state == RecordingState::Recording && r.segments.count >= 1
+    })
+    .await;
+    let from = r.segments.oldest.unwrap();
+    tokio::time::sleep(Duration::from_micros((seconds * SECOND) as u64)).await;
+    from
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_is_spliced_uploaded_and_deleted_and_one_without_segments_is_not_recorded() {
+    let s = TestServer::start().await;
+    eligible_setup(&s).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (agent, dir) = start_agent(&s, tmp.path(), ANN, Arc::new(SystemClock)).await;
+    recording_for(&dir, 4).await;
+
+    let now = SystemClock.now();
+    import_contact(&s, "c-live", ANN, now - 3 * SECOND, now - SECOND).await;
+    // An hour ago, before this PC recorded anything.
+    import_contact(&s, "c-old", ANN, now - 3600 * SECOND, now - 3590 * SECOND).await;
+
+    let c = wait_contact_status(&s, "c-live", "uploaded", WAIT).await;
+    assert_eq!(c["deliveries"][0]["acknowledged"], true, "{c}");
+    let old = wait_contact_status(&s, "c-old", "unrecoverable", WAIT).await;
+    let reason = old["status_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("not_recorded"), "{old}");
+    assert!(reason.contains("no segment on this PC covers"), "{old}");
+
+    let r = wait_status(&dir, WAIT, "both contacts finished", |r| {
+        r.contacts.done == 1 && r.contacts.unrecoverable == 1
+    })
+    .await;
+    assert_eq!(
+        (r.contacts.queued, r.contacts.splicing, r.contacts.uploading),
+        (0, 0, 0)
+    );
+    assert_eq!(r.contact_cursor, Some(2));
+    assert_eq!(
+        local_recordings(&dir),
+        0,
+        "the uploaded recording is deleted"
+    );
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_during_an_outage_is_uploaded_after_the_server_comes_back() {
+    let s = TestServer::start().await;
+    eligible_setup(&s).await;
+    let proxy = Proxy::start(s.addr).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let token = proxy.token(&s).await;
+    enroll::enroll(&dir, &dir.secret_store(), &token, "PC-agent", 0)
+        .await
+        .unwrap();
+    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
+        .await
+        .unwrap();
+    recording_for(&dir, 1).await;
+
+    // The server goes away; the PC keeps recording under its cached policy.
+    proxy.cut();
+    wait_status(&dir, WAIT, "offline", |r| {
+        r.server.connection == deskrec_agent::engine::Connection::Offline
+    })
+    .await;
+    let start = SystemClock.now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let end = SystemClock.now();
+    let r = deskrec_agent::status::report(&dir).unwrap();
+    assert_eq!(r.state, RecordingState::Recording, "{r:#?}");
+    // The contact centre reports the contact while the PC cannot hear.
+    import_contact(&s, "c-outage", ANN, start, end).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(server_contact(&s, "c-outage").await["status"], "pending");
+
+    proxy.heal();
+    wait_contact_status(&s, "c-outage", "uploaded", WAIT).await;
+    wait_status(&dir, WAIT, "done", |r| r.contacts.done == 1).await;
+    assert_eq!(local_recordings(&dir), 0);
+    agent.shutdown().await;
+}
