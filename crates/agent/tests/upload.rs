@@ -101,3 +101,63 @@ async fn a_contact_during_an_outage_is_uploaded_after_the_server_comes_back() {
     assert_eq!(local_recordings(&dir), 0);
     agent.shutdown().await;
 }
+
+/// A PC whose clock is `skew` off: contact times (server clock) are moved
+/// onto the PC's clock by the measured offset, so the recording covers the
+/// contact as the PC recorded it.
+async fn skewed_contact_is_cropped_on_the_pc_clock(skew: i64) {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let id = enroll_agent(&s, &dir).await;
+    let clock: Arc<dyn Clock> = Arc::new(deskrec_agent::clock::SkewedClock { skew_us: skew });
+    // The contact: 6 minutes, ending 4 minutes ago (server clock).
+    let now = SystemClock.now();
+    let (start, end) = (now - 600 * SECOND, now - 240 * SECOND);
+    // What the PC recorded, on its own clock: a minute either side.
+    write_segment(
+        &dir.segments(),
+        &id.device_id,
+        start + skew - 60 * SECOND,
+        480,
+    );
+    // ann is not eligible here, so the PC's recorder does not run beside
+    // the segment written above.
+    let agent = Agent::start(config(&dir, ANN, clock)).await.unwrap();
+    let r = wait_status(&dir, WAIT, "a clock offset", |r| r.clock_offset.is_some()).await;
+    let measured = r.clock_offset.unwrap().offset_us;
+    assert!(
+        (measured + skew).abs() < 100_000,
+        "offset {measured} for a skew of {skew}"
+    );
+
+    import_contact(&s, "c-skew", ANN, start, end).await;
+    wait_contact_status(&s, "c-skew", "uploaded", WAIT).await;
+    let manifests = stored_manifests(&s);
+    assert_eq!(manifests.len(), 1);
+    let m = &manifests[0];
+    // Padded by 1 s, on the PC's clock, within the offset's precision.
+    let near = |got: i64, want: i64| (got - want).abs() < 100_000;
+    assert!(
+        near(m.requested.start, start + skew - SECOND),
+        "{:?}",
+        m.requested
+    );
+    assert!(
+        near(m.requested.end, end + skew + SECOND),
+        "{:?}",
+        m.requested
+    );
+    assert_eq!(m.trim, m.requested, "the segment covers all of it");
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pc_clock_five_minutes_ahead_still_crops_the_contact() {
+    skewed_contact_is_cropped_on_the_pc_clock(300 * SECOND).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pc_clock_five_minutes_behind_still_crops_the_contact() {
+    skewed_contact_is_cropped_on_the_pc_clock(-300 * SECOND).await;
+}

@@ -238,3 +238,65 @@ impl Drop for Proxy {
         self.accept.abort();
     }
 }
+
+/// Writes one finished segment into `dir` as the recorder would name it,
+/// on a clock of the caller's choosing (a PC whose clock is wrong): real
+/// OpenH264 pictures of the synthetic source, one every 2 s from `start`
+/// for `seconds`, a keyframe (and a new chunk) every 10 s, encrypted for
+/// the test server's key.
+pub fn write_segment(dir: &std::path::Path, device_id: &str, start: i64, seconds: i64) {
+    use deskrec_capture::{EncoderConfig, FrameSource, H264Encoder};
+    use deskrec_vault::{Frame, SegmentParams, SegmentWriter};
+    const STEP: i64 = 2_000_000;
+    std::fs::create_dir_all(dir).unwrap();
+    let params = SegmentParams {
+        device_id: device_id.into(),
+        started_at: start,
+        width: 640,
+        height: 360,
+        frame_rate: 0.5,
+    };
+    let path = dir.join(format!("{start}.dseg"));
+    let mut w = SegmentWriter::create(&path, &params, server::test_key().public()).unwrap();
+    let mut enc = H264Encoder::new(EncoderConfig::new(640, 360)).unwrap();
+    let mut src = SyntheticSource::new(640, 360)
+        .unwrap()
+        .with_fixed_clock(Instant::now(), Duration::from_millis(STEP as u64 / 1000));
+    let mut chunk = Vec::new();
+    for n in 0..seconds * 1_000_000 / STEP {
+        let key = n % 5 == 0;
+        let e = enc.encode(&src.next_frame().unwrap(), key).unwrap();
+        assert_eq!(e.keyframe, key, "frame {n}");
+        if key && !chunk.is_empty() {
+            w.append_chunk(&std::mem::take(&mut chunk)).unwrap();
+        }
+        chunk.push(Frame {
+            pts: start + n * STEP,
+            duration: STEP as u32,
+            keyframe: e.keyframe,
+            data: e.data,
+        });
+    }
+    w.append_chunk(&chunk).unwrap();
+    w.finish().unwrap();
+}
+
+/// The manifests of the recordings the server stored.
+pub fn stored_manifests(s: &TestServer) -> Vec<deskrec_vault::Manifest> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "dskr") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&s.dir.path().join("recordings"), &mut files);
+    files
+        .iter()
+        .map(|f| deskrec_vault::scan_recording(f).unwrap().manifest.manifest)
+        .collect()
+}
