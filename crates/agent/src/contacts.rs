@@ -179,6 +179,18 @@ pub fn due(conn: &Connection, now: i64) -> Result<Vec<Contact>, AgentError> {
     Ok(rows)
 }
 
+/// The times (server clock) of contacts with work left: their segments
+/// must stay.
+pub fn active_ranges(conn: &Connection) -> Result<Vec<(i64, i64)>, AgentError> {
+    let mut stmt = conn.prepare(
+        "SELECT start_at, end_at FROM contacts WHERE state IN ('queued', 'splicing', 'uploading')",
+    )?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// When the next contact with work left is due, if any.
 pub fn next_attempt(conn: &Connection) -> Result<Option<i64>, AgentError> {
     Ok(conn.query_row(

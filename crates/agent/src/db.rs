@@ -88,6 +88,13 @@ pub const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL DEFAULT '{}'
     );
     ",
+    // 2: segments deleted by retention (or found missing) keep their row,
+    // so a contact arriving later for their time is told apart from one
+    // nothing was recorded for.
+    "
+    ALTER TABLE segments ADD COLUMN deleted_at INTEGER;
+    ALTER TABLE segments ADD COLUMN deleted_reason TEXT;
+    ",
 ];
 
 /// A shared handle to the database; clones share the connection.

@@ -6,7 +6,9 @@
 //! - the recording controller ([`crate::recording`]): starts and stops the
 //!   recorder as the cached policy and the session user say;
 //! - the uploader ([`crate::uploader`]): splices queued contacts and
-//!   uploads them.
+//!   uploads them;
+//! - retention ([`crate::retention`]): deletes segments no contact needs,
+//!   and enforces the policy's hard limits.
 //!
 //! Tasks talk through the database (the truth) and a few wake-ups; the
 //! live state ([`Live`]) is what the status shows and is written to the
@@ -63,6 +65,8 @@ pub struct AgentConfig {
     pub upload_chunk_bytes: usize,
     /// The recorder's chunk length, seconds (what a crash can lose).
     pub chunk_seconds: f64,
+    /// Time between retention passes.
+    pub retention_interval: Duration,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -79,7 +83,7 @@ impl AgentConfig {
     /// The defaults: the screen, the system clock, 5 s padding, a policy
     /// good for 7 days offline, a heartbeat a minute, the clock measured
     /// every 10 minutes with 5 probes, reconnects from 1 s up to 60 s,
-    /// 4 MiB per PATCH.
+    /// 4 MiB per PATCH, retention every minute.
     pub fn new(data_dir: DataDir) -> Self {
         Self {
             data_dir,
@@ -95,6 +99,7 @@ impl AgentConfig {
             backoff_max: Duration::from_secs(60),
             upload_chunk_bytes: 4 << 20,
             chunk_seconds: 2.0,
+            retention_interval: Duration::from_secs(60),
         }
     }
 }
@@ -284,7 +289,8 @@ impl Agent {
         let tasks = vec![
             tokio::spawn(crate::rte::run(shared.clone(), rx.clone())),
             tokio::spawn(crate::recording::run(shared.clone(), rx.clone())),
-            tokio::spawn(crate::uploader::run(shared.clone(), rx)),
+            tokio::spawn(crate::uploader::run(shared.clone(), rx.clone())),
+            tokio::spawn(crate::retention::run(shared.clone(), rx)),
         ];
         tracing::info!(device = %shared.identity.device_id, "agent started");
         Ok(Self {

@@ -27,6 +27,7 @@ pub mod enroll;
 mod error;
 pub mod policy;
 mod recording;
+pub mod retention;
 mod rte;
 pub mod secrets;
 pub mod segments;

@@ -23,15 +23,22 @@ pub fn refresh(conn: &mut Connection, dir: &Path, now: i64) -> Result<(), AgentE
     let tx = crate::db::write_tx(conn)?;
     for path in &files {
         let key = path.to_string_lossy();
-        let complete: Option<bool> = tx
+        let known: Option<(bool, Option<i64>)> = tx
             .query_row(
-                "SELECT complete FROM segments WHERE path = ?1",
+                "SELECT complete, deleted_at FROM segments WHERE path = ?1",
                 [&key],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        if complete == Some(true) {
-            continue;
+        match known {
+            // Retention deleted it, then the agent stopped before the
+            // unlink: finish the deletion.
+            Some((_, Some(_))) => {
+                let _ = std::fs::remove_file(path);
+                continue;
+            }
+            Some((true, None)) => continue,
+            _ => {}
         }
         let scan = match scan_segment(path, ScanDepth::Structure) {
             Ok(s) => s,
@@ -61,15 +68,16 @@ pub fn refresh(conn: &mut Connection, dir: &Path, now: i64) -> Result<(), AgentE
             ],
         )?;
     }
-    // Rows of files that are gone.
+    // Files that are gone without the agent deleting them.
     let known: Vec<String> = {
-        let mut stmt = tx.prepare("SELECT path FROM segments")?;
+        let mut stmt = tx.prepare("SELECT path FROM segments WHERE deleted_at IS NULL")?;
         stmt.query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?
     };
     for k in known {
         if !files.iter().any(|f| f.to_string_lossy() == k) {
-            tx.execute("DELETE FROM segments WHERE path = ?1", [&k])?;
+            tracing::warn!(segment = %k, "a segment file disappeared");
+            mark_deleted(&tx, Path::new(&k), "missing", &serde_json::json!({}), now)?;
         }
     }
     tx.commit()?;
@@ -79,7 +87,8 @@ pub fn refresh(conn: &mut Connection, dir: &Path, now: i64) -> Result<(), AgentE
 /// Segments with chunks inside `range`, oldest first.
 pub fn overlapping(conn: &Connection, range: TimeRange) -> Result<Vec<PathBuf>, AgentError> {
     let mut stmt = conn.prepare(
-        "SELECT path FROM segments WHERE started_at < ?2 AND ended_at > ?1 ORDER BY started_at",
+        "SELECT path FROM segments WHERE started_at < ?2 AND ended_at > ?1 AND deleted_at IS NULL
+         ORDER BY started_at",
     )?;
     let rows = stmt
         .query_map(params![range.start, range.end], |r| {
@@ -103,7 +112,8 @@ pub struct Summary {
 /// Counts the indexed segments.
 pub fn summary(conn: &Connection) -> Result<Summary, AgentError> {
     Ok(conn.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(bytes), 0), MIN(started_at) FROM segments",
+        "SELECT COUNT(*), COALESCE(SUM(bytes), 0), MIN(started_at) FROM segments
+         WHERE deleted_at IS NULL",
         [],
         |r| {
             Ok(Summary {
@@ -113,4 +123,80 @@ pub fn summary(conn: &Connection) -> Result<Summary, AgentError> {
             })
         },
     )?)
+}
+
+/// A segment on disk, as indexed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// The file.
+    pub path: PathBuf,
+    /// Header start (agent clock).
+    pub started_at: i64,
+    /// End of the last intact chunk.
+    pub ended_at: i64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Finished (will not grow).
+    pub complete: bool,
+}
+
+/// Segments on disk, oldest first.
+pub fn on_disk(conn: &Connection) -> Result<Vec<Segment>, AgentError> {
+    let mut stmt = conn.prepare(
+        "SELECT path, started_at, ended_at, bytes, complete FROM segments
+         WHERE deleted_at IS NULL ORDER BY started_at",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(Segment {
+                path: PathBuf::from(r.get::<_, String>(0)?),
+                started_at: r.get(1)?,
+                ended_at: r.get(2)?,
+                bytes: r.get(3)?,
+                complete: r.get(4)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Why the deleted segments overlapping `range` went, if any did.
+pub fn deleted_overlapping(
+    conn: &Connection,
+    range: TimeRange,
+) -> Result<Option<String>, AgentError> {
+    Ok(conn
+        .query_row(
+            "SELECT deleted_reason FROM segments
+             WHERE started_at < ?2 AND ended_at > ?1 AND deleted_at IS NOT NULL
+             ORDER BY deleted_at DESC LIMIT 1",
+            params![range.start, range.end],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Marks a segment deleted (in the caller's transaction) with an audit
+/// row carrying the reason and what the analysis found; the caller
+/// removes the file after the commit.
+pub fn mark_deleted(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    reason: &str,
+    findings: &serde_json::Value,
+    now: i64,
+) -> Result<(), AgentError> {
+    let key = path.to_string_lossy();
+    tx.execute(
+        "UPDATE segments SET deleted_at = ?2, deleted_reason = ?3 WHERE path = ?1",
+        params![key, now, reason],
+    )?;
+    crate::db::audit(
+        tx,
+        now,
+        "segment.deleted",
+        &key,
+        serde_json::json!({"reason": reason, "findings": findings}),
+    )?;
+    Ok(())
 }

@@ -237,36 +237,41 @@ async fn splice(shared: &Arc<Shared>, contact: &Contact) -> Result<Option<Durati
     Ok(None)
 }
 
-/// Reports a contact with no segment as `not_recorded`.
+/// Reports a contact with no segment: `segments_deleted` when retention
+/// (or someone) deleted the segments of its time, else `not_recorded`.
 async fn not_recorded(
     shared: &Shared,
     contact: &Contact,
     requested: TimeRange,
 ) -> Result<(), AgentError> {
     let live = shared.live.lock().expect("live lock").clone();
-    let detail = format!(
-        "no segment on this PC covers {} to {} (PC clock; recording now: {}, {})",
-        utc(requested.start),
-        utc(requested.end),
-        serde_json::to_value(live.state)
-            .map(|v| v.as_str().unwrap_or("").to_owned())
-            .unwrap_or_default(),
-        live.reason
-    );
+    let span = format!("{} to {}", utc(requested.start), utc(requested.end));
+    let deleted = shared
+        .db
+        .call(move |c| crate::segments::deleted_overlapping(c, requested))
+        .await?;
+    let (reason, detail) = match deleted {
+        Some(why) => (
+            UnrecoverableReason::SegmentsDeleted,
+            format!("the segments covering {span} (PC clock) were deleted ({why})"),
+        ),
+        None => (
+            UnrecoverableReason::NotRecorded,
+            format!(
+                "no segment on this PC covers {span} (PC clock; recording now: {}, {})",
+                serde_json::to_value(live.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                live.reason
+            ),
+        ),
+    };
     tracing::info!(contact = %contact.contact_id, %detail, "contact not recorded");
     let (id, now) = (contact.contact_id.clone(), shared.now());
     shared
         .db
-        .call(move |c| {
-            contacts::set_unrecoverable(
-                c,
-                &id,
-                UnrecoverableReason::NotRecorded,
-                &detail,
-                false,
-                now,
-            )
-        })
+        .call(move |c| contacts::set_unrecoverable(c, &id, reason, &detail, false, now))
         .await?;
     shared.outbox.notify_one();
     Ok(())

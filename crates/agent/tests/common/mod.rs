@@ -83,6 +83,7 @@ pub fn config(dir: &DataDir, login: &str, clock: Arc<dyn Clock>) -> AgentConfig 
     c.backoff_initial = Duration::from_millis(100);
     c.backoff_max = Duration::from_secs(1);
     c.upload_chunk_bytes = 64 << 10;
+    c.retention_interval = Duration::from_millis(500);
     c
 }
 
