@@ -40,6 +40,9 @@ enum Command {
         /// Seconds of padding before and after each contact.
         #[arg(long, default_value_t = 5.0)]
         pad_seconds: f64,
+        /// What to record: this PC's screen, or test pictures.
+        #[arg(long, value_enum, default_value_t = Source::Screen)]
+        source: Source,
     },
     /// Prints the agent's status as JSON (what the tray shows).
     Status {
@@ -47,6 +50,16 @@ enum Command {
         #[arg(long, default_value_os_t = default_data_dir())]
         data_dir: PathBuf,
     },
+}
+
+/// The picture source.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Source {
+    /// The screen.
+    Screen,
+    /// Numbered test pictures (640x360), for trying the agent without a
+    /// display.
+    Synthetic,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -83,9 +96,19 @@ async fn main() -> Result<()> {
             data_dir,
             login,
             pad_seconds,
+            source,
         } => {
             let mut config = AgentConfig::new(DataDir::new(data_dir));
             config.login = login;
+            if let Source::Synthetic = source {
+                config.source = std::sync::Arc::new(|| {
+                    let interval = std::time::Duration::from_millis(200);
+                    Ok(Box::new(
+                        deskrec_capture::SyntheticSource::new(640, 360)?
+                            .with_fixed_clock(std::time::Instant::now(), interval),
+                    ))
+                });
+            }
             config.pad = std::time::Duration::try_from_secs_f64(pad_seconds)
                 .context("--pad-seconds must be a non-negative number")?;
             let agent = Agent::start(config)
