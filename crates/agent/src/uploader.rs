@@ -189,6 +189,7 @@ async fn splice(shared: &Arc<Shared>, contact: &Contact) -> Result<Option<Durati
         agent: contact.windows_login.clone(),
         requested,
         segments: candidates,
+        clock_offset: offset.offset_us,
     };
     let key = shared.creds.device_key.clone();
     let target = out.clone();

@@ -40,7 +40,11 @@ async fn an_eligible_user_records_until_the_policy_says_stop_and_an_unknown_one_
     })
     .await;
 
-    let r = wait_status(&bob_dir, WAIT, "bob's policy", |r| r.policy.is_some()).await;
+    // The policy is stored a moment before the recording state follows it.
+    let r = wait_status(&bob_dir, WAIT, "bob's policy applied", |r| {
+        r.policy.is_some() && r.reason != "no_policy"
+    })
+    .await;
     assert_eq!(
         (r.state, r.reason.as_str()),
         (RecordingState::NotEligible, "unknown_login")

@@ -223,6 +223,7 @@ fn run(cli: Cli) -> Result<()> {
                 agent,
                 requested,
                 segments,
+                clock_offset: 0,
             };
             create_parent(&out)?;
             let done = splice(&req, &key, &out)?;

@@ -149,6 +149,7 @@ fn a_killed_recording_loses_at_most_the_last_chunk_and_stays_readable() {
         agent: "tester".into(),
         requested: recorded,
         segments: segs.iter().map(|(p, _)| p.clone()).collect(),
+        clock_offset: 0,
     };
     let recording = dir.path().join("killed.dskr");
     splice(&request, &device, &recording).unwrap();

@@ -67,6 +67,7 @@ fn export(segment_dir: &Path, range: TimeRange, out_dir: &Path) -> (TimeRange, D
         agent: "tester".into(),
         requested: range,
         segments: segments(segment_dir).into_iter().map(|(p, _)| p).collect(),
+        clock_offset: 0,
     };
     let recording = out_dir.join(format!("{}.dskr", range.start));
     let spliced = splice(&request, device(), &recording).unwrap();

@@ -112,7 +112,9 @@ impl RecordingStore for LocalStore {
         if fs::hard_link(src, &tmp).is_err() {
             fs::copy(src, &tmp).map_err(io)?;
         }
-        let file = File::open(&tmp).map_err(io)?;
+        // Opened for writing: Windows flushes (FlushFileBuffers) only
+        // through a handle with write access.
+        let file = fs::OpenOptions::new().write(true).open(&tmp).map_err(io)?;
         let written = (|| {
             file.sync_all()?;
             let len = file.metadata()?.len();

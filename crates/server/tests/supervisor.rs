@@ -387,6 +387,7 @@ fn record(dir: &Path, device: &str, contact: &str, start: i64, end: i64) -> Path
         contact_id: contact,
         agent: "CORP\\ann",
         requested: TimeRange::new(start, end),
+        clock_offset: 0,
     }
     .record();
     let out = dir.join(format!("{contact}.dskr"));

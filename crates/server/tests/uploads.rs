@@ -61,12 +61,25 @@ impl Device {
     }
 
     fn take(&self, contact: &str, agent: &str, requested: TimeRange) -> Vec<u8> {
+        self.take_at(contact, agent, requested, 0)
+    }
+
+    /// A recording made on a PC whose clock is `clock_offset` behind the
+    /// server's.
+    fn take_at(
+        &self,
+        contact: &str,
+        agent: &str,
+        requested: TimeRange,
+        clock_offset: i64,
+    ) -> Vec<u8> {
         Take {
             device_id: &self.id,
             device_key: self.key,
             contact_id: contact,
             agent,
             requested,
+            clock_offset,
         }
         .record()
     }
@@ -791,4 +804,23 @@ async fn terminated_and_expired_uploads_lose_their_bytes_and_the_sweep_finishes_
     assert_eq!(stored(&s, "c-3").await.unwrap().1, sha256(&bytes));
     assert_eq!(contact(&s, "c-3").await["status"], "uploaded");
     assert!(part_files(&s).is_empty(), "{:?}", part_files(&s));
+}
+
+#[tokio::test]
+async fn a_pc_clock_minutes_off_is_placed_on_the_servers_clock() {
+    let s = TestServer::start().await;
+    let a = device(&s, test_key()).await;
+    // The PC's clock is 5 minutes behind: what it recorded from T0 + 1 s on
+    // its clock happened at T0 + 5 min + 1 s on the server's.
+    let skew = 300 * SECOND;
+    for id in ["skewed", "unadjusted"] {
+        contact_at(&s, id, T0 + skew + SECOND, T0 + skew + 7 * SECOND).await;
+    }
+    let on_pc_clock = TimeRange::new(T0 + SECOND, T0 + 7 * SECOND);
+    let good = a.take_at("skewed", ANN, on_pc_clock, skew);
+    assert_eq!(upload(&s, &a, "skewed", &good).await.status, 204);
+    assert_eq!(contact(&s, "skewed").await["status"], "uploaded");
+    // The same recording claiming no offset would be 5 minutes early.
+    let bad = a.take_at("unadjusted", ANN, on_pc_clock, 0);
+    assert_rejected(&s, &a, "unadjusted", &bad, "does not overlap").await;
 }

@@ -21,6 +21,7 @@
 //!     contact_id: "c-1".into(), agent: "CORP\\ann".into(),
 //!     requested: TimeRange::new(1_000_000, 9_000_000),
 //!     segments: vec!["seg-0.dsk".into()],
+//!     clock_offset: 0,
 //! };
 //! splice(&req, &device, "c-1.dskr".as_ref())?;
 //! let who = DeviceIdentity { id: "pc-17", key: device.public() };

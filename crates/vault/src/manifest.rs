@@ -43,6 +43,11 @@ pub struct Manifest {
     /// The exact range the export shows: `requested` clipped to what was
     /// recorded.
     pub trim: TimeRange,
+    /// Server clock minus device clock when the device spliced, µs: the
+    /// device-clock times above plus this are server-clock times. Absent
+    /// (0) in manifests of devices that did not know their offset.
+    #[serde(default)]
+    pub clock_offset: Micros,
     /// The source segments, in order, with the chunks taken from each.
     pub segments: Vec<ManifestSegment>,
     /// When the recording was spliced (UTC µs).

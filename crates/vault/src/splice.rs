@@ -11,7 +11,7 @@ use crate::keys::PrivateKey;
 use crate::manifest::{MANIFEST_VERSION, Manifest, ManifestSegment, SignedManifest};
 use crate::reader::{ScanDepth, SegmentScan, scan_segment};
 use crate::record::{self, FileKind, Tag};
-use crate::time::{TimeRange, now_micros};
+use crate::time::{Micros, TimeRange, now_micros};
 
 /// What to splice.
 #[derive(Debug, Clone)]
@@ -25,6 +25,10 @@ pub struct SpliceRequest {
     /// Candidate segment files, in any order; those that do not overlap
     /// the range are ignored.
     pub segments: Vec<PathBuf>,
+    /// The device's clock offset when it spliced: server clock minus device
+    /// clock, µs (0 when unknown). Signed into the manifest so the server
+    /// can place the device-clock times on its own clock.
+    pub clock_offset: Micros,
 }
 
 /// Which chunks a recording takes: the plan of a splice.
@@ -173,6 +177,7 @@ pub fn splice(req: &SpliceRequest, device_key: &PrivateKey, out: &Path) -> Resul
         device_id,
         requested: req.requested,
         trim: plan.trim,
+        clock_offset: req.clock_offset,
         segments,
         created_at: now_micros(),
         signing_key_id: device_key.id(),

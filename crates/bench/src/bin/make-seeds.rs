@@ -139,6 +139,7 @@ fn request(requested: TimeRange, segments: Vec<PathBuf>) -> SpliceRequest {
         agent: "SEED\\agent".into(),
         requested,
         segments,
+        clock_offset: 0,
     }
 }
 

@@ -76,6 +76,7 @@ pub async fn run(
         agent: device.login.clone(),
         requested: range,
         segments,
+        clock_offset: 0,
     };
     let spliced = deskrec_vault::splice(&req, device_key, &recording)?;
     let at = |us: i64| jiff::Timestamp::from_microsecond(us).map(|t| t.to_string());

@@ -85,6 +85,7 @@ pub fn run(
         agent: "BENCH\\agent".into(),
         requested: synth::hour(),
         segments,
+        clock_offset: 0,
     };
     let recording_mb = splice(&request, device, &recording)?.bytes as f64 / 1e6;
 

@@ -39,6 +39,7 @@ pub fn run(dir: &Path, server: &PublicKey, device: &PrivateKey, report: &mut Rep
         agent: "BENCH\\agent".into(),
         requested: synth::hour(),
         segments: segments.clone(),
+        clock_offset: 0,
     };
     let out = dir.join("hour.dskr");
     let copies = dir.join("copies");

@@ -74,7 +74,8 @@ pub enum Rejection {
         /// The contact's login.
         handled_by: String,
     },
-    /// The recorded time has nothing in common with the contact's.
+    /// The recorded time (on the server's clock) has nothing in common with
+    /// the contact's.
     #[error("the recording covers {} to {}, which does not overlap contact \"{contact_id}\" ({} to {})", utc(trim.start), utc(trim.end), utc(contact.start), utc(contact.end))]
     OutsideContact {
         /// The contact.
@@ -300,10 +301,14 @@ fn decide(
         }));
     }
     let contact = TimeRange::new(start, end);
-    if !m.trim.overlaps(&contact) {
+    // The trim is on the device's clock; its signed offset places it on
+    // ours (a PC minutes off still records the right moments).
+    let shift = |t: i64| t.saturating_add(m.clock_offset);
+    let trim = TimeRange::new(shift(m.trim.start), shift(m.trim.end));
+    if !trim.overlaps(&contact) {
         return Ok(Decision::Reject(Rejection::OutsideContact {
             contact_id: up.contact_id.clone(),
-            trim: m.trim,
+            trim,
             contact,
         }));
     }

@@ -60,6 +60,8 @@ pub struct Take<'a> {
     pub agent: &'a str,
     /// The range to splice, inside `T0 .. T0 + 8 s`.
     pub requested: TimeRange,
+    /// Server clock minus the device's, signed into the manifest.
+    pub clock_offset: i64,
 }
 
 impl Take<'_> {
@@ -91,6 +93,7 @@ impl Take<'_> {
             agent: self.agent.into(),
             requested: self.requested,
             segments: vec![seg],
+            clock_offset: self.clock_offset,
         };
         splice(&req, self.device_key, &out).unwrap();
         std::fs::read(&out).unwrap()

@@ -142,5 +142,6 @@ pub fn request(segments: Vec<PathBuf>, start: Micros, end: Micros) -> SpliceRequ
         agent: "CORP\\ann".into(),
         requested: TimeRange::new(start, end),
         segments,
+        clock_offset: 0,
     }
 }
