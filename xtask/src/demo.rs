@@ -1,33 +1,47 @@
-//! `cargo xtask demo`: the main job on embedded defaults, on one machine.
+//! `cargo xtask demo`: the whole flow on one machine, on embedded defaults.
 //!
-//! Today: server and device keys, 12 seconds of the screen recorded into
-//! encrypted segments — this machine's X display, or a virtual one showing
-//! a clock and `top` when there is none — a contact's range spliced without
-//! decrypting, exported to MP4 and described with ffprobe. Grows with the
-//! product.
+//! A `deskrec-server` with generated keys and demo users; a `deskrec-agent`
+//! enrolled with a one-time token, recording this machine's X display (or a
+//! virtual one showing a clock and `top` when there is none) under the
+//! server's policy; a demo contact imported as a contact centre would; the
+//! agent splicing, signing and uploading its recording; the server
+//! verifying it; the MP4 a supervisor plays, fetched through the signed-in
+//! video endpoint and described with ffprobe; and the link where it plays.
 
-use std::path::Path;
-use std::process::Command;
+use std::io::{BufRead, BufReader, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use serde_json::Value;
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
 
 use crate::display::VirtualDisplay;
 use crate::{setup, util};
 
-/// Programs the virtual display shows, so the recording has something to see.
-const DEMO_PACKAGES: &[&str] = &["x11-apps", "xterm", "procps"];
+/// Programs the virtual display shows, so the recording has something to
+/// see; curl talks to the server's API.
+const DEMO_PACKAGES: &[&str] = &["x11-apps", "xterm", "procps", "curl"];
+/// The demo agent's Windows-style login.
+const AGENT: &str = "DEMO\\agent";
+/// The demo supervisor and their password.
+const SUPERVISOR: &str = "DEMO\\supervisor";
+const PASSWORD: &str = "deskrec-demo-password";
+/// The port the demo server prefers (a free one if it is taken).
+const PORT: u16 = 8443;
+/// How long the agent records before the contact is imported.
+const RECORD_SECONDS: u64 = 20;
 
 /// `cargo xtask demo`.
 pub fn run(_args: &[String]) -> Result<()> {
     setup::ensure(setup::BASE)?;
+    setup::ensure(DEMO_PACKAGES)?;
     let virtual_display = match std::env::var("DISPLAY") {
         Ok(display) if !display.is_empty() => {
             println!("Recording this machine's display {display}.");
             None
         }
         _ => {
-            setup::ensure(DEMO_PACKAGES)?;
             let mut screen = VirtualDisplay::start(1280, 720)?;
             screen.spawn("xclock", &["-update", "1", "-geometry", "300x300+900+40"])?;
             screen.spawn("xterm", &["-geometry", "100x40+10+10", "-e", "top"])?;
@@ -38,124 +52,154 @@ pub fn run(_args: &[String]) -> Result<()> {
             Some(screen)
         }
     };
-    util::run(util::cargo().args(["build", "--release", "-p", "deskrec-cli"]))?;
-    let deskrec = util::target_dir().join("release/deskrec");
+    util::run(util::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "deskrec-server",
+        "-p",
+        "deskrec-agent",
+    ]))?;
+    let bin = |name: &str| util::target_dir().join("release").join(name);
     let data = util::root().join("demo-data");
     if data.exists() {
         std::fs::remove_dir_all(&data).with_context(|| format!("clearing {}", data.display()))?;
     }
-    let cli = |args: &[&str]| -> Result<Value> {
-        let mut cmd = Command::new(&deskrec);
-        cmd.args(args).current_dir(&data);
-        if let Some(screen) = &virtual_display {
-            cmd.env("DISPLAY", screen.name());
-        }
-        Ok(serde_json::from_str(&util::output(&mut cmd)?)?)
-    };
     std::fs::create_dir_all(&data)?;
 
-    step("1/5 keys: the server's recording key pair and the agent PC's signing key pair");
-    let server = cli(&["keygen", "keys/server"])?;
-    let device = cli(&["keygen", "keys/device"])?;
+    step("1/6 the server: TLS certificate, recording key, database, admin token");
+    let server = Server::start(&bin("deskrec-server"), &data.join("server"))?;
+    let api = Api::new(&server)?;
     println!(
-        "   server key {} (private key stays on the server)",
-        server["key_id"]
+        "   {} (certificate SHA-256 {})",
+        server.url, server.fingerprint
     );
-    println!("   device key {}", device["key_id"]);
 
-    step("2/5 record 12 s of the screen at 5 fps into 5-second encrypted segments");
-    let recorded = cli(&[
-        "record",
-        "--source",
-        "screen",
-        "--out",
-        "segments",
-        "--server-pub",
-        "keys/server.pub",
-        "--device-id",
-        "demo-pc",
-        "--seconds",
-        "12",
-        "--gop-seconds",
-        "4",
-        "--segment-seconds",
-        "5",
-    ])?;
-    for s in recorded["segments"].as_array().into_iter().flatten() {
-        println!(
-            "   {}  ({} chunks)",
-            s["path"].as_str().unwrap_or("?"),
-            s["chunks"]
-        );
+    step("2/6 demo users, roles and a short segment length for the demo");
+    api.admin(
+        "PUT",
+        "/roles/agent",
+        json!({"permissions": ["record_screen"]}),
+    )?;
+    api.admin(
+        "PUT",
+        "/roles/supervisor",
+        json!({"permissions": ["view_recordings"]}),
+    )?;
+    api.admin(
+        "POST",
+        "/users",
+        json!({"name": "Demo Agent", "windows_login": AGENT, "roles": ["agent"]}),
+    )?;
+    let sup = api.admin(
+        "POST",
+        "/users",
+        json!({"name": "Demo Supervisor", "windows_login": SUPERVISOR, "roles": ["supervisor"]}),
+    )?;
+    api.admin(
+        "PUT",
+        &format!("/users/{}/password", sup["id"]),
+        json!({ "password": PASSWORD }),
+    )?;
+    api.admin(
+        "PATCH",
+        "/settings",
+        json!({"segment_seconds": 10, "gop_seconds": 2}),
+    )?;
+    println!("   {AGENT} records (role agent); {SUPERVISOR} watches (role supervisor)");
+
+    step("3/6 the agent PC: enrolled with a one-time token pinned to the server's certificate");
+    let token = api.admin("POST", "/enrollment-tokens", Value::Null)?;
+    let agent_dir = data.join("agent");
+    let enrolled = util::output(
+        Command::new(bin("deskrec-agent"))
+            .arg("enroll")
+            .arg(token["enrollment_token"].as_str().context("no token")?)
+            .arg("--data-dir")
+            .arg(&agent_dir)
+            .args(["--host", "DEMO-PC"]),
+    )?;
+    println!("   {}", enrolled.trim());
+
+    step(&format!(
+        "4/6 the agent records the screen as {AGENT} under the server's policy ({RECORD_SECONDS} s)"
+    ));
+    let mut agent = Command::new(bin("deskrec-agent"));
+    agent
+        .arg("run")
+        .arg("--data-dir")
+        .arg(&agent_dir)
+        .args(["--login", AGENT])
+        .env("RUST_LOG", "warn")
+        .stderr(std::fs::File::create(data.join("agent.log"))?);
+    if let Some(screen) = &virtual_display {
+        agent.env("DISPLAY", screen.name());
     }
+    let agent = Process::spawn(agent, "deskrec-agent")?;
+    std::thread::sleep(Duration::from_secs(RECORD_SECONDS));
+    let status = util::output(
+        Command::new(bin("deskrec-agent"))
+            .arg("status")
+            .arg("--data-dir")
+            .arg(&agent_dir),
+    )?;
+    let status: Value = serde_json::from_str(&status).context("agent status is not JSON")?;
+    println!("   agent status: {}", status);
 
-    step(
-        "3/5 a contact from 3.3 s to 10.1 s: splice its chunks into one signed recording, no decryption",
+    step("5/6 the contact centre reports a contact: the last 12 s, ending 3 s ago");
+    let now = jiff::Timestamp::now();
+    let (start, end) = (
+        now - jiff::SignedDuration::from_secs(15),
+        now - jiff::SignedDuration::from_secs(3),
     );
-    let start = recorded["start"]
-        .as_i64()
-        .context("record printed no start")?;
-    let (from, to) = (
-        (start + 3_300_000).to_string(),
-        (start + 10_100_000).to_string(),
-    );
-    let mut splice = vec![
-        "vault",
-        "splice",
-        "--device-key",
-        "keys/device.key",
-        "--contact",
-        "demo-contact-1",
-        "--agent",
-        "DEMO\\agent1",
-        "--start",
-        &from,
-        "--end",
-        &to,
-        "--out",
-        "recordings/demo-contact-1.dskr",
-    ];
-    let segs: Vec<String> = recorded["segments"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["path"].as_str().map(String::from))
-        .collect();
-    splice.extend(segs.iter().map(String::as_str));
-    let spliced = cli(&splice)?;
+    api.admin(
+        "POST",
+        "/contacts",
+        json!({"contacts": [{
+            "contact_id": "demo-1", "windows_login": AGENT,
+            "start": start.to_string(), "end": end.to_string(),
+            "direction": "inbound", "queue": "demo"
+        }]}),
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let contact = loop {
+        let c = api.admin("GET", "/contacts/demo-1", Value::Null)?;
+        match c["status"].as_str() {
+            Some("uploaded") => break c,
+            Some("pending") if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(500))
+            }
+            _ => bail!(
+                "the recording did not arrive: {c} (agent log: {})",
+                data.join("agent.log").display()
+            ),
+        }
+    };
     println!(
-        "   {} bytes, {} chunks from {} segments",
-        spliced["bytes"],
-        spliced["chunks"],
-        spliced["manifest"]["segments"]
-            .as_array()
-            .map_or(0, Vec::len)
+        "   the agent spliced, signed and uploaded it; the server verified it: {}",
+        contact["status"]
     );
 
-    step(
-        "4/5 the server verifies signature and every MAC, decrypts, exports MP4 trimmed to the contact",
-    );
-    let exported = cli(&[
-        "vault",
-        "export",
-        "--server-key",
-        "keys/server.key",
-        "--device-pub",
-        "keys/device.pub",
-        "recordings/demo-contact-1.dskr",
-        "--out",
-        "exports/demo-contact-1.mp4",
-    ])?;
+    step("6/6 a supervisor signs in and fetches the MP4 the player streams");
+    let mp4 = data.join("demo-1.mp4");
+    api.supervisor_video("demo-1", &mp4)?;
+    describe(&mp4, end.duration_since(start).as_secs_f64())?;
+
+    let link = format!("{}/contacts/demo-1", server.url);
+    println!("\nWatch it: {link}");
+    println!("   sign in as {SUPERVISOR} / {PASSWORD}");
     println!(
-        "   {} frames verified, {} pre-roll frames hidden by the edit list",
-        exported["export"]["verified"]["frames"], exported["export"]["preroll"]
+        "   the certificate is self-signed; its SHA-256 fingerprint is {}",
+        server.fingerprint
     );
-
-    step("5/5 what ffprobe says");
-    let mp4 = data.join("exports/demo-contact-1.mp4");
-    describe(&mp4)?;
-    println!("\nDemo data is in {}", data.display());
-    println!("Play it: {}", mp4.display());
+    println!("Demo data is in {}", data.display());
+    if std::io::stdin().is_terminal() {
+        println!("\nThe server and the agent keep running: press Enter to stop them.");
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    }
+    drop(agent);
+    drop(server);
     Ok(())
 }
 
@@ -164,7 +208,7 @@ fn step(what: &str) {
 }
 
 /// Prints codec, size, duration and frame count as ffprobe reads them.
-fn describe(mp4: &Path) -> Result<()> {
+fn describe(mp4: &Path, contact_seconds: f64) -> Result<()> {
     let out = util::output(
         Command::new("ffprobe")
             .args([
@@ -183,7 +227,7 @@ fn describe(mp4: &Path) -> Result<()> {
     let s = &v["streams"][0];
     println!("   {}", mp4.display());
     println!(
-        "   codec {} ({}), {}x{}, {} frames shown, duration {} s (contact: 6.800 s), {} bytes",
+        "   codec {} ({}), {}x{}, {} frames, duration {} s (the {contact_seconds:.1} s contact with the agent's 5 s padding each side), {} bytes",
         s["codec_name"],
         s["profile"],
         s["width"],
@@ -193,4 +237,164 @@ fn describe(mp4: &Path) -> Result<()> {
         v["format"]["size"]
     );
     Ok(())
+}
+
+/// A child process, killed when dropped.
+struct Process {
+    child: Child,
+}
+
+impl Process {
+    fn spawn(mut cmd: Command, what: &str) -> Result<Self> {
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("could not start {what}"))?;
+        Ok(Self { child })
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // SIGTERM first: both programs shut down gracefully on it.
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The demo server.
+struct Server {
+    _process: Process,
+    url: String,
+    fingerprint: String,
+    data: PathBuf,
+}
+
+impl Server {
+    /// Starts `deskrec-server` on [`PORT`] (or a free port) and waits until
+    /// it listens.
+    fn start(binary: &Path, data: &Path) -> Result<Self> {
+        let listen = if std::net::TcpListener::bind(("127.0.0.1", PORT)).is_ok() {
+            format!("127.0.0.1:{PORT}")
+        } else {
+            "127.0.0.1:0".to_owned()
+        };
+        let mut cmd = Command::new(binary);
+        cmd.arg("--data-dir")
+            .arg(data)
+            .args(["--listen", &listen])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped());
+        let mut process = Process::spawn(cmd, "deskrec-server")?;
+        let stdout = process.child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut addr, mut fp) = (None, None);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("deskrec-server listening on ") {
+                    addr = Some(a.trim().to_owned());
+                }
+                if let Some(f) = line.strip_prefix("TLS certificate SHA-256: ") {
+                    fp = Some(f.trim().to_owned());
+                }
+                if let (Some(a), Some(f)) = (&addr, &fp) {
+                    let _ = tx.send((a.clone(), f.clone()));
+                    addr = None;
+                }
+            }
+        });
+        let (addr, fingerprint) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .context("deskrec-server did not start listening")?;
+        Ok(Self {
+            _process: process,
+            url: format!("https://{addr}"),
+            fingerprint,
+            data: data.to_owned(),
+        })
+    }
+}
+
+/// The server's HTTP API through curl, trusting exactly the server's own
+/// certificate (`--cacert`), never `--insecure`.
+struct Api {
+    url: String,
+    token: String,
+    cacert: PathBuf,
+}
+
+impl Api {
+    fn new(server: &Server) -> Result<Self> {
+        let token = std::fs::read_to_string(server.data.join("admin-token"))
+            .context("the server wrote no admin token")?;
+        Ok(Self {
+            url: server.url.clone(),
+            token: token.trim().to_owned(),
+            cacert: server.data.join("tls/cert.pem"),
+        })
+    }
+
+    fn curl(&self) -> Command {
+        let mut cmd = Command::new("curl");
+        cmd.args(["--silent", "--show-error", "--fail-with-body"])
+            .arg("--cacert")
+            .arg(&self.cacert);
+        cmd
+    }
+
+    /// An admin API call that must succeed; its JSON answer.
+    fn admin(&self, method: &str, path: &str, body: Value) -> Result<Value> {
+        let mut cmd = self.curl();
+        cmd.args(["-X", method])
+            .arg("-H")
+            .arg(format!("authorization: Bearer {}", self.token))
+            .args(["-H", "content-type: application/json"]);
+        if !body.is_null() {
+            cmd.arg("--data").arg(body.to_string());
+        }
+        cmd.arg(format!("{}/api/v1/admin{path}", self.url));
+        let out = util::output(&mut cmd).with_context(|| format!("{method} {path}"))?;
+        Ok(if out.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&out).with_context(|| format!("{method} {path}: {out}"))?
+        })
+    }
+
+    /// Signs in as the demo supervisor and downloads a contact's video.
+    fn supervisor_video(&self, contact: &str, out: &Path) -> Result<()> {
+        let jar = out.with_extension("cookies");
+        util::output(
+            self.curl()
+                .arg("--cookie-jar")
+                .arg(&jar)
+                .args(["-H", &format!("origin: {}", self.url)])
+                .args(["--data-urlencode", &format!("login={SUPERVISOR}")])
+                .args(["--data-urlencode", &format!("password={PASSWORD}")])
+                .arg(format!("{}/login", self.url)),
+        )
+        .context("the demo supervisor cannot sign in")?;
+        util::output(
+            self.curl()
+                .arg("--cookie")
+                .arg(&jar)
+                .arg("--output")
+                .arg(out)
+                .arg(format!(
+                    "{}/api/v1/recordings/{contact}/video.mp4",
+                    self.url
+                )),
+        )
+        .context("the contact's video cannot be fetched")?;
+        let _ = std::fs::remove_file(&jar);
+        Ok(())
+    }
 }
