@@ -208,9 +208,9 @@ pub fn import(
                 c.contact_id
             )));
         }
-        let existing: Option<(i64, NewContact)> = conn
+        let existing: Option<NewContact> = conn
             .query_row(
-                "SELECT id, windows_login, start_at, end_at, direction, queue, audio_ref
+                "SELECT windows_login, start_at, end_at, direction, queue, audio_ref
                  FROM contacts WHERE contact_id = ?1",
                 [&c.contact_id],
                 |r| {
@@ -218,63 +218,48 @@ pub fn import(
                         r.get::<_, i64>(i)
                             .map(|us| jiff::Timestamp::from_microsecond(us).unwrap_or_default())
                     };
-                    let stored = NewContact {
+                    Ok(NewContact {
                         contact_id: c.contact_id.clone(),
-                        windows_login: r.get(1)?,
-                        start: time(2)?,
-                        end: time(3)?,
-                        direction: r.get(4)?,
-                        queue: r.get(5)?,
-                        audio_ref: r.get(6)?,
-                    };
-                    Ok((r.get(0)?, stored))
+                        windows_login: r.get(0)?,
+                        start: time(1)?,
+                        end: time(2)?,
+                        direction: r.get(3)?,
+                        queue: r.get(4)?,
+                        audio_ref: r.get(5)?,
+                    })
                 },
             )
             .optional()?;
-        let row = match existing {
-            Some((_, stored)) if stored == c.at_micros(start, end) => {
+        match existing {
+            Some(stored) if stored == c.at_micros(start, end) => {
                 report.unchanged += 1;
                 continue;
             }
-            Some((row, _)) => {
-                conn.execute(
-                    "UPDATE contacts SET windows_login = ?2, start_at = ?3, end_at = ?4,
-                        direction = ?5, queue = ?6, audio_ref = ?7, updated_at = ?8
-                     WHERE id = ?1",
-                    params![
-                        row,
-                        c.windows_login,
-                        start,
-                        end,
-                        c.direction,
-                        c.queue,
-                        c.audio_ref,
-                        now
-                    ],
-                )?;
-                report.updated += 1;
-                row
-            }
-            None => {
-                conn.execute(
-                    "INSERT INTO contacts (contact_id, windows_login, start_at, end_at,
-                        direction, queue, audio_ref, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                    params![
-                        c.contact_id,
-                        c.windows_login,
-                        start,
-                        end,
-                        c.direction,
-                        c.queue,
-                        c.audio_ref,
-                        now
-                    ],
-                )?;
-                report.created += 1;
-                conn.last_insert_rowid()
-            }
-        };
+            Some(_) => report.updated += 1,
+            None => report.created += 1,
+        }
+        let row: i64 = conn.query_row(
+            "INSERT INTO contacts (contact_id, windows_login, start_at, end_at,
+                direction, queue, audio_ref, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+             ON CONFLICT (contact_id) DO UPDATE SET
+                windows_login = excluded.windows_login, start_at = excluded.start_at,
+                end_at = excluded.end_at, direction = excluded.direction,
+                queue = excluded.queue, audio_ref = excluded.audio_ref,
+                updated_at = excluded.updated_at
+             RETURNING id",
+            params![
+                c.contact_id,
+                c.windows_login,
+                start,
+                end,
+                c.direction,
+                c.queue,
+                c.audio_ref,
+                now
+            ],
+            |r| r.get(0),
+        )?;
         let mut devices = conn.prepare_cached(
             "SELECT dl.device_id FROM device_logins dl JOIN devices d ON d.id = dl.device_id
              WHERE dl.windows_login = ?1 AND d.revoked_at IS NULL",
