@@ -2,7 +2,7 @@
 
 mod common;
 
-use deskrec_agent::secrets::{CREDENTIAL, DEVICE_KEY, SecretStore};
+use deskrec_agent::secrets::{CREDENTIAL, SecretStore};
 use deskrec_agent::{AgentError, DataDir, enroll};
 use deskrec_protocol::EnrollmentToken;
 use serde_json::Value;
@@ -32,7 +32,7 @@ async fn enrollment_stores_identity_and_owner_only_secrets_and_registers_the_key
     assert_eq!(device["key_id"], creds.device_key.id().to_string());
     assert_eq!(device["host"], "PC-agent");
     #[cfg(unix)]
-    for name in [CREDENTIAL, DEVICE_KEY] {
+    for name in [CREDENTIAL, deskrec_agent::secrets::DEVICE_KEY] {
         use std::os::unix::fs::PermissionsExt;
         let meta = std::fs::metadata(dir.secrets().join(name)).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
