@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deskrec_agent::clock::{Clock, SystemClock};
-use deskrec_agent::{Agent, DataDir, enroll};
+use deskrec_agent::{Agent, DataDir};
 use deskrec_protocol::RecordingState;
 
 use common::*;
@@ -70,10 +70,7 @@ async fn a_contact_during_an_outage_is_uploaded_after_the_server_comes_back() {
     let proxy = Proxy::start(s.addr).await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = DataDir::new(tmp.path());
-    let token = proxy.token(&s).await;
-    enroll::enroll(&dir, &dir.secret_store(), &token, "PC-agent", 0)
-        .await
-        .unwrap();
+    proxy.enroll(&s, &dir).await;
     let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
         .await
         .unwrap();
@@ -160,4 +157,97 @@ async fn a_pc_clock_five_minutes_ahead_still_crops_the_contact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pc_clock_five_minutes_behind_still_crops_the_contact() {
     skewed_contact_is_cropped_on_the_pc_clock(-300 * SECOND).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_cut_mid_upload_resumes_from_the_servers_offset() {
+    const PIECE: u64 = 8 << 10;
+    let s = TestServer::start().await;
+    eligible_setup(&s).await;
+    let proxy = Proxy::start(s.addr).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    proxy.enroll(&s, &dir).await;
+    let mut cfg = config(&dir, ANN, Arc::new(SystemClock));
+    cfg.upload_chunk_bytes = PIECE as usize;
+    let agent = Agent::start(cfg).await.unwrap();
+    recording_for(&dir, 4).await;
+
+    // A slow line, so the upload takes a few seconds.
+    proxy.throttle(32 << 10);
+    let now = SystemClock.now();
+    import_contact(&s, "c-cut", ANN, now - 3 * SECOND, now - SECOND).await;
+    let r = wait_status(&dir, WAIT, "the upload under way", |r| {
+        r.uploads.first().is_some_and(|u| u.offset >= 2 * PIECE)
+    })
+    .await;
+    proxy.cut();
+    let up = &r.uploads[0];
+    assert!(up.offset < up.bytes, "cut mid-upload: {up:?}");
+    wait_status(&dir, WAIT, "offline", |r| {
+        r.server.connection == deskrec_agent::engine::Connection::Offline
+    })
+    .await;
+    // The server keeps what arrived, the interrupted PATCH's bytes too.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ups = server_uploads(&s, "c-cut");
+    assert_eq!(ups.len(), 1, "{ups:?}");
+    let (length, received, state) = ups[0].clone();
+    assert_eq!((length, state.as_str()), (up.bytes, "receiving"));
+    assert!(
+        received >= up.offset && received < length,
+        "{received} of {length}"
+    );
+    let patches = successful_patches(&s).await;
+
+    proxy.heal();
+    wait_contact_status(&s, "c-cut", "uploaded", WAIT).await;
+    wait_status(&dir, WAIT, "done", |r| r.contacts.done == 1).await;
+    // Resumed where the server was: only the rest was sent, in the same
+    // upload.
+    assert_eq!(
+        successful_patches(&s).await - patches,
+        (length - received).div_ceil(PIECE),
+        "PATCHes after the cut, from {received} of {length}"
+    );
+    assert_stored_once(&s, "c-cut").await;
+    assert_eq!(local_recordings(&dir), 0);
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exported_video_starts_and_ends_with_what_was_on_screen() {
+    let s = TestServer::start().await;
+    eligible_setup(&s).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    enroll_agent(&s, &dir).await;
+    let (mut cfg, opened) = numbered_config(&dir, ANN);
+    cfg.pad = Duration::ZERO;
+    let agent = Agent::start(cfg).await.unwrap();
+    recording_for(&dir, 4).await;
+
+    // Times inside pictures, not on their edges.
+    let now = SystemClock.now();
+    let (start, end) = (now - 3 * SECOND + 50_000, now - SECOND - 70_000);
+    import_contact(&s, "c-frames", ANN, start, end).await;
+    wait_contact_status(&s, "c-frames", "uploaded", WAIT).await;
+    agent.shutdown().await;
+
+    let opened = opened.lock().unwrap().clone();
+    assert_eq!(opened.len(), 1, "the recorder opened the source once");
+    let on_screen = |t: i64| ((t - opened[0]) / FRAME_US) as u32;
+    let numbers = exported_picture_numbers(&s, &dir);
+    let (first, last) = (numbers[0], *numbers.last().unwrap());
+    assert!(
+        first.abs_diff(on_screen(start)) <= 1,
+        "first picture {first}, on screen at the start {}: {numbers:?}",
+        on_screen(start)
+    );
+    assert!(
+        last.abs_diff(on_screen(end)) <= 1,
+        "last picture {last}, on screen at the end {}: {numbers:?}",
+        on_screen(end)
+    );
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
 }

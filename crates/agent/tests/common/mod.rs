@@ -29,7 +29,7 @@ pub async fn enroll_agent(s: &TestServer, dir: &DataDir) -> Identity {
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -175,54 +175,126 @@ pub fn local_recordings(dir: &DataDir) -> usize {
     std::fs::read_dir(dir.recordings()).map_or(0, |d| d.count())
 }
 
-/// A TCP relay in front of the server that can be cut: the network (or
-/// the server) going away, for the agent.
+/// A TCP relay in front of the server that can be cut, slowed down or
+/// made to hold the server's answers: the network (or the server) going
+/// away, for the agent.
 pub struct Proxy {
     pub addr: SocketAddr,
-    up: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    relay: Arc<Relay>,
     accept: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Relay {
+    down: AtomicBool,
+    /// Agent-to-server bytes per second; 0: as fast as they come.
+    rate: AtomicU64,
+    /// Server-to-agent bytes wait while set.
+    hold: AtomicBool,
+    /// Sets `hold` once one connection has sent this many bytes; 0: never.
+    hold_after: AtomicU64,
+    conns: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl Relay {
+    /// Copies one direction of a connection, as the switches say.
+    async fn pump(
+        &self,
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        upstream: bool,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0; 4096];
+        let mut sent = 0u64;
+        loop {
+            let n = match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if upstream {
+                let rate = self.rate.load(Ordering::SeqCst);
+                if rate > 0 {
+                    tokio::time::sleep(Duration::from_secs_f64(n as f64 / rate as f64)).await;
+                }
+                sent += n as u64;
+                let after = self.hold_after.load(Ordering::SeqCst);
+                if after > 0 && sent >= after {
+                    self.hold.store(true, Ordering::SeqCst);
+                }
+            } else {
+                while self.hold.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            if to.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    }
 }
 
 impl Proxy {
     pub async fn start(target: SocketAddr) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let up = Arc::new(AtomicBool::new(true));
-        let conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let (up2, conns2) = (up.clone(), conns.clone());
+        let relay = Arc::new(Relay::default());
+        let r = relay.clone();
         let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
+            while let Ok((inbound, _)) = listener.accept().await {
+                if r.down.load(Ordering::SeqCst) {
                     continue; // dropped: connection reset
                 }
+                let r2 = r.clone();
                 let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if let Ok(outbound) = tokio::net::TcpStream::connect(target).await {
+                        let (ir, iw) = inbound.into_split();
+                        let (or, ow) = outbound.into_split();
+                        tokio::join!(r2.pump(ir, ow, true), r2.pump(or, iw, false));
                     }
                 });
-                conns2.lock().unwrap().push(task.abort_handle());
+                r.conns.lock().unwrap().push(task.abort_handle());
             }
         });
         Self {
             addr,
-            up,
-            conns,
+            relay,
             accept,
         }
     }
 
     /// Drops every connection and refuses new ones.
     pub fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for c in self.conns.lock().unwrap().drain(..) {
+        self.relay.down.store(true, Ordering::SeqCst);
+        for c in self.relay.conns.lock().unwrap().drain(..) {
             c.abort();
         }
     }
 
-    /// Lets connections through again.
+    /// Lets connections through again, at full speed, nothing held.
     pub fn heal(&self) {
-        self.up.store(true, Ordering::SeqCst);
+        self.relay.rate.store(0, Ordering::SeqCst);
+        self.relay.hold_after.store(0, Ordering::SeqCst);
+        self.relay.hold.store(false, Ordering::SeqCst);
+        self.relay.down.store(false, Ordering::SeqCst);
+    }
+
+    /// Limits what the agent sends to `bytes_per_second`.
+    pub fn throttle(&self, bytes_per_second: u64) {
+        self.relay.rate.store(bytes_per_second, Ordering::SeqCst);
+    }
+
+    /// Once one connection has sent `bytes`, the server's answers (on
+    /// every connection) stop reaching the agent: the server got a request
+    /// whose answer the agent never sees. Until [`heal`](Self::heal).
+    pub fn hold_answers_after(&self, bytes: u64) {
+        self.relay.hold_after.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Whether [`hold_answers_after`](Self::hold_answers_after) tripped.
+    pub fn holding(&self) -> bool {
+        self.relay.hold.load(Ordering::SeqCst)
     }
 
     /// An enrollment token for `s` that sends the agent through this proxy.
@@ -230,6 +302,14 @@ impl Proxy {
         let mut t = EnrollmentToken::decode(&enrollment_token(s).await).unwrap();
         t.url = format!("https://127.0.0.1:{}", self.addr.port());
         t.encode()
+    }
+
+    /// Enrolls `dir` with `s` through this proxy.
+    pub async fn enroll(&self, s: &TestServer, dir: &DataDir) -> Identity {
+        let token = self.token(s).await;
+        enroll::enroll(dir, &dir.secret_store(), &token, "PC-agent", 0)
+            .await
+            .unwrap()
     }
 }
 
@@ -284,6 +364,14 @@ pub fn write_segment(dir: &std::path::Path, device_id: &str, start: i64, seconds
 
 /// The manifests of the recordings the server stored.
 pub fn stored_manifests(s: &TestServer) -> Vec<deskrec_vault::Manifest> {
+    stored_recordings(s)
+        .iter()
+        .map(|f| deskrec_vault::scan_recording(f).unwrap().manifest.manifest)
+        .collect()
+}
+
+/// The `.dskr` files the server stored.
+pub fn stored_recordings(s: &TestServer) -> Vec<std::path::PathBuf> {
     fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let p = e.path();
@@ -297,7 +385,150 @@ pub fn stored_manifests(s: &TestServer) -> Vec<deskrec_vault::Manifest> {
     let mut files = Vec::new();
     walk(&s.dir.path().join("recordings"), &mut files);
     files
-        .iter()
-        .map(|f| deskrec_vault::scan_recording(f).unwrap().manifest.manifest)
+}
+
+/// The server's tus uploads for a contact: (length, received, state).
+pub fn server_uploads(s: &TestServer, contact: &str) -> Vec<(u64, u64, String)> {
+    let db = rusqlite::Connection::open(s.dir.path().join("deskrec.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT length, received, state FROM uploads WHERE contact_id = ?1")
+        .unwrap();
+    stmt.query_map([contact], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// How many tus PATCHes the server answered with success.
+pub async fn successful_patches(s: &TestServer) -> u64 {
+    s.metrics()
+        .await
+        .lines()
+        .filter(|l| {
+            l.starts_with("deskrec_http_requests_total{")
+                && l.contains(r#"method="PATCH""#)
+                && l.contains(r#"status="2xx""#)
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64)
+        .sum()
+}
+
+/// The contact's recording was stored once and nothing else: one upload,
+/// complete, one recording file, one `stored` outcome.
+pub async fn assert_stored_once(s: &TestServer, contact: &str) {
+    let ups = server_uploads(s, contact);
+    assert_eq!(ups.len(), 1, "one upload: {ups:?}");
+    let (length, received, state) = &ups[0];
+    assert_eq!((received, state.as_str()), (length, "stored"), "{ups:?}");
+    assert_eq!(stored_recordings(s).len(), 1, "one recording stored");
+    assert_eq!(
+        s.metric(r#"deskrec_uploads_finished_total{outcome="stored"}"#)
+            .await,
+        Some(1.0)
+    );
+}
+
+/// The `deskrec-agent` binary running for `ann` on `dir` (synthetic
+/// source, 1 s padding), as a PC runs it.
+pub struct AgentProcess(tokio::process::Child);
+
+impl AgentProcess {
+    pub fn run(dir: &DataDir) -> Self {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_deskrec-agent"))
+            .args([
+                "run",
+                "--login",
+                ANN,
+                "--pad-seconds",
+                "1",
+                "--source",
+                "synthetic",
+            ])
+            .arg("--data-dir")
+            .arg(dir.root())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Self(child)
+    }
+
+    /// `kill -9`.
+    pub async fn kill9(mut self) {
+        self.0.start_kill().unwrap(); // SIGKILL
+        self.0.wait().await.unwrap();
+    }
+
+    /// SIGTERM, as at shutdown; the agent must exit cleanly.
+    #[cfg(unix)]
+    pub async fn terminate(mut self) {
+        let pid = self.0.id().unwrap() as i32;
+        // SAFETY: signalling our own child, which has not been reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let status = tokio::time::timeout(Duration::from_secs(20), self.0.wait())
+            .await
+            .expect("the agent stops on SIGTERM")
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
+}
+
+/// How long each synthetic picture is on screen (5 fps, the default).
+pub const FRAME_US: i64 = 200_000;
+
+/// [`config`] with a source that notes the agent's clock each time the
+/// recorder opens it: picture `n` is on screen from `n * FRAME_US` after.
+pub fn numbered_config(dir: &DataDir, login: &str) -> (AgentConfig, Arc<Mutex<Vec<i64>>>) {
+    let opened: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let mut c = config(dir, login, Arc::new(deskrec_agent::clock::SystemClock));
+    let o = opened.clone();
+    c.source = Arc::new(move || {
+        let source = SyntheticSource::new(640, 360)?
+            .with_fixed_clock(Instant::now(), Duration::from_micros(FRAME_US as u64));
+        o.lock()
+            .unwrap()
+            .push(deskrec_agent::clock::SystemClock.now());
+        Ok(Box::new(source))
+    });
+    (c, opened)
+}
+
+/// Exports the one recording the server stored to MP4 with the server's
+/// key and returns the picture numbers ffmpeg decodes from it, in order.
+pub fn exported_picture_numbers(s: &TestServer, dir: &DataDir) -> Vec<u32> {
+    let recordings = stored_recordings(s);
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let (identity, creds) =
+        deskrec_agent::enroll::load(&dir.open_db().unwrap(), dir, &dir.secret_store()).unwrap();
+    let keyring = deskrec_vault::Keyring::from(server::test_key().clone());
+    let device = deskrec_vault::DeviceIdentity {
+        id: &identity.device_id,
+        key: creds.device_key.public(),
+    };
+    let mp4 = s.dir.path().join("export.mp4");
+    deskrec_vault::export_mp4(&recordings[0], &keyring, device, &mp4).unwrap();
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&mp4)
+        .args([
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg is installed (cargo xtask setup)");
+    assert!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks_exact(640 * 360)
+        .map(|p| deskrec_capture::read_frame_number(p, 640, 360).expect("a numbered picture"))
         .collect()
 }
