@@ -189,3 +189,42 @@ async fn killed_after_the_upload_before_the_local_copy_is_deleted_it_goes_once()
     assert_eq!(server_contact(&s, "c-ack").await["status"], "uploaded");
     agent.kill9().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_splicing_the_contact_arrives_once() {
+    let s = TestServer::start().await;
+    eligible_setup(&s).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    enroll_agent(&s, &dir).await;
+
+    let agent = AgentProcess::run(&dir);
+    wait_status(&dir, WAIT, "recording", |r| {
+        r.state == RecordingState::Recording && r.segments.count >= 1
+    })
+    .await;
+    // (After the start, which clears leftovers there.) A file where the recordings directory goes: the splice cannot write
+    // its output and the contact stays `splicing`, retried.
+    std::fs::write(dir.recordings(), b"in the way").unwrap();
+    let start = SystemClock.now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let end = SystemClock.now();
+    import_contact(&s, "c-splice", ANN, start, end).await;
+    wait_status(&dir, WAIT, "splicing", |r| {
+        r.contacts.splicing == 1 && r.last_error.is_some()
+    })
+    .await;
+    agent.kill9().await;
+
+    std::fs::remove_file(dir.recordings()).unwrap();
+    let agent = AgentProcess::run(&dir);
+    wait_contact_status(&s, "c-splice", "uploaded", WAIT).await;
+    let r = wait_status(&dir, WAIT, "done", |r| r.contacts.done == 1).await;
+    assert_eq!(
+        r.contacts.uploading + r.contacts.queued + r.contacts.splicing,
+        0
+    );
+    assert_stored_once(&s, "c-splice").await;
+    assert_eq!(local_recordings(&dir), 0, "nothing left behind");
+    agent.kill9().await;
+}
