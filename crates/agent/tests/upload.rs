@@ -188,9 +188,17 @@ async fn a_network_cut_mid_upload_resumes_from_the_servers_offset() {
         r.server.connection == deskrec_agent::engine::Connection::Offline
     })
     .await;
-    // The server keeps what arrived, the interrupted PATCH's bytes too.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let ups = server_uploads(&s, "c-cut");
+    // The server keeps what arrived, the interrupted PATCH's bytes too
+    // (recorded once its handler sees the body end).
+    let mut ups = server_uploads(&s, "c-cut");
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = server_uploads(&s, "c-cut");
+        if now == ups {
+            break;
+        }
+        ups = now;
+    }
     assert_eq!(ups.len(), 1, "{ups:?}");
     let (length, received, state) = ups[0].clone();
     assert_eq!((length, state.as_str()), (up.bytes, "receiving"));
