@@ -42,6 +42,12 @@ const BENCHES: &[Bench] = &[
         // The server under test runs as its own process.
         binaries: &["deskrec-server"],
     },
+    Bench {
+        name: "agent",
+        packages: &[],
+        // The server and the agent under test, each in its own process.
+        binaries: &["deskrec-server", "deskrec-agent"],
+    },
 ];
 
 /// System packages every benchmark needs: a C/C++ toolchain and nasm for

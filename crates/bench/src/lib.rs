@@ -12,10 +12,17 @@
 //! - `capture` (Linux): the `capture` benchmark (Deskrec recording an X11
 //!   screen against ffmpeg);
 //! - `server` (Linux): the `server` benchmark (1,000 simulated agents, contact
-//!   relay latency, upload ingest, server memory).
+//!   relay latency, upload ingest, server memory);
+//! - `agent` (Linux): the `agent` benchmark (a working day's backlog uploaded
+//!   by the real agent, agent memory);
+//! - `process` (Linux): the release server and agent binaries as processes.
 
 #[cfg(target_os = "linux")]
+pub mod agent;
+#[cfg(target_os = "linux")]
 pub mod capture;
+#[cfg(target_os = "linux")]
+pub mod process;
 pub mod report;
 #[cfg(target_os = "linux")]
 pub mod server;

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use deskrec_bench::vault;
 
 /// The benchmarks this binary knows.
-const NAMES: &[&str] = &["vault", "capture", "server"];
+const NAMES: &[&str] = &["vault", "capture", "server", "agent"];
 
 fn main() -> Result<()> {
     let (name, out) = parse_args(std::env::args().skip(1))?;
@@ -29,6 +29,7 @@ fn main() -> Result<()> {
         "vault" => vault::run(scratch.path())?,
         "capture" => capture(scratch.path())?,
         "server" => server(scratch.path())?,
+        "agent" => agent(scratch.path())?,
         _ => unreachable!("parse_args accepts known names only"),
     };
     println!(
@@ -59,6 +60,16 @@ fn server(work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
 #[cfg(not(target_os = "linux"))]
 fn server(_work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
     bail!("the server benchmark reads the server's memory from /proc: it runs on Linux only")
+}
+
+#[cfg(target_os = "linux")]
+fn agent(work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
+    deskrec_bench::agent::run(work)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn agent(_work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
+    bail!("the agent benchmark reads the agent's memory from /proc: it runs on Linux only")
 }
 
 /// `NAME [--out FILE]`.

@@ -1,16 +1,80 @@
-//! The server under test: the release `deskrec-server` binary in its own
-//! process, so its memory is its own.
+//! Processes under test: release binaries of the workspace (the server,
+//! the agent) in their own processes, so their memory is their own.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, ensure};
 use deskrec_client::ServerAddress;
 
+/// The release binary `name` next to this one (`cargo xtask bench NAME`
+/// builds it).
+pub fn release_binary(name: &str) -> Result<PathBuf> {
+    let exe =
+        std::env::current_exe()?.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    ensure!(
+        exe.is_file(),
+        "{} is missing: build it first (`cargo xtask bench` does)",
+        exe.display()
+    );
+    Ok(exe)
+}
+
+/// A child process, killed if dropped while running.
+pub struct Process {
+    child: Child,
+}
+
+impl Process {
+    /// Starts `cmd`.
+    pub fn spawn(cmd: &mut Command) -> Result<Self> {
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+        Ok(Self { child })
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Current resident memory, MB.
+    pub fn rss_mb(&self) -> Result<f64> {
+        rss_mb(self.pid())
+    }
+
+    /// Peak resident memory so far (VmHWM), MB.
+    pub fn peak_rss_mb(&self) -> Result<f64> {
+        status_kb(self.pid(), "VmHWM:").map(|kb| kb / 1024.0)
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Stops it (SIGTERM: graceful shutdown) and waits.
+    pub fn stop(mut self) -> Result<()> {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A running `deskrec-server`.
 pub struct ServerProcess {
-    child: Child,
+    /// The process.
+    pub process: Process,
     /// Where it listens, with its certificate fingerprint.
     pub address: ServerAddress,
     /// The admin bearer token from its data directory.
@@ -21,25 +85,18 @@ impl ServerProcess {
     /// Starts the server on a free loopback port with a fresh data dir and
     /// waits until it listens.
     pub fn start(data_dir: &Path) -> Result<Self> {
-        let exe = std::env::current_exe()?
-            .with_file_name(format!("deskrec-server{}", std::env::consts::EXE_SUFFIX));
-        ensure!(
-            exe.is_file(),
-            "{} is missing: build it first (`cargo xtask bench server` does)",
-            exe.display()
-        );
         let log = std::fs::File::create(data_dir.with_extension("log"))?;
-        let mut child = Command::new(&exe)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", exe.display()))?;
+        let mut process = Process::spawn(
+            Command::new(release_binary("deskrec-server")?)
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(["--listen", "127.0.0.1:0"])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(log),
+        )?;
         let (mut listen, mut fingerprint) = (None, None);
-        let stdout = child.stdout.take().context("server stdout")?;
+        let stdout = process.child.stdout.take().context("server stdout")?;
         for line in BufReader::new(stdout).lines() {
             let line = line?;
             if let Some(a) = line.strip_prefix("deskrec-server listening on ") {
@@ -59,7 +116,7 @@ impl ServerProcess {
             .trim()
             .to_owned();
         Ok(Self {
-            child,
+            process,
             address,
             admin_token,
         })
@@ -67,32 +124,22 @@ impl ServerProcess {
 
     /// Its process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Current resident memory, MB.
     pub fn rss_mb(&self) -> Result<f64> {
-        rss_mb(self.pid())
+        self.process.rss_mb()
     }
 
     /// Peak resident memory so far (VmHWM), MB.
     pub fn peak_rss_mb(&self) -> Result<f64> {
-        status_kb(self.pid(), "VmHWM:").map(|kb| kb / 1024.0)
+        self.process.peak_rss_mb()
     }
 
     /// Stops it (SIGTERM: graceful shutdown) and waits.
-    pub fn stop(mut self) -> Result<()> {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait()?;
-        Ok(())
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn stop(self) -> Result<()> {
+        self.process.stop()
     }
 }
 

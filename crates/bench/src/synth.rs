@@ -17,6 +17,8 @@ pub const CHUNK_FRAMES: usize = 10;
 pub const GOP_FRAMES: usize = 50;
 /// Frames per segment: 10 minutes.
 pub const SEGMENT_FRAMES: usize = 3000;
+/// One segment's length, µs.
+pub const SEGMENT_US: Micros = SEGMENT_FRAMES as Micros * FRAME_US;
 /// Segments per hour.
 pub const HOUR_SEGMENTS: usize = 6;
 /// Picture size (it only goes into headers; payloads are the source's).
@@ -123,6 +125,18 @@ pub fn write_segment(
     payload: &mut impl Payload,
 ) -> Result<()> {
     let start = T0 + (k * SEGMENT_FRAMES) as Micros * FRAME_US;
+    write_segment_at(path, start, device_id, server, payload)
+}
+
+/// Writes a segment of [`SEGMENT_FRAMES`] frames starting at `start` (µs),
+/// recorded by `device_id`, laid out as [`write_segment`] says.
+pub fn write_segment_at(
+    path: &Path,
+    start: Micros,
+    device_id: &str,
+    server: &PublicKey,
+    payload: &mut impl Payload,
+) -> Result<()> {
     let params = SegmentParams {
         device_id: device_id.into(),
         started_at: start,

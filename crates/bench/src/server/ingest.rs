@@ -110,7 +110,7 @@ pub async fn run(
 }
 
 /// The server's recording key, from the policy a Hello gets.
-async fn server_key(addr: &ServerAddress, device: &SeededDevice) -> Result<PublicKey> {
+pub(crate) async fn server_key(addr: &ServerAddress, device: &SeededDevice) -> Result<PublicKey> {
     let mut rte = RteSocket::connect(addr, &device.credential).await?;
     rte.send(&AgentMessage::Hello(Hello {
         version: PROTOCOL_VERSION,

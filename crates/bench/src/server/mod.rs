@@ -19,7 +19,6 @@
 
 mod agents;
 mod ingest;
-mod process;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,9 +28,10 @@ use anyhow::{Context, Result, bail, ensure};
 use deskrec_client::{HttpConnection, Method, ServerAddress};
 use serde_json::json;
 
+use crate::process::{self, ServerProcess};
 use crate::report::{Goal, Report};
 use agents::Arrivals;
-use process::ServerProcess;
+pub(crate) use ingest::server_key;
 
 /// Simulated agents.
 pub const AGENTS: usize = 1000;
@@ -247,7 +247,8 @@ fn contact_times(n: usize) -> (String, String) {
 }
 
 impl Admin {
-    async fn connect(addr: &ServerAddress, token: String) -> Result<Self> {
+    /// Connects with the admin bearer `token`.
+    pub async fn connect(addr: &ServerAddress, token: String) -> Result<Self> {
         Ok(Self {
             conn: HttpConnection::connect(addr).await?,
             token,
