@@ -25,6 +25,8 @@ pub struct Ingest {
     pub upload: Duration,
     /// `cp` of the same file.
     pub copy: Duration,
+    /// `cp` then `sync` of the copy: durable, as the server's storage is.
+    pub durable_copy: Duration,
 }
 
 impl Ingest {
@@ -36,6 +38,11 @@ impl Ingest {
     /// Upload throughput, MB/s.
     pub fn mb_per_s(&self) -> f64 {
         self.bytes as f64 / 1e6 / self.upload.as_secs_f64()
+    }
+
+    /// Upload time over durable copy time.
+    pub fn durable_ratio(&self) -> f64 {
+        self.upload.as_secs_f64() / self.durable_copy.as_secs_f64()
     }
 
     /// `cp` throughput, MB/s.
@@ -97,16 +104,31 @@ pub async fn run(
     upload(addr, &device.credential, "ingest", bytes).await?;
     let upload = started.elapsed();
 
-    let copy_to = dir.join("copy.dskr");
-    let started = Instant::now();
-    let status = Command::new("cp").arg(&recording).arg(&copy_to).status()?;
-    let copy = started.elapsed();
-    ensure!(status.success(), "cp failed");
+    let copy = timed_copy(&recording, &dir.join("copy.dskr"), false)?;
+    let durable_copy = timed_copy(&recording, &dir.join("durable-copy.dskr"), true)?;
     Ok(Ingest {
         bytes: spliced.bytes,
         upload,
         copy,
+        durable_copy,
     })
+}
+
+/// Times `cp FROM TO`, and with `durable` also `sync TO` (an fsync of the
+/// copy, as the server does for what it stores).
+fn timed_copy(from: &Path, to: &Path, durable: bool) -> Result<Duration> {
+    let started = Instant::now();
+    ensure!(
+        Command::new("cp").arg(from).arg(to).status()?.success(),
+        "cp failed"
+    );
+    if durable {
+        ensure!(
+            Command::new("sync").arg(to).status()?.success(),
+            "sync failed"
+        );
+    }
+    Ok(started.elapsed())
 }
 
 /// The server's recording key, from the policy a Hello gets.

@@ -167,6 +167,12 @@ async fn run_async(work: &Path) -> Result<Report> {
         ),
     );
     r.add(
+        "ingest_vs_durable_copy",
+        ingest.durable_ratio(),
+        "ratio",
+        "same, over `cp` then `sync` of the copy (durable, like the server's storage)",
+    );
+    r.add(
         "ingest_mb_per_s",
         ingest.mb_per_s(),
         "MB/s",
