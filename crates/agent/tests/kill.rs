@@ -15,19 +15,34 @@ use common::*;
 const WAIT: Duration = Duration::from_secs(30);
 const SECOND: i64 = 1_000_000;
 
+/// Ann made eligible on `s`, and an agent data directory enrolled there
+/// (the temporary directory must outlive the test).
+async fn enrolled(s: &TestServer) -> (tempfile::TempDir, DataDir) {
+    eligible_setup(s).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    enroll_agent(s, &dir).await;
+    (tmp, dir)
+}
+
+/// Whether the agent is recording into at least one segment.
+fn is_recording(r: &deskrec_agent::status::StatusReport) -> bool {
+    r.state == RecordingState::Recording && r.segments.count >= 1
+}
+
+/// Starts the agent on `dir` and waits until it records.
+async fn start_recording(dir: &DataDir) -> AgentProcess {
+    let agent = AgentProcess::run(dir);
+    wait_status(dir, WAIT, "recording", is_recording).await;
+    agent
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_while_recording_and_while_uploading_the_contact_arrives_once() {
     let s = TestServer::start().await;
-    eligible_setup(&s).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = DataDir::new(tmp.path());
-    enroll_agent(&s, &dir).await;
+    let (_tmp, dir) = enrolled(&s).await;
 
-    let agent = AgentProcess::run(&dir);
-    let recording = |r: &deskrec_agent::status::StatusReport| {
-        r.state == RecordingState::Recording && r.segments.count >= 1
-    };
-    wait_status(&dir, WAIT, "recording", recording).await;
+    let agent = start_recording(&dir).await;
     let start = SystemClock.now();
     tokio::time::sleep(Duration::from_secs(3)).await;
     agent.kill9().await;
@@ -37,7 +52,7 @@ async fn killed_while_recording_and_while_uploading_the_contact_arrives_once() {
     // readable up to its last chunk.
     let agent = AgentProcess::run(&dir);
     wait_status(&dir, WAIT, "recording again", |r| {
-        recording(r) && r.segments.count >= 2
+        is_recording(r) && r.segments.count >= 2
     })
     .await;
     import_contact(&s, "c-kill", ANN, start, end).await;
@@ -75,16 +90,9 @@ async fn killed_while_recording_and_while_uploading_the_contact_arrives_once() {
 /// the PC is off, and the next morning's agent uploads its recording.
 async fn end_of_day(power_cut: bool) {
     let s = TestServer::start().await;
-    eligible_setup(&s).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = DataDir::new(tmp.path());
-    enroll_agent(&s, &dir).await;
+    let (_tmp, dir) = enrolled(&s).await;
 
-    let agent = AgentProcess::run(&dir);
-    wait_status(&dir, WAIT, "recording", |r| {
-        r.state == RecordingState::Recording && r.segments.count >= 1
-    })
-    .await;
+    let agent = start_recording(&dir).await;
     let start = SystemClock.now();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let end = SystemClock.now();
@@ -148,11 +156,7 @@ async fn killed_after_the_upload_before_the_local_copy_is_deleted_it_goes_once()
     let dir = DataDir::new(tmp.path());
     proxy.enroll(&s, &dir).await;
 
-    let agent = AgentProcess::run(&dir);
-    wait_status(&dir, WAIT, "recording", |r| {
-        r.state == RecordingState::Recording && r.segments.count >= 1
-    })
-    .await;
+    let agent = start_recording(&dir).await;
     let start = SystemClock.now();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let end = SystemClock.now();
@@ -200,16 +204,9 @@ async fn killed_after_the_upload_before_the_local_copy_is_deleted_it_goes_once()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_while_splicing_the_contact_arrives_once() {
     let s = TestServer::start().await;
-    eligible_setup(&s).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = DataDir::new(tmp.path());
-    enroll_agent(&s, &dir).await;
+    let (_tmp, dir) = enrolled(&s).await;
 
-    let agent = AgentProcess::run(&dir);
-    wait_status(&dir, WAIT, "recording", |r| {
-        r.state == RecordingState::Recording && r.segments.count >= 1
-    })
-    .await;
+    let agent = start_recording(&dir).await;
     // (After the start, which clears leftovers there.) A file where the recordings directory goes: the splice cannot write
     // its output and the contact stays `splicing`, retried.
     std::fs::write(dir.recordings(), b"in the way").unwrap();
