@@ -18,6 +18,8 @@ pub const BASE: &[&str] = &[
     // A virtual display for the X11 capture tests and the demo.
     "xvfb",
     "xauth",
+    // A private message bus for the agent's logind session-watcher test.
+    "dbus-daemon",
 ];
 
 /// Packages for the Windows cross-build and its tests under wine.

@@ -29,7 +29,11 @@ use crate::clock::{Clock, ClockOffset, SystemClock};
 use crate::db::{Db, get_meta, keys, put_meta};
 use crate::enroll::{Credentials, Identity};
 use crate::policy::CachedPolicy;
+use crate::session::{FixedSession, SessionWatcher, platform_watcher};
 use crate::{AgentError, DataDir};
+
+/// Makes the session watcher when the agent starts.
+pub type SessionFactory = Arc<dyn Fn() -> Box<dyn SessionWatcher> + Send + Sync>;
 
 /// Opens the picture source when recording starts.
 pub type SourceFactory =
@@ -40,9 +44,11 @@ pub type SourceFactory =
 pub struct AgentConfig {
     /// The data directory.
     pub data_dir: DataDir,
-    /// The session user's login; `None` takes the user running the process
-    /// (the session watcher will replace this).
+    /// A fixed session user's login (`--login`); `None` follows the
+    /// [`session`](Self::session) watcher.
     pub login: Option<String>,
+    /// The session watcher (logind, WTS) when no fixed login is given.
+    pub session: SessionFactory,
     /// The screen (or, in tests, the synthetic source).
     pub source: SourceFactory,
     /// The agent's clock.
@@ -88,6 +94,7 @@ impl AgentConfig {
         Self {
             data_dir,
             login: None,
+            session: Arc::new(platform_watcher),
             source: Arc::new(screen_source),
             clock: Arc::new(SystemClock),
             pad: Duration::from_secs(5),
@@ -128,8 +135,38 @@ pub fn process_login() -> String {
             _ => user,
         }
     }
-    #[cfg(not(windows))]
+    #[cfg(unix)]
+    {
+        // The account database, not $USER: services and cron jobs may not
+        // set it, and it can say anything.
+        unix_user_name().unwrap_or_else(|| std::env::var("USER").unwrap_or_default())
+    }
+    #[cfg(not(any(windows, unix)))]
     std::env::var("USER").unwrap_or_default()
+}
+
+/// The name of this process's effective user, from the account database.
+#[cfg(unix)]
+fn unix_user_name() -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to a live local of the advertised size;
+    // `pw_name` points into `buf`, read before `buf` is dropped.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            libc::geteuid(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
 }
 
 /// The server connection, as the status shows it.
@@ -153,6 +190,9 @@ pub struct Live {
     pub reason: String,
     /// The session login.
     pub login: String,
+    /// Whether the session is locked (recording goes on).
+    #[serde(default)]
+    pub locked: bool,
     /// The segment being written.
     pub current_segment: Option<String>,
     /// The server connection.
@@ -176,6 +216,11 @@ pub(crate) struct Shared {
     pub addr: ServerAddress,
     pub policy: watch::Sender<Option<CachedPolicy>>,
     pub login: watch::Sender<String>,
+    /// The session or system is ending (`logoff`, `shutdown`): recording
+    /// stops until a user logs on again or the end is cancelled.
+    pub ending: watch::Sender<Option<&'static str>>,
+    /// Whether the recorder is running (the controller keeps it current).
+    pub recording: watch::Sender<bool>,
     pub offset: Mutex<Option<ClockOffset>>,
     pub live: Mutex<Live>,
     /// Contacts changed: the uploader looks again.
@@ -259,13 +304,17 @@ impl Agent {
             .call(|c| Ok((get_meta(c, keys::POLICY)?, get_meta(c, keys::CLOCK)?)))
             .await?;
         crate::uploader::recover(&db, &dir).await?;
-        let login = config.login.clone().unwrap_or_else(process_login);
+        let watcher: Box<dyn SessionWatcher> = match &config.login {
+            Some(login) => Box::new(FixedSession(login.clone())),
+            None => (config.session)(),
+        };
         let now = config.clock.now();
         let shared = Arc::new(Shared {
             live: Mutex::new(Live {
                 state: RecordingState::Paused,
                 reason: "starting".into(),
-                login: login.clone(),
+                login: config.login.clone().unwrap_or_default(),
+                locked: false,
                 current_segment: None,
                 connection: Connection::Offline,
                 connected_at: None,
@@ -274,7 +323,9 @@ impl Agent {
                 updated_at: now,
             }),
             policy: watch::Sender::new(policy),
-            login: watch::Sender::new(login),
+            login: watch::Sender::new(config.login.clone().unwrap_or_default()),
+            ending: watch::Sender::new(None),
+            recording: watch::Sender::new(false),
             offset: Mutex::new(offset),
             config,
             db,
@@ -287,6 +338,11 @@ impl Agent {
         shared.update_live(|l| l.reason = "started".into()).await;
         let (shutdown, rx) = watch::channel(false);
         let tasks = vec![
+            tokio::spawn(crate::session::follow::run(
+                shared.clone(),
+                watcher,
+                rx.clone(),
+            )),
             tokio::spawn(crate::rte::run(shared.clone(), rx.clone())),
             tokio::spawn(crate::recording::run(shared.clone(), rx.clone())),
             tokio::spawn(crate::uploader::run(shared.clone(), rx.clone())),
@@ -298,11 +354,6 @@ impl Agent {
             shutdown,
             tasks,
         })
-    }
-
-    /// The session user changed (logon, logoff: empty).
-    pub fn set_login(&self, login: &str) {
-        self.shared.login.send_replace(login.to_owned());
     }
 
     /// The live state now.

@@ -31,6 +31,7 @@ pub mod retention;
 mod rte;
 pub mod secrets;
 pub mod segments;
+pub mod session;
 pub mod status;
 pub mod uploader;
 

@@ -35,6 +35,7 @@ struct Running {
 pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut policy_rx = shared.policy.subscribe();
     let mut login_rx = shared.login.subscribe();
+    let mut ending_rx = shared.ending.subscribe();
     let mut running: Option<Running> = None;
     let mut failed_at: Option<tokio::time::Instant> = None;
     loop {
@@ -42,7 +43,15 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             let login = login_rx.borrow_and_update().clone();
             let cached = policy_rx.borrow_and_update().clone();
             let max_age = shared.config.policy_max_age.as_micros() as i64;
-            decide(cached.as_ref(), &login, shared.now(), max_age)
+            match *ending_rx.borrow_and_update() {
+                // The session or the PC is going: finish the segment now.
+                Some(why) => Decision {
+                    record: None,
+                    state: RecordingState::Paused,
+                    reason: format!("session_ending: {why}"),
+                },
+                None => decide(cached.as_ref(), &login, shared.now(), max_age),
+            }
         };
         // Stop when the policy says so, or when its parameters changed
         // (restarted below under the new ones).
@@ -76,15 +85,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                 };
             }
         }
+        shared.recording.send_replace(running.is_some());
         report(&shared, &shown, running.as_ref()).await;
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
             _ = policy_rx.changed() => {}
             _ = login_rx.changed() => {}
+            _ = ending_rx.changed() => {}
             _ = shutdown.changed() => {
                 if let Some(r) = running.take() {
                     stop(&shared, r).await;
                 }
+                shared.recording.send_replace(false);
                 return;
             }
         }

@@ -27,6 +27,8 @@ pub struct StatusReport {
     pub reason: String,
     /// The session login.
     pub login: String,
+    /// Whether the session is locked.
+    pub locked: bool,
     /// The segment being written.
     pub current_segment: Option<String>,
     /// Segments on disk.
@@ -98,6 +100,7 @@ pub fn report(dir: &DataDir) -> Result<StatusReport, AgentError> {
             state,
             reason,
             login: live.as_ref().map(|l| l.login.clone()).unwrap_or_default(),
+            locked: live.as_ref().is_some_and(|l| l.locked),
             current_segment: live.as_ref().and_then(|l| l.current_segment.clone()),
             segments: crate::segments::summary(c)?,
             contacts: crate::contacts::counts(c)?,
