@@ -224,7 +224,7 @@ async fn a_network_cut_mid_upload_resumes_from_the_servers_offset() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(windows, ignore = "needs ffmpeg; the native run covers it")]
+#[cfg(target_os = "linux")] // ffmpeg and the decoder fixture
 async fn the_exported_video_starts_and_ends_with_what_was_on_screen() {
     let s = TestServer::start().await;
     eligible_setup(&s).await;

@@ -495,8 +495,9 @@ pub fn numbered_config(dir: &DataDir, login: &str) -> (AgentConfig, Arc<Mutex<Ve
 }
 
 /// Exports the one recording the server stored to MP4 with the server's
-/// key and returns the picture numbers ffmpeg decodes from it, in order.
-pub fn exported_picture_numbers(s: &TestServer, dir: &DataDir) -> Vec<u32> {
+/// key and decodes it as a player shows it.
+#[cfg(target_os = "linux")]
+pub fn exported_video(s: &TestServer, dir: &DataDir) -> deskrec_capture::testing::DecodedVideo {
     let recordings = stored_recordings(s);
     assert_eq!(recordings.len(), 1, "{recordings:?}");
     let (identity, creds) =
@@ -508,27 +509,15 @@ pub fn exported_picture_numbers(s: &TestServer, dir: &DataDir) -> Vec<u32> {
     };
     let mp4 = s.dir.path().join("export.mp4");
     deskrec_vault::export_mp4(&recordings[0], &keyring, device, &mp4).unwrap();
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(&mp4)
-        .args([
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg is installed (cargo xtask setup)");
-    assert!(
-        out.status.success(),
-        "ffmpeg: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-        .chunks_exact(640 * 360)
-        .map(|p| deskrec_capture::read_frame_number(p, 640, 360).expect("a numbered picture"))
+    deskrec_capture::testing::DecodedVideo::decode(&mp4)
+}
+
+/// The picture numbers of [`exported_video`], in order.
+#[cfg(target_os = "linux")]
+pub fn exported_picture_numbers(s: &TestServer, dir: &DataDir) -> Vec<u32> {
+    exported_video(s, dir)
+        .frames
+        .iter()
+        .map(|f| f.number().expect("a numbered picture"))
         .collect()
 }
