@@ -95,3 +95,68 @@ async fn segments_behind_the_watermark_go_unless_a_queued_contact_needs_them() {
     );
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg(target_os = "linux")] // mounts a tmpfs
+async fn at_the_disk_floor_the_oldest_segments_go_until_the_floor_is_kept() {
+    use deskrec_capture::testing::Tmpfs;
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    // The segments on a small volume of their own (the database is not).
+    std::fs::create_dir_all(dir.segments()).unwrap();
+    let Some(_disk) = Tmpfs::mount_at(&dir.segments(), 8 << 20) else {
+        return;
+    };
+    let id = enroll_agent(&s, &dir).await;
+    let now = SystemClock.now();
+    let starts = [
+        now - 3000 * SECOND,
+        now - 2000 * SECOND,
+        now - 1000 * SECOND,
+    ];
+    for start in starts {
+        write_segment(&dir.segments(), &id.device_id, start, 120);
+    }
+    let size = |start: i64| {
+        std::fs::metadata(dir.segments().join(format!("{start}.dseg")))
+            .unwrap()
+            .len()
+    };
+    let free = deskrec_agent::status::disk_free(&dir.segments()).unwrap();
+    // A floor that deleting the oldest segment reaches, and nothing less.
+    let floor = free + size(starts[0]) / 2;
+    s.admin(
+        "PATCH",
+        "/settings",
+        json!({"retention": {"max_age_days": 30, "max_bytes": 1u64 << 40,
+                             "min_free_disk_bytes": floor}}),
+    )
+    .await;
+    // ann is unknown here: the PC does not record beside these segments,
+    // and no watermark came, so only the floor deletes.
+    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
+        .await
+        .unwrap();
+    let r = wait_status(&dir, WAIT, "the floor kept", |r| r.segments.count < 3).await;
+    // Another pass deletes nothing more.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let r2 = deskrec_agent::status::report(&dir).unwrap();
+    agent.shutdown().await;
+    assert_eq!(r2.segments.count, 2, "{r:#?}");
+    assert_eq!(r2.segments.oldest, Some(starts[1]));
+    assert!(r2.disk_free_bytes.unwrap() >= floor, "{r2:#?}");
+    let audit = dir
+        .open_db()
+        .unwrap()
+        .call_blocking(|c| deskrec_agent::db::recent_audit(c, 50))
+        .unwrap();
+    let deleted: Vec<serde_json::Value> = audit
+        .iter()
+        .filter(|(_, action, _, _)| action == "segment.deleted")
+        .map(|(_, _, _, detail)| serde_json::from_str(detail).unwrap())
+        .collect();
+    assert_eq!(deleted.len(), 1, "{audit:?}");
+    assert_eq!(deleted[0]["reason"], "disk_floor");
+    assert!(deleted[0]["findings"]["chunks"].as_u64().unwrap() > 0);
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::{assert_continuous, segments, server};
@@ -160,51 +160,17 @@ fn a_size_change_starts_a_new_segment() {
     assert_continuous(&segs);
 }
 
-/// A small tmpfs, mounted for the test (needs root; skipped otherwise
-/// unless on CI, which runs as root).
-struct SmallDisk {
-    path: PathBuf,
-}
-
-impl SmallDisk {
-    fn mount(bytes: u64) -> Option<Self> {
-        let path = tempfile::tempdir().unwrap().keep();
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
-            .arg(&path)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must be able to mount a tmpfs"
-            );
-            eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
-            return None;
-        }
-        Some(Self { path })
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(&self.path)
-            .status();
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
 #[test]
-#[cfg_attr(not(target_os = "linux"), ignore = "mounts a tmpfs")]
+#[cfg(target_os = "linux")] // mounts a tmpfs
 fn a_full_disk_pauses_recording_and_space_coming_back_resumes_it() {
-    let Some(disk) = SmallDisk::mount(1 << 20) else {
+    use deskrec_capture::testing::Tmpfs;
+    let Some(disk) = Tmpfs::mount(1 << 20) else {
         return;
     };
-    let segdir = disk.path.join("segments");
+    let segdir = disk.path().join("segments");
     // Leave little room: fill most of the 1 MiB with a file we delete later.
     std::fs::create_dir_all(&segdir).unwrap();
-    let filler = disk.path.join("filler");
+    let filler = disk.path().join("filler");
     std::fs::write(&filler, vec![0u8; 900 << 10]).unwrap();
     let mut cfg = config(&segdir);
     cfg.segment_seconds = 60.0;

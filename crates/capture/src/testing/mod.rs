@@ -1,6 +1,6 @@
 //! Test support (feature `test-utils`, Linux only): a virtual X server, a
-//! client that paints known pictures into it, and ffmpeg decoding of the
-//! recorded video back into picture numbers.
+//! client that paints known pictures into it, ffmpeg decoding of the
+//! recorded video back into picture numbers, and a small filesystem to fill.
 //!
 //! Not part of the capture API: it exists so the capture, recorder and CLI
 //! tests share one fixture instead of copies. Everything here panics on
@@ -27,13 +27,16 @@
 //! - [`DecodedVideo`]: a video file decoded by `ffmpeg` into grey pictures
 //!   with their presentation times (`ffprobe`), read back with
 //!   [`read_frame_number`](crate::read_frame_number).
+//! - [`Tmpfs`]: a small filesystem to fill up (full-disk tests).
 //! - [`require_program`]: the skip-or-fail rule for missing tools.
 
 mod painter;
+mod tmpfs;
 mod video;
 mod xvfb;
 
 pub use painter::Painter;
+pub use tmpfs::Tmpfs;
 pub use video::{DecodedFrame, DecodedVideo};
 pub use xvfb::{Xvfb, free_display_number};
 
