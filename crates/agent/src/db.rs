@@ -95,6 +95,18 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE segments ADD COLUMN deleted_at INTEGER;
     ALTER TABLE segments ADD COLUMN deleted_reason TEXT;
     ",
+    // 3: the recording state over time, so a contact with no segment can
+    // be explained (not eligible, logged off, PC off).
+    "
+    CREATE TABLE timeline (
+        id     INTEGER PRIMARY KEY,
+        at     INTEGER NOT NULL,
+        state  TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        login  TEXT NOT NULL
+    );
+    CREATE INDEX timeline_at ON timeline (at);
+    ",
 ];
 
 /// A shared handle to the database; clones share the connection.

@@ -237,7 +237,7 @@ impl Shared {
 
     /// Changes the live state and writes it to the database if it changed.
     pub async fn update_live(&self, f: impl FnOnce(&mut Live)) {
-        let snapshot = {
+        let (snapshot, new_state) = {
             let mut live = self.live.lock().expect("live lock");
             let before = live.clone();
             f(&mut live);
@@ -245,13 +245,30 @@ impl Shared {
                 return;
             }
             live.updated_at = self.now();
-            live.clone()
+            let new_state = (live.state, &live.reason, &live.login)
+                != (before.state, &before.reason, &before.login);
+            (live.clone(), new_state)
         };
-        if let Err(e) = self
+        let stored = self
             .db
-            .call(move |c| put_meta(c, keys::LIVE, &snapshot))
-            .await
-        {
+            .call(move |c| {
+                let tx = crate::db::write_tx(c)?;
+                put_meta(&tx, keys::LIVE, &snapshot)?;
+                if new_state {
+                    crate::timeline::append(
+                        &tx,
+                        &crate::timeline::Entry {
+                            at: snapshot.updated_at,
+                            state: snapshot.state,
+                            reason: snapshot.reason.clone(),
+                            login: snapshot.login.clone(),
+                        },
+                    )?;
+                }
+                Ok(tx.commit()?)
+            })
+            .await;
+        if let Err(e) = stored {
             tracing::warn!(error = %e, "cannot store the live status");
         }
     }

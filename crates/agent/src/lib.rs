@@ -33,6 +33,7 @@ pub mod secrets;
 pub mod segments;
 pub mod session;
 pub mod status;
+pub mod timeline;
 pub mod uploader;
 
 use std::path::{Path, PathBuf};

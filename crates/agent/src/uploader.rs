@@ -239,34 +239,36 @@ async fn splice(shared: &Arc<Shared>, contact: &Contact) -> Result<Option<Durati
 }
 
 /// Reports a contact with no segment: `segments_deleted` when retention
-/// (or someone) deleted the segments of its time, else `not_recorded`.
+/// (or someone) deleted the segments of its time, else what the timeline
+/// says of that time: `not_eligible`, or `not_recorded` (logged off, PC or
+/// agent off) with the states in the detail.
 async fn not_recorded(
     shared: &Shared,
     contact: &Contact,
     requested: TimeRange,
 ) -> Result<(), AgentError> {
-    let live = shared.live.lock().expect("live lock").clone();
     let span = format!("{} to {}", utc(requested.start), utc(requested.end));
-    let deleted = shared
+    let (deleted, timeline) = shared
         .db
-        .call(move |c| crate::segments::deleted_overlapping(c, requested))
+        .call(move |c| {
+            Ok((
+                crate::segments::deleted_overlapping(c, requested)?,
+                crate::timeline::during(c, requested)?,
+            ))
+        })
         .await?;
     let (reason, detail) = match deleted {
         Some(why) => (
             UnrecoverableReason::SegmentsDeleted,
             format!("the segments covering {span} (PC clock) were deleted ({why})"),
         ),
-        None => (
-            UnrecoverableReason::NotRecorded,
-            format!(
-                "no segment on this PC covers {span} (PC clock; recording now: {}, {})",
-                serde_json::to_value(live.state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                live.reason
-            ),
-        ),
+        None => {
+            let (reason, states) = crate::timeline::explain(&timeline);
+            (
+                reason,
+                format!("no segment on this PC covers {span} (PC clock); {states}"),
+            )
+        }
     };
     tracing::info!(contact = %contact.contact_id, %detail, "contact not recorded");
     let (id, now) = (contact.contact_id.clone(), shared.now());
@@ -461,7 +463,7 @@ fn file_name(id: &str) -> String {
     s
 }
 
-fn utc(us: i64) -> String {
+pub(crate) fn utc(us: i64) -> String {
     jiff::Timestamp::from_microsecond(us)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| us.to_string())

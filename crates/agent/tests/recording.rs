@@ -6,11 +6,13 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deskrec_agent::clock::SystemClock;
+use deskrec_agent::clock::{Clock, SystemClock};
 use deskrec_protocol::RecordingState;
 use serde_json::json;
 
-use common::{ANN, TestServer, eligible_setup, start_agent, wait_status};
+use common::{
+    ANN, TestServer, eligible_setup, import_contact, start_agent, wait_contact_status, wait_status,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -62,6 +64,7 @@ async fn an_eligible_user_records_until_the_policy_says_stop_and_an_unknown_one_
     .await;
     assert_eq!(r.reason, "user_inactive");
     assert!(r.current_segment.is_none());
+    let inactive_at = SystemClock.now();
     // Stopped means stopped: nothing more is written.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = deskrec_agent::status::report(&ann_dir).unwrap().segments;
@@ -91,6 +94,22 @@ async fn an_eligible_user_records_until_the_policy_says_stop_and_an_unknown_one_
     assert_eq!(v["segments"]["count"], after.count);
     assert_eq!(v["server"]["connection"], "connected");
     assert!(v["clock_offset"]["offset_us"].is_i64(), "{v}");
+
+    // A contact while ann was not eligible: the PC says so.
+    import_contact(
+        &s,
+        "c-inactive",
+        ANN,
+        inactive_at + 1_500_000,
+        inactive_at + 2_500_000,
+    )
+    .await;
+    let c = wait_contact_status(&s, "c-inactive", "unrecoverable", WAIT).await;
+    let reason = c["status_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("not_eligible") && reason.contains("user_inactive"),
+        "{c}"
+    );
 
     ann.shutdown().await;
     bob.shutdown().await;

@@ -45,6 +45,7 @@ async fn a_contact_is_spliced_uploaded_and_deleted_and_one_without_segments_is_n
     let reason = old["status_reason"].as_str().unwrap_or_default();
     assert!(reason.contains("not_recorded"), "{old}");
     assert!(reason.contains("no segment on this PC covers"), "{old}");
+    assert!(reason.contains("the agent was not running"), "{old}");
 
     let r = wait_status(&dir, WAIT, "both contacts finished", |r| {
         r.contacts.done == 1 && r.contacts.unrecoverable == 1
