@@ -62,6 +62,10 @@ pub enum AgentError {
         /// What is wrong.
         reason: String,
     },
+    /// The platform's session notifications could not be set up (the
+    /// agent then follows the user running the process instead).
+    #[error("session watcher: {0}")]
+    Session(String),
     /// Something the agent stored or received makes no sense.
     #[error("{0}")]
     Invalid(String),
