@@ -84,9 +84,10 @@ impl DataDir {
         db::Db::open(&self.db_path())
     }
 
-    /// The platform's secret store for this directory.
-    pub fn secret_store(&self) -> secrets::FileSecretStore {
-        secrets::FileSecretStore::new(self.secrets())
+    /// The platform's secret store for this directory (DPAPI-protected
+    /// files on Windows, owner-only files elsewhere).
+    pub fn secret_store(&self) -> secrets::PlatformSecretStore {
+        secrets::PlatformSecretStore::new(self.secrets())
     }
 }
 

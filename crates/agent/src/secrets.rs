@@ -1,14 +1,20 @@
 //! Secrets at rest: the device credential and signing key.
 //!
-//! Behind [`SecretStore`] so each platform protects them its own way. On
-//! Linux (and other Unix) [`FileSecretStore`] keeps each secret in its own
-//! file readable only by the agent's user (0600, directory 0700), written
-//! atomically. On Windows the same files are written for now.
+//! Behind [`SecretStore`] so each platform protects them its own way;
+//! [`PlatformSecretStore`] is this platform's:
 //!
-//! TODO(windows): a DPAPI implementation (`CryptProtectData`, machine
-//! scope) so the files hold only protected blobs; until then the Windows
-//! build relies on the data directory's ACL (`%ProgramData%\Deskrec`,
-//! SYSTEM and Administrators only).
+//! - Linux (and other Unix): [`FileSecretStore`] keeps each secret in its
+//!   own file readable only by the agent's user (0600, directory 0700),
+//!   written atomically.
+//! - Windows: `DpapiSecretStore` keeps the same files, written the same
+//!   way, but each holds only a DPAPI blob (`CryptProtectData`, machine
+//!   scope): the agent runs for whichever user is logged on, and a file
+//!   copied to another PC cannot be opened there. The data directory's ACL
+//!   (`%ProgramData%\Deskrec`, SYSTEM and Administrators only) keeps other
+//!   users of the PC away from the blobs.
+
+#[cfg(windows)]
+mod dpapi;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,6 +22,18 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::AgentError;
+
+#[cfg(windows)]
+pub use dpapi::DpapiSecretStore;
+
+/// This platform's secret store: DPAPI-protected files on Windows,
+/// owner-only files elsewhere. Both are made with `new(dir)`.
+#[cfg(windows)]
+pub type PlatformSecretStore = DpapiSecretStore;
+/// This platform's secret store: DPAPI-protected files on Windows,
+/// owner-only files elsewhere. Both are made with `new(dir)`.
+#[cfg(not(windows))]
+pub type PlatformSecretStore = FileSecretStore;
 
 /// The device credential (the RTE and upload bearer token).
 pub const CREDENTIAL: &str = "credential";
