@@ -107,6 +107,12 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX timeline_at ON timeline (at);
     ",
+    // 4: a deleted segment's findings, and whether they still have to go
+    // to the server.
+    "
+    ALTER TABLE segments ADD COLUMN findings TEXT;
+    ALTER TABLE segments ADD COLUMN report_pending INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// A shared handle to the database; clones share the connection.

@@ -225,7 +225,7 @@ pub(crate) struct Shared {
     pub live: Mutex<Live>,
     /// Contacts changed: the uploader looks again.
     pub work: Notify,
-    /// Outcomes are waiting: the RTE client sends them.
+    /// Outcomes or segment reports are waiting: the RTE client sends them.
     pub outbox: Notify,
 }
 

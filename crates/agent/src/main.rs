@@ -34,7 +34,8 @@ enum Command {
         /// The agent's data directory.
         #[arg(long, default_value_os_t = default_data_dir())]
         data_dir: PathBuf,
-        /// The session user's login (default: the user running the agent).
+        /// A fixed session user (default: follow the PC's sessions through
+        /// logind or WTS, else the user running the agent).
         #[arg(long)]
         login: Option<String>,
         /// Seconds of padding before and after each contact.

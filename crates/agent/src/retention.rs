@@ -12,14 +12,19 @@
 //!
 //! Before deletion each segment is read whole (every record's digest) and
 //! its discrepancies — damage, truncation (no clean end), gaps between
-//! chunks, time running backwards — go into the audit row.
-//! TODO: report them to the server too (needs a protocol message).
+//! chunks, time running backwards — go into the audit row and, when there
+//! are any, to the server (`segment_report`, sent by the RTE client).
+//!
+//! A segment is closed — may go — once finished, or when it is not the
+//! one being written (a newer segment exists, or the recorder is not
+//! running): a segment a crash left unfinished is analysed (truncated)
+//! and deleted like any other.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use deskrec_protocol::SegmentFindings;
 use deskrec_vault::{ScanDepth, TimeRange, scan_segment};
-use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::AgentError;
@@ -47,17 +52,25 @@ pub(crate) async fn pass(shared: &Shared) -> Result<(), AgentError> {
     let pad = shared.config.pad.as_micros() as i64;
     let dir = shared.config.data_dir.segments();
     let free = crate::status::disk_free(&dir);
+    let writing = *shared.recording.borrow();
     let plan = shared
         .db
         .call(move |c| {
             segments::refresh(c, &dir, now)?;
             let segs = segments::on_disk(c)?;
+            // Closed: finished, or not the one the recorder writes.
+            let newest = segs.iter().map(|s| s.started_at).max();
+            let closed: Vec<Segment> = segs
+                .iter()
+                .filter(|s| s.complete || !writing || Some(s.started_at) != newest)
+                .cloned()
+                .collect();
             let active = crate::contacts::active_ranges(c)?;
             let watermark: Option<i64> = get_meta(c, keys::WATERMARK)?;
             let mut plan = Vec::new();
             if let (Some(w), Some(off)) = (watermark, offset) {
                 let before = w - off - pad;
-                for s in segs.iter().filter(|s| s.complete && s.ended_at < before) {
+                for s in closed.iter().filter(|s| s.ended_at < before) {
                     let range = TimeRange::new(s.started_at, s.ended_at);
                     let needed = active.iter().any(|&(start, end)| {
                         TimeRange::new(start - off - pad, end - off + pad).overlaps(&range)
@@ -70,13 +83,15 @@ pub(crate) async fn pass(shared: &Shared) -> Result<(), AgentError> {
             if let Some(l) = limits {
                 let day = 86_400_000_000i64;
                 let oldest_kept = now - l.max_age_days as i64 * day;
-                limit(&segs, &mut plan, "max_age", |s, _| s.ended_at < oldest_kept);
+                limit(&closed, &mut plan, "max_age", |s, _| {
+                    s.ended_at < oldest_kept
+                });
                 let total: u64 = segs.iter().map(|s| s.bytes).sum();
                 let over = total.saturating_sub(l.max_bytes);
-                limit(&segs, &mut plan, "max_bytes", |_, freed| freed < over);
+                limit(&closed, &mut plan, "max_bytes", |_, freed| freed < over);
                 if let Some(free) = free {
                     let short = l.min_free_disk_bytes.saturating_sub(free);
-                    limit(&segs, &mut plan, "disk_floor", |_, freed| freed < short);
+                    limit(&closed, &mut plan, "disk_floor", |_, freed| freed < short);
                 }
             }
             Ok(plan)
@@ -87,6 +102,7 @@ pub(crate) async fn pass(shared: &Shared) -> Result<(), AgentError> {
         let findings = tokio::task::spawn_blocking(move || analyse(&p))
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let report = findings.has_discrepancies();
         let (p, f) = (path.clone(), findings.clone());
         shared
             .db
@@ -102,21 +118,24 @@ pub(crate) async fn pass(shared: &Shared) -> Result<(), AgentError> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(AgentError::io(&path)(e)),
         }
-        tracing::info!(segment = %path.display(), reason, %findings, "segment deleted");
+        tracing::info!(segment = %path.display(), reason, ?findings, "segment deleted");
+        if report {
+            shared.outbox.notify_one();
+        }
     }
     Ok(())
 }
 
-/// Adds the oldest finished segments not yet planned while `more(segment,
-/// bytes planned by this limit so far)` holds.
+/// Adds the oldest of the closed segments not yet planned while
+/// `more(segment, bytes planned by this limit so far)` holds.
 fn limit(
-    segs: &[Segment],
+    closed: &[Segment],
     plan: &mut Vec<(PathBuf, &'static str)>,
     reason: &'static str,
     more: impl Fn(&Segment, u64) -> bool,
 ) {
     let mut freed = 0u64;
-    for s in segs.iter().filter(|s| s.complete) {
+    for s in closed {
         if plan.iter().any(|(p, _)| *p == s.path) {
             freed += s.bytes;
             continue;
@@ -130,28 +149,34 @@ fn limit(
 }
 
 /// Reads a segment whole and lists its discrepancies.
-fn analyse(path: &Path) -> Value {
+fn analyse(path: &Path) -> SegmentFindings {
     let scan = match scan_segment(path, ScanDepth::Full) {
         Ok(s) => s,
-        Err(e) => return json!({"unreadable": e.to_string()}),
+        Err(e) => {
+            return SegmentFindings {
+                unreadable: Some(e.to_string()),
+                ..SegmentFindings::default()
+            };
+        }
     };
-    let mut gaps = Vec::new();
-    let mut backwards = 0u32;
+    let mut findings = SegmentFindings {
+        chunks: scan.chunks.len() as u64,
+        range: scan
+            .chunks
+            .first()
+            .zip(scan.chunks.last())
+            .map(|(f, l)| [f.head.range.start, l.head.range.end]),
+        damage: scan.damage.as_ref().map(|d| d.to_string()),
+        truncated: scan.end.is_none(),
+        ..SegmentFindings::default()
+    };
     for w in scan.chunks.windows(2) {
         let (a, b) = (&w[0].head.range, &w[1].head.range);
         if b.start > a.end {
-            gaps.push(json!([a.end, b.start]));
+            findings.gaps.push([a.end, b.start]);
         } else if b.start < a.end {
-            backwards += 1;
+            findings.time_backwards += 1;
         }
     }
-    json!({
-        "chunks": scan.chunks.len(),
-        "range": scan.chunks.first().zip(scan.chunks.last())
-            .map(|(f, l)| [f.head.range.start, l.head.range.end]),
-        "damage": scan.damage.as_ref().map(|d| d.to_string()),
-        "truncated": scan.end.is_none(),
-        "gaps": gaps,
-        "time_backwards": backwards,
-    })
+    findings
 }

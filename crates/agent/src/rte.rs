@@ -100,7 +100,7 @@ impl<'a> Session<'a> {
                     self.samples.clear();
                     self.probe(&mut sock).await?;
                 }
-                _ = shared.outbox.notified(), if self.welcomed => self.send_outcomes(&mut sock).await?,
+                _ = shared.outbox.notified(), if self.welcomed => self.send_outbox(&mut sock).await?,
                 changed = login_rx.changed() => {
                     if changed.is_ok() {
                         let login = login_rx.borrow_and_update().clone();
@@ -167,7 +167,7 @@ impl<'a> Session<'a> {
                             l.connected_at = Some(now);
                         })
                         .await;
-                    self.send_outcomes(sock).await?;
+                    self.send_outbox(sock).await?;
                 }
             }
             ServerMessage::ClockReply(reply) => {
@@ -231,7 +231,10 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    async fn send_outcomes(&mut self, sock: &mut RteSocket) -> Result<(), AgentError> {
+    /// Sends what waits in the database for the server: contact outcomes,
+    /// then deleted segments' discrepancy reports; each is marked sent
+    /// after it went out (at least once: the server ignores repeats).
+    async fn send_outbox(&mut self, sock: &mut RteSocket) -> Result<(), AgentError> {
         let outcomes = self
             .shared
             .db
@@ -243,6 +246,20 @@ impl<'a> Session<'a> {
             self.shared
                 .db
                 .call(move |c| crate::contacts::outcome_sent(c, &o.contact_id, o.seq))
+                .await?;
+        }
+        let reports = self
+            .shared
+            .db
+            .call(|c| crate::segments::pending_reports(c))
+            .await?;
+        for r in reports {
+            let started_at = r.started_at;
+            sock.send(&AgentMessage::SegmentReport(r)).await?;
+            tracing::info!(segment = started_at, "segment report sent");
+            self.shared
+                .db
+                .call(move |c| crate::segments::report_sent(c, started_at))
                 .await?;
         }
         Ok(())

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use deskrec_protocol::{SegmentFindings, SegmentReport};
 use deskrec_vault::{ScanDepth, TimeRange, scan_segment};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -77,7 +78,11 @@ pub fn refresh(conn: &mut Connection, dir: &Path, now: i64) -> Result<(), AgentE
     for k in known {
         if !files.iter().any(|f| f.to_string_lossy() == k) {
             tracing::warn!(segment = %k, "a segment file disappeared");
-            mark_deleted(&tx, Path::new(&k), "missing", &serde_json::json!({}), now)?;
+            let findings = SegmentFindings {
+                unreadable: Some("the file disappeared without the agent deleting it".into()),
+                ..SegmentFindings::default()
+            };
+            mark_deleted(&tx, Path::new(&k), "missing", &findings, now)?;
         }
     }
     tx.commit()?;
@@ -177,26 +182,67 @@ pub fn deleted_overlapping(
 }
 
 /// Marks a segment deleted (in the caller's transaction) with an audit
-/// row carrying the reason and what the analysis found; the caller
-/// removes the file after the commit.
+/// row carrying the reason and what the analysis found, and queues the
+/// findings for the server when something was wrong; the caller removes
+/// the file after the commit.
 pub fn mark_deleted(
     tx: &rusqlite::Transaction<'_>,
     path: &Path,
     reason: &str,
-    findings: &serde_json::Value,
+    findings: &SegmentFindings,
     now: i64,
 ) -> Result<(), AgentError> {
     let key = path.to_string_lossy();
+    let json = serde_json::to_value(findings).unwrap_or_default();
     tx.execute(
-        "UPDATE segments SET deleted_at = ?2, deleted_reason = ?3 WHERE path = ?1",
-        params![key, now, reason],
+        "UPDATE segments SET deleted_at = ?2, deleted_reason = ?3, findings = ?4,
+             report_pending = ?5
+         WHERE path = ?1",
+        params![
+            key,
+            now,
+            reason,
+            json.to_string(),
+            findings.has_discrepancies()
+        ],
     )?;
     crate::db::audit(
         tx,
         now,
         "segment.deleted",
         &key,
-        serde_json::json!({"reason": reason, "findings": findings}),
+        serde_json::json!({"reason": reason, "findings": json}),
+    )?;
+    Ok(())
+}
+
+/// Reports of deleted segments not yet sent to the server, oldest first.
+pub fn pending_reports(conn: &Connection) -> Result<Vec<SegmentReport>, AgentError> {
+    let mut stmt = conn.prepare(
+        "SELECT started_at, deleted_reason, findings FROM segments
+         WHERE report_pending = 1 ORDER BY started_at",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            let findings: Option<String> = r.get(2)?;
+            Ok(SegmentReport {
+                started_at: r.get(0)?,
+                deleted: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                findings: findings
+                    .and_then(|f| serde_json::from_str(&f).ok())
+                    .unwrap_or_default(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The report of the segment that started at `started_at` reached the
+/// server.
+pub fn report_sent(conn: &Connection, started_at: i64) -> Result<(), AgentError> {
+    conn.execute(
+        "UPDATE segments SET report_pending = 0 WHERE started_at = ?1",
+        [started_at],
     )?;
     Ok(())
 }

@@ -24,9 +24,19 @@ async fn segments_behind_the_watermark_go_unless_a_queued_contact_needs_them() {
     let dir = DataDir::new(tmp.path());
     let id = enroll_agent(&s, &dir).await;
     let now = SystemClock.now();
-    let (old, needed) = (now - 1200 * SECOND, now - 600 * SECOND);
+    let (cut, old, needed) = (now - 1800 * SECOND, now - 1200 * SECOND, now - 600 * SECOND);
     write_segment(&dir.segments(), &id.device_id, old, 60);
     write_segment(&dir.segments(), &id.device_id, needed, 60);
+    // One a crash cut short: no end record, its last chunk half written.
+    write_segment(&dir.segments(), &id.device_id, cut, 60);
+    let cut_path = dir.segments().join(format!("{cut}.dseg"));
+    let len = std::fs::metadata(&cut_path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cut_path)
+        .unwrap()
+        .set_len(len - 5000)
+        .unwrap();
     // ann is unknown here: the PC does not record beside these segments.
     let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
         .await
@@ -44,7 +54,7 @@ async fn segments_behind_the_watermark_go_unless_a_queued_contact_needs_them() {
                "watermark": rfc3339(now - 60 * SECOND)}),
     )
     .await;
-    let r = wait_status(&dir, WAIT, "the old segment deleted", |r| {
+    let r = wait_status(&dir, WAIT, "the old segments deleted", |r| {
         r.segments.count == 1
     })
     .await;
@@ -61,13 +71,45 @@ async fn segments_behind_the_watermark_go_unless_a_queued_contact_needs_them() {
         .iter()
         .filter(|(_, action, _, _)| action == "segment.deleted")
         .collect();
-    assert_eq!(deleted.len(), 1, "{audit:?}");
-    let detail: serde_json::Value = serde_json::from_str(&deleted[0].3).unwrap();
+    assert_eq!(deleted.len(), 2, "{audit:?}");
+    let detail_of = |start: i64| -> serde_json::Value {
+        let row = deleted
+            .iter()
+            .find(|(_, _, target, _)| target.ends_with(&format!("{start}.dseg")))
+            .unwrap_or_else(|| panic!("{start} deleted: {audit:?}"));
+        serde_json::from_str(&row.3).unwrap()
+    };
+    let detail = detail_of(old);
     assert_eq!(detail["reason"], "watermark");
     assert_eq!(detail["findings"]["chunks"], 6, "{detail}");
     assert_eq!(detail["findings"]["truncated"], false);
     assert_eq!(detail["findings"]["damage"], serde_json::Value::Null);
     assert_eq!(detail["findings"]["gaps"], json!([]));
+    let detail = detail_of(cut);
+    assert_eq!(detail["reason"], "watermark");
+    assert_eq!(detail["findings"]["truncated"], true, "{detail}");
+    assert_eq!(detail["findings"]["chunks"], 5, "{detail}");
+
+    // The server hears of the damaged one only, once.
+    let reports = wait_for(WAIT, "the segment report on the server", || async {
+        let audit = s
+            .admin("GET", "/audit?limit=500", serde_json::Value::Null)
+            .await;
+        let reports: Vec<serde_json::Value> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "segment.discrepancy")
+            .cloned()
+            .collect();
+        (!reports.is_empty()).then_some(reports)
+    })
+    .await;
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0]["target"], format!("{}/{cut}", id.device_id));
+    assert_eq!(reports[0]["actor"], format!("device:{}", id.device_id));
+    assert_eq!(reports[0]["detail"]["findings"]["truncated"], true);
+    assert_eq!(reports[0]["detail"]["deleted"], "watermark");
 
     // A quota of one byte: the hard limit deletes the needed segment too.
     s.admin(

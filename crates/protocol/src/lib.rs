@@ -39,5 +39,6 @@ pub use error::ErrorBody;
 pub use rte::{
     AgentMessage, AgentStatus, ClockProbe, ClockReply, ContactAck, ContactOutcome, ContactRelay,
     Heartbeat, Hello, PROTOCOL_VERSION, Policy, PolicyReason, RecordingState, RecordingStored,
-    RetentionLimits, RteError, ServerMessage, UnrecoverableReason, UploadLimits, Watermark,
+    RetentionLimits, RteError, SegmentFindings, SegmentReport, ServerMessage, UnrecoverableReason,
+    UploadLimits, Watermark,
 };

@@ -29,6 +29,9 @@ pub enum AgentMessage {
     ContactAck(ContactAck),
     /// The agent cannot provide a relayed contact's recording.
     ContactOutcome(ContactOutcome),
+    /// A segment the agent deleted had discrepancies (damage, truncation,
+    /// gaps, time running backwards); sent at least once.
+    SegmentReport(SegmentReport),
 }
 
 /// A message from the server to the agent.
@@ -105,6 +108,49 @@ pub struct ContactOutcome {
     /// Details for people (what was missing, which segment was damaged).
     #[serde(default)]
     pub detail: String,
+}
+
+/// What the agent found reading a segment whole before deleting it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentFindings {
+    /// Intact chunks.
+    pub chunks: u64,
+    /// Time covered by the intact chunks (agent clock, µs), if any.
+    pub range: Option<[i64; 2]>,
+    /// The first damaged record, e.g. `chunk 7 at byte N: digest mismatch`.
+    pub damage: Option<String>,
+    /// The segment has no end record (the recorder or the PC stopped
+    /// without finishing it).
+    pub truncated: bool,
+    /// Time between consecutive chunks that no chunk covers (µs ranges).
+    pub gaps: Vec<[i64; 2]>,
+    /// Chunks that start before the previous one ends (the clock went back).
+    pub time_backwards: u32,
+    /// The file could not be read at all.
+    pub unreadable: Option<String>,
+}
+
+impl SegmentFindings {
+    /// Whether anything is wrong (a clean segment is not reported).
+    pub fn has_discrepancies(&self) -> bool {
+        self.damage.is_some()
+            || self.truncated
+            || !self.gaps.is_empty()
+            || self.time_backwards > 0
+            || self.unreadable.is_some()
+    }
+}
+
+/// A deleted segment's discrepancies, for the server's audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentReport {
+    /// The segment's start (agent clock, µs): with the device, its name.
+    pub started_at: i64,
+    /// Why it was deleted (`watermark`, `max_age`, `max_bytes`,
+    /// `disk_floor`, `missing`).
+    pub deleted: String,
+    /// What was wrong with it.
+    pub findings: SegmentFindings,
 }
 
 /// Why an agent has no recording for a contact.
@@ -393,6 +439,17 @@ mod tests {
                 contact_id: "c-9".into(),
                 reason: UnrecoverableReason::NotRecorded,
                 detail: "no segment covers 09:00-09:05".into(),
+            }),
+            AgentMessage::SegmentReport(SegmentReport {
+                started_at: 1_700_000_000_000_000,
+                deleted: "watermark".into(),
+                findings: SegmentFindings {
+                    chunks: 5,
+                    range: Some([1_700_000_000_000_000, 1_700_000_050_000_000]),
+                    truncated: true,
+                    gaps: vec![[1_700_000_010_000_000, 1_700_000_012_000_000]],
+                    ..SegmentFindings::default()
+                },
             }),
         ];
         for m in msgs {

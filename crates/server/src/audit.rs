@@ -69,6 +69,36 @@ pub fn record(
     Ok(())
 }
 
+/// Audits a device's report of a segment it deleted with discrepancies
+/// (`segment.discrepancy`, target `<device>/<segment start>`), once: the
+/// agent sends at least once.
+pub fn segment_report(
+    conn: &Connection,
+    device_id: &str,
+    report: &deskrec_protocol::SegmentReport,
+) -> rusqlite::Result<()> {
+    let target = format!("{device_id}/{}", report.started_at);
+    let seen: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM audit WHERE action = 'segment.discrepancy' AND target = ?1)",
+        [&target],
+        |r| r.get(0),
+    )?;
+    if seen {
+        return Ok(());
+    }
+    let detail = serde_json::json!({
+        "deleted": report.deleted,
+        "findings": report.findings,
+    });
+    record(
+        conn,
+        &Actor::Device(device_id.to_owned()),
+        "segment.discrepancy",
+        &target,
+        detail,
+    )
+}
+
 /// The newest `limit` rows, newest first.
 pub fn list(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<AuditEntry>> {
     let mut st = conn.prepare_cached(

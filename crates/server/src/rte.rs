@@ -23,7 +23,7 @@ use crate::api::{ApiError, bearer};
 use crate::db::now_micros;
 use crate::directory::DirectoryError;
 use crate::state::AppState;
-use crate::{contacts, eligibility, enrollment};
+use crate::{audit, contacts, eligibility, enrollment};
 
 /// How long an agent has to send Hello after connecting.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -198,6 +198,12 @@ impl Session {
                                 let m = format!("contact {id} was never relayed to this device as {seq}");
                                 send_error(socket, "unknown_contact", &m).await?;
                             }
+                        }
+                        Some(Ok(AgentMessage::SegmentReport(report))) => {
+                            let device = self.device_id.clone();
+                            tracing::warn!(device = %device, segment = report.started_at, deleted = %report.deleted,
+                                "the device deleted a segment with discrepancies");
+                            self.state.db().call(move |c| audit::segment_report(c, &device, &report)).await?;
                         }
                         Some(Ok(AgentMessage::Heartbeat(hb))) => {
                             let device = self.device_id.clone();
