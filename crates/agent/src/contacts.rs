@@ -289,6 +289,7 @@ pub fn unsent_outcomes(conn: &Connection) -> Result<Vec<ContactOutcome>, AgentEr
                     "not_eligible" => UnrecoverableReason::NotEligible,
                     "segments_deleted" => UnrecoverableReason::SegmentsDeleted,
                     "damaged" => UnrecoverableReason::Damaged,
+                    "too_large" => UnrecoverableReason::TooLarge,
                     _ => UnrecoverableReason::NotRecorded,
                 },
                 detail: r.get::<_, Option<String>>(3)?.unwrap_or_default(),

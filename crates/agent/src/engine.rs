@@ -227,6 +227,8 @@ pub(crate) struct Shared {
     pub work: Notify,
     /// Outcomes or segment reports are waiting: the RTE client sends them.
     pub outbox: Notify,
+    /// The upload bandwidth cap, shared by all uploads.
+    pub pacer: crate::pacer::Pacer,
 }
 
 impl Shared {
@@ -351,6 +353,7 @@ impl Agent {
             addr,
             work: Notify::new(),
             outbox: Notify::new(),
+            pacer: crate::pacer::Pacer::new(),
         });
         shared.update_live(|l| l.reason = "started".into()).await;
         let (shutdown, rx) = watch::channel(false);

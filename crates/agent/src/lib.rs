@@ -25,6 +25,7 @@ pub mod db;
 pub mod engine;
 pub mod enroll;
 mod error;
+pub mod pacer;
 pub mod policy;
 mod recording;
 pub mod retention;

@@ -16,16 +16,18 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deskrec_client::{ClientError, HttpConnection};
-use deskrec_protocol::UnrecoverableReason;
+use deskrec_protocol::{UnrecoverableReason, UploadLimits};
 use deskrec_vault::{SpliceRequest, TimeRange, VaultError};
+use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use crate::contacts::{self, Contact, ContactState, Recording};
 use crate::engine::Shared;
+use crate::pacer::Pacer;
 use crate::{AgentError, DataDir};
 
 /// Longest sleep between looks at the queue.
@@ -67,10 +69,10 @@ pub(crate) async fn recover(db: &crate::db::Db, dir: &DataDir) -> Result<(), Age
 
 /// Works the queue until shutdown.
 pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let mut conn: Option<HttpConnection> = None;
+    let idle = Mutex::new(Vec::new());
     loop {
         let mut wake = IDLE;
-        match work_due(&shared, &mut conn, &shutdown).await {
+        match work_due(&shared, &idle, &shutdown).await {
             Ok(w) => wake = wake.min(w),
             Err(e) => shared.error("contact queue", &e).await,
         }
@@ -82,37 +84,45 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
     }
 }
 
-/// One pass over the due contacts; returns when to look again.
+/// The policy's upload limits (the defaults before the first policy).
+fn upload_limits(shared: &Shared) -> UploadLimits {
+    shared
+        .policy
+        .borrow()
+        .as_ref()
+        .map(|p| p.policy.upload)
+        .unwrap_or_default()
+}
+
+/// One pass over the due contacts, `max_parallel` at a time (a splice of
+/// one overlaps the upload of another); returns when to look again.
+/// Connections to the server are reused across contacts through `idle`.
 async fn work_due(
     shared: &Arc<Shared>,
-    conn: &mut Option<HttpConnection>,
+    idle: &Mutex<Vec<HttpConnection>>,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Duration, AgentError> {
     let now = shared.now();
     let due = shared.db.call(move |c| contacts::due(c, now)).await?;
-    let mut wake = IDLE;
-    for contact in due {
-        if *shutdown.borrow() {
-            break;
-        }
-        let id = contact.contact_id.clone();
-        let attempts = contact.attempts;
-        match step(shared, conn, contact).await {
-            Ok(Some(w)) => wake = wake.min(w),
-            Ok(None) => {}
-            Err(e) => {
-                *conn = None;
-                let delay = shared.backoff(attempts);
-                let (now, text) = (shared.now(), e.to_string());
-                let at = now + delay.as_micros() as i64;
-                shared
-                    .db
-                    .call(move |c| contacts::retry_later(c, &id, &text, at, now))
-                    .await?;
-                shared.error("contact", &e).await;
-                wake = wake.min(delay);
+    let parallel = upload_limits(shared).max_parallel.max(1) as usize;
+    let waits: Vec<Result<Duration, AgentError>> = futures_util::stream::iter(due)
+        .map(|contact| async move {
+            if *shutdown.borrow() {
+                return Ok(IDLE);
             }
-        }
+            let mut conn = idle.lock().expect("idle connections").pop();
+            let wait = attempt(shared, &mut conn, contact).await;
+            if let Some(c) = conn.filter(HttpConnection::is_open) {
+                idle.lock().expect("idle connections").push(c);
+            }
+            wait
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    let mut wake = IDLE;
+    for w in waits {
+        wake = wake.min(w?);
     }
     let next = shared.db.call(|c| contacts::next_attempt(c)).await?;
     if let Some(at) = next {
@@ -120,6 +130,32 @@ async fn work_due(
         wake = wake.min(Duration::from_micros(wait));
     }
     Ok(wake)
+}
+
+/// Advances one contact; a failure is scheduled for a retry with backoff
+/// (and its connection dropped). Returns when to look at it again.
+async fn attempt(
+    shared: &Arc<Shared>,
+    conn: &mut Option<HttpConnection>,
+    contact: Contact,
+) -> Result<Duration, AgentError> {
+    let id = contact.contact_id.clone();
+    let attempts = contact.attempts;
+    match step(shared, conn, contact).await {
+        Ok(w) => Ok(w.unwrap_or(IDLE)),
+        Err(e) => {
+            *conn = None;
+            let delay = shared.backoff(attempts);
+            let (now, text) = (shared.now(), e.to_string());
+            let at = now + delay.as_micros() as i64;
+            shared
+                .db
+                .call(move |c| contacts::retry_later(c, &id, &text, at, now))
+                .await?;
+            shared.error("contact", &e).await;
+            Ok(delay)
+        }
+    }
 }
 
 /// Advances one contact; `Some(wait)` when it is not ready yet.
@@ -205,21 +241,8 @@ async fn splice(shared: &Arc<Shared>, contact: &Contact) -> Result<Option<Durati
                 .map(|()| None);
         }
         Err(e) if contact.attempts + 1 >= MAX_SPLICE_ATTEMPTS => {
-            let (id, detail, now) = (contact.contact_id.clone(), e.to_string(), shared.now());
-            shared
-                .db
-                .call(move |c| {
-                    contacts::set_unrecoverable(
-                        c,
-                        &id,
-                        UnrecoverableReason::Damaged,
-                        &detail,
-                        false,
-                        now,
-                    )
-                })
-                .await?;
-            shared.outbox.notify_one();
+            let (id, reason) = (&contact.contact_id, UnrecoverableReason::Damaged);
+            give_up(shared, id, reason, e.to_string(), false).await?;
             return Ok(None);
         }
         Err(e) => return Err(e.into()),
@@ -271,13 +294,7 @@ async fn not_recorded(
         }
     };
     tracing::info!(contact = %contact.contact_id, %detail, "contact not recorded");
-    let (id, now) = (contact.contact_id.clone(), shared.now());
-    shared
-        .db
-        .call(move |c| contacts::set_unrecoverable(c, &id, reason, &detail, false, now))
-        .await?;
-    shared.outbox.notify_one();
-    Ok(())
+    give_up(shared, &contact.contact_id, reason, detail, false).await
 }
 
 /// Uploads the contact's recording from where the server is.
@@ -301,6 +318,16 @@ async fn upload(
             .await?;
         return Ok(Some(Duration::ZERO));
     };
+    let limit = upload_limits(shared).max_recording_bytes;
+    if rec.bytes > limit {
+        let detail = format!(
+            "the recording is {} bytes, over the server's limit of {limit} (setting upload.max_recording_bytes)",
+            rec.bytes
+        );
+        tracing::warn!(contact = %id, %detail, "recording too large to upload");
+        too_large(shared, &id, detail).await?;
+        return Ok(None);
+    }
     if conn.as_ref().is_none_or(|c| !c.is_open()) {
         *conn = Some(HttpConnection::connect(&shared.addr).await?);
     }
@@ -346,21 +373,16 @@ async fn upload(
             })) => {
                 // The server refused the recording and shows why on the
                 // contact; nothing to send it.
-                let now = shared.now();
-                let rid = id.clone();
-                shared
-                    .db
-                    .call(move |c| {
-                        contacts::set_unrecoverable(
-                            c,
-                            &rid,
-                            UnrecoverableReason::Damaged,
-                            &message,
-                            true,
-                            now,
-                        )
-                    })
-                    .await?;
+                give_up(shared, &id, UnrecoverableReason::Damaged, message, true).await?;
+                return Ok(None);
+            }
+            Err(AgentError::Client(ClientError::Api {
+                status: 413,
+                message,
+                ..
+            })) => {
+                // The limit changed after the policy came.
+                too_large(shared, &id, message).await?;
                 return Ok(None);
             }
             Err(e) => return Err(e),
@@ -369,6 +391,31 @@ async fn upload(
     Err(AgentError::Invalid(format!(
         "the upload of contact {id} keeps being refused"
     )))
+}
+
+/// Gives up on a contact with `reason`; `told` when the server already
+/// knows (no outcome to send).
+async fn give_up(
+    shared: &Shared,
+    id: &str,
+    reason: UnrecoverableReason,
+    detail: String,
+    told: bool,
+) -> Result<(), AgentError> {
+    let (id, now) = (id.to_owned(), shared.now());
+    shared
+        .db
+        .call(move |c| contacts::set_unrecoverable(c, &id, reason, &detail, told, now))
+        .await?;
+    if !told {
+        shared.outbox.notify_one();
+    }
+    Ok(())
+}
+
+/// The recording is larger than the server takes: the server is told why.
+async fn too_large(shared: &Shared, id: &str, detail: String) -> Result<(), AgentError> {
+    give_up(shared, id, UnrecoverableReason::TooLarge, detail, false).await
 }
 
 /// HEAD for the offset, then PATCHes to the end; Ok when the server
@@ -384,7 +431,10 @@ async fn send(
     let mut offset = http.tus_offset(credential, location).await?;
     commit_offset(shared, id, Some(location), offset).await?;
     loop {
-        let len = (rec.bytes - offset).min(shared.config.upload_chunk_bytes as u64) as usize;
+        let cap = upload_limits(shared).max_bytes_per_second;
+        let piece = Pacer::piece_bytes(cap, shared.config.upload_chunk_bytes as u64);
+        let len = (rec.bytes - offset).min(piece) as usize;
+        shared.pacer.pace(len as u64, cap).await;
         let path = rec.path.clone();
         let body = tokio::task::spawn_blocking(move || read_at(&path, offset, len))
             .await

@@ -261,3 +261,85 @@ async fn the_exported_video_starts_and_ends_with_what_was_on_screen() {
     );
     assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
 }
+
+/// The server's upload rows for `contact`: (length, created_at, updated_at).
+fn upload_times(s: &TestServer, contact: &str) -> (u64, i64, i64) {
+    let db = rusqlite::Connection::open(s.dir.path().join("deskrec.db")).unwrap();
+    db.query_row(
+        "SELECT length, created_at, updated_at FROM uploads WHERE contact_id = ?1 AND state = 'stored'",
+        [contact],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_uploads_share_the_bandwidth_cap() {
+    const CAP: u64 = 16 << 10;
+    let s = TestServer::start().await;
+    eligible_setup(&s).await;
+    s.admin(
+        "PATCH",
+        "/settings",
+        serde_json::json!({"upload": {"max_recording_bytes": 1u64 << 30, "max_parallel": 2,
+                                      "max_bytes_per_second": CAP}}),
+    )
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (agent, dir) = start_agent(&s, tmp.path(), ANN, Arc::new(SystemClock)).await;
+    recording_for(&dir, 6).await;
+    let now = SystemClock.now();
+    // Two contacts over the same time: two recordings, uploaded together.
+    for id in ["c-a", "c-b"] {
+        import_contact(&s, id, ANN, now - 5 * SECOND, now - SECOND).await;
+    }
+    for id in ["c-a", "c-b"] {
+        wait_contact_status(&s, id, "uploaded", Duration::from_secs(120)).await;
+    }
+    agent.shutdown().await;
+    let (a, b) = (upload_times(&s, "c-a"), upload_times(&s, "c-b"));
+    let bytes = a.0 + b.0;
+    let piece = deskrec_agent::pacer::Pacer::piece_bytes(Some(CAP), 64 << 10);
+    assert_eq!(piece, CAP);
+    assert!(bytes > 3 * piece, "recordings big enough to pace: {bytes}");
+    // Together they took at least their bytes at the cap, less the last
+    // piece (sent, not waited for).
+    let took = a.2.max(b.2) - a.1.min(b.1);
+    let least = (bytes - piece) as f64 / CAP as f64 * 1e6;
+    assert!(
+        took as f64 >= least * 0.95,
+        "{bytes} bytes in {took} µs: over the cap of {CAP} B/s"
+    );
+    // And they overlapped: the second started before the first ended.
+    assert!(a.1.max(b.1) < a.2.min(b.2), "{a:?} {b:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_over_the_servers_limit_is_reported_too_large() {
+    let s = TestServer::start().await;
+    eligible_setup(&s).await;
+    s.admin(
+        "PATCH",
+        "/settings",
+        serde_json::json!({"upload": {"max_recording_bytes": 1000, "max_parallel": 2,
+                                      "max_bytes_per_second": null}}),
+    )
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (agent, dir) = start_agent(&s, tmp.path(), ANN, Arc::new(SystemClock)).await;
+    recording_for(&dir, 4).await;
+    let now = SystemClock.now();
+    import_contact(&s, "c-big", ANN, now - 3 * SECOND, now - SECOND).await;
+    let c = wait_contact_status(&s, "c-big", "unrecoverable", WAIT).await;
+    let reason = c["status_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("too_large") && reason.contains("max_recording_bytes"),
+        "{c}"
+    );
+    assert!(server_uploads(&s, "c-big").is_empty(), "nothing was sent");
+    wait_status(&dir, WAIT, "the recording given up", |r| {
+        r.contacts.unrecoverable == 1
+    })
+    .await;
+    agent.shutdown().await;
+}

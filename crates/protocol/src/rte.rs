@@ -167,6 +167,9 @@ pub enum UnrecoverableReason {
     SegmentsDeleted,
     /// The segments exist but are damaged beyond use.
     Damaged,
+    /// The recording is larger than the server accepts
+    /// (`upload.max_recording_bytes`).
+    TooLarge,
 }
 
 impl UnrecoverableReason {
@@ -177,6 +180,7 @@ impl UnrecoverableReason {
             UnrecoverableReason::NotEligible => "not_eligible",
             UnrecoverableReason::SegmentsDeleted => "segments_deleted",
             UnrecoverableReason::Damaged => "damaged",
+            UnrecoverableReason::TooLarge => "too_large",
         }
     }
 }

@@ -98,7 +98,12 @@ async fn apply(shared: &Arc<Shared>, watcher: &'static str, event: SessionEvent)
             if !login.is_empty() {
                 shared.ending.send_replace(None);
             }
-            shared.login.send_replace(login);
+            // Only a change is news (a new hello, a new policy).
+            shared.login.send_if_modified(|l| {
+                let changed = *l != login;
+                *l = login;
+                changed
+            });
         }
         SessionEvent::Locked(locked) => shared.update_live(|l| l.locked = locked).await,
         SessionEvent::EndCancelled => {
