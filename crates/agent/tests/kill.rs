@@ -15,16 +15,6 @@ use common::*;
 const WAIT: Duration = Duration::from_secs(30);
 const SECOND: i64 = 1_000_000;
 
-/// Ann made eligible on `s`, and an agent data directory enrolled there
-/// (the temporary directory must outlive the test).
-async fn enrolled(s: &TestServer) -> (tempfile::TempDir, DataDir) {
-    eligible_setup(s).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = DataDir::new(tmp.path());
-    enroll_agent(s, &dir).await;
-    (tmp, dir)
-}
-
 /// Whether the agent is recording into at least one segment.
 fn is_recording(r: &deskrec_agent::status::StatusReport) -> bool {
     r.state == RecordingState::Recording && r.segments.count >= 1
@@ -40,7 +30,7 @@ async fn start_recording(dir: &DataDir) -> AgentProcess {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_while_recording_and_while_uploading_the_contact_arrives_once() {
     let s = TestServer::start().await;
-    let (_tmp, dir) = enrolled(&s).await;
+    let (_tmp, dir) = eligible_enrolled(&s).await;
 
     let agent = start_recording(&dir).await;
     let start = SystemClock.now();
@@ -90,7 +80,7 @@ async fn killed_while_recording_and_while_uploading_the_contact_arrives_once() {
 /// the PC is off, and the next morning's agent uploads its recording.
 async fn end_of_day(power_cut: bool) {
     let s = TestServer::start().await;
-    let (_tmp, dir) = enrolled(&s).await;
+    let (_tmp, dir) = eligible_enrolled(&s).await;
 
     let agent = start_recording(&dir).await;
     let start = SystemClock.now();
@@ -204,7 +194,7 @@ async fn killed_after_the_upload_before_the_local_copy_is_deleted_it_goes_once()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_while_splicing_the_contact_arrives_once() {
     let s = TestServer::start().await;
-    let (_tmp, dir) = enrolled(&s).await;
+    let (_tmp, dir) = eligible_enrolled(&s).await;
 
     let agent = start_recording(&dir).await;
     // (After the start, which clears leftovers there.) A file where the recordings directory goes: the splice cannot write

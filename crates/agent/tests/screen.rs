@@ -11,14 +11,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use deskrec_agent::Agent;
 use deskrec_agent::clock::{Clock, SystemClock};
-use deskrec_agent::{Agent, DataDir};
 use deskrec_capture::X11Source;
 use deskrec_capture::testing::{Painter, Xvfb, require_program};
 use deskrec_protocol::RecordingState;
 
 use common::{
-    ANN, TestServer, config, eligible_setup, enroll_agent, exported_video, import_contact,
+    ANN, TestServer, config, eligible_enrolled, exported_video, import_contact,
     wait_contact_status, wait_status,
 };
 
@@ -38,10 +38,7 @@ async fn the_recording_of_the_real_screen_starts_and_ends_with_what_was_shown() 
     let painter = Painter::new(&xvfb);
     painter.show(0);
     let s = TestServer::start().await;
-    eligible_setup(&s).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = DataDir::new(tmp.path());
-    enroll_agent(&s, &dir).await;
+    let (_tmp, dir) = eligible_enrolled(&s).await;
     let mut cfg = config(&dir, ANN, Arc::new(SystemClock));
     cfg.pad = Duration::ZERO;
     let options = xvfb.options();

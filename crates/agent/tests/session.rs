@@ -23,7 +23,7 @@ use deskrec_vault::{ScanDepth, scan_segment};
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{OwnedFd, OwnedObjectPath};
 
-use common::{ANN, TestServer, config, eligible_setup, enroll_agent, wait_for, wait_status};
+use common::{ANN, TestServer, config, eligible_enrolled, enroll_agent, wait_for, wait_status};
 
 const WAIT: Duration = Duration::from_secs(20);
 const SEAT: &str = "/org/freedesktop/login1/seat/seat0";
@@ -242,10 +242,7 @@ async fn the_agent_follows_logon_lock_logoff_and_finishes_its_segment_before_shu
     let bus = Bus::start();
     let logind = Logind::start(&bus).await;
     let s = TestServer::start().await;
-    eligible_setup(&s).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = DataDir::new(tmp.path());
-    enroll_agent(&s, &dir).await;
+    let (_tmp, dir) = eligible_enrolled(&s).await;
     let mut cfg = config(&dir, ANN, Arc::new(SystemClock));
     cfg.login = None;
     let address = bus.address.clone();

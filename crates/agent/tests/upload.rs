@@ -228,10 +228,7 @@ async fn a_network_cut_mid_upload_resumes_from_the_servers_offset() {
 #[cfg(target_os = "linux")] // ffmpeg and the decoder fixture
 async fn the_exported_video_starts_and_ends_with_what_was_on_screen() {
     let s = TestServer::start().await;
-    eligible_setup(&s).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = DataDir::new(tmp.path());
-    enroll_agent(&s, &dir).await;
+    let (_tmp, dir) = eligible_enrolled(&s).await;
     let (mut cfg, opened) = numbered_config(&dir, ANN);
     cfg.pad = Duration::ZERO;
     let agent = Agent::start(cfg).await.unwrap();
@@ -262,10 +259,21 @@ async fn the_exported_video_starts_and_ends_with_what_was_on_screen() {
     assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
 }
 
+/// Sets the server's upload limits (two uploads at a time).
+async fn set_upload_limits(s: &TestServer, max_recording_bytes: u64, cap: Option<u64>) {
+    let upload = serde_json::json!({"max_recording_bytes": max_recording_bytes,
+                                    "max_parallel": 2, "max_bytes_per_second": cap});
+    s.admin(
+        "PATCH",
+        "/settings",
+        serde_json::json!({ "upload": upload }),
+    )
+    .await;
+}
+
 /// The server's upload rows for `contact`: (length, created_at, updated_at).
 fn upload_times(s: &TestServer, contact: &str) -> (u64, i64, i64) {
-    let db = rusqlite::Connection::open(s.dir.path().join("deskrec.db")).unwrap();
-    db.query_row(
+    server_db(s).query_row(
         "SELECT length, created_at, updated_at FROM uploads WHERE contact_id = ?1 AND state = 'stored'",
         [contact],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -278,13 +286,7 @@ async fn parallel_uploads_share_the_bandwidth_cap() {
     const CAP: u64 = 16 << 10;
     let s = TestServer::start().await;
     eligible_setup(&s).await;
-    s.admin(
-        "PATCH",
-        "/settings",
-        serde_json::json!({"upload": {"max_recording_bytes": 1u64 << 30, "max_parallel": 2,
-                                      "max_bytes_per_second": CAP}}),
-    )
-    .await;
+    set_upload_limits(&s, 1 << 30, Some(CAP)).await;
     let tmp = tempfile::tempdir().unwrap();
     let (agent, dir) = start_agent(&s, tmp.path(), ANN, Arc::new(SystemClock)).await;
     recording_for(&dir, 6).await;
@@ -318,13 +320,7 @@ async fn parallel_uploads_share_the_bandwidth_cap() {
 async fn a_recording_over_the_servers_limit_is_reported_too_large() {
     let s = TestServer::start().await;
     eligible_setup(&s).await;
-    s.admin(
-        "PATCH",
-        "/settings",
-        serde_json::json!({"upload": {"max_recording_bytes": 1000, "max_parallel": 2,
-                                      "max_bytes_per_second": null}}),
-    )
-    .await;
+    set_upload_limits(&s, 1000, None).await;
     let tmp = tempfile::tempdir().unwrap();
     let (agent, dir) = start_agent(&s, tmp.path(), ANN, Arc::new(SystemClock)).await;
     recording_for(&dir, 4).await;

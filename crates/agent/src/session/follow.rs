@@ -85,7 +85,7 @@ async fn apply(shared: &Arc<Shared>, watcher: &'static str, event: SessionEvent)
     let stored = shared
         .db
         .call(move |c| {
-            let tx = c.transaction()?;
+            let tx = crate::db::write_tx(c)?;
             audit(&tx, now, action, "", detail)?;
             Ok(tx.commit()?)
         })

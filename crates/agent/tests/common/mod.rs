@@ -27,6 +27,17 @@ pub async fn enroll_agent(s: &TestServer, dir: &DataDir) -> Identity {
         .unwrap()
 }
 
+/// Ann made eligible on `s` ([`eligible_setup`]), and a fresh agent data
+/// directory enrolled there (the temporary directory must outlive the
+/// test).
+pub async fn eligible_enrolled(s: &TestServer) -> (tempfile::TempDir, DataDir) {
+    eligible_setup(s).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    enroll_agent(s, &dir).await;
+    (tmp, dir)
+}
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -387,9 +398,14 @@ pub fn stored_recordings(s: &TestServer) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// The server's database, read beside the running server.
+pub fn server_db(s: &TestServer) -> rusqlite::Connection {
+    rusqlite::Connection::open(s.dir.path().join("deskrec.db")).unwrap()
+}
+
 /// The server's tus uploads for a contact: (length, received, state).
 pub fn server_uploads(s: &TestServer, contact: &str) -> Vec<(u64, u64, String)> {
-    let db = rusqlite::Connection::open(s.dir.path().join("deskrec.db")).unwrap();
+    let db = server_db(s);
     let mut stmt = db
         .prepare("SELECT length, received, state FROM uploads WHERE contact_id = ?1")
         .unwrap();
