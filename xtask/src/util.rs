@@ -7,10 +7,19 @@ use anyhow::{Context, Result, bail};
 
 /// The repository root (xtask lives one level below it).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    xtask_dir()
         .parent()
         .expect("xtask sits inside the repository")
         .to_path_buf()
+}
+
+/// xtask's own directory. `cargo run` says where the package is at run time;
+/// the path compiled in is only the fallback, since a binary in a target
+/// directory shared by several clones may have been built from another one.
+pub fn xtask_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf())
 }
 
 /// Cache directory outside the clone, reused across CI runs.

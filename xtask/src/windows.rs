@@ -31,7 +31,7 @@ use serde_json::Value;
 
 use crate::display::VirtualDisplay;
 use crate::setup;
-use crate::util::{cache_dir, output, root, run as run_cmd};
+use crate::util::{cache_dir, output, root, run as run_cmd, xtask_dir};
 
 /// The Rust target the Windows agent is built for.
 const TARGET: &str = "x86_64-pc-windows-gnu";
@@ -300,7 +300,7 @@ fn wine_env<'a>(cmd: &'a mut Command, prefix: &Path) -> &'a mut Command {
 /// Compiles the shim DLLs from `xtask/wine/` (a fraction of a second, so
 /// always: no staleness to get wrong) and returns their paths.
 fn build_shims() -> Result<Vec<PathBuf>> {
-    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("wine");
+    let sources = xtask_dir().join("wine");
     let out_dir = cache_dir().join("wine-shims");
     fs::create_dir_all(&out_dir)?;
     SHIMS

@@ -71,7 +71,7 @@ pub struct EncoderConfig {
     pub fps: f32,
     /// Longest time between keyframes (default 10 s).
     pub gop: Duration,
-    /// Bit rate OpenH264 aims for, in bits per second (default 1 Mbps).
+    /// Bit rate OpenH264 aims for, in bits per second (default 2 Mbit/s).
     pub max_bitrate_bps: u32,
     /// Whether a GOP also ends after [`gop`](Self::gop) of capture time
     /// when fewer frames were encoded (default true). A recorder that skips
@@ -86,8 +86,12 @@ impl EncoderConfig {
     pub const DEFAULT_FPS: f32 = 5.0;
     /// Default keyframe interval (policy default).
     pub const DEFAULT_GOP: Duration = Duration::from_secs(10);
-    /// Default bit rate: readable 1080p text at ~0.6-6 MB a minute.
-    pub const DEFAULT_MAX_BITRATE_BPS: u32 = 1_000_000;
+    /// Default bit rate. Quality-mode rate control on a busy 1080p desktop
+    /// stays under 2 Mbit/s (~9 MB a minute) by itself; a lower target
+    /// makes it raise the QP on text, whose blurred references then cost
+    /// more bits, not fewer (1 Mbit/s: 2 dB worse and 3 % bigger; see
+    /// docs/benchmarks.md#capture).
+    pub const DEFAULT_MAX_BITRATE_BPS: u32 = 2_000_000;
 
     /// A config for `width` x `height` pictures with the defaults above.
     #[must_use]

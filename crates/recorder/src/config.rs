@@ -40,7 +40,7 @@ impl Default for RecorderConfig {
             gop_seconds: 10.0,
             segment_seconds: 600.0,
             chunk_seconds: 2.0,
-            max_bitrate_bps: 1_000_000,
+            max_bitrate_bps: deskrec_capture::EncoderConfig::DEFAULT_MAX_BITRATE_BPS,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The three recorders of a scene, run at the same time on its display:
 //!
 //! - Deskrec: the release `deskrec record --source screen` binary at its
-//!   defaults (5 fps, 10 s GOP, 1 Mbit/s), then `deskrec vault splice` and
+//!   defaults (5 fps, 10 s GOP, 2 Mbit/s), then `deskrec vault splice` and
 //!   `vault export` turn its segments into an MP4 to compare;
 //! - ffmpeg: `ffmpeg -f x11grab -framerate 5 -video_size 1920x1080 -i :N
 //!   -c:v libx264 -preset ultrafast -tune zerolatency`;
