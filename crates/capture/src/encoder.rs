@@ -1,4 +1,5 @@
-//! BGRA frames to H.264 (Annex-B) with OpenH264, tuned for screen recording.
+//! Captured pictures (BGRA [`Frame`]s or I420 [`YuvFrame`]s) to H.264
+//! (Annex-B) with OpenH264, tuned for screen recording.
 //!
 //! # What is set, and why
 //!
@@ -8,10 +9,11 @@
 //! | rate control | quality mode, target = [`EncoderConfig::max_bitrate_bps`] | text stays readable; idle screens cost almost nothing |
 //! | frame skipping | off | every captured frame must come out: one call, one picture |
 //! | keyframes | every GOP and on demand (OpenH264's own intra period off) | segments and splices need a keyframe at least every GOP |
+//! | motion search | OpenH264's screen-content search without its block-feature (hash) search, line searches within +-256 px: a patched OpenH264, `third_party/openh264-sys2/DESKREC.md` | half the CPU on busy screens and ~20 MiB less; text costs ~2x the bytes, still ~0.13x of x264 ultrafast |
 //! | scene-change detection | on (OpenH264 forces it on for screen content) | a large change (another window, a new page) may become an IDR of its own; it is reported as a keyframe and restarts the GOP |
 //! | adaptive quantisation, background detection | off | not supported for screen content (OpenH264 turns them off and warns) |
 //! | threads | 1 | capture, encode and the agent share a small PC; a single slice gains nothing from more |
-//! | colour | BT.709 matrix, limited range, converted by `yuvutils-rs`, signalled in the SPS VUI | players show the colours we converted with |
+//! | colour | BT.709 matrix, limited range, converted by `yuvutils-rs` ([`YuvFrame`]), signalled in the SPS VUI | players show the colours we converted with |
 //! | log | OpenH264's messages go to `tracing` (target `openh264`), errors as `warn`, warnings as `info` | no stray stderr lines; the reason for an OpenH264 error code is in the log |
 //!
 //! OpenH264 0.9.9 (the Rust crate) exposes no separate peak bit rate: its
@@ -38,13 +40,9 @@ use openh264::encoder::{
 };
 use openh264::formats::YUVSlices;
 use openh264::{OpenH264API, Timestamp};
-use yuvutils_rs::{
-    YuvChromaSubsampling, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix,
-    bgra_to_yuv420,
-};
 
 use crate::annexb;
-use crate::{EncodeError, Frame};
+use crate::{EncodeError, Frame, FrameSize, YuvFrame};
 
 mod openh264_log;
 
@@ -55,9 +53,6 @@ const MIN_SIDE: u32 = 16;
 /// OpenH264 supports up to level 5.2: 3840x2160 landscape or portrait.
 const MAX_LONG_SIDE: u32 = 3840;
 const MAX_SHORT_SIDE: u32 = 2160;
-/// Luma and chroma of black in limited range, for the probe frame.
-const BLACK_Y: u8 = 16;
-const NEUTRAL_CHROMA: u8 = 128;
 
 /// Settings of an [`H264Encoder`]. Build with [`EncoderConfig::new`] and
 /// change the public fields; [`H264Encoder::new`] validates them.
@@ -203,7 +198,7 @@ struct LastKeyframe {
     captured_at: Instant,
 }
 
-/// An H.264 encoder for one stream of same-sized BGRA frames.
+/// An H.264 encoder for one stream of same-sized pictures.
 ///
 /// Keyframes come on the first frame, when asked for, and when a GOP has
 /// passed since the last one: [`EncoderConfig::gop_frames`] frames, or
@@ -218,8 +213,6 @@ pub struct H264Encoder {
     gop_frames: u32,
     /// OpenH264, already initialised for the configured size.
     inner: Encoder,
-    /// I420 planes the frame is converted into, reused for every frame.
-    yuv: YuvPlanarImageMut<'static, u8>,
     /// Frames encoded so far.
     frames_encoded: u64,
     /// Capture time of the first frame: stream time zero.
@@ -249,13 +242,10 @@ impl H264Encoder {
         let mut inner = Encoder::with_api_config(OpenH264API::from_source(), config.to_openh264())
             .map_err(|e| EncodeError::openh264("create", e))?;
         openh264_log::route_to_tracing(&mut inner);
-        let yuv =
-            YuvPlanarImageMut::alloc(config.width, config.height, YuvChromaSubsampling::Yuv420);
         let mut encoder = Self {
             gop_frames: config.gop_frames(),
             config,
             inner,
-            yuv,
             frames_encoded: 0,
             stream_start: None,
             last_keyframe: None,
@@ -279,8 +269,8 @@ impl H264Encoder {
         self.frames_encoded
     }
 
-    /// Encodes one frame; `force_keyframe` makes it an IDR whether or not
-    /// one is due.
+    /// Converts one BGRA frame to I420 ([`YuvFrame`]) and encodes it;
+    /// `force_keyframe` makes it an IDR whether or not one is due.
     ///
     /// # Errors
     ///
@@ -294,14 +284,32 @@ impl H264Encoder {
         frame: &Frame,
         force_keyframe: bool,
     ) -> Result<EncodedFrame, EncodeError> {
-        self.check_size(frame)?;
-        self.convert(frame)?;
+        self.check_size(frame.size())?;
+        let picture =
+            YuvFrame::from_frame(frame).map_err(|e| EncodeError::Convert(e.to_string()))?;
+        self.encode_yuv_frame(&picture, force_keyframe)
+    }
+
+    /// Encodes one picture already converted to I420 (what the recorder
+    /// does: it converts as it captures); otherwise as [`encode`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`encode`].
+    ///
+    /// [`encode`]: H264Encoder::encode
+    pub fn encode_yuv_frame(
+        &mut self,
+        frame: &YuvFrame,
+        force_keyframe: bool,
+    ) -> Result<EncodedFrame, EncodeError> {
+        self.check_size(frame.size())?;
         let want_keyframe = force_keyframe || self.keyframe_due(frame.captured_at());
         if want_keyframe {
             self.inner.force_intra_frame();
         }
         let timestamp = self.timestamp(frame.captured_at());
-        let (data, frame_type) = self.encode_yuv(timestamp)?;
+        let (data, frame_type) = self.encode_planes(frame, timestamp)?;
         let keyframe = frame_type == FrameType::IDR;
         if data.is_empty() || !matches!(frame_type, FrameType::IDR | FrameType::I | FrameType::P) {
             return Err(EncodeError::NoOutput {
@@ -338,10 +346,8 @@ impl H264Encoder {
     /// Initialises OpenH264 with a black frame and throws the result away;
     /// the first real frame is then forced to be an IDR anyway.
     fn probe(&mut self) -> Result<(), EncodeError> {
-        self.yuv.y_plane.borrow_mut().fill(BLACK_Y);
-        self.yuv.u_plane.borrow_mut().fill(NEUTRAL_CHROMA);
-        self.yuv.v_plane.borrow_mut().fill(NEUTRAL_CHROMA);
-        self.encode_yuv(Timestamp::ZERO)
+        let size = FrameSize::new(self.config.width, self.config.height);
+        self.encode_planes(&YuvFrame::black(size, Instant::now()), Timestamp::ZERO)
             .map_err(|e| match e {
                 EncodeError::OpenH264 { source, .. } => EncodeError::OpenH264 {
                     context: "initialisation (probe frame)",
@@ -352,32 +358,16 @@ impl H264Encoder {
             .map(drop)
     }
 
-    fn check_size(&self, frame: &Frame) -> Result<(), EncodeError> {
-        if frame.width() == self.config.width && frame.height() == self.config.height {
+    fn check_size(&self, size: FrameSize) -> Result<(), EncodeError> {
+        if size.width == self.config.width && size.height == self.config.height {
             return Ok(());
         }
         Err(EncodeError::SizeMismatch {
-            frame_width: frame.width(),
-            frame_height: frame.height(),
+            frame_width: size.width,
+            frame_height: size.height,
             width: self.config.width,
             height: self.config.height,
         })
-    }
-
-    /// BGRA to I420 (BT.709, limited range) into `self.yuv`.
-    fn convert(&mut self, frame: &Frame) -> Result<(), EncodeError> {
-        // `Frame::new` checked that the stride fits in 32 bits.
-        let stride =
-            u32::try_from(frame.stride()).map_err(|e| EncodeError::Convert(e.to_string()))?;
-        bgra_to_yuv420(
-            &mut self.yuv,
-            frame.pixels(),
-            stride,
-            YuvRange::Limited,
-            YuvStandardMatrix::Bt709,
-            YuvConversionMode::Balanced,
-        )
-        .map_err(|e| EncodeError::Convert(e.to_string()))
     }
 
     /// Whether the GOP since the last keyframe has run out at `captured_at`.
@@ -402,19 +392,13 @@ impl H264Encoder {
 
     /// Runs OpenH264 on the current planes; returns Annex-B bytes and the
     /// frame type.
-    fn encode_yuv(&mut self, timestamp: Timestamp) -> Result<(Vec<u8>, FrameType), EncodeError> {
+    fn encode_planes(
+        &mut self,
+        picture: &YuvFrame,
+        timestamp: Timestamp,
+    ) -> Result<(Vec<u8>, FrameType), EncodeError> {
         let (width, height) = (self.config.width as usize, self.config.height as usize);
-        let planes = (
-            self.yuv.y_plane.borrow(),
-            self.yuv.u_plane.borrow(),
-            self.yuv.v_plane.borrow(),
-        );
-        let strides = (
-            self.yuv.y_stride as usize,
-            self.yuv.u_stride as usize,
-            self.yuv.v_stride as usize,
-        );
-        let source = YUVSlices::new(planes, (width, height), strides);
+        let source = YUVSlices::new(picture.planes(), (width, height), picture.strides());
         let stream = self
             .inner
             .encode_at(&source, timestamp)

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Instant;
 
 use crate::CaptureError;
+use crate::yuv::YuvFrame;
 
 /// Bytes per BGRA pixel.
 pub const BYTES_PER_PIXEL: usize = 4;
@@ -154,7 +155,12 @@ impl fmt::Debug for Frame {
 }
 
 /// Checks that `len` bytes hold `height` rows of `width` BGRA pixels.
-fn check_layout(width: u32, height: u32, stride: usize, len: usize) -> Result<(), CaptureError> {
+pub(crate) fn check_layout(
+    width: u32,
+    height: u32,
+    stride: usize,
+    len: usize,
+) -> Result<(), CaptureError> {
     let invalid = |msg: String| Err(CaptureError::InvalidFrame(msg));
     if width == 0 || height == 0 {
         return invalid(format!("empty frame {width}x{height}"));
@@ -243,6 +249,19 @@ pub trait FrameSource {
     /// (the recorder starts a new segment and encoder).
     fn next_frame(&mut self) -> Result<Frame, CaptureError>;
 
+    /// Captures the current picture, converted for the encoder: what the
+    /// recorder calls. The default converts [`next_frame`]'s picture; a
+    /// source that can convert from its own buffer saves the BGRA copy.
+    ///
+    /// # Errors
+    ///
+    /// As for `next_frame`.
+    ///
+    /// [`next_frame`]: FrameSource::next_frame
+    fn next_yuv_frame(&mut self) -> Result<YuvFrame, CaptureError> {
+        YuvFrame::from_frame(&self.next_frame()?)
+    }
+
     /// Whether the picture may have changed since the last frame
     /// [`next_frame`](FrameSource::next_frame) returned; call it once per
     /// tick, before `next_frame`.
@@ -277,6 +296,10 @@ impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
 
     fn next_frame(&mut self) -> Result<Frame, CaptureError> {
         (**self).next_frame()
+    }
+
+    fn next_yuv_frame(&mut self) -> Result<YuvFrame, CaptureError> {
+        (**self).next_yuv_frame()
     }
 
     fn changed_since_last(&mut self) -> Result<bool, CaptureError> {

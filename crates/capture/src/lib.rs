@@ -41,6 +41,7 @@
 //! - `testing` (feature `test-utils`, Linux only): test support shared by
 //!   the workspace's tests: an Xvfb fixture, a painter that shows numbered
 //!   pictures on it, ffmpeg decoding of recorded video.
+//! - [`yuv`]: pictures converted to I420 for the encoder ([`YuvFrame`]).
 //! - `error`: [`CaptureError`] and [`EncodeError`].
 //!
 //! Platform sources live in their own modules behind `cfg` and implement
@@ -64,6 +65,7 @@ pub mod testing;
 pub mod windows;
 #[cfg(target_os = "linux")]
 pub mod x11;
+pub mod yuv;
 
 #[cfg(windows)]
 pub use self::windows::{CaptureMethod, WindowsOptions, WindowsSource};
@@ -73,3 +75,4 @@ pub use frame::{Frame, FrameSize, FrameSource, Monitor};
 pub use synthetic::{Motion, SyntheticSource, read_frame_number, read_frame_number_bgra};
 #[cfg(target_os = "linux")]
 pub use x11::{X11Options, X11Source};
+pub use yuv::YuvFrame;

@@ -57,6 +57,7 @@ mod format;
 mod layout;
 mod shm;
 
+use std::borrow::Cow;
 use std::ffi::OsString;
 use std::fmt;
 use std::time::Instant;
@@ -74,7 +75,7 @@ use self::format::PixelFormat;
 use self::layout::Layout;
 use self::shm::ShmSegment;
 use crate::frame::BYTES_PER_PIXEL;
-use crate::{BoxError, CaptureError, Frame, FrameSize, FrameSource, Monitor};
+use crate::{BoxError, CaptureError, Frame, FrameSize, FrameSource, Monitor, YuvFrame};
 
 /// How to open an [`X11Source`]. The default captures `$DISPLAY` with the
 /// fastest paths the server offers.
@@ -270,20 +271,32 @@ impl X11Source {
 
     /// Captures the screen now.
     fn capture(&mut self) -> Result<Frame, CaptureError> {
+        self.capture_as(|size, stride, pixels, captured_at| {
+            Frame::new(
+                size.width,
+                size.height,
+                stride,
+                pixels.into_owned(),
+                captured_at,
+            )
+        })
+    }
+
+    /// Captures the screen now and makes `make` of the pixels, which are
+    /// borrowed from the shared segment when there is one (no copy).
+    fn capture_as<T>(
+        &mut self,
+        make: impl FnOnce(FrameSize, usize, Cow<'_, [u8]>, Instant) -> Result<T, CaptureError>,
+    ) -> Result<T, CaptureError> {
         self.changes
             .before_capture(&self.conn)
             .map_err(failed("clearing the damage"))?;
         let captured_at = Instant::now();
-        match self.grabber.grab(&self.conn, self.root, self.size) {
+        let size = self.size;
+        match self.grabber.grab(&self.conn, self.root, size) {
             Ok(pixels) => {
-                let stride = self.size.width as usize * BYTES_PER_PIXEL;
-                Frame::new(
-                    self.size.width,
-                    self.size.height,
-                    stride,
-                    pixels,
-                    captured_at,
-                )
+                let stride = size.width as usize * BYTES_PER_PIXEL;
+                make(size, stride, pixels, captured_at)
             }
             Err(err) => Err(self.capture_failed(err)),
         }
@@ -313,6 +326,18 @@ impl FrameSource for X11Source {
         };
         self.changes.delivered(&frame);
         Ok(frame)
+    }
+
+    /// With DAMAGE, converts straight from the shared segment: no BGRA
+    /// copy is made or kept. Comparing captures needs the BGRA frames.
+    fn next_yuv_frame(&mut self) -> Result<YuvFrame, CaptureError> {
+        if !self.changes.keeps_frames() {
+            self.refresh()?;
+            return self.capture_as(|size, stride, pixels, captured_at| {
+                YuvFrame::from_bgra(size, stride, &pixels, captured_at)
+            });
+        }
+        YuvFrame::from_frame(&self.next_frame()?)
     }
 
     /// From DAMAGE events (no capture), or by capturing and comparing when
@@ -391,21 +416,22 @@ impl Grabber {
     }
 
     /// The top-left `size` pixels of the root window as tightly packed
-    /// ZPixmap rows.
+    /// ZPixmap rows: borrowed from the shared segment (valid until the next
+    /// grab), or the `GetImage` reply's own buffer.
     fn grab(
         &mut self,
         conn: &impl Connection,
         root: Window,
         size: FrameSize,
-    ) -> Result<Vec<u8>, ReplyError> {
+    ) -> Result<Cow<'_, [u8]>, ReplyError> {
         match self {
-            Self::Shm(segment) => Ok(segment.grab(conn, root, size)?.to_vec()),
+            Self::Shm(segment) => Ok(Cow::Borrowed(segment.grab(conn, root, size)?)),
             Self::GetImage => {
                 let (width, height) = extent(size);
                 let reply =
                     xproto::get_image(conn, ImageFormat::Z_PIXMAP, root, 0, 0, width, height, !0)?
                         .reply()?;
-                Ok(reply.data)
+                Ok(Cow::Owned(reply.data))
             }
         }
     }
@@ -509,6 +535,12 @@ impl Changes {
         let changed = last.as_ref().is_none_or(|last| !frame.same_picture(last));
         *pending = changed.then_some(frame);
         changed
+    }
+
+    /// Compare mode keeps the last BGRA frame delivered (DAMAGE keeps
+    /// nothing).
+    fn keeps_frames(&self) -> bool {
+        matches!(self, Self::Compare { .. })
     }
 
     fn take_pending(&mut self) -> Option<Frame> {

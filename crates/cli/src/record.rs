@@ -68,6 +68,11 @@ pub fn read_config(path: &Path) -> Result<RecordFile> {
         .with_context(|| format!("{} is not a valid Deskrec configuration", path.display()))
 }
 
+/// How often `record` looks whether the recorder stopped by itself (an
+/// error). Rarely: on a still screen, waking 20 times a second was ~5 % of
+/// the recording's CPU.
+const POLL: Duration = Duration::from_secs(1);
+
 /// Records for `seconds`, then prints the segments written.
 pub fn record(s: RecordSettings) -> Result<Value> {
     let server = PublicKey::load(&s.server_pub)?;
@@ -76,9 +81,7 @@ pub fn record(s: RecordSettings) -> Result<Value> {
     let recorder = Recorder::start(source, s.recorder, server)?;
     let deadline = Instant::now() + Duration::from_secs_f64(s.seconds);
     while Instant::now() < deadline && recorder.is_running() {
-        std::thread::sleep(
-            Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())),
-        );
+        std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));
     }
     let status = recorder.stop()?;
     let segments = list_segments(&dir)?;

@@ -25,7 +25,13 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 pub struct Usage {
     /// User plus system CPU time of all its threads.
     pub cpu: Duration,
-    /// Peak resident memory (`ru_maxrss`), in KiB.
+    /// Peak resident memory, in KiB: when sampled, `VmHWM` of the last
+    /// sample (the high-water mark of the process's own memory since it
+    /// started its program); otherwise `ru_maxrss`. The latter also counts
+    /// the parent's memory: Linux carries the high-water mark of the
+    /// memory a child had before `exec` (the parent's, shared or copied
+    /// when it was spawned) into it, so a child of a 300 MB process
+    /// reports at least 300 MB.
     pub max_rss_kib: u64,
     /// CPU time by thread name, summed over threads of the same name, from
     /// the last sample (empty unless sampled).
@@ -44,6 +50,9 @@ pub struct Memory {
     pub file_kib: u64,
     /// `RssShmem`: shared memory (e.g. an MIT-SHM segment).
     pub shmem_kib: u64,
+    /// `VmHWM`: peak resident memory so far (not a kind: the total's
+    /// high-water mark).
+    pub peak_kib: u64,
 }
 
 impl Memory {
@@ -60,6 +69,7 @@ impl Memory {
             anon_kib: kib("RssAnon:"),
             file_kib: kib("RssFile:"),
             shmem_kib: kib("RssShmem:"),
+            peak_kib: kib("VmHWM:"),
         }
     }
 
@@ -69,6 +79,9 @@ impl Memory {
             anon_kib: self.anon_kib.max(other.anon_kib),
             file_kib: self.file_kib.max(other.file_kib),
             shmem_kib: self.shmem_kib.max(other.shmem_kib),
+            // The newest: a sample taken before the child started its
+            // program (between spawn and exec) shows the parent's.
+            peak_kib: other.peak_kib,
         }
     }
 }
@@ -125,7 +138,10 @@ impl Measured {
         let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
         Ok(Usage {
             cpu: time(rusage.ru_utime) + time(rusage.ru_stime),
-            max_rss_kib: rusage.ru_maxrss as u64,
+            max_rss_kib: match samples.memory.peak_kib {
+                0 => rusage.ru_maxrss as u64,
+                sampled => sampled,
+            },
             threads: by_name(samples.threads.into_values()),
             memory: samples.memory,
         })
@@ -261,17 +277,21 @@ mod tests {
 
     #[test]
     fn memory_kinds_parse_and_keep_their_peaks() {
-        let status =
-            "VmRSS:\t  300 kB\nRssAnon:\t  200 kB\nRssFile:\t   60 kB\nRssShmem:\t 40 kB\n";
+        let status = "VmHWM:\t  900 kB\nVmRSS:\t  300 kB\nRssAnon:\t  200 kB\nRssFile:\t   60 kB\nRssShmem:\t 40 kB\n";
         let m = Memory::parse(status);
-        assert_eq!((m.anon_kib, m.file_kib, m.shmem_kib), (200, 60, 40));
+        assert_eq!(
+            (m.anon_kib, m.file_kib, m.shmem_kib, m.peak_kib),
+            (200, 60, 40, 900)
+        );
         let later = Memory {
             anon_kib: 100,
             file_kib: 70,
             shmem_kib: 40,
+            peak_kib: 350,
         };
         assert_eq!(m.max(later).file_kib, 70);
         assert_eq!(m.max(later).anon_kib, 200);
+        assert_eq!(m.max(later).peak_kib, 350, "the newest high-water mark");
     }
 
     #[test]
@@ -289,5 +309,30 @@ mod tests {
         // between fork and exec, or not at all, so they are not checked.
         let failing = Measured::spawn("false", &mut Command::new("false"), false).unwrap();
         assert!(failing.wait().is_err());
+    }
+
+    #[test]
+    fn a_child_of_a_big_process_is_charged_its_own_memory() {
+        // 256 MiB, touched, held by this (the parent) process while the
+        // child runs; ru_maxrss alone would charge it to the child.
+        let ballast: Vec<u8> = vec![1; 256 << 20];
+        let ballast_kib = ballast
+            .iter()
+            .step_by(4096)
+            .map(|&b| u64::from(b))
+            .sum::<u64>()
+            * 4;
+        let mut cmd = Command::new("sleep");
+        cmd.arg("0.5");
+        let usage = Measured::spawn("sleep", &mut cmd, true)
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert!(
+            usage.max_rss_kib > 0 && usage.max_rss_kib < 64 << 10,
+            "sleep's peak: {} KiB (the parent holds {ballast_kib} KiB)",
+            usage.max_rss_kib
+        );
+        drop(ballast);
     }
 }

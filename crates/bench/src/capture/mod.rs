@@ -84,7 +84,7 @@ pub fn run(work: &Path) -> Result<Report> {
         peak_rss_mib,
         "MiB",
         Goal::AtMost(RSS_GOAL_MIB),
-        "Deskrec's peak resident memory (ru_maxrss), both scenes",
+        "Deskrec's peak resident memory (VmHWM), both scenes",
     );
     add_notes(&mut report, &results);
     Ok(report)
@@ -212,7 +212,7 @@ fn add_deskrec_insides(report: &mut Report, r: &SceneResult) {
         format!("{s}_deskrec_encode_ms_per_frame"),
         threads["encode"].as_secs_f64() * 1e3 / count("encoded"),
         "ms",
-        format!("{s}: encode thread CPU per encoded frame (BGRA->I420 + OpenH264)"),
+        format!("{s}: encode thread CPU per encoded frame (OpenH264; capture converts to I420)"),
     );
     for (key, field, about) in [
         ("encoded", "encoded", "frames Deskrec encoded"),

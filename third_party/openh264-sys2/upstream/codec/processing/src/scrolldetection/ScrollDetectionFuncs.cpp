@@ -33,10 +33,19 @@
 #include "ScrollDetection.h"
 #include "ScrollDetectionFuncs.h"
 #include "ls_defines.h"
+#include <string.h> // DESKREC PATCH: memcmp in CheckLine
 
 WELSVP_NAMESPACE_BEGIN
 
 int32_t CheckLine (uint8_t* pData, int32_t iWidth) {
+  // DESKREC PATCH (see DESKREC.md): a line of one colour never qualifies
+  // (one colour: case 1 below). Plain backgrounds are made of such lines,
+  // and the search for a test line walks through them from the middle of
+  // the picture, pixel by pixel through the colour map, on every frame;
+  // comparing the line with itself shifted by a pixel is the same answer
+  // for a fraction of the work.
+  if (iWidth > 1 && memcmp (pData, pData + 1, iWidth - 1) == 0)
+    return 0;
   int32_t iQualified = 0;
   int32_t iColorMap[8] = {0};
   int32_t iChangedTimes = 0;
