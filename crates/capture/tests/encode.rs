@@ -360,6 +360,7 @@ impl ScrollingText {
 /// shorter line searches. Scrolled text must still be predicted from the
 /// last picture (small P frames) and stay sharp.
 #[test]
+#[cfg_attr(windows, ignore = "needs ffmpeg; the native run covers it")]
 fn scrolled_text_stays_sharp_and_cheap() {
     let Some(ffmpeg) = tool("ffmpeg") else { return };
     let mut text = ScrollingText::new();
