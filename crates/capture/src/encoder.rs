@@ -84,7 +84,7 @@ impl EncoderConfig {
     /// Default bit rate. Quality-mode rate control on a busy 1080p desktop
     /// stays under 2 Mbit/s (~9 MB a minute) by itself; a lower target
     /// makes it raise the QP on text, whose blurred references then cost
-    /// more bits, not fewer (1 Mbit/s: 2 dB worse and 3 % bigger; see
+    /// more bits, not fewer (1 Mbit/s: 3 dB worse and 3 % bigger; see
     /// docs/benchmarks.md#capture).
     pub const DEFAULT_MAX_BITRATE_BPS: u32 = 2_000_000;
 
