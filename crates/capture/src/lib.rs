@@ -1,9 +1,10 @@
 //! Screen capture and H.264 encoding for the Deskrec agent (step 2 of the
 //! flow in `ARCHITECTURE.md`).
 //!
-//! A [`FrameSource`] delivers [`Frame`]s (BGRA pixels plus capture time) when
-//! the recorder asks, at the policy frame rate; an [`H264Encoder`] turns each
-//! into an [`EncodedFrame`] (Annex-B bytes, keyframe flag) with OpenH264 in
+//! A [`FrameSource`] delivers [`Frame`]s (BGRA pixels plus capture time), or
+//! [`YuvFrame`]s (converted to I420, what the recorder asks for), at the
+//! policy frame rate; an [`H264Encoder`] turns each into an
+//! [`EncodedFrame`] (Annex-B bytes, keyframe flag) with OpenH264 in
 //! screen-content mode, a keyframe every GOP and on demand. The segment
 //! writer (`deskrec-vault`) stores the encoded frames.
 //!
@@ -25,9 +26,9 @@
 //!   the X11, Windows and synthetic sources implement.
 //! - [`synthetic`]: [`SyntheticSource`], numbered test pictures (moving or
 //!   still), and [`read_frame_number`] to recognise them after decoding.
-//! - [`encoder`]: [`H264Encoder`] and [`EncoderConfig`]: BGRA to I420
-//!   (`yuvutils-rs`, BT.709) to H.264 (OpenH264); its docs list every
-//!   OpenH264 setting and why.
+//! - [`encoder`]: [`H264Encoder`] and [`EncoderConfig`]: I420 to H.264
+//!   (OpenH264, patched: `third_party/openh264-sys2/DESKREC.md`); its docs
+//!   list every OpenH264 setting and why.
 //! - `x11` (Linux only): `X11Source`, the X11 screen (all RandR monitors as
 //!   one desktop image) through MIT-SHM or `GetImage`, unchanged frames
 //!   detected with DAMAGE, layout changes reported as
@@ -41,7 +42,8 @@
 //! - `testing` (feature `test-utils`, Linux only): test support shared by
 //!   the workspace's tests: an Xvfb fixture, a painter that shows numbered
 //!   pictures on it, ffmpeg decoding of recorded video.
-//! - [`yuv`]: pictures converted to I420 for the encoder ([`YuvFrame`]).
+//! - [`yuv`]: [`YuvFrame`], pictures converted to I420 (`yuvutils-rs`,
+//!   BT.709, limited range) for the encoder.
 //! - `error`: [`CaptureError`] and [`EncodeError`].
 //!
 //! Platform sources live in their own modules behind `cfg` and implement

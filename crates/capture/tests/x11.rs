@@ -16,7 +16,7 @@ use std::time::Duration;
 use deskrec_capture::synthetic::render;
 use deskrec_capture::testing::{Painter, Xvfb, free_display_number};
 use deskrec_capture::{
-    CaptureError, Frame, FrameSize, FrameSource, Monitor, X11Options, X11Source,
+    CaptureError, Frame, FrameSize, FrameSource, Monitor, X11Options, X11Source, YuvFrame,
     read_frame_number_bgra,
 };
 
@@ -88,6 +88,26 @@ fn captures_known_picture(xvfb: &Xvfb, source: &mut X11Source) {
     );
 }
 
+/// The recorder's path (`next_yuv_frame`: with DAMAGE, converted straight
+/// from the shared segment) gives the picture the BGRA path gives, and
+/// follows the screen.
+fn yuv_frames_match_converted_captures(xvfb: &Xvfb, source: &mut X11Source) {
+    let painter = Painter::new(xvfb);
+    painter.fill(RED, &[(10, 20, 100, 50)]);
+    let bgra = YuvFrame::from_frame(&source.next_frame().unwrap()).unwrap();
+    let direct = source.next_yuv_frame().unwrap();
+    assert_eq!(direct.size(), FrameSize::new(640, 480));
+    assert!(direct.same_picture(&bgra), "the two paths disagree");
+    painter.fill(GREEN, &[(300, 200, 40, 40)]);
+    let changed = source.next_yuv_frame().unwrap();
+    assert!(
+        !changed.same_picture(&direct),
+        "the new picture was not seen"
+    );
+    let again = YuvFrame::from_frame(&source.next_frame().unwrap()).unwrap();
+    assert!(changed.same_picture(&again));
+}
+
 // ---------------------------------------------------------------------------
 // Tests
 
@@ -101,6 +121,7 @@ fn shm_captures_known_colours() {
     assert!(source.uses_damage());
     assert_eq!(source.size(), FrameSize::new(640, 480));
     captures_known_picture(&xvfb, &mut source);
+    yuv_frames_match_converted_captures(&xvfb, &mut source);
 }
 
 #[test]
@@ -125,6 +146,7 @@ fn falls_back_without_shm_and_damage_extensions() {
     assert!(!source.uses_shm());
     assert!(!source.uses_damage());
     captures_known_picture(&xvfb, &mut source);
+    yuv_frames_match_converted_captures(&xvfb, &mut source);
     let painter = Painter::new(&xvfb);
     assert_unchanged_frames_are_detected(&mut source, &painter);
 }

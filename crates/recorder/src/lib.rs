@@ -1,13 +1,14 @@
-//! The recording pipeline: frames from a [`FrameSource`] become H.264 and
-//! then encrypted segments on disk, on three threads joined by bounded
-//! queues.
+//! The recording pipeline: frames from a
+//! [`FrameSource`](deskrec_capture::FrameSource) become H.264 and then
+//! encrypted segments on disk, on three threads joined by bounded queues.
 //!
 //! ```text
 //! capture ──(2 pictures)──▶ encode ──(8 frames)──▶ write
 //! ```
 //!
 //! - **capture** ticks at the configured frame rate on the monotonic clock,
-//!   skips pictures that did not change (sending one every `chunk_seconds`
+//!   converts each capture to I420 at once (so what it holds and queues is
+//!   3/8 of the BGRA size), skips pictures that did not change (sending one every `chunk_seconds`
 //!   as a heartbeat, so a still screen still reaches the disk), and drops a
 //!   picture when the encoder is behind — counted, never queued without
 //!   bound. A skipped or dropped picture costs nothing in the recording's
