@@ -26,8 +26,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, ClockOffset, SystemClock};
-use crate::db::{Db, get_meta, keys, put_meta};
+use crate::db::{Db, get_meta, keys};
 use crate::enroll::{Credentials, Identity};
+use crate::live::LiveStatus;
 use crate::policy::CachedPolicy;
 use crate::session::{FixedSession, SessionWatcher, platform_watcher};
 use crate::{AgentError, DataDir};
@@ -222,7 +223,7 @@ pub(crate) struct Shared {
     /// Whether the recorder is running (the controller keeps it current).
     pub recording: watch::Sender<bool>,
     pub offset: Mutex<Option<ClockOffset>>,
-    pub live: Mutex<Live>,
+    pub live: LiveStatus,
     /// Contacts changed: the uploader looks again.
     pub work: Notify,
     /// Outcomes or segment reports are waiting: the RTE client sends them.
@@ -239,40 +240,7 @@ impl Shared {
 
     /// Changes the live state and writes it to the database if it changed.
     pub async fn update_live(&self, f: impl FnOnce(&mut Live)) {
-        let (snapshot, new_state) = {
-            let mut live = self.live.lock().expect("live lock");
-            let before = live.clone();
-            f(&mut live);
-            if *live == before {
-                return;
-            }
-            live.updated_at = self.now();
-            let new_state = (live.state, &live.reason, &live.login)
-                != (before.state, &before.reason, &before.login);
-            (live.clone(), new_state)
-        };
-        let stored = self
-            .db
-            .call(move |c| {
-                let tx = crate::db::write_tx(c)?;
-                put_meta(&tx, keys::LIVE, &snapshot)?;
-                if new_state {
-                    crate::timeline::append(
-                        &tx,
-                        &crate::timeline::Entry {
-                            at: snapshot.updated_at,
-                            state: snapshot.state,
-                            reason: snapshot.reason.clone(),
-                            login: snapshot.login.clone(),
-                        },
-                    )?;
-                }
-                Ok(tx.commit()?)
-            })
-            .await;
-        if let Err(e) = stored {
-            tracing::warn!(error = %e, "cannot store the live status");
-        }
+        self.live.update(&self.db, self.now(), f).await;
     }
 
     /// Records an error for the status (and logs it).
@@ -329,7 +297,7 @@ impl Agent {
         };
         let now = config.clock.now();
         let shared = Arc::new(Shared {
-            live: Mutex::new(Live {
+            live: LiveStatus::new(Live {
                 state: RecordingState::Paused,
                 reason: "starting".into(),
                 login: config.login.clone().unwrap_or_default(),
@@ -378,7 +346,7 @@ impl Agent {
 
     /// The live state now.
     pub fn live(&self) -> Live {
-        self.shared.live.lock().expect("live lock").clone()
+        self.shared.live.get()
     }
 
     /// Stops every task: the recorder finishes its segment, the RTE

@@ -25,6 +25,7 @@ pub mod db;
 pub mod engine;
 pub mod enroll;
 mod error;
+mod live;
 pub mod pacer;
 pub mod policy;
 mod recording;

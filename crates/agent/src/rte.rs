@@ -272,7 +272,7 @@ async fn status(shared: &Shared) -> Result<AgentStatus, AgentError> {
         .db
         .call(|c| Ok((crate::segments::summary(c)?, crate::contacts::counts(c)?)))
         .await?;
-    let live = shared.live.lock().expect("live lock").clone();
+    let live = shared.live.get();
     Ok(AgentStatus {
         recording: live.state,
         segments_on_disk: segments.count,
