@@ -208,6 +208,24 @@ pub struct Live {
     pub updated_at: i64,
 }
 
+impl Live {
+    /// The status of an agent that has just started: paused, offline.
+    pub(crate) fn starting(login: String, now: i64) -> Self {
+        Self {
+            state: RecordingState::Paused,
+            reason: "starting".into(),
+            login,
+            locked: false,
+            current_segment: None,
+            connection: Connection::Offline,
+            connected_at: None,
+            last_error: None,
+            last_error_at: None,
+            updated_at: now,
+        }
+    }
+}
+
 /// State the tasks share.
 pub(crate) struct Shared {
     pub config: AgentConfig,
@@ -297,18 +315,10 @@ impl Agent {
         };
         let now = config.clock.now();
         let shared = Arc::new(Shared {
-            live: LiveStatus::new(Live {
-                state: RecordingState::Paused,
-                reason: "starting".into(),
-                login: config.login.clone().unwrap_or_default(),
-                locked: false,
-                current_segment: None,
-                connection: Connection::Offline,
-                connected_at: None,
-                last_error: None,
-                last_error_at: None,
-                updated_at: now,
-            }),
+            live: LiveStatus::new(Live::starting(
+                config.login.clone().unwrap_or_default(),
+                now,
+            )),
             policy: watch::Sender::new(policy),
             login: watch::Sender::new(config.login.clone().unwrap_or_default()),
             ending: watch::Sender::new(None),

@@ -78,23 +78,6 @@ impl LiveStatus {
 mod tests {
     use super::*;
     use crate::db::get_meta;
-    use crate::engine::Connection;
-    use deskrec_protocol::RecordingState;
-
-    fn live() -> Live {
-        Live {
-            state: RecordingState::Paused,
-            reason: "starting".into(),
-            login: String::new(),
-            locked: false,
-            current_segment: None,
-            connection: Connection::Offline,
-            connected_at: None,
-            last_error: None,
-            last_error_at: None,
-            updated_at: 0,
-        }
-    }
 
     /// Concurrent updates reach the database in the order they were made:
     /// what is stored at the end is what memory holds.
@@ -102,7 +85,7 @@ mod tests {
     async fn racing_updates_leave_the_newest_on_disk() {
         let dir = tempfile::tempdir().unwrap();
         let db = std::sync::Arc::new(Db::open(&dir.path().join("agent.db")).unwrap());
-        let status = std::sync::Arc::new(LiveStatus::new(live()));
+        let status = std::sync::Arc::new(LiveStatus::new(Live::starting(String::new(), 0)));
         for round in 0..20 {
             let tasks: Vec<_> = ["a", "b", "c"]
                 .into_iter()

@@ -284,7 +284,6 @@ impl H264Encoder {
         frame: &Frame,
         force_keyframe: bool,
     ) -> Result<EncodedFrame, EncodeError> {
-        self.check_size(frame.size())?;
         let picture =
             YuvFrame::from_frame(frame).map_err(|e| EncodeError::Convert(e.to_string()))?;
         self.encode_yuv_frame(&picture, force_keyframe)

@@ -6,13 +6,14 @@
 //! capture ──(2 pictures)──▶ encode ──(8 frames)──▶ write
 //! ```
 //!
-//! - **capture** ticks at the configured frame rate on the monotonic clock,
-//!   converts each capture to I420 at once (so what it holds and queues is
-//!   3/8 of the BGRA size), skips pictures that did not change (sending one every `chunk_seconds`
-//!   as a heartbeat, so a still screen still reaches the disk), and drops a
-//!   picture when the encoder is behind — counted, never queued without
-//!   bound. A skipped or dropped picture costs nothing in the recording's
-//!   timeline: the previous frame simply lasts longer.
+//! - **capture** ticks at the configured frame rate on the monotonic
+//!   clock, converts each capture to I420 at once (so what it holds and
+//!   queues is 3/8 of the BGRA size), skips pictures that did not
+//!   change (sending one every `chunk_seconds` as a heartbeat, so a
+//!   still screen still reaches the disk), and drops a picture when the
+//!   encoder is behind — counted, never queued without bound. A skipped
+//!   or dropped picture costs nothing in the recording's timeline: the
+//!   previous frame simply lasts longer.
 //! - **encode** owns the OpenH264 encoder, forces a keyframe at every
 //!   segment start (segments are aligned to the UTC clock, and a new one
 //!   starts when the picture size changes), and passes frames on.
