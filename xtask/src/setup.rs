@@ -20,6 +20,13 @@ pub const BASE: &[&str] = &[
     "xauth",
     // A private message bus for the agent's logind session-watcher test.
     "dbus-daemon",
+    // The tray app (Tauri 2 on WebKitGTK, its tray through
+    // libayatana-appindicator): build and run.
+    "libwebkit2gtk-4.1-dev",
+    "libxdo-dev",
+    "libssl-dev",
+    "libayatana-appindicator3-dev",
+    "librsvg2-dev",
 ];
 
 /// Packages for the Windows cross-build and its tests under wine.

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::AgentError;
 use crate::db::{audit, get_meta, keys, put_meta};
+use crate::view::ContactEntry;
 
 /// Where a contact is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -368,6 +369,53 @@ pub fn uploads(conn: &Connection) -> Result<Vec<UploadProgress>, AgentError> {
         })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+/// Contacts with work left, and those finished since `since`, for the
+/// queue view (the rate is the caller's to fill in).
+pub fn listing(conn: &Connection, since: i64) -> Result<Vec<ContactEntry>, AgentError> {
+    let mut stmt = conn.prepare(
+        "SELECT c.contact_id, c.state, c.start_at, c.end_at, r.bytes, c.upload_offset,
+                c.attempts, c.next_attempt_at, c.last_error, c.reason, c.detail, c.updated_at
+         FROM contacts c LEFT JOIN recordings r USING (contact_id)
+         WHERE c.state IN ('queued', 'splicing', 'uploading') OR c.updated_at >= ?1
+         ORDER BY c.seq",
+    )?;
+    let rows = stmt
+        .query_map([since], |r| {
+            let state: String = r.get(1)?;
+            let detail: Option<String> = r.get(10)?;
+            let next: i64 = r.get(7)?;
+            Ok(ContactEntry {
+                contact_id: r.get(0)?,
+                start: r.get(2)?,
+                end: r.get(3)?,
+                bytes: r.get(4)?,
+                uploaded_bytes: r.get(5)?,
+                rate_bytes_per_second: None,
+                attempts: r.get(6)?,
+                next_attempt_at: (next > 0).then_some(next),
+                last_error: if state == "unrecoverable" {
+                    detail
+                } else {
+                    r.get(8)?
+                },
+                reason: r.get(9)?,
+                updated_at: r.get(11)?,
+                state,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Makes the contacts waiting on a back-off due now; returns how many.
+pub fn retry_now(conn: &Connection, now: i64) -> Result<u64, AgentError> {
+    Ok(conn.execute(
+        "UPDATE contacts SET next_attempt_at = ?1
+         WHERE state IN ('queued', 'splicing', 'uploading') AND next_attempt_at > ?1",
+        [now],
+    )? as u64)
 }
 
 /// A recording spliced for a contact.

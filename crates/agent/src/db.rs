@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::AgentError;
+use crate::view::AuditEntry;
 
 /// The migrations, oldest first: `MIGRATIONS[i]` takes the schema from
 /// version `i` to `i + 1`.
@@ -246,16 +247,18 @@ pub fn audit(
     Ok(())
 }
 
-/// The newest audit rows, newest first: `(at, action, target, detail)`.
-pub fn recent_audit(
-    conn: &Connection,
-    limit: u32,
-) -> Result<Vec<(i64, String, String, String)>, AgentError> {
+/// The newest audit rows, newest first.
+pub fn recent_audit(conn: &Connection, limit: u32) -> Result<Vec<AuditEntry>, AgentError> {
     let mut stmt =
         conn.prepare("SELECT at, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
     let rows = stmt
         .query_map([limit], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok(AuditEntry {
+                at: r.get(0)?,
+                action: r.get(1)?,
+                target: r.get(2)?,
+                detail: r.get(3)?,
+            })
         })?
         .collect::<Result<_, _>>()?;
     Ok(rows)

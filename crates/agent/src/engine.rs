@@ -15,6 +15,7 @@
 //! database as it changes, so `deskrec-agent status` can read it from
 //! another process.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,13 +23,17 @@ use deskrec_capture::{CaptureError, FrameSource};
 use deskrec_client::ServerAddress;
 use deskrec_protocol::RecordingState;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, ClockOffset, SystemClock};
 use crate::db::{Db, get_meta, keys};
 use crate::enroll::{Credentials, Identity};
+use crate::handle::{AgentHandle, EVENT_BACKLOG, Event, Rate};
+use crate::indicator::{Alert, Indicator};
 use crate::live::LiveStatus;
+use crate::lock::DirLock;
+use crate::view::{Notice, NoticeKind, Status};
 use crate::policy::CachedPolicy;
 use crate::session::{FixedSession, SessionWatcher, platform_watcher};
 use crate::{AgentError, DataDir};
@@ -200,6 +205,13 @@ pub struct Live {
     pub connection: Connection,
     /// When the connection last came up (agent clock, µs).
     pub connected_at: Option<i64>,
+    /// Since when the server has been unreachable (µs), while it is.
+    #[serde(default)]
+    pub offline_since: Option<i64>,
+    /// A one-off problem shown for a while (a refused upload, segments
+    /// deleted at the disk floor).
+    #[serde(default)]
+    pub alert: Option<crate::indicator::Alert>,
     /// The last error, for people.
     pub last_error: Option<String>,
     /// When it happened.
@@ -219,6 +231,8 @@ impl Live {
             current_segment: None,
             connection: Connection::Offline,
             connected_at: None,
+            offline_since: Some(now),
+            alert: None,
             last_error: None,
             last_error_at: None,
             updated_at: now,
@@ -248,6 +262,12 @@ pub(crate) struct Shared {
     pub outbox: Notify,
     /// The upload bandwidth cap, shared by all uploads.
     pub pacer: crate::pacer::Pacer,
+    /// Changes, for front ends ([`crate::AgentHandle::subscribe`]).
+    pub events: broadcast::Sender<Event>,
+    /// Each upload's rate, from its confirmed offsets.
+    pub rates: Mutex<HashMap<String, Rate>>,
+    /// The data directory, held while the agent runs.
+    pub _lock: DirLock,
 }
 
 impl Shared {
@@ -256,9 +276,88 @@ impl Shared {
         self.config.clock.now()
     }
 
-    /// Changes the live state and writes it to the database if it changed.
+    /// Changes the live state and writes it to the database if it
+    /// changed, telling subscribers.
     pub async fn update_live(&self, f: impl FnOnce(&mut Live)) {
-        self.live.update(&self.db, self.now(), f).await;
+        let segment = self.live.get().current_segment;
+        if self.live.update(&self.db, self.now(), f).await {
+            self.status_changed();
+            if self.live.get().current_segment != segment {
+                self.queue_changed();
+            }
+        }
+    }
+
+    /// The status now, from memory.
+    pub fn status(&self) -> Status {
+        let live = self.live.get();
+        let policy = self.policy.borrow().clone();
+        let desktop = policy
+            .as_ref()
+            .map(|p| p.policy.desktop.clone())
+            .unwrap_or_default();
+        Status {
+            indicator: Indicator::of(&live, self.now()),
+            state: live.state,
+            reason: live.reason,
+            login: live.login,
+            locked: live.locked,
+            enrolled: true,
+            device_id: Some(self.identity.device_id.clone()),
+            server_url: Some(self.identity.url.clone()),
+            connection: live.connection,
+            connected_at: live.connected_at,
+            offline_since: live.offline_since,
+            current_segment: live
+                .current_segment
+                .map(|p| crate::handle::file_name(std::path::Path::new(&p))),
+            last_error: live.last_error,
+            last_error_at: live.last_error_at,
+            disk_free_bytes: crate::status::disk_free(&self.config.data_dir.segments()),
+            disk_floor_bytes: policy.map(|p| p.policy.retention.min_free_disk_bytes),
+            allow_quit: desktop.allow_quit,
+            offline_notice_minutes: desktop.offline_notice_minutes,
+            updated_at: live.updated_at,
+        }
+    }
+
+    /// Tells subscribers the status changed (nobody listening is fine).
+    pub fn status_changed(&self) {
+        let _ = self.events.send(Event::Status(Box::new(self.status())));
+    }
+
+    /// Tells subscribers the queue changed.
+    pub fn queue_changed(&self) {
+        let _ = self.events.send(Event::Queue);
+    }
+
+    /// Tells the agent at the keyboard (through subscribers).
+    pub fn notice(&self, kind: NoticeKind, title: &str, body: String) {
+        let at = self.now();
+        tracing::info!(?kind, %body, "{title}");
+        let _ = self.events.send(Event::Notice(Notice {
+            kind,
+            title: title.into(),
+            body,
+            at,
+        }));
+    }
+
+    /// Raises the attention icon for a while ([`crate::indicator::ALERT_US`]).
+    pub async fn alert(&self, headline: &str, detail: String) {
+        let alert = Alert {
+            headline: headline.into(),
+            detail,
+            at: self.now(),
+        };
+        self.update_live(|l| l.alert = Some(alert)).await;
+    }
+
+    /// An upload's server offset was confirmed.
+    pub fn upload_progressed(&self, id: &str, offset: u64) {
+        let now = self.now();
+        crate::handle::progress(&mut self.rates.lock().expect("rates lock"), id, offset, now);
+        self.queue_changed();
     }
 
     /// Records an error for the status (and logs it).
@@ -302,8 +401,10 @@ impl Agent {
     /// Loads the enrollment and the state and starts the tasks.
     pub async fn start(config: AgentConfig) -> Result<Self, AgentError> {
         let dir = config.data_dir.clone();
+        // Before anything else: a second engine must not touch the state.
+        let lock = DirLock::acquire(&dir, config.clock.now())?;
         let db = dir.open_db()?;
-        let (identity, creds) = crate::enroll::load(&db, &dir, &dir.secret_store())?;
+        let (identity, creds) = crate::enroll::load_from(&db, &dir, &dir.secret_store())?;
         let addr = identity.address()?;
         let (policy, offset): (Option<CachedPolicy>, Option<ClockOffset>) = db
             .call(|c| Ok((get_meta(c, keys::POLICY)?, get_meta(c, keys::CLOCK)?)))
@@ -332,6 +433,9 @@ impl Agent {
             work: Notify::new(),
             outbox: Notify::new(),
             pacer: crate::pacer::Pacer::new(),
+            events: broadcast::channel(EVENT_BACKLOG).0,
+            rates: Mutex::new(HashMap::new()),
+            _lock: lock,
         });
         shared.update_live(|l| l.reason = "started".into()).await;
         let (shutdown, rx) = watch::channel(false);
@@ -357,6 +461,13 @@ impl Agent {
     /// The live state now.
     pub fn live(&self) -> Live {
         self.shared.live.get()
+    }
+
+    /// A handle for front ends: status, queue, audit, events.
+    pub fn handle(&self) -> AgentHandle {
+        AgentHandle {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Stops every task: the recorder finishes its segment, the RTE

@@ -61,6 +61,22 @@ pub async fn enroll(
     host: &str,
     now: i64,
 ) -> Result<Identity, AgentError> {
+    let token = EnrollmentToken::decode(compact_token)?;
+    enroll_with(dir, secrets, &token, host, now).await
+}
+
+/// Enrolls this PC with a token given as its parts: the server's URL,
+/// its certificate fingerprint (hex SHA-256, with or without a `sha256:`
+/// prefix and colons) and the secret, as a deployment config gives them.
+pub async fn enroll_with(
+    dir: &DataDir,
+    secrets: &dyn SecretStore,
+    token: &EnrollmentToken,
+    host: &str,
+    now: i64,
+) -> Result<Identity, AgentError> {
+    let mut token = token.clone();
+    token.cert_sha256 = normalise_fingerprint(&token.cert_sha256);
     let db = dir.open_db()?;
     if let Some(id) = db.call_blocking(|c| get_meta::<Identity>(c, keys::IDENTITY))? {
         return Err(AgentError::AlreadyEnrolled {
@@ -68,7 +84,6 @@ pub async fn enroll(
             data_dir: dir.root().to_owned(),
         });
     }
-    let token = EnrollmentToken::decode(compact_token)?;
     let addr = ServerAddress::new(&token.url, &token.cert_sha256)?;
     let key = tokio::task::spawn_blocking(PrivateKey::generate)
         .await
@@ -114,8 +129,16 @@ pub async fn enroll(
     Ok(identity)
 }
 
-/// The stored identity and secrets.
+/// The identity and secrets stored in `dir`.
 pub fn load(
+    dir: &DataDir,
+    secrets: &dyn SecretStore,
+) -> Result<(Identity, Credentials), AgentError> {
+    load_from(&dir.open_db()?, dir, secrets)
+}
+
+/// [`load`] through an open database.
+pub(crate) fn load_from(
     db: &Db,
     dir: &DataDir,
     secrets: &dyn SecretStore,
@@ -151,4 +174,15 @@ pub fn load(
             device_key,
         },
     ))
+}
+
+/// A certificate fingerprint as the token carries it: lowercase hex, no
+/// `sha256:` prefix, no colons.
+pub fn normalise_fingerprint(text: &str) -> String {
+    let text = text.trim();
+    let hex = text
+        .strip_prefix("sha256:")
+        .or_else(|| text.strip_prefix("SHA256:"))
+        .unwrap_or(text);
+    hex.replace(':', "").to_ascii_lowercase()
 }

@@ -66,6 +66,18 @@ pub enum AgentError {
     /// agent then follows the user running the process instead).
     #[error("session watcher: {0}")]
     Session(String),
+    /// Another engine holds the data directory: this one does nothing.
+    #[error("the data directory {} is in use by another Deskrec agent ({holder}); this one will not record or upload. Stop the other agent, or give this one another --data-dir", data_dir.display())]
+    DirectoryInUse {
+        /// The agent's data directory.
+        data_dir: PathBuf,
+        /// Who holds it, for people.
+        holder: String,
+    },
+    /// The user may not do this (open Diagnostics without the PIN, quit
+    /// when the policy does not allow it).
+    #[error("refused: {0}")]
+    Refused(String),
     /// Something the agent stored or received makes no sense.
     #[error("{0}")]
     Invalid(String),

@@ -1,47 +1,86 @@
 //! The Deskrec agent engine: what runs on each agent's PC between the
-//! recorder and the server.
+//! recorder and the server, headless (`deskrec-agent`) or inside the tray
+//! app.
 //!
-//! - [`enroll`]: the device key, the credential and the pinned server
-//!   address, kept behind a [`SecretStore`](secrets::SecretStore);
-//! - [`db`]: local state in SQLite (WAL) — segments, contacts, recordings,
-//!   the audit log, the contact cursor, the cached policy, the clock
-//!   offset — every change committed before it is acted on;
-//! - [`clock`]: the agent's (injectable) clock and its measured offset to
-//!   the server's;
-//! - [`engine`]: the running agent ([`Agent`]) — the RTE client
-//!   (`rte`), the recording controller following the [`policy`]
-//!   (`recording`) and the splicer/uploader (`uploader`), over the
-//!   [`contacts`] and [`segments`] in the database;
-//! - [`status`]: the JSON `deskrec-agent status` prints for the tray.
+//! The public API is small: [`Agent::start`] with an [`AgentConfig`]
+//! runs the engine on a [`DataDir`]; [`Agent::handle`] gives front ends an
+//! [`AgentHandle`] — the [`Status`] from memory, the [`Queue`], the audit
+//! log, [`Diagnostics`], "retry now" and a subscription to [`Event`]s.
+//! [`enroll`] enrolls a PC; [`status::report`] reads a data directory's
+//! status from another process.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), deskrec_agent::AgentError> {
+//! use deskrec_agent::{Agent, AgentConfig, DataDir};
+//! let agent = Agent::start(AgentConfig::new(DataDir::new("/var/lib/deskrec-agent"))).await?;
+//! let handle = agent.handle();
+//! let mut events = handle.subscribe();
+//! println!("{}", handle.status().indicator.headline);
+//! while let Ok(event) = events.recv().await {
+//!     println!("{event:?}");
+//! }
+//! agent.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - `engine`: the running agent, one task per concern, sharing the
+//!   database and a little live state (`live`);
+//! - `rte`: the RTE client (policy, contacts, watermark, clock offset);
+//! - `recording`: the recording controller following the `policy`;
+//! - `uploader`: contacts to spliced, resumable uploads; `pacer` caps
+//!   their bandwidth;
+//! - `retention`: deletes segments no contact needs, and at hard limits;
+//! - `session`: logon, logoff, lock and shutdown (logind, WTS);
+//! - `db`, `contacts`, `segments`, `timeline`: local state in SQLite (WAL),
+//!   every change committed before it is acted on;
+//! - `handle`, `view`, `indicator`: what front ends see; `bundle` the
+//!   diagnostics zip; `platform` who may open Diagnostics;
+//! - `lock`: one engine per data directory.
 //!
 //! The data directory ([`DataDir`]) holds everything: `agent.db`,
-//! `secrets/` (owner-only), `segments/` and `recordings/`.
+//! `agent.lock`, `secrets/` (owner-only), `segments/` and `recordings/`.
 
 #![deny(missing_docs)]
 
+mod bundle;
 pub mod clock;
-pub mod contacts;
-pub mod db;
-pub mod engine;
+mod contacts;
+mod db;
+mod engine;
 pub mod enroll;
 mod error;
+mod handle;
+mod indicator;
 mod live;
-pub mod pacer;
-pub mod policy;
+mod lock;
+mod pacer;
+mod platform;
+mod policy;
 mod recording;
-pub mod retention;
+mod retention;
 mod rte;
 pub mod secrets;
-pub mod segments;
+mod segments;
 pub mod session;
 pub mod status;
-pub mod timeline;
-pub mod uploader;
+mod timeline;
+mod uploader;
+mod view;
 
 use std::path::{Path, PathBuf};
 
-pub use engine::{Agent, AgentConfig};
+pub use engine::{Agent, AgentConfig, Connection, Live, SessionFactory, SourceFactory, process_login};
 pub use error::AgentError;
+pub use handle::{AgentHandle, EVENT_BACKLOG, Event};
+pub use indicator::{Absence, Alert, Indicator, IndicatorKind};
+pub use lock::Holder;
+pub use platform::is_admin;
+pub use view::{
+    AuditEntry, CheckedSegment, ContactEntry, Diagnostics, Notice, NoticeKind, PolicyView, Queue,
+    SegmentEntry, Status, UploadedToday,
+};
 
 /// The agent's data directory and what lives in it.
 #[derive(Debug, Clone)]
@@ -53,6 +92,30 @@ impl DataDir {
     /// The data directory at `root` (created on first use).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
+    }
+
+    /// The platform's data directory: `%ProgramData%\\Deskrec` on
+    /// Windows (one per PC, shared by the tray app and the headless agent);
+    /// elsewhere `/var/lib/deskrec-agent` for root and
+    /// `$XDG_DATA_HOME/deskrec-agent` (`~/.local/share/deskrec-agent`) for
+    /// a desktop user.
+    pub fn platform_default() -> Self {
+        #[cfg(windows)]
+        let root = std::env::var_os("ProgramData")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"))
+            .join("Deskrec");
+        #[cfg(not(windows))]
+        let root = if is_admin() {
+            PathBuf::from("/var/lib/deskrec-agent")
+        } else {
+            std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+                .unwrap_or_else(std::env::temp_dir)
+                .join("deskrec-agent")
+        };
+        Self::new(root)
     }
 
     /// The directory itself.
@@ -81,7 +144,7 @@ impl DataDir {
     }
 
     /// Creates the directory (owner-only on Unix) and opens the database.
-    pub fn open_db(&self) -> Result<db::Db, AgentError> {
+    pub(crate) fn open_db(&self) -> Result<db::Db, AgentError> {
         secrets::create_private_dir(&self.root)?;
         db::Db::open(&self.db_path())
     }

@@ -36,14 +36,15 @@ impl LiveStatus {
     /// Applies `f`; if that changed anything, stamps the status `now` and
     /// writes it (and a timeline row if the state, reason or user
     /// changed). A failed write is logged: the status is advisory.
-    pub async fn update(&self, db: &Db, now: i64, f: impl FnOnce(&mut Live)) {
+    /// Returns whether anything changed.
+    pub async fn update(&self, db: &Db, now: i64, f: impl FnOnce(&mut Live)) -> bool {
         let _in_order = self.writes.lock().await;
         let (snapshot, new_state) = {
             let mut live = self.current.lock().expect("live lock");
             let before = live.clone();
             f(&mut live);
             if *live == before {
-                return;
+                return false;
             }
             live.updated_at = now;
             let new_state = (live.state, &live.reason, &live.login)
@@ -71,6 +72,7 @@ impl LiveStatus {
         if let Err(e) = stored {
             tracing::warn!(error = %e, "cannot store the live status");
         }
+        true
     }
 }
 

@@ -23,7 +23,7 @@ enum Command {
         /// The token (`enrollment_token` of `POST /api/v1/admin/enrollment-tokens`).
         token: String,
         /// The agent's data directory.
-        #[arg(long, default_value_os_t = default_data_dir())]
+        #[arg(long, default_value_os_t = DataDir::platform_default().root().to_path_buf())]
         data_dir: PathBuf,
         /// The host name to register (default: this PC's).
         #[arg(long)]
@@ -32,7 +32,7 @@ enum Command {
     /// Runs the agent until Ctrl-C or SIGTERM.
     Run {
         /// The agent's data directory.
-        #[arg(long, default_value_os_t = default_data_dir())]
+        #[arg(long, default_value_os_t = DataDir::platform_default().root().to_path_buf())]
         data_dir: PathBuf,
         /// A fixed session user (default: follow the PC's sessions through
         /// logind or WTS, else the user running the agent).
@@ -48,7 +48,7 @@ enum Command {
     /// Prints the agent's status as JSON (what the tray shows).
     Status {
         /// The agent's data directory.
-        #[arg(long, default_value_os_t = default_data_dir())]
+        #[arg(long, default_value_os_t = DataDir::platform_default().root().to_path_buf())]
         data_dir: PathBuf,
     },
 }
@@ -61,14 +61,6 @@ enum Source {
     /// Numbered test pictures (640x360), for trying the agent without a
     /// display.
     Synthetic,
-}
-
-fn default_data_dir() -> PathBuf {
-    if cfg!(windows) {
-        PathBuf::from(r"C:\ProgramData\Deskrec")
-    } else {
-        PathBuf::from("/var/lib/deskrec-agent")
-    }
 }
 
 #[tokio::main]

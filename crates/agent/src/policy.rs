@@ -85,6 +85,7 @@ mod tests {
                 upload: UploadLimits::default(),
                 server_public_key_pem: String::new(),
                 server_key_id: String::new(),
+                desktop: Default::default(),
             },
             login: "CORP\\ann".into(),
             received_at: 1_000,

@@ -29,6 +29,7 @@ use tokio::sync::watch;
 
 use crate::AgentError;
 use crate::db::{get_meta, keys};
+use crate::view::NoticeKind;
 use crate::engine::{Shared, sleep_or_shutdown};
 use crate::segments::{self, Segment};
 
@@ -97,6 +98,7 @@ pub(crate) async fn pass(shared: &Shared) -> Result<(), AgentError> {
             Ok(plan)
         })
         .await?;
+    let mut deleted: Vec<(&'static str, u64)> = Vec::new();
     for (path, reason) in plan {
         let p = path.clone();
         let findings = tokio::task::spawn_blocking(move || analyse(&p))
@@ -119,11 +121,40 @@ pub(crate) async fn pass(shared: &Shared) -> Result<(), AgentError> {
             Err(e) => return Err(AgentError::io(&path)(e)),
         }
         tracing::info!(segment = %path.display(), reason, ?findings, "segment deleted");
+        match deleted.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, n)) => *n += 1,
+            None => deleted.push((reason, 1)),
+        }
         if report {
             shared.outbox.notify_one();
         }
     }
+    if !deleted.is_empty() {
+        shared.queue_changed();
+    }
+    for (reason, count) in deleted {
+        tell(shared, reason, count).await;
+    }
     Ok(())
+}
+
+/// Tells the agent of segments a hard limit deleted (those no contact
+/// needed, behind the watermark, go without a word). At the disk floor the
+/// attention icon shows too: contacts not relayed yet may have lost their
+/// recording.
+async fn tell(shared: &Shared, reason: &str, count: u64) {
+    let why = match reason {
+        "watermark" => return,
+        "disk_floor" => "to keep the free disk space the policy asks for",
+        "max_bytes" => "to stay within the space the policy allows for recordings",
+        "max_age" => "because they were older than the policy keeps",
+        other => other,
+    };
+    let body = format!("{count} segment(s) deleted {why}, oldest first.");
+    shared.notice(NoticeKind::SegmentsDeleted, "Recordings deleted", body.clone());
+    if reason == "disk_floor" {
+        shared.alert("Disk space low", body).await;
+    }
 }
 
 /// Adds the oldest of the closed segments not yet planned while
@@ -149,7 +180,7 @@ fn limit(
 }
 
 /// Reads a segment whole and lists its discrepancies.
-fn analyse(path: &Path) -> SegmentFindings {
+pub(crate) fn analyse(path: &Path) -> SegmentFindings {
     let scan = match scan_segment(path, ScanDepth::Full) {
         Ok(s) => s,
         Err(e) => {

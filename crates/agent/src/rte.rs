@@ -37,8 +37,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             .await;
         let mut session = Session::new(&shared);
         let result = session.run(&mut shutdown).await;
+        let now = shared.now();
         shared
-            .update_live(|l| l.connection = Connection::Offline)
+            .update_live(|l| {
+                l.connection = Connection::Offline;
+                l.offline_since.get_or_insert(now);
+            })
             .await;
         if session.welcomed {
             attempt = 0;
@@ -158,12 +162,14 @@ impl<'a> Session<'a> {
                     .call(move |c| put_meta(c, keys::POLICY, &stored))
                     .await?;
                 shared.policy.send_replace(Some(cached));
+                shared.status_changed();
                 if !self.welcomed {
                     self.welcomed = true;
                     let now = shared.now();
                     shared
                         .update_live(|l| {
                             l.connection = Connection::Connected;
+                            l.offline_since = None;
                             l.connected_at = Some(now);
                         })
                         .await;
@@ -190,6 +196,7 @@ impl<'a> Session<'a> {
                 sock.send(&AgentMessage::ContactAck(ContactAck { seq: contact.seq }))
                     .await?;
                 tracing::info!(contact = %contact.contact_id, seq = contact.seq, cursor, "contact stored");
+                shared.queue_changed();
                 shared.work.notify_one();
             }
             ServerMessage::Watermark(w) => {

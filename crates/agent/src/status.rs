@@ -127,6 +127,12 @@ pub fn report(dir: &DataDir) -> Result<StatusReport, AgentError> {
     })
 }
 
+/// The newest `limit` audit entries of the agent in `dir`, newest first.
+pub fn audit(dir: &DataDir, limit: u32) -> Result<Vec<crate::AuditEntry>, AgentError> {
+    dir.open_db()?
+        .call_blocking(|c| crate::db::recent_audit(c, limit))
+}
+
 /// Free bytes for unprivileged users on the volume holding `path` (or its
 /// nearest existing parent); `None` where unknown.
 pub fn disk_free(path: &Path) -> Option<u64> {

@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use crate::contacts::{self, Contact, ContactState, Recording};
 use crate::engine::Shared;
 use crate::pacer::Pacer;
+use crate::view::NoticeKind;
 use crate::{AgentError, DataDir};
 
 /// Longest sleep between looks at the queue.
@@ -152,6 +153,7 @@ async fn attempt(
                 .db
                 .call(move |c| contacts::retry_later(c, &id, &text, at, now))
                 .await?;
+            shared.queue_changed();
             shared.error("contact", &e).await;
             Ok(delay)
         }
@@ -213,6 +215,7 @@ async fn splice(shared: &Arc<Shared>, contact: &Contact) -> Result<Option<Durati
             crate::segments::overlapping(c, requested)
         })
         .await?;
+    shared.queue_changed();
     if candidates.is_empty() {
         return not_recorded(shared, contact, requested)
             .await
@@ -258,6 +261,7 @@ async fn splice(shared: &Arc<Shared>, contact: &Contact) -> Result<Option<Durati
         .db
         .call(move |c| contacts::store_recording(c, &id, &rec, &outcome.manifest, now))
         .await?;
+    shared.queue_changed();
     Ok(None)
 }
 
@@ -373,7 +377,8 @@ async fn upload(
             })) => {
                 // The server refused the recording and shows why on the
                 // contact; nothing to send it.
-                give_up(shared, &id, UnrecoverableReason::Damaged, message, true).await?;
+                give_up(shared, &id, UnrecoverableReason::Damaged, message.clone(), true).await?;
+                rejected(shared, &id, &message).await;
                 return Ok(None);
             }
             Err(AgentError::Client(ClientError::Api {
@@ -410,12 +415,23 @@ async fn give_up(
     if !told {
         shared.outbox.notify_one();
     }
+    shared.queue_changed();
     Ok(())
 }
 
 /// The recording is larger than the server takes: the server is told why.
 async fn too_large(shared: &Shared, id: &str, detail: String) -> Result<(), AgentError> {
-    give_up(shared, id, UnrecoverableReason::TooLarge, detail, false).await
+    give_up(shared, id, UnrecoverableReason::TooLarge, detail.clone(), false).await?;
+    rejected(shared, id, &detail).await;
+    Ok(())
+}
+
+/// A contact's recording will not reach the server: the agent hears of
+/// it, and the attention icon shows for a while.
+async fn rejected(shared: &Shared, id: &str, why: &str) {
+    let body = format!("The recording of contact {id} was not accepted: {why}");
+    shared.notice(NoticeKind::Rejected, "Upload refused", body.clone());
+    shared.alert("Upload refused", body).await;
 }
 
 /// HEAD for the offset, then PATCHes to the end; Ok when the server
@@ -459,10 +475,13 @@ async fn commit_offset(
     offset: u64,
 ) -> Result<(), AgentError> {
     let (id, url, now) = (id.to_owned(), url.map(str::to_owned), shared.now());
+    let cid = id.clone();
     shared
         .db
         .call(move |c| contacts::set_upload(c, &id, url.as_deref(), offset, now))
-        .await
+        .await?;
+    shared.upload_progressed(&cid, offset);
+    Ok(())
 }
 
 fn read_at(path: &Path, offset: u64, len: usize) -> Result<Vec<u8>, AgentError> {
@@ -495,6 +514,13 @@ pub(crate) async fn acknowledged(shared: &Shared, id: &str) -> Result<(), AgentE
             }
         }
         tracing::info!(contact = %id, "recording uploaded; local copy deleted");
+        shared.rates.lock().expect("rates lock").remove(&id);
+        shared.notice(
+            NoticeKind::Uploaded,
+            "Recording uploaded",
+            format!("Contact {id} ({}) is on the server.", human_bytes(rec.bytes)),
+        );
+        shared.queue_changed();
     }
     Ok(())
 }
@@ -513,6 +539,16 @@ fn file_name(id: &str) -> String {
     s
 }
 
+/// Bytes in the unit people read: `2.0 MB`.
+fn human_bytes(b: u64) -> String {
+    match b {
+        0..1_000_000 => format!("{:.0} KB", b as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", b as f64 / 1e6),
+        _ => format!("{:.2} GB", b as f64 / 1e9),
+    }
+}
+
+/// A µs time as RFC 3339 UTC, for people and logs.
 pub(crate) fn utc(us: i64) -> String {
     jiff::Timestamp::from_microsecond(us)
         .map(|t| t.to_string())

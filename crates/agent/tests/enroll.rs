@@ -18,8 +18,7 @@ async fn enrollment_stores_identity_and_owner_only_secrets_and_registers_the_key
     assert!(id.device_id.starts_with("dev-"), "{id:?}");
     assert_eq!(id.cert_sha256, s.fingerprint());
 
-    let db = dir.open_db().unwrap();
-    let (stored, creds) = enroll::load(&db, &dir, &dir.secret_store()).unwrap();
+    let (stored, creds) = enroll::load(&dir, &dir.secret_store()).unwrap();
     assert_eq!(stored, id);
     // The server registered exactly the key the PC keeps.
     let devices = s.admin("GET", "/devices", Value::Null).await;
@@ -61,9 +60,8 @@ async fn a_token_with_another_fingerprint_is_refused_and_nothing_is_enrolled() {
         .unwrap_err();
     assert!(err.to_string().contains("TLS"), "{err}");
     assert!(dir.secret_store().get(CREDENTIAL).unwrap().is_none());
-    let db = dir.open_db().unwrap();
     assert!(matches!(
-        enroll::load(&db, &dir, &dir.secret_store()),
+        enroll::load(&dir, &dir.secret_store()),
         Err(AgentError::NotEnrolled { .. })
     ));
 }
@@ -92,7 +90,7 @@ async fn the_enroll_command_enrolls_and_prints_the_identity() {
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["host"], "PC-cli");
     let dir = DataDir::new(&data);
-    let (id, _) = enroll::load(&dir.open_db().unwrap(), &dir, &dir.secret_store()).unwrap();
+    let (id, _) = enroll::load(&dir, &dir.secret_store()).unwrap();
     assert_eq!(printed["device_id"], id.device_id.as_str());
     // The token is spent: a second PC cannot use it.
     let again = tokio::process::Command::new(env!("CARGO_BIN_EXE_deskrec-agent"))

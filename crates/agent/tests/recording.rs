@@ -33,7 +33,7 @@ async fn an_eligible_user_records_until_the_policy_says_stop_and_an_unknown_one_
     assert_eq!(r.login, ANN);
     assert_eq!(
         r.server.connection,
-        deskrec_agent::engine::Connection::Connected
+        deskrec_agent::Connection::Connected
     );
     assert!(r.clock_offset.is_some(), "{r:#?}");
     // The segments grow while ann is eligible.
@@ -116,6 +116,6 @@ async fn an_eligible_user_records_until_the_policy_says_stop_and_an_unknown_one_
     let r = deskrec_agent::status::report(&ann_dir).unwrap();
     assert_eq!(
         (r.reason.as_str(), r.server.connection),
-        ("agent_stopped", deskrec_agent::engine::Connection::Offline)
+        ("agent_stopped", deskrec_agent::Connection::Offline)
     );
 }

@@ -62,22 +62,18 @@ async fn segments_behind_the_watermark_go_unless_a_queued_contact_needs_them() {
     assert_eq!(r.contacts.queued, 1);
     assert!(!dir.segments().join(format!("{old}.dseg")).exists());
     assert!(dir.segments().join(format!("{needed}.dseg")).exists());
-    let audit = dir
-        .open_db()
-        .unwrap()
-        .call_blocking(|c| deskrec_agent::db::recent_audit(c, 50))
-        .unwrap();
+    let audit = deskrec_agent::status::audit(&dir, 50).unwrap();
     let deleted: Vec<_> = audit
         .iter()
-        .filter(|(_, action, _, _)| action == "segment.deleted")
+        .filter(|e| e.action == "segment.deleted")
         .collect();
     assert_eq!(deleted.len(), 2, "{audit:?}");
     let detail_of = |start: i64| -> serde_json::Value {
         let row = deleted
             .iter()
-            .find(|(_, _, target, _)| target.ends_with(&format!("{start}.dseg")))
+            .find(|e| e.target.ends_with(&format!("{start}.dseg")))
             .unwrap_or_else(|| panic!("{start} deleted: {audit:?}"));
-        serde_json::from_str(&row.3).unwrap()
+        serde_json::from_str(&row.detail).unwrap()
     };
     let detail = detail_of(old);
     assert_eq!(detail["reason"], "watermark");
@@ -188,15 +184,11 @@ async fn at_the_disk_floor_the_oldest_segments_go_until_the_floor_is_kept() {
     assert_eq!(r2.segments.count, 2, "{r:#?}");
     assert_eq!(r2.segments.oldest, Some(starts[1]));
     assert!(r2.disk_free_bytes.unwrap() >= floor, "{r2:#?}");
-    let audit = dir
-        .open_db()
-        .unwrap()
-        .call_blocking(|c| deskrec_agent::db::recent_audit(c, 50))
-        .unwrap();
+    let audit = deskrec_agent::status::audit(&dir, 50).unwrap();
     let deleted: Vec<serde_json::Value> = audit
         .iter()
-        .filter(|(_, action, _, _)| action == "segment.deleted")
-        .map(|(_, _, _, detail)| serde_json::from_str(detail).unwrap())
+        .filter(|e| e.action == "segment.deleted")
+        .map(|e| serde_json::from_str(&e.detail).unwrap())
         .collect();
     assert_eq!(deleted.len(), 1, "{audit:?}");
     assert_eq!(deleted[0]["reason"], "disk_floor");

@@ -229,11 +229,10 @@ fn all_segments_finished(dir: &DataDir) -> bool {
 }
 
 fn audit_actions(dir: &DataDir) -> Vec<String> {
-    let db = dir.open_db().unwrap();
-    db.call_blocking(|c| deskrec_agent::db::recent_audit(c, 100))
+    deskrec_agent::status::audit(dir, 100)
         .unwrap()
         .into_iter()
-        .map(|(_, action, _, _)| action)
+        .map(|e| e.action)
         .collect()
 }
 
@@ -322,7 +321,7 @@ async fn without_logind_the_agent_follows_the_user_running_it() {
     let nowhere = format!("unix:path={}", tmp.path().join("no-bus").display());
     cfg.session = Arc::new(move || Box::new(LogindWatcher::at(nowhere.clone(), "seat0")));
     let agent = Agent::start(cfg).await.unwrap();
-    let me = deskrec_agent::engine::process_login();
+    let me = deskrec_agent::process_login();
     assert!(!me.is_empty(), "the account database names the user");
     wait_status(&dir, WAIT, "the process user followed", |r| r.login == me).await;
     agent.shutdown().await;

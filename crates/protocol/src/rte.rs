@@ -283,6 +283,38 @@ pub struct Policy {
     pub server_public_key_pem: String,
     /// Id of that key (hex SHA-256 of its DER), as written in segment headers.
     pub server_key_id: String,
+    /// What the desktop app lets the agent at the keyboard do. Absent from
+    /// older servers' policies, which get the defaults.
+    #[serde(default)]
+    pub desktop: DesktopPolicy,
+}
+
+/// What the desktop (tray) app lets the agent at the keyboard do and how
+/// it speaks to them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DesktopPolicy {
+    /// Show a "Quit Deskrec" entry in the tray menu. Off by default: an
+    /// agent must not be able to stop their own recording.
+    pub allow_quit: bool,
+    /// Tell the agent when the PC has been offline this long, minutes
+    /// (recording goes on; uploads wait). 0: never.
+    pub offline_notice_minutes: u32,
+    /// The supervisors' PIN that opens the tray's Diagnostics view on any
+    /// PC, as an Argon2id PHC string (`$argon2id$...`); `None`: only a
+    /// local administrator may open it.
+    pub diagnostics_pin_phc: Option<String>,
+}
+
+/// The defaults: no quit, offline notice after 15 minutes, no PIN.
+impl Default for DesktopPolicy {
+    fn default() -> Self {
+        Self {
+            allow_quit: false,
+            offline_notice_minutes: 15,
+            diagnostics_pin_phc: None,
+        }
+    }
 }
 
 /// Why a policy says record or not. The checks run in this order and the
@@ -411,6 +443,7 @@ mod tests {
             upload: UploadLimits::default(),
             server_public_key_pem: "-----BEGIN PUBLIC KEY-----\n...".into(),
             server_key_id: "ab".repeat(32),
+            desktop: DesktopPolicy::default(),
         }
     }
 

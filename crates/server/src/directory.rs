@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use deskrec_protocol::{RetentionLimits, UploadLimits};
+use deskrec_protocol::{DesktopPolicy, RetentionLimits, UploadLimits};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -148,6 +148,8 @@ pub struct Settings {
     pub retention: RetentionLimits,
     /// Upload limits sent in policies.
     pub upload: UploadLimits,
+    /// What the tray app lets agents do, sent in policies.
+    pub desktop: DesktopPolicy,
 }
 
 impl Default for Settings {
@@ -160,6 +162,7 @@ impl Default for Settings {
             gop_seconds: 10,
             retention: RetentionLimits::default(),
             upload: UploadLimits::default(),
+            desktop: DesktopPolicy::default(),
         }
     }
 }
@@ -178,6 +181,14 @@ impl Settings {
         }
         if self.upload.max_parallel == 0 {
             return bad("upload.max_parallel must be at least 1");
+        }
+        if let Some(phc) = &self.desktop.diagnostics_pin_phc
+            && (!phc.starts_with("$argon2id$")
+                || argon2::password_hash::phc::PasswordHash::new(phc).is_err())
+        {
+            return bad(
+                "desktop.diagnostics_pin_phc must be an Argon2id PHC string ($argon2id$v=19$...)",
+            );
         }
         Ok(())
     }

@@ -517,7 +517,7 @@ pub fn exported_video(s: &TestServer, dir: &DataDir) -> deskrec_capture::testing
     let recordings = stored_recordings(s);
     assert_eq!(recordings.len(), 1, "{recordings:?}");
     let (identity, creds) =
-        deskrec_agent::enroll::load(&dir.open_db().unwrap(), dir, &dir.secret_store()).unwrap();
+        deskrec_agent::enroll::load(dir, &dir.secret_store()).unwrap();
     let keyring = deskrec_vault::Keyring::from(server::test_key().clone());
     let device = deskrec_vault::DeviceIdentity {
         id: &identity.device_id,

@@ -1,0 +1,171 @@
+//! The handle a front end holds (the tray app): status from memory, the
+//! queue, the audit log, the event subscription, "retry now", diagnostics
+//! and one engine per data directory — against the real server over TLS
+//! and the real recorder with the synthetic source.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deskrec_agent::clock::SystemClock;
+use deskrec_agent::{Agent, AgentError, Event, IndicatorKind, Status};
+use deskrec_protocol::RecordingState;
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use common::{
+    ANN, TestServer, config, eligible_setup, enroll_agent, import_contact, wait_contact_status,
+    wait_for,
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The next status event that satisfies `done`, within `within`.
+async fn next_status(
+    events: &mut broadcast::Receiver<Event>,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&Status) -> bool,
+) -> Status {
+    tokio::time::timeout(within, async {
+        loop {
+            match events.recv().await {
+                Ok(Event::Status(s)) if done(&s) => return *s,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("events ended: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no status event for {what} within {within:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handle_shows_status_queue_and_audit_and_tells_of_policy_changes_within_a_second() {
+    let s = TestServer::start().await;
+    let ann = eligible_setup(&s).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = deskrec_agent::DataDir::new(tmp.path());
+    enroll_agent(&s, &dir).await;
+    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
+        .await
+        .unwrap();
+    let handle = agent.handle();
+    let mut events = handle.subscribe();
+
+    // Recording, from memory: the icon and the words follow.
+    let st = next_status(&mut events, WAIT, "recording", |s| {
+        s.state == RecordingState::Recording && s.current_segment.is_some()
+    })
+    .await;
+    assert_eq!(st.indicator.kind, IndicatorKind::Recording, "{st:#?}");
+    assert!(st.indicator.detail.contains(ANN), "{st:#?}");
+    assert_eq!(handle.status().login, ANN);
+
+    // The queue: the segment being written, then a contact to its upload.
+    let queue = handle.queue().await.unwrap();
+    assert!(queue.segments.iter().any(|s| s.writing), "{queue:#?}");
+    let start = deskrec_vault::now_micros();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    import_contact(&s, "h-1", ANN, start, deskrec_vault::now_micros()).await;
+    let mut uploaded = false;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !uploaded {
+        assert!(Instant::now() < deadline, "no upload notice");
+        if let Ok(Ok(Event::Notice(n))) =
+            tokio::time::timeout(Duration::from_secs(1), events.recv()).await
+        {
+            uploaded = n.kind == deskrec_agent::NoticeKind::Uploaded && n.body.contains("h-1");
+        }
+    }
+    wait_contact_status(&s, "h-1", "uploaded", WAIT).await;
+    let queue = handle.queue().await.unwrap();
+    let c = queue
+        .contacts
+        .iter()
+        .find(|c| c.contact_id == "h-1")
+        .unwrap_or_else(|| panic!("{queue:#?}"));
+    assert_eq!(c.state, "done");
+    assert_eq!(Some(c.uploaded_bytes), c.bytes, "{c:#?}");
+    assert_eq!(queue.uploaded_today.contacts, 1);
+    let audit = handle.audit(50).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "recording.uploaded" && e.target == "h-1"),
+        "{audit:#?}"
+    );
+
+    // The server deactivates ann: a subscriber hears of it within a second
+    // of the policy reaching the agent.
+    let id = ann["id"].as_i64().unwrap();
+    s.admin("PATCH", &format!("/users/{id}"), json!({"active": false}))
+        .await;
+    let st = next_status(&mut events, Duration::from_secs(1), "not eligible", |s| {
+        s.state == RecordingState::NotEligible
+    })
+    .await;
+    assert_eq!(st.indicator.kind, IndicatorKind::NotRecording);
+    assert!(st.indicator.detail.contains("not active"), "{st:#?}");
+    s.admin("PATCH", &format!("/users/{id}"), json!({"active": true}))
+        .await;
+    next_status(&mut events, Duration::from_secs(1), "recording again", |s| {
+        s.state == RecordingState::Recording
+    })
+    .await;
+
+    // Diagnostics: this test runs as root or not; either way the answer
+    // follows the rule (administrators in, others need the PIN).
+    match handle.diagnostics(None).await {
+        Ok(d) => {
+            assert!(deskrec_agent::is_admin());
+            assert_eq!(d.server_fingerprint, format!("sha256:{}", s.fingerprint()));
+            assert!(!d.segments.is_empty());
+        }
+        Err(AgentError::Refused(_)) => assert!(!deskrec_agent::is_admin()),
+        Err(e) => panic!("{e}"),
+    }
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_engine_on_the_same_directory_is_refused_and_the_first_goes_on() {
+    let s = TestServer::start().await;
+    eligible_setup(&s).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = deskrec_agent::DataDir::new(tmp.path());
+    enroll_agent(&s, &dir).await;
+    let first = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
+        .await
+        .unwrap();
+    let handle = first.handle();
+    wait_for(WAIT, "the first engine recording", || async {
+        (handle.status().state == RecordingState::Recording).then_some(())
+    })
+    .await;
+    match Agent::start(config(&dir, ANN, Arc::new(SystemClock))).await {
+        Err(AgentError::DirectoryInUse { holder, data_dir }) => {
+            assert!(holder.contains(&std::process::id().to_string()), "{holder}");
+            assert_eq!(data_dir, tmp.path());
+        }
+        Err(e) => panic!("refused for the wrong reason: {e}"),
+        Ok(_) => panic!("a second engine started on the same directory"),
+    }
+    // The first is unharmed: still recording, its segment still growing.
+    let before = handle.queue().await.unwrap();
+    let bytes = |q: &deskrec_agent::Queue| q.segments.iter().map(|s| s.bytes).sum::<u64>();
+    wait_for(WAIT, "the first engine's segments growing", || {
+        let handle = handle.clone();
+        let before = bytes(&before);
+        async move { (bytes(&handle.queue().await.unwrap()) > before).then_some(()) }
+    })
+    .await;
+    assert_eq!(handle.status().state, RecordingState::Recording);
+    first.shutdown().await;
+    // Freed at shutdown: the next engine may start.
+    let again = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
+        .await
+        .expect("the directory is free once the first engine stopped");
+    again.shutdown().await;
+}

@@ -1,0 +1,162 @@
+//! The tray icon: one picture per [`IndicatorKind`], the state and its
+//! reason in the tooltip, and a menu with the state line, "Open Deskrec",
+//! "Diagnostics" and — only where the policy allows it — "Quit Deskrec".
+//!
+//! The icons are the PNGs rendered from `assets/tray/*.svg`, embedded; the
+//! size is picked for the display's scale (Windows draws tray icons at
+//! 16 px per 100 %, Linux hosts at about 24 px), so no host has to resize
+//! them. The icon is re-added when Explorer restarts or starts after the
+//! app: tray-icon handles `TaskbarCreated` on Windows.
+
+use deskrec_agent::{IndicatorKind, Status};
+use tauri::image::Image;
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
+use tauri::{AppHandle, Wry};
+
+/// The tray icon's id.
+const ID: &str = "deskrec";
+
+/// Menu entry ids.
+pub mod entry {
+    /// The state line (disabled).
+    pub const STATE: &str = "state";
+    /// Opens the status window.
+    pub const OPEN: &str = "open";
+    /// Opens the Diagnostics view.
+    pub const DIAGNOSTICS: &str = "diagnostics";
+    /// Quits (only where the policy allows it).
+    pub const QUIT: &str = "quit";
+}
+
+/// The sizes rendered in `assets/tray/png`.
+const SIZES: [u32; 7] = [16, 20, 24, 32, 40, 48, 64];
+
+macro_rules! icons {
+    ($name:literal) => {
+        [
+            include_bytes!(concat!("../../assets/tray/png/", $name, "-16.png")).as_slice(),
+            include_bytes!(concat!("../../assets/tray/png/", $name, "-20.png")),
+            include_bytes!(concat!("../../assets/tray/png/", $name, "-24.png")),
+            include_bytes!(concat!("../../assets/tray/png/", $name, "-32.png")),
+            include_bytes!(concat!("../../assets/tray/png/", $name, "-40.png")),
+            include_bytes!(concat!("../../assets/tray/png/", $name, "-48.png")),
+            include_bytes!(concat!("../../assets/tray/png/", $name, "-64.png")),
+        ]
+    };
+}
+
+/// The PNG of `kind` nearest above `px` pixels.
+pub fn png(kind: IndicatorKind, px: u32) -> &'static [u8] {
+    let set: [&'static [u8]; 7] = match kind {
+        IndicatorKind::Recording => icons!("recording"),
+        IndicatorKind::NotRecording => icons!("not-recording"),
+        IndicatorKind::Offline => icons!("offline"),
+        IndicatorKind::Attention => icons!("attention"),
+    };
+    let i = SIZES.iter().position(|&s| s >= px).unwrap_or(SIZES.len() - 1);
+    set[i]
+}
+
+/// The tray as the app keeps it: what it shows now, so it is only
+/// touched when something changed.
+pub struct Tray {
+    icon: TrayIcon<Wry>,
+    state_line: MenuItem<Wry>,
+    /// The pixel size of the icons on this display.
+    px: u32,
+    shown: Option<(IndicatorKind, String, bool)>,
+}
+
+impl Tray {
+    /// Creates the icon with its menu.
+    pub fn create(app: &AppHandle, status: &Status) -> tauri::Result<Self> {
+        let scale = app
+            .primary_monitor()
+            .ok()
+            .flatten()
+            .map_or(1.0, |m| m.scale_factor());
+        let base = if cfg!(windows) { 16.0 } else { 24.0 };
+        let px = (base * scale).round() as u32;
+        let state_line = MenuItem::with_id(app, entry::STATE, &status.indicator.headline, false, None::<&str>)?;
+        let menu = menu(app, &state_line, status.allow_quit)?;
+        let icon = TrayIconBuilder::with_id(ID)
+            .icon(Image::from_bytes(png(status.indicator.kind, px))?)
+            .tooltip(tooltip(status))
+            .menu(&menu)
+            .show_menu_on_left_click(false)
+            .on_menu_event(|app, event| crate::app::menu_clicked(app, event.id().as_ref()))
+            .on_tray_icon_event(|icon, event| {
+                if let TrayIconEvent::Click {
+                    button: MouseButton::Left,
+                    button_state: MouseButtonState::Up,
+                    ..
+                } = event
+                {
+                    crate::window::open(icon.app_handle(), crate::window::View::Status);
+                }
+            })
+            .build(app)?;
+        let mut tray = Self {
+            icon,
+            state_line,
+            px,
+            shown: None,
+        };
+        tray.remember(status);
+        Ok(tray)
+    }
+
+    /// Shows `status` if it differs from what is shown.
+    pub fn show(&mut self, app: &AppHandle, status: &Status) {
+        let now = (status.indicator.kind, tooltip(status), status.allow_quit);
+        let Some((kind, tip, quit)) = self.shown.clone() else {
+            return;
+        };
+        let result = (|| -> tauri::Result<()> {
+            if kind != now.0 {
+                self.icon
+                    .set_icon(Some(Image::from_bytes(png(now.0, self.px))?))?;
+            }
+            if tip != now.1 {
+                self.icon.set_tooltip(Some(&now.1))?;
+                self.state_line.set_text(&status.indicator.headline)?;
+            }
+            if quit != now.2 {
+                self.icon
+                    .set_menu(Some(menu(app, &self.state_line, now.2)?))?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => self.remember(status),
+            Err(e) => tracing::warn!(error = %e, "cannot update the tray icon"),
+        }
+    }
+
+    fn remember(&mut self, status: &Status) {
+        self.shown = Some((status.indicator.kind, tooltip(status), status.allow_quit));
+    }
+}
+
+/// The tooltip: the state and the reason.
+fn tooltip(status: &Status) -> String {
+    format!("Deskrec: {}\n{}", status.indicator.headline, status.indicator.detail)
+}
+
+fn menu(app: &AppHandle, state_line: &MenuItem<Wry>, allow_quit: bool) -> tauri::Result<Menu<Wry>> {
+    let menu = Menu::with_items(
+        app,
+        &[
+            state_line,
+            &PredefinedMenuItem::separator(app)?,
+            &MenuItem::with_id(app, entry::OPEN, "Open Deskrec", true, None::<&str>)?,
+            &MenuItem::with_id(app, entry::DIAGNOSTICS, "Diagnostics", true, None::<&str>)?,
+        ],
+    )?;
+    if allow_quit {
+        menu.append(&PredefinedMenuItem::separator(app)?)?;
+        menu.append(&MenuItem::with_id(app, entry::QUIT, "Quit Deskrec", true, None::<&str>)?)?;
+    }
+    Ok(menu)
+}
