@@ -163,7 +163,7 @@
     const err = $('last-error');
     err.replaceChildren();
     if (s.last_error) {
-      err.append(h('strong', {}, 'Last error'), s.last_error_at ? [' (', ...when(s.last_error_at), ')'] : [], ': ', s.last_error);
+      err.append(h('strong', {}, 'Last error'), ...(s.last_error_at ? [' at ', ...when(s.last_error_at)] : []), ': ', s.last_error);
     }
     err.hidden = !s.last_error;
 
