@@ -1,6 +1,6 @@
 // The tray app's window (ui/) in Debian's Chromium, with Tauri's IPC faked.
 //
-//   node ui.mjs [SCREENSHOT_DIR] [--docs]
+//   node ui.mjs [SCREENSHOT_DIR] [--docs] [--only=TEXT]
 //
 // Serves ui/ on 127.0.0.1 (a free port), opens it at the window's size
 // (420x640) with a fake `window.__TAURI__` that answers invokes from a
@@ -12,6 +12,8 @@
 //
 // The page's clock is fixed (and its time zone and locale set) so times
 // and screenshots are the same on every run.
+//
+// --only=TEXT runs only the cases whose name contains TEXT.
 //
 // Prints one line per case, then "N passed, M failed"; exits 1 on failure.
 
@@ -27,6 +29,7 @@ const UI = path.join(ROOT, 'ui');
 
 const args = process.argv.slice(2);
 const DOCS = args.includes('--docs');
+const ONLY = args.find((a) => a.startsWith('--only='))?.slice('--only='.length);
 const SHOTS = args.find((a) => !a.startsWith('--'))
   ?? process.env.UI_SCREENSHOTS
   ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(process.env.HOME ?? '/tmp', '.cache/deskrec/target'), 'ui-screenshots');
@@ -578,6 +581,7 @@ async function main() {
   let passed = 0;
   let failed = 0;
   for (const c of cases) {
+    if (ONLY && !c.name.includes(ONLY)) continue;
     const context = await browser.newContext({
       viewport: { width: 420, height: 640 },
       deviceScaleFactor: 1,
@@ -614,7 +618,7 @@ async function main() {
   }
   await browser.close();
   server.close();
-  if (DOCS && failed === 0) {
+  if (DOCS && failed === 0 && !ONLY) {
     const img = path.join(ROOT, 'docs/img');
     fs.mkdirSync(img, { recursive: true });
     for (const s of DOC_SHOTS) fs.copyFileSync(path.join(SHOTS, `${s}.png`), path.join(img, `tray-${s}.png`));
