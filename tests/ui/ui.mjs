@@ -8,7 +8,8 @@
 // asserts on what the page shows. A screenshot of each state goes to
 // SCREENSHOT_DIR (default $CARGO_TARGET_DIR/ui-screenshots, else
 // $HOME/.cache/deskrec/target/ui-screenshots); with --docs the ones
-// docs/tray.md shows are copied to docs/img/tray-<state>.png.
+// docs/tray.md shows are copied to docs/img/tray-<state>.png (64 colours,
+// with ImageMagick's convert where there is one).
 //
 // The page's clock is fixed (and its time zone and locale set) so times
 // and screenshots are the same on every run.
@@ -21,6 +22,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -448,7 +450,6 @@ test('uploading: progress advances on a queue event, then the contact is uploade
 });
 
 test('retry now: shown only while an upload waits on a back-off, and calls retry_now', {
-  shot: 'retry',
   answers: answers({ queue: queue({ contacts: [contact('demo-5')] }) }),
 }, async (w) => {
   await w.isShown('#retry-now', false);
@@ -461,6 +462,7 @@ test('retry now: shown only while an upload waits on a back-off, and calls retry
   await w.shows(li, 'Next attempt at 10:44 (in 2 min) · 3 attempts so far');
   await w.shows(li, '503 Service Unavailable');
   check(!(await w.text(li)).includes('MB/s'), 'a waiting upload shows a rate');
+  await w.page.screenshot({ path: path.join(SHOTS, 'retry.png') });
   await w.page.click('#retry-now');
   await w.waitShown('#retry-result');
   await w.shows('#retry-result', 'Retrying 1 upload now.');
@@ -621,7 +623,14 @@ async function main() {
   if (DOCS && failed === 0 && !ONLY) {
     const img = path.join(ROOT, 'docs/img');
     fs.mkdirSync(img, { recursive: true });
-    for (const s of DOC_SHOTS) fs.copyFileSync(path.join(SHOTS, `${s}.png`), path.join(img, `tray-${s}.png`));
+    for (const s of DOC_SHOTS) {
+      const from = path.join(SHOTS, `${s}.png`);
+      const to = path.join(img, `tray-${s}.png`);
+      // 64 colours without dithering halve the committed files; where
+      // ImageMagick is missing they are copied as they are.
+      const q = spawnSync('convert', [from, '+dither', '-colors', '64', `PNG8:${to}`]);
+      if (q.status !== 0) fs.copyFileSync(from, to);
+    }
     console.log(`copied ${DOC_SHOTS.length} screenshots to ${img}`);
   }
   console.log(`screenshots in ${SHOTS}`);

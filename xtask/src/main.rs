@@ -6,6 +6,7 @@
 //! - `demo`  installs what the demo needs and runs the main job on embedded
 //!   defaults.
 //! - `browser` plays an exported recording in Chromium and checks it.
+//! - `ui` checks the tray app's window in Chromium with its IPC faked.
 //! - `bench NAME` runs a benchmark and writes `target/bench/NAME.json`.
 //!
 //! Every task works from a fresh Debian 12 machine: system packages come from
@@ -19,6 +20,7 @@ mod display;
 mod fuzz;
 mod setup;
 mod test;
+mod ui;
 mod util;
 mod windows;
 
@@ -34,14 +36,16 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz::run(rest),
         Some("windows") => windows::run(rest),
         Some("browser") => browser::run(rest),
+        Some("ui") => ui::run(rest),
         Some("setup") => setup::run(rest),
         _ => bail!(
-            "usage: cargo xtask <test|demo|bench NAME|fuzz [SECONDS]|windows|setup>\n\
+            "usage: cargo xtask <test|demo|bench NAME|fuzz [SECONDS]|browser|ui [--docs]|windows|setup>\n\
              \n  test     set up and run every test (what CI runs)\
              \n  demo     set up and run the demo on embedded defaults\
              \n  bench    run a benchmark, write target/bench/NAME.json (NAME: vault)\
              \n  fuzz     run every fuzz target for SECONDS each (default 30)\
              \n  browser  play an exported recording in Chromium and check what it shows\
+             \n  ui       check the tray window in Chromium with faked IPC (--docs: copy its screenshots to docs/img)\
              \n  windows  cross-build for x86_64-pc-windows-gnu and run its tests under wine\
              \n  setup    install the system packages the other tasks need"
         ),

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::{browser, fuzz, setup, util, windows};
+use crate::{browser, fuzz, setup, ui, util, windows};
 
 /// Seconds each fuzz target runs in CI.
 const FUZZ_SECONDS: &str = "20";
@@ -22,6 +22,7 @@ pub fn run(_args: &[String]) -> Result<()> {
     util::run(util::cargo().args(["test", "--workspace", "--all-targets"]))?;
     util::run(util::cargo().args(["test", "--workspace", "--doc"]))?;
     browser::run(&[])?;
+    ui::run(&[])?;
     fuzz::run(&[FUZZ_SECONDS.to_string()])?;
     windows::run(&[])?;
     println!("xtask test: every check passed");
