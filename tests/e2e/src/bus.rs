@@ -93,6 +93,11 @@ impl PrivateBus {
         &self.address
     }
 
+    /// The `dbus-daemon`'s process id (to see it is gone after drop).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Points `command` (an app under test, `notify-send`, ...) at this
     /// bus: sets [`SESSION_BUS_VARIABLE`] in its environment.
     pub fn configure<'c>(&self, command: &'c mut Command) -> &'c mut Command {

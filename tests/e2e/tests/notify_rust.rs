@@ -25,7 +25,8 @@ fn notifications_sent_with_notify_rust_are_recorded_updated_and_closed() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async {
+    // No wait below may hang the test: all of it has a limit.
+    let all = async {
         let server = Notifications::start(&bus).await.unwrap();
 
         // notify-rust's blocking calls (zbus::block_on) stay off the
@@ -141,5 +142,8 @@ fn notifications_sent_with_notify_rust_are_recorded_updated_and_closed() {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("a fourth notice"), "{err}");
-    });
+    };
+    runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), all).await })
+        .expect("the test finished within a minute");
 }
