@@ -129,11 +129,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let shared = app.state::<Shared>();
             let tray = Tray::create(&handle, &shared.status())?;
             *shared.tray.lock().expect("tray lock") = Some(tray);
+            tracing::info!("tray icon created");
             #[cfg(windows)]
             crate::notify::register_app_id(&std::env::current_exe().unwrap_or_default());
             tauri::async_runtime::spawn(tray_host_check(handle.clone()));
             tauri::async_runtime::spawn(start_engine(handle.clone(), cli.clone()));
             tauri::async_runtime::spawn(stop_on_signal(handle.clone()));
+            if let Some(seconds) = cli.exit_after {
+                let app = handle.clone();
+                tauri::async_runtime::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(seconds)).await;
+                    tracing::info!(seconds, "--exit-after: quitting");
+                    quit(&app);
+                });
+            }
             if cli.show {
                 crate::window::open(&handle, View::Status);
             }

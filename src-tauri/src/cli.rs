@@ -39,6 +39,10 @@ pub struct Cli {
     /// Open the status window at start.
     #[arg(long)]
     pub show: bool,
+    /// Quit cleanly after this many seconds (tests and benchmarks: the
+    /// same path as "Quit Deskrec").
+    #[arg(long, hide = true)]
+    pub exit_after: Option<u64>,
 }
 
 /// The picture source.

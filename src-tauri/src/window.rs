@@ -30,7 +30,8 @@ impl View {
 /// a crash: recording goes on without the window.
 pub fn open(app: &AppHandle, view: View) {
     if let Some(w) = app.get_webview_window(LABEL) {
-        let _ = w.emit("deskrec://view", view.fragment());
+        // The window routes on its URL's fragment.
+        let _ = w.eval(format!("location.hash = '#{}'", view.fragment()));
         let _ = w.unminimize();
         let _ = w.show();
         let _ = w.set_focus();

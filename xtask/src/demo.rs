@@ -21,7 +21,7 @@ use crate::{setup, util};
 
 /// Programs the virtual display shows, so the recording has something to
 /// see; curl talks to the server's API.
-const DEMO_PACKAGES: &[&str] = &["x11-apps", "xterm", "procps", "curl"];
+const DEMO_PACKAGES: &[&str] = &["x11-apps", "xterm", "procps", "curl", "imagemagick"];
 /// The demo agent's Windows-style login.
 const AGENT: &str = "DEMO\\agent";
 /// The demo supervisor and their password.
@@ -59,6 +59,8 @@ pub fn run(_args: &[String]) -> Result<()> {
         "deskrec-server",
         "-p",
         "deskrec-agent",
+        "-p",
+        "deskrec-tray",
     ]))?;
     let bin = |name: &str| util::target_dir().join("release").join(name);
     let data = util::root().join("demo-data");
@@ -108,35 +110,52 @@ pub fn run(_args: &[String]) -> Result<()> {
     )?;
     println!("   {AGENT} records (role agent); {SUPERVISOR} watches (role supervisor)");
 
-    step("3/6 the agent PC: enrolled with a one-time token pinned to the server's certificate");
+    step("3/6 the agent PC: the tray app starts, enrolls with a one-time token pinned to the server's certificate, and opens its window");
     let token = api.admin("POST", "/enrollment-tokens", Value::Null)?;
     let agent_dir = data.join("agent");
-    let enrolled = util::output(
-        Command::new(bin("deskrec-agent"))
-            .arg("enroll")
-            .arg(token["enrollment_token"].as_str().context("no token")?)
-            .arg("--data-dir")
-            .arg(&agent_dir)
-            .args(["--host", "DEMO-PC"]),
-    )?;
-    println!("   {}", enrolled.trim());
+    // On a desktop the app joins its session bus and tray; on the virtual
+    // display it gets a session bus of its own.
+    let mut agent = match &virtual_display {
+        Some(screen) => {
+            let mut c = Command::new("dbus-run-session");
+            c.arg("--").arg(bin("deskrec-tray")).env("DISPLAY", screen.name());
+            c
+        }
+        None => Command::new(bin("deskrec-tray")),
+    };
+    agent
+        .arg("--data-dir")
+        .arg(&agent_dir)
+        .arg("--log-dir")
+        .arg(data.join("tray-logs"))
+        .args(["--login", AGENT, "--show", "--enroll", &server.url])
+        .arg(token["enrollment_token"].as_str().context("no token")?)
+        .env("RUST_LOG", "warn")
+        .stderr(std::fs::File::create(data.join("agent.log"))?);
+    let agent = Process::spawn(agent, "deskrec-tray")?;
 
     step(&format!(
         "4/6 the agent records the screen as {AGENT} under the server's policy ({RECORD_SECONDS} s)"
     ));
-    let mut agent = Command::new(bin("deskrec-agent"));
-    agent
-        .arg("run")
-        .arg("--data-dir")
-        .arg(&agent_dir)
-        .args(["--login", AGENT])
-        .env("RUST_LOG", "warn")
-        .stderr(std::fs::File::create(data.join("agent.log"))?);
-    if let Some(screen) = &virtual_display {
-        agent.env("DISPLAY", screen.name());
-    }
-    let agent = Process::spawn(agent, "deskrec-agent")?;
     std::thread::sleep(Duration::from_secs(RECORD_SECONDS));
+    match &virtual_display {
+        Some(screen) => {
+            let shot = data.join("screen.png");
+            util::run(
+                Command::new("import")
+                    .args(["-window", "root"])
+                    .arg(&shot)
+                    .env("DISPLAY", screen.name()),
+            )?;
+            println!(
+                "   the tray app's window on the virtual display: {} (a screenshot)",
+                shot.display()
+            );
+        }
+        None => println!(
+            "   look at your tray: the Deskrec icon (hover for the state, click for the menu); its window is open"
+        ),
+    }
     let status = util::output(
         Command::new(bin("deskrec-agent"))
             .arg("status")
@@ -240,12 +259,12 @@ fn describe(mp4: &Path, contact_seconds: f64) -> Result<()> {
 }
 
 /// A child process, killed when dropped.
-struct Process {
+pub(crate) struct Process {
     child: Child,
 }
 
 impl Process {
-    fn spawn(mut cmd: Command, what: &str) -> Result<Self> {
+    pub(crate) fn spawn(mut cmd: Command, what: &str) -> Result<Self> {
         let child = cmd
             .spawn()
             .with_context(|| format!("could not start {what}"))?;
@@ -271,17 +290,17 @@ impl Drop for Process {
 }
 
 /// The demo server.
-struct Server {
+pub(crate) struct Server {
     _process: Process,
-    url: String,
-    fingerprint: String,
+    pub(crate) url: String,
+    pub(crate) fingerprint: String,
     data: PathBuf,
 }
 
 impl Server {
     /// Starts `deskrec-server` on [`PORT`] (or a free port) and waits until
     /// it listens.
-    fn start(binary: &Path, data: &Path) -> Result<Self> {
+    pub(crate) fn start(binary: &Path, data: &Path) -> Result<Self> {
         let listen = if std::net::TcpListener::bind(("127.0.0.1", PORT)).is_ok() {
             format!("127.0.0.1:{PORT}")
         } else {
@@ -325,14 +344,14 @@ impl Server {
 
 /// The server's HTTP API through curl, trusting exactly the server's own
 /// certificate (`--cacert`), never `--insecure`.
-struct Api {
+pub(crate) struct Api {
     url: String,
     token: String,
     cacert: PathBuf,
 }
 
 impl Api {
-    fn new(server: &Server) -> Result<Self> {
+    pub(crate) fn new(server: &Server) -> Result<Self> {
         let token = std::fs::read_to_string(server.data.join("admin-token"))
             .context("the server wrote no admin token")?;
         Ok(Self {
@@ -351,7 +370,7 @@ impl Api {
     }
 
     /// An admin API call that must succeed; its JSON answer.
-    fn admin(&self, method: &str, path: &str, body: Value) -> Result<Value> {
+    pub(crate) fn admin(&self, method: &str, path: &str, body: Value) -> Result<Value> {
         let mut cmd = self.curl();
         cmd.args(["-X", method])
             .arg("-H")

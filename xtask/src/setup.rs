@@ -27,6 +27,9 @@ pub const BASE: &[&str] = &[
     "libssl-dev",
     "libayatana-appindicator3-dev",
     "librsvg2-dev",
+    // The desktop fixtures' test against a real appindicator item.
+    "python3-gi",
+    "gir1.2-ayatanaappindicator3-0.1",
 ];
 
 /// Packages for the Windows cross-build and its tests under wine.

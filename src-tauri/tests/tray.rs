@@ -1,0 +1,358 @@
+//! The tray app end to end on Linux: the real `deskrec-tray` under Xvfb on
+//! a private D-Bus session with a tray host (StatusNotifierWatcher) and a
+//! notification server (`deskrec-e2e`), with the real engine inside and
+//! the real server over TLS.
+
+#![cfg(target_os = "linux")]
+
+#[path = "../../crates/server/tests/util/mod.rs"]
+#[allow(dead_code, missing_docs)]
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use deskrec_capture::testing::Xvfb;
+use deskrec_e2e::{Item, ItemState, Notifications, PrivateBus, Watcher};
+use serde_json::{Value, json};
+use server::TestServer;
+
+const LIMIT: Duration = Duration::from_secs(30);
+const APP: &str = env!("CARGO_BIN_EXE_deskrec-tray");
+
+/// One `deskrec-tray` process, stopped with SIGTERM (then killed) on drop.
+struct App {
+    child: Child,
+    logs: PathBuf,
+}
+
+impl App {
+    /// Starts the app on `bus` and `display` with its data in `dir`.
+    fn start(bus: &PrivateBus, display: &str, dir: &Path, args: &[&str]) -> App {
+        let logs = dir.join("logs");
+        let mut cmd = Command::new(APP);
+        bus.configure(&mut cmd)
+            .env("DISPLAY", display)
+            .env("HOME", dir)
+            .env_remove("WAYLAND_DISPLAY")
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--log-dir")
+            .arg(&logs)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        App {
+            child: cmd.spawn().expect("deskrec-tray starts"),
+            logs,
+        }
+    }
+
+    /// Everything logged so far.
+    fn log(&self) -> String {
+        std::fs::read_dir(&self.logs)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Stops it the way a session manager does; true if it exited 0.
+    fn stop(&mut self) -> bool {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc_kill(self.child.id() as i32, 15) };
+        let end = Instant::now() + LIMIT;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// The RGBA pixels of a PNG.
+fn pixels(png: &[u8]) -> Vec<u8> {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
+        .expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("a size")];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    buf.truncate(info.buffer_size());
+    buf
+}
+
+/// Which of the app's icons `state` shows (by its pixels), if any.
+fn icon_kind(state: &ItemState) -> Option<&'static str> {
+    let bytes = state.icon().ok()?.bytes()?.to_vec();
+    let shown = pixels(&bytes);
+    for (kind, png) in [
+        ("recording", &include_bytes!("../../assets/tray/png/recording-24.png")[..]),
+        ("not-recording", include_bytes!("../../assets/tray/png/not-recording-24.png")),
+        ("offline", include_bytes!("../../assets/tray/png/offline-24.png")),
+        ("attention", include_bytes!("../../assets/tray/png/attention-24.png")),
+    ] {
+        if pixels(png) == shown {
+            return Some(kind);
+        }
+    }
+    None
+}
+
+/// The tray item of the one app on `tray`.
+async fn the_item(tray: &Watcher) -> Item {
+    let addr = tray.wait_for_item(LIMIT).await.expect("the app's tray item registers");
+    tray.item(&addr).await.expect("the item answers")
+}
+
+/// Waits until the item shows `kind`'s icon.
+async fn wait_icon(item: &Item, kind: &str) {
+    item.wait_until(LIMIT, &format!("the {kind} icon"), |s| icon_kind(s) == Some(kind))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The menu's labels now.
+async fn menu_labels(item: &Item) -> Vec<String> {
+    item.menu()
+        .await
+        .expect("a menu")
+        .layout()
+        .await
+        .expect("its layout")
+        .visible_labels()
+}
+
+/// Whether an X window with `title` exists on `display`.
+fn window_shown(display: &str, title: &str) -> bool {
+    Command::new("xwininfo")
+        .args(["-root", "-tree"])
+        .env("DISPLAY", display)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("\"{title}\"")))
+        .unwrap_or(false)
+}
+
+async fn wait_window(display: &str) {
+    let end = Instant::now() + LIMIT;
+    while !window_shown(display, "Deskrec") {
+        assert!(Instant::now() < end, "the Deskrec window did not open");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The desktop: a display and a session bus with a tray and a
+/// notification server.
+struct Desktop {
+    xvfb: Xvfb,
+    bus: PrivateBus,
+    tray: Watcher,
+    notifications: Notifications,
+    dir: tempfile::TempDir,
+}
+
+async fn desktop() -> Desktop {
+    let xvfb = Xvfb::start(1280, 800).expect("Xvfb (apt-get install xvfb)");
+    let bus = PrivateBus::start().expect("a private bus");
+    let tray = Watcher::start(&bus).await.expect("a tray host");
+    let notifications = Notifications::start(&bus).await.expect("a notification server");
+    Desktop {
+        xvfb,
+        bus,
+        tray,
+        notifications,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+/// How many notifications with `summary` arrived.
+fn count(n: &Notifications, summary: &str) -> usize {
+    n.received().iter().filter(|r| r.summary == summary).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tray_follows_the_servers_policy_notifies_and_opens_the_window() {
+    let d = desktop().await;
+    let s = TestServer::start().await;
+    s.admin("PUT", "/roles/agent", json!({"permissions": ["record_screen"]}))
+        .await;
+    let ann = s
+        .admin(
+            "POST",
+            "/users",
+            json!({"name": "Ann", "windows_login": "ann", "roles": ["agent"]}),
+        )
+        .await;
+    let token = s.admin("POST", "/enrollment-tokens", Value::Null).await["enrollment_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("https://{}", s.addr);
+    let mut app = App::start(
+        &d.bus,
+        d.xvfb.display(),
+        d.dir.path(),
+        &["--login", "ann", "--source", "synthetic", "--enroll", &url, &token],
+    );
+
+    // The item registers and shows "recording"; the menu's first line says so.
+    let item = the_item(&d.tray).await;
+    wait_icon(&item, "recording").await;
+    let labels = menu_labels(&item).await;
+    assert_eq!(labels.first().map(String::as_str), Some("Recording"), "{labels:?}");
+    assert!(labels.contains(&"Open Deskrec".to_string()), "{labels:?}");
+    assert!(labels.contains(&"Diagnostics".to_string()), "{labels:?}");
+    assert!(!labels.iter().any(|l| l.contains("Quit")), "no quit unless allowed: {labels:?}");
+    d.notifications
+        .wait_for(LIMIT, "recording started", |n| n.summary == "Recording started")
+        .await
+        .unwrap();
+
+    // The server deactivates ann: not eligible, in the icon, the menu and
+    // a notification.
+    let id = ann["id"].as_i64().unwrap();
+    s.admin("PATCH", &format!("/users/{id}"), json!({"active": false}))
+        .await;
+    wait_icon(&item, "not-recording").await;
+    let labels = menu_labels(&item).await;
+    assert_eq!(
+        labels.first().map(String::as_str),
+        Some("Not recording: not eligible"),
+        "{labels:?}"
+    );
+    d.notifications
+        .wait_for(LIMIT, "not eligible", |n| n.summary == "Not recording: not eligible")
+        .await
+        .unwrap();
+
+    // Reactivated: recording again; "recording started" is not said twice
+    // within the rate limit.
+    s.admin("PATCH", &format!("/users/{id}"), json!({"active": true}))
+        .await;
+    wait_icon(&item, "recording").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(count(&d.notifications, "Recording started"), 1);
+    assert_eq!(count(&d.notifications, "Not recording: not eligible"), 1);
+
+    // "Open Deskrec" through the menu opens the window.
+    assert!(!d.xvfb.display().is_empty() && !window_shown(d.xvfb.display(), "Deskrec"));
+    item.menu()
+        .await
+        .unwrap()
+        .click_label("Open Deskrec")
+        .await
+        .unwrap();
+    wait_window(d.xvfb.display()).await;
+
+    // It stops cleanly: exit 0, the segment finished, the tray forgets it.
+    assert!(app.stop(), "the app did not exit cleanly:\n{}", app.log());
+    assert!(app.log().contains("deskrec-tray stopped"), "{}", app.log());
+    d.tray
+        .wait_for_items(LIMIT, "the item gone", |items| items.is_empty())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_enrolled_needs_attention_and_a_second_start_shows_the_first_ones_window() {
+    let d = desktop().await;
+    let missing = d.dir.path().join("no-deployment.toml");
+    let app = App::start(
+        &d.bus,
+        d.xvfb.display(),
+        d.dir.path(),
+        &["--deployment", missing.to_str().unwrap()],
+    );
+    let item = the_item(&d.tray).await;
+    wait_icon(&item, "attention").await;
+    let labels = menu_labels(&item).await;
+    assert_eq!(labels.first().map(String::as_str), Some("Not enrolled"), "{labels:?}");
+    d.notifications
+        .wait_for(LIMIT, "not enrolled", |n| n.summary == "Not enrolled")
+        .await
+        .unwrap();
+    assert!(!window_shown(d.xvfb.display(), "Deskrec"));
+
+    // A second start in the same session exits 0 and the first shows its
+    // window.
+    let second = Command::new(APP)
+        .env("DISPLAY", d.xvfb.display())
+        .env("DBUS_SESSION_BUS_ADDRESS", d.bus.address())
+        .env("HOME", d.dir.path())
+        .arg("--data-dir")
+        .arg(d.dir.path().join("data"))
+        .arg("--log-dir")
+        .arg(d.dir.path().join("logs2"))
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{second:?}");
+    wait_window(d.xvfb.display()).await;
+    assert_eq!(d.tray.items().len(), 1, "one icon, not two");
+    drop(app);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_deployment_file_is_named_with_its_line() {
+    let d = desktop().await;
+    let bad = d.dir.path().join("deployment.toml");
+    std::fs::write(&bad, "server_url = \"https://rec.example:8443\"\nserver_fingerprint = sha256\n")
+        .unwrap();
+    let app = App::start(
+        &d.bus,
+        d.xvfb.display(),
+        d.dir.path(),
+        &["--deployment", bad.to_str().unwrap()],
+    );
+    let item = the_item(&d.tray).await;
+    wait_icon(&item, "attention").await;
+    let end = Instant::now() + LIMIT;
+    loop {
+        let log = app.log();
+        if log.contains("deployment.toml") && log.contains("line 2") {
+            break;
+        }
+        assert!(Instant::now() < end, "the log does not name the file and line:\n{log}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+fn without_a_display_it_says_so_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(APP)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env("HOME", dir.path())
+        .arg("--log-dir")
+        .arg(dir.path().join("logs"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no display"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Whether a test's item state changed at all (used in messages).
+#[allow(dead_code)]
+fn describe(state: &ItemState) -> String {
+    format!("{state:?}")
+}
