@@ -15,6 +15,7 @@
 
 mod bench;
 mod browser;
+mod bundle;
 mod demo;
 mod display;
 mod fuzz;
@@ -39,9 +40,10 @@ fn main() -> Result<()> {
         Some("browser") => browser::run(rest),
         Some("ui") => ui::run(rest),
         Some("window") => window::run(rest),
+        Some("bundle") => bundle::run(rest),
         Some("setup") => setup::run(rest),
         _ => bail!(
-            "usage: cargo xtask <test|demo|bench NAME|fuzz [SECONDS]|browser|ui [--docs]|window|windows|setup>\n\
+            "usage: cargo xtask <test|demo|bench NAME|fuzz [SECONDS]|browser|ui [--docs]|window|windows|bundle deb|setup>\n\
              \n  test     set up and run every test (what CI runs)\
              \n  demo     set up and run the demo on embedded defaults\
              \n  bench    run a benchmark, write target/bench/NAME.json (NAME: vault)\
@@ -50,6 +52,7 @@ fn main() -> Result<()> {
              \n  ui       check the tray window in Chromium with faked IPC (--docs: copy its screenshots to docs/img)\
              \n  window   drive the tray app's real window (tauri-driver, WebKitWebDriver) against the real server\
              \n  windows  cross-build for x86_64-pc-windows-gnu, run its tests and the tray app under wine\
+             \n  bundle   build the tray app's .deb with the Tauri bundler (bundle deb)\
              \n  setup    install the system packages the other tasks need"
         ),
     }

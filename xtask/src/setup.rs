@@ -27,6 +27,8 @@ pub const BASE: &[&str] = &[
     "libssl-dev",
     "libayatana-appindicator3-dev",
     "librsvg2-dev",
+    // The tray tests look for the app's window (xwininfo).
+    "x11-utils",
     // The desktop fixtures' test against a real appindicator item.
     "python3-gi",
     "gir1.2-ayatanaappindicator3-0.1",

@@ -102,7 +102,8 @@ pub fn run(_args: &[String]) -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     let result = util::run(
-        Command::new("python3")
+        // Debian's python3, where python3-selenium is installed.
+        Command::new("/usr/bin/python3")
             .arg(util::root().join("tests/window/window.py"))
             .env("DESKREC_TRAY", bin("deskrec-tray"))
             .env("DESKREC_ARGS", args.to_string())
