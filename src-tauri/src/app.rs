@@ -152,7 +152,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .context("cannot start the tray app")?;
     app.run(|app, event| match event {
         // The last window closed: the app lives on in the tray.
-        RunEvent::ExitRequested { code: None, api, .. } => api.prevent_exit(),
+        RunEvent::ExitRequested {
+            code: None, api, ..
+        } => api.prevent_exit(),
         RunEvent::Exit => stop_engine(app),
         _ => {}
     });
@@ -184,11 +186,11 @@ pub fn window_failed(app: &AppHandle, why: &str) {
     let body = format!(
         "The Deskrec window cannot open ({why}). Recording goes on. Ask IT to install the Microsoft Edge WebView2 runtime."
     );
-    shared
-        .notifier
-        .lock()
-        .expect("notifier lock")
-        .send("window", "Deskrec window unavailable", &body);
+    shared.notifier.lock().expect("notifier lock").send(
+        "window",
+        "Deskrec window unavailable",
+        &body,
+    );
 }
 
 /// Starts the engine, enrolling first if the PC is not enrolled and the
@@ -250,7 +252,10 @@ async fn enroll(cli: &Cli, dir: &DataDir) -> Result<(), Retry> {
             "--enroll".to_string(),
         ),
         None => {
-            let path = cli.deployment.clone().unwrap_or_else(crate::deploy::default_path);
+            let path = cli
+                .deployment
+                .clone()
+                .unwrap_or_else(crate::deploy::default_path);
             match crate::deploy::load(&path) {
                 Ok(Some(d)) => (d.token(), path.display().to_string()),
                 Ok(None) => return Err(Retry::Never(None)),
@@ -269,8 +274,14 @@ async fn enroll(cli: &Cli, dir: &DataDir) -> Result<(), Retry> {
             tracing::info!(device = %id.device_id, "enrolled");
             Ok(())
         }
-        Err(e @ AgentError::Client(_)) => Err(Retry::Later(format!("enrolling with {} failed: {e}", token.url))),
-        Err(e) => Err(Retry::Never(Some(format!("enrolling with {} failed: {e}", token.url)))),
+        Err(e @ AgentError::Client(_)) => Err(Retry::Later(format!(
+            "enrolling with {} failed: {e}",
+            token.url
+        ))),
+        Err(e) => Err(Retry::Never(Some(format!(
+            "enrolling with {} failed: {e}",
+            token.url
+        )))),
     }
 }
 
@@ -292,14 +303,22 @@ fn config(cli: &Cli, dir: &DataDir) -> AgentConfig {
 /// recording goes on.
 async fn tray_host_check(app: AppHandle) {
     if let Err(why) = crate::desktop::tray_host().await {
-        tracing::warn!("no tray host: the Deskrec icon cannot be shown ({why}); recording goes on. The window is opened instead");
+        tracing::warn!(
+            "no tray host: the Deskrec icon cannot be shown ({why}); recording goes on. The window is opened instead"
+        );
         crate::window::open(&app, View::Status);
-        crate::window::emit(&app, "deskrec://notice", deskrec_agent::Notice {
-            kind: deskrec_agent::NoticeKind::Rejected,
-            title: "No tray".into(),
-            body: format!("This desktop shows no tray icons ({why}). Recording goes on; open Deskrec again to see this window."),
-            at: 0,
-        });
+        crate::window::emit(
+            &app,
+            "deskrec://notice",
+            deskrec_agent::Notice {
+                kind: deskrec_agent::NoticeKind::Rejected,
+                title: "No tray".into(),
+                body: format!(
+                    "This desktop shows no tray icons ({why}). Recording goes on; open Deskrec again to see this window."
+                ),
+                at: 0,
+            },
+        );
     }
 }
 

@@ -109,18 +109,25 @@ fn state_notice(before: Option<&Status>, now: &Status) -> Option<(String, String
             "Not recording: not eligible".into(),
         )),
         RecordingState::Error => Some((
-            format!("state:error:{}", now.reason.split(':').next().unwrap_or_default()),
+            format!(
+                "state:error:{}",
+                now.reason.split(':').next().unwrap_or_default()
+            ),
             now.indicator.headline.clone(),
         )),
         RecordingState::Paused if was_recording => Some((
-            format!("state:stopped:{}", now.reason.split(':').next().unwrap_or_default()),
+            format!(
+                "state:stopped:{}",
+                now.reason.split(':').next().unwrap_or_default()
+            ),
             "Recording stopped".into(),
         )),
         // Starting, or an engine that is absent: the tray says why.
         RecordingState::Paused => match now.reason.as_str() {
-            "not_enrolled" | "directory_in_use" | "engine_failed" => {
-                Some((format!("state:{}", now.reason), now.indicator.headline.clone()))
-            }
+            "not_enrolled" | "directory_in_use" | "engine_failed" => Some((
+                format!("state:{}", now.reason),
+                now.indicator.headline.clone(),
+            )),
             _ => None,
         },
     }
@@ -156,7 +163,11 @@ fn now_micros() -> i64 {
 }
 
 fn notify(app: &AppHandle, key: &str, title: &str, body: &str) {
-    app.state::<Shared>().notifier.lock().expect("notifier lock").send(key, title, body);
+    app.state::<Shared>()
+        .notifier
+        .lock()
+        .expect("notifier lock")
+        .send(key, title, body);
 }
 
 #[cfg(test)]
@@ -165,7 +176,12 @@ mod tests {
     use deskrec_agent::{Absence, DataDir};
 
     fn status(state: RecordingState, reason: &str) -> Status {
-        let mut s = Status::without_engine(&Absence::Failed { message: "x".into() }, &DataDir::new("/nonexistent"));
+        let mut s = Status::without_engine(
+            &Absence::Failed {
+                message: "x".into(),
+            },
+            &DataDir::new("/nonexistent"),
+        );
         s.state = state;
         s.reason = reason.into();
         s
@@ -177,11 +193,20 @@ mod tests {
         let ne = status(RecordingState::NotEligible, "user_inactive");
         let starting = status(RecordingState::Paused, "starting");
         assert_eq!(state_notice(None, &starting), None);
-        assert_eq!(state_notice(Some(&starting), &rec).unwrap().1, "Recording started");
+        assert_eq!(
+            state_notice(Some(&starting), &rec).unwrap().1,
+            "Recording started"
+        );
         assert_eq!(state_notice(Some(&rec), &rec), None);
-        assert_eq!(state_notice(Some(&rec), &ne).unwrap().0, "state:not_eligible:user_inactive");
+        assert_eq!(
+            state_notice(Some(&rec), &ne).unwrap().0,
+            "state:not_eligible:user_inactive"
+        );
         assert_eq!(state_notice(Some(&ne), &ne), None);
         let off = status(RecordingState::Paused, "no_session_user");
-        assert_eq!(state_notice(Some(&rec), &off).unwrap().1, "Recording stopped");
+        assert_eq!(
+            state_notice(Some(&rec), &off).unwrap().1,
+            "Recording stopped"
+        );
     }
 }

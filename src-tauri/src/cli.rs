@@ -66,6 +66,8 @@ impl Cli {
 
     /// The log directory.
     pub fn log_dir(&self) -> PathBuf {
-        self.log_dir.clone().unwrap_or_else(crate::logs::default_dir)
+        self.log_dir
+            .clone()
+            .unwrap_or_else(crate::logs::default_dir)
     }
 }

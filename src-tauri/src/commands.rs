@@ -85,7 +85,10 @@ pub async fn save_diagnostics(
 #[tauri::command]
 pub fn quit(app: AppHandle, shared: State<'_, Shared>) -> Result<(), CommandError> {
     if !shared.status().allow_quit {
-        return Err(AgentError::Refused("the recording policy does not allow quitting Deskrec".into()).into());
+        return Err(AgentError::Refused(
+            "the recording policy does not allow quitting Deskrec".into(),
+        )
+        .into());
     }
     crate::app::quit(&app);
     Ok(())

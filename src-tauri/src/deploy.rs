@@ -82,7 +82,11 @@ pub fn load(path: &Path) -> Result<Option<Deployment>, DeployError> {
 impl Deployment {
     /// The token to enroll with.
     pub fn token(&self) -> EnrollmentToken {
-        token(&self.server_url, &self.enroll_token, Some(&self.server_fingerprint))
+        token(
+            &self.server_url,
+            &self.enroll_token,
+            Some(&self.server_fingerprint),
+        )
     }
 }
 
@@ -108,7 +112,11 @@ mod tests {
     fn a_broken_file_is_named_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("deployment.toml");
-        std::fs::write(&path, "server_url = \"https://x\"\nserver_fingerprint = sha256\n").unwrap();
+        std::fs::write(
+            &path,
+            "server_url = \"https://x\"\nserver_fingerprint = sha256\n",
+        )
+        .unwrap();
         let e = load(&path).unwrap_err().to_string();
         assert!(e.contains("deployment.toml"), "{e}");
         assert!(e.contains("line 2"), "{e}");

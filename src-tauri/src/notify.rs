@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// The app's id: the toast's AppUserModelID on Windows.
+#[cfg(windows)]
 pub const APP_ID: &str = "org.deskrec.tray";
 
 /// Shortest time between two notifications with the same key.
@@ -47,7 +48,9 @@ fn show(title: &str, body: &str) {
     n.app_id(APP_ID);
     match n.show() {
         Ok(_) => tracing::info!(title, "notified"),
-        Err(e) => tracing::warn!(title, body, error = %e, "no notification service; the notice is only logged"),
+        Err(e) => {
+            tracing::warn!(title, body, error = %e, "no notification service; the notice is only logged")
+        }
     }
 }
 

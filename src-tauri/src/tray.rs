@@ -54,7 +54,10 @@ pub fn png(kind: IndicatorKind, px: u32) -> &'static [u8] {
         IndicatorKind::Offline => icons!("offline"),
         IndicatorKind::Attention => icons!("attention"),
     };
-    let i = SIZES.iter().position(|&s| s >= px).unwrap_or(SIZES.len() - 1);
+    let i = SIZES
+        .iter()
+        .position(|&s| s >= px)
+        .unwrap_or(SIZES.len() - 1);
     set[i]
 }
 
@@ -78,7 +81,13 @@ impl Tray {
             .map_or(1.0, |m| m.scale_factor());
         let base = if cfg!(windows) { 16.0 } else { 24.0 };
         let px = (base * scale).round() as u32;
-        let state_line = MenuItem::with_id(app, entry::STATE, &status.indicator.headline, false, None::<&str>)?;
+        let state_line = MenuItem::with_id(
+            app,
+            entry::STATE,
+            &status.indicator.headline,
+            false,
+            None::<&str>,
+        )?;
         let menu = menu(app, &state_line, status.allow_quit)?;
         let icon = TrayIconBuilder::with_id(ID)
             .icon(Image::from_bytes(png(status.indicator.kind, px))?)
@@ -141,7 +150,10 @@ impl Tray {
 
 /// The tooltip: the state and the reason.
 fn tooltip(status: &Status) -> String {
-    format!("Deskrec: {}\n{}", status.indicator.headline, status.indicator.detail)
+    format!(
+        "Deskrec: {}\n{}",
+        status.indicator.headline, status.indicator.detail
+    )
 }
 
 fn menu(app: &AppHandle, state_line: &MenuItem<Wry>, allow_quit: bool) -> tauri::Result<Menu<Wry>> {
@@ -156,7 +168,13 @@ fn menu(app: &AppHandle, state_line: &MenuItem<Wry>, allow_quit: bool) -> tauri:
     )?;
     if allow_quit {
         menu.append(&PredefinedMenuItem::separator(app)?)?;
-        menu.append(&MenuItem::with_id(app, entry::QUIT, "Quit Deskrec", true, None::<&str>)?)?;
+        menu.append(&MenuItem::with_id(
+            app,
+            entry::QUIT,
+            "Quit Deskrec",
+            true,
+            None::<&str>,
+        )?)?;
     }
     Ok(menu)
 }

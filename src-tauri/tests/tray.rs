@@ -103,10 +103,22 @@ fn icon_kind(state: &ItemState) -> Option<&'static str> {
     let bytes = state.icon().ok()?.bytes()?.to_vec();
     let shown = pixels(&bytes);
     for (kind, png) in [
-        ("recording", &include_bytes!("../../assets/tray/png/recording-24.png")[..]),
-        ("not-recording", include_bytes!("../../assets/tray/png/not-recording-24.png")),
-        ("offline", include_bytes!("../../assets/tray/png/offline-24.png")),
-        ("attention", include_bytes!("../../assets/tray/png/attention-24.png")),
+        (
+            "recording",
+            &include_bytes!("../../assets/tray/png/recording-24.png")[..],
+        ),
+        (
+            "not-recording",
+            include_bytes!("../../assets/tray/png/not-recording-24.png"),
+        ),
+        (
+            "offline",
+            include_bytes!("../../assets/tray/png/offline-24.png"),
+        ),
+        (
+            "attention",
+            include_bytes!("../../assets/tray/png/attention-24.png"),
+        ),
     ] {
         if pixels(png) == shown {
             return Some(kind);
@@ -117,15 +129,20 @@ fn icon_kind(state: &ItemState) -> Option<&'static str> {
 
 /// The tray item of the one app on `tray`.
 async fn the_item(tray: &Watcher) -> Item {
-    let addr = tray.wait_for_item(LIMIT).await.expect("the app's tray item registers");
+    let addr = tray
+        .wait_for_item(LIMIT)
+        .await
+        .expect("the app's tray item registers");
     tray.item(&addr).await.expect("the item answers")
 }
 
 /// Waits until the item shows `kind`'s icon.
 async fn wait_icon(item: &Item, kind: &str) {
-    item.wait_until(LIMIT, &format!("the {kind} icon"), |s| icon_kind(s) == Some(kind))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    item.wait_until(LIMIT, &format!("the {kind} icon"), |s| {
+        icon_kind(s) == Some(kind)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The menu's labels now.
@@ -171,7 +188,9 @@ async fn desktop() -> Desktop {
     let xvfb = Xvfb::start(1280, 800).expect("Xvfb (apt-get install xvfb)");
     let bus = PrivateBus::start().expect("a private bus");
     let tray = Watcher::start(&bus).await.expect("a tray host");
-    let notifications = Notifications::start(&bus).await.expect("a notification server");
+    let notifications = Notifications::start(&bus)
+        .await
+        .expect("a notification server");
     Desktop {
         xvfb,
         bus,
@@ -190,8 +209,12 @@ fn count(n: &Notifications, summary: &str) -> usize {
 async fn the_tray_follows_the_servers_policy_notifies_and_opens_the_window() {
     let d = desktop().await;
     let s = TestServer::start().await;
-    s.admin("PUT", "/roles/agent", json!({"permissions": ["record_screen"]}))
-        .await;
+    s.admin(
+        "PUT",
+        "/roles/agent",
+        json!({"permissions": ["record_screen"]}),
+    )
+    .await;
     let ann = s
         .admin(
             "POST",
@@ -208,19 +231,36 @@ async fn the_tray_follows_the_servers_policy_notifies_and_opens_the_window() {
         &d.bus,
         d.xvfb.display(),
         d.dir.path(),
-        &["--login", "ann", "--source", "synthetic", "--enroll", &url, &token],
+        &[
+            "--login",
+            "ann",
+            "--source",
+            "synthetic",
+            "--enroll",
+            &url,
+            &token,
+        ],
     );
 
     // The item registers and shows "recording"; the menu's first line says so.
     let item = the_item(&d.tray).await;
     wait_icon(&item, "recording").await;
     let labels = menu_labels(&item).await;
-    assert_eq!(labels.first().map(String::as_str), Some("Recording"), "{labels:?}");
+    assert_eq!(
+        labels.first().map(String::as_str),
+        Some("Recording"),
+        "{labels:?}"
+    );
     assert!(labels.contains(&"Open Deskrec".to_string()), "{labels:?}");
     assert!(labels.contains(&"Diagnostics".to_string()), "{labels:?}");
-    assert!(!labels.iter().any(|l| l.contains("Quit")), "no quit unless allowed: {labels:?}");
+    assert!(
+        !labels.iter().any(|l| l.contains("Quit")),
+        "no quit unless allowed: {labels:?}"
+    );
     d.notifications
-        .wait_for(LIMIT, "recording started", |n| n.summary == "Recording started")
+        .wait_for(LIMIT, "recording started", |n| {
+            n.summary == "Recording started"
+        })
         .await
         .unwrap();
 
@@ -237,7 +277,9 @@ async fn the_tray_follows_the_servers_policy_notifies_and_opens_the_window() {
         "{labels:?}"
     );
     d.notifications
-        .wait_for(LIMIT, "not eligible", |n| n.summary == "Not recording: not eligible")
+        .wait_for(LIMIT, "not eligible", |n| {
+            n.summary == "Not recording: not eligible"
+        })
         .await
         .unwrap();
 
@@ -282,7 +324,11 @@ async fn not_enrolled_needs_attention_and_a_second_start_shows_the_first_ones_wi
     let item = the_item(&d.tray).await;
     wait_icon(&item, "attention").await;
     let labels = menu_labels(&item).await;
-    assert_eq!(labels.first().map(String::as_str), Some("Not enrolled"), "{labels:?}");
+    assert_eq!(
+        labels.first().map(String::as_str),
+        Some("Not enrolled"),
+        "{labels:?}"
+    );
     d.notifications
         .wait_for(LIMIT, "not enrolled", |n| n.summary == "Not enrolled")
         .await
@@ -311,8 +357,11 @@ async fn not_enrolled_needs_attention_and_a_second_start_shows_the_first_ones_wi
 async fn a_broken_deployment_file_is_named_with_its_line() {
     let d = desktop().await;
     let bad = d.dir.path().join("deployment.toml");
-    std::fs::write(&bad, "server_url = \"https://rec.example:8443\"\nserver_fingerprint = sha256\n")
-        .unwrap();
+    std::fs::write(
+        &bad,
+        "server_url = \"https://rec.example:8443\"\nserver_fingerprint = sha256\n",
+    )
+    .unwrap();
     let app = App::start(
         &d.bus,
         d.xvfb.display(),
@@ -327,7 +376,10 @@ async fn a_broken_deployment_file_is_named_with_its_line() {
         if log.contains("deployment.toml") && log.contains("line 2") {
             break;
         }
-        assert!(Instant::now() < end, "the log does not name the file and line:\n{log}");
+        assert!(
+            Instant::now() < end,
+            "the log does not name the file and line:\n{log}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -110,7 +110,9 @@ pub fn run(_args: &[String]) -> Result<()> {
     )?;
     println!("   {AGENT} records (role agent); {SUPERVISOR} watches (role supervisor)");
 
-    step("3/6 the agent PC: the tray app starts, enrolls with a one-time token pinned to the server's certificate, and opens its window");
+    step(
+        "3/6 the agent PC: the tray app starts, enrolls with a one-time token pinned to the server's certificate, and opens its window",
+    );
     let token = api.admin("POST", "/enrollment-tokens", Value::Null)?;
     let agent_dir = data.join("agent");
     // On a desktop the app joins its session bus and tray; on the virtual
@@ -118,7 +120,9 @@ pub fn run(_args: &[String]) -> Result<()> {
     let mut agent = match &virtual_display {
         Some(screen) => {
             let mut c = Command::new("dbus-run-session");
-            c.arg("--").arg(bin("deskrec-tray")).env("DISPLAY", screen.name());
+            c.arg("--")
+                .arg(bin("deskrec-tray"))
+                .env("DISPLAY", screen.name());
             c
         }
         None => Command::new(bin("deskrec-tray")),

@@ -22,6 +22,7 @@ mod setup;
 mod test;
 mod ui;
 mod util;
+mod window;
 mod windows;
 
 use anyhow::{Result, bail};
@@ -37,16 +38,18 @@ fn main() -> Result<()> {
         Some("windows") => windows::run(rest),
         Some("browser") => browser::run(rest),
         Some("ui") => ui::run(rest),
+        Some("window") => window::run(rest),
         Some("setup") => setup::run(rest),
         _ => bail!(
-            "usage: cargo xtask <test|demo|bench NAME|fuzz [SECONDS]|browser|ui [--docs]|windows|setup>\n\
+            "usage: cargo xtask <test|demo|bench NAME|fuzz [SECONDS]|browser|ui [--docs]|window|windows|setup>\n\
              \n  test     set up and run every test (what CI runs)\
              \n  demo     set up and run the demo on embedded defaults\
              \n  bench    run a benchmark, write target/bench/NAME.json (NAME: vault)\
              \n  fuzz     run every fuzz target for SECONDS each (default 30)\
              \n  browser  play an exported recording in Chromium and check what it shows\
              \n  ui       check the tray window in Chromium with faked IPC (--docs: copy its screenshots to docs/img)\
-             \n  windows  cross-build for x86_64-pc-windows-gnu and run its tests under wine\
+             \n  window   drive the tray app's real window (tauri-driver, WebKitWebDriver) against the real server\
+             \n  windows  cross-build for x86_64-pc-windows-gnu, run its tests and the tray app under wine\
              \n  setup    install the system packages the other tasks need"
         ),
     }

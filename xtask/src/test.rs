@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::{browser, fuzz, setup, ui, util, windows};
+use crate::{browser, fuzz, setup, ui, util, window, windows};
 
 /// Seconds each fuzz target runs in CI.
 const FUZZ_SECONDS: &str = "20";
@@ -23,6 +23,7 @@ pub fn run(_args: &[String]) -> Result<()> {
     util::run(util::cargo().args(["test", "--workspace", "--doc"]))?;
     browser::run(&[])?;
     ui::run(&[])?;
+    window::run(&[])?;
     fuzz::run(&[FUZZ_SECONDS.to_string()])?;
     windows::run(&[])?;
     println!("xtask test: every check passed");

@@ -95,7 +95,14 @@ pub fn run(args: &[String]) -> Result<()> {
 fn tray_smoke(prefix: &Path) -> Result<()> {
     println!("\n     Building the tray app for Windows");
     let mut build = cross_cargo()?;
-    run_cmd(build.args(["build", "-Zbuild-std", "--target", TARGET, "-p", "deskrec-tray"]))?;
+    run_cmd(build.args([
+        "build",
+        "-Zbuild-std",
+        "--target",
+        TARGET,
+        "-p",
+        "deskrec-tray",
+    ]))?;
     let exe = cache_dir()
         .join("target-windows")
         .join(TARGET)
@@ -116,8 +123,16 @@ fn tray_smoke(prefix: &Path) -> Result<()> {
         &work.join("server"),
     )?;
     let api = crate::demo::Api::new(&server)?;
-    api.admin("PATCH", "/settings", serde_json::json!({"segment_seconds": 10, "gop_seconds": 2}))?;
-    api.admin("PUT", "/roles/agent", serde_json::json!({"permissions": ["record_screen"]}))?;
+    api.admin(
+        "PATCH",
+        "/settings",
+        serde_json::json!({"segment_seconds": 10, "gop_seconds": 2}),
+    )?;
+    api.admin(
+        "PUT",
+        "/roles/agent",
+        serde_json::json!({"permissions": ["record_screen"]}),
+    )?;
     api.admin(
         "POST",
         "/users",
@@ -134,13 +149,24 @@ fn tray_smoke(prefix: &Path) -> Result<()> {
         .arg(windows_path(&data))
         .arg("--log-dir")
         .arg(windows_path(&logs))
-        .args(["--login", "ann", "--source", "synthetic", "--exit-after", "40"])
+        .args([
+            "--login",
+            "ann",
+            "--source",
+            "synthetic",
+            "--exit-after",
+            "40",
+        ])
         .args(["--enroll", &server.url, token])
         .env("WINEPATH", windows_path(exe_dir))
         .status()
         .context("could not start wine")?;
     let log: String = fs::read_dir(&logs)
-        .map(|d| d.flatten().filter_map(|e| fs::read_to_string(e.path()).ok()).collect())
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| fs::read_to_string(e.path()).ok())
+                .collect()
+        })
         .unwrap_or_default();
     let segments = fs::read_dir(data.join("segments")).map_or(0, |d| d.count());
     println!("{log}");
@@ -151,11 +177,21 @@ fn tray_smoke(prefix: &Path) -> Result<()> {
         ("wrote segments", segments > 0),
         ("stopped cleanly", log.contains("deskrec-tray stopped")),
     ];
-    let failed: Vec<&str> = checks.iter().filter(|(_, ok)| !ok).map(|(what, _)| *what).collect();
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|(_, ok)| !ok)
+        .map(|(what, _)| *what)
+        .collect();
     if !failed.is_empty() {
-        bail!("the tray app under wine: not {} (status {status})", failed.join(", not "));
+        bail!(
+            "the tray app under wine: not {} (status {status})",
+            failed.join(", not ")
+        );
     }
-    println!("     the tray app under wine: {}; {segments} segment(s)", checks.map(|c| c.0).join(", "));
+    println!(
+        "     the tray app under wine: {}; {segments} segment(s)",
+        checks.map(|c| c.0).join(", ")
+    );
     Ok(())
 }
 
@@ -197,7 +233,13 @@ fn build_tests(cargo_args: &[String]) -> Result<Vec<TestExe>> {
         .arg("--message-format=json-render-diagnostics");
     if !selects_packages(cargo_args) {
         // The desktop test fixtures are D-Bus on Linux: not for Windows.
-        cmd.args(["--workspace", "--exclude", "xtask", "--exclude", "deskrec-e2e"]);
+        cmd.args([
+            "--workspace",
+            "--exclude",
+            "xtask",
+            "--exclude",
+            "deskrec-e2e",
+        ]);
     }
     cmd.args(cargo_args);
     let json = stdout_while_streaming_stderr(&mut cmd)?;

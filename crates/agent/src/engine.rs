@@ -33,9 +33,9 @@ use crate::handle::{AgentHandle, EVENT_BACKLOG, Event, Rate};
 use crate::indicator::{Alert, Indicator};
 use crate::live::LiveStatus;
 use crate::lock::DirLock;
-use crate::view::{Notice, NoticeKind, Status};
 use crate::policy::CachedPolicy;
 use crate::session::{FixedSession, SessionWatcher, platform_watcher};
+use crate::view::{Notice, NoticeKind, Status};
 use crate::{AgentError, DataDir};
 
 /// Makes the session watcher when the agent starts.

@@ -18,8 +18,8 @@ use crate::db::{get_meta, keys};
 use crate::engine::Shared;
 use crate::indicator::{Absence, Indicator};
 use crate::view::{
-    AuditEntry, CheckedSegment, Diagnostics, Notice, PolicyView, Queue,
-    SegmentEntry, Status, UploadedToday,
+    AuditEntry, CheckedSegment, Diagnostics, Notice, PolicyView, Queue, SegmentEntry, Status,
+    UploadedToday,
 };
 use crate::{AgentError, DataDir};
 

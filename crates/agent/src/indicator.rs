@@ -132,7 +132,9 @@ impl Indicator {
             return Self::new(
                 Recording,
                 "Recording",
-                format!("Your screen is being recorded, as the server's policy for {login} says.{locked}"),
+                format!(
+                    "Your screen is being recorded, as the server's policy for {login} says.{locked}"
+                ),
             );
         }
         let why = match reason {
@@ -215,15 +217,69 @@ mod tests {
         use IndicatorKind::{Attention, NotRecording, Recording};
         use RecordingState as S;
         let cases = [
-            (S::Recording, "eligible", Connected, Recording, "policy for ann"),
-            (S::Recording, "eligible", Offline, IndicatorKind::Offline, "cannot be reached"),
-            (S::NotEligible, "user_inactive", Connected, NotRecording, "ann is not active"),
-            (S::NotEligible, "no_record_permission", Connected, NotRecording, "roles"),
-            (S::Paused, "no_session_user", Connected, NotRecording, "Nobody is logged on"),
-            (S::Paused, "session_ending: logoff", Connected, NotRecording, "ending (logoff)"),
-            (S::Paused, "no_policy", Offline, NotRecording, "cannot be reached"),
-            (S::Error, "disk_full: 0 bytes free", Connected, Attention, "0 bytes free"),
-            (S::Error, "recorder_failed: no display", Connected, Attention, "no display"),
+            (
+                S::Recording,
+                "eligible",
+                Connected,
+                Recording,
+                "policy for ann",
+            ),
+            (
+                S::Recording,
+                "eligible",
+                Offline,
+                IndicatorKind::Offline,
+                "cannot be reached",
+            ),
+            (
+                S::NotEligible,
+                "user_inactive",
+                Connected,
+                NotRecording,
+                "ann is not active",
+            ),
+            (
+                S::NotEligible,
+                "no_record_permission",
+                Connected,
+                NotRecording,
+                "roles",
+            ),
+            (
+                S::Paused,
+                "no_session_user",
+                Connected,
+                NotRecording,
+                "Nobody is logged on",
+            ),
+            (
+                S::Paused,
+                "session_ending: logoff",
+                Connected,
+                NotRecording,
+                "ending (logoff)",
+            ),
+            (
+                S::Paused,
+                "no_policy",
+                Offline,
+                NotRecording,
+                "cannot be reached",
+            ),
+            (
+                S::Error,
+                "disk_full: 0 bytes free",
+                Connected,
+                Attention,
+                "0 bytes free",
+            ),
+            (
+                S::Error,
+                "recorder_failed: no display",
+                Connected,
+                Attention,
+                "no display",
+            ),
         ];
         for (state, reason, conn, kind, words) in cases {
             let i = Indicator::of(&live(state, reason, conn), 0);

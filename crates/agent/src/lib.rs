@@ -71,7 +71,9 @@ mod view;
 
 use std::path::{Path, PathBuf};
 
-pub use engine::{Agent, AgentConfig, Connection, Live, SessionFactory, SourceFactory, process_login};
+pub use engine::{
+    Agent, AgentConfig, Connection, Live, SessionFactory, SourceFactory, process_login,
+};
 pub use error::AgentError;
 pub use handle::{AgentHandle, EVENT_BACKLOG, Event};
 pub use indicator::{Absence, Alert, Indicator, IndicatorKind};

@@ -38,7 +38,11 @@ fn pin_matches(pin: &str, phc: &str) -> bool {
 
 /// The rule: an administrator may; anyone else needs the PIN the policy
 /// names (`phc`); with no PIN in the policy, only administrators may.
-pub(crate) fn may_diagnose(admin: bool, phc: Option<&str>, pin: Option<&str>) -> Result<(), AgentError> {
+pub(crate) fn may_diagnose(
+    admin: bool,
+    phc: Option<&str>,
+    pin: Option<&str>,
+) -> Result<(), AgentError> {
     if admin {
         return Ok(());
     }

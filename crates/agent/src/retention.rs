@@ -29,9 +29,9 @@ use tokio::sync::watch;
 
 use crate::AgentError;
 use crate::db::{get_meta, keys};
-use crate::view::NoticeKind;
 use crate::engine::{Shared, sleep_or_shutdown};
 use crate::segments::{self, Segment};
+use crate::view::NoticeKind;
 
 /// Runs a retention pass every `retention_interval` until shutdown.
 pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
@@ -151,7 +151,11 @@ async fn tell(shared: &Shared, reason: &str, count: u64) {
         other => other,
     };
     let body = format!("{count} segment(s) deleted {why}, oldest first.");
-    shared.notice(NoticeKind::SegmentsDeleted, "Recordings deleted", body.clone());
+    shared.notice(
+        NoticeKind::SegmentsDeleted,
+        "Recordings deleted",
+        body.clone(),
+    );
     if reason == "disk_floor" {
         shared.alert("Disk space low", body).await;
     }

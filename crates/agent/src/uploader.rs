@@ -377,7 +377,14 @@ async fn upload(
             })) => {
                 // The server refused the recording and shows why on the
                 // contact; nothing to send it.
-                give_up(shared, &id, UnrecoverableReason::Damaged, message.clone(), true).await?;
+                give_up(
+                    shared,
+                    &id,
+                    UnrecoverableReason::Damaged,
+                    message.clone(),
+                    true,
+                )
+                .await?;
                 rejected(shared, &id, &message).await;
                 return Ok(None);
             }
@@ -421,7 +428,14 @@ async fn give_up(
 
 /// The recording is larger than the server takes: the server is told why.
 async fn too_large(shared: &Shared, id: &str, detail: String) -> Result<(), AgentError> {
-    give_up(shared, id, UnrecoverableReason::TooLarge, detail.clone(), false).await?;
+    give_up(
+        shared,
+        id,
+        UnrecoverableReason::TooLarge,
+        detail.clone(),
+        false,
+    )
+    .await?;
     rejected(shared, id, &detail).await;
     Ok(())
 }
@@ -518,7 +532,10 @@ pub(crate) async fn acknowledged(shared: &Shared, id: &str) -> Result<(), AgentE
         shared.notice(
             NoticeKind::Uploaded,
             "Recording uploaded",
-            format!("Contact {id} ({}) is on the server.", human_bytes(rec.bytes)),
+            format!(
+                "Contact {id} ({}) is on the server.",
+                human_bytes(rec.bytes)
+            ),
         );
         shared.queue_changed();
     }

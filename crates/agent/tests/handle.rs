@@ -110,9 +110,12 @@ async fn the_handle_shows_status_queue_and_audit_and_tells_of_policy_changes_wit
     assert!(st.indicator.detail.contains("not active"), "{st:#?}");
     s.admin("PATCH", &format!("/users/{id}"), json!({"active": true}))
         .await;
-    next_status(&mut events, Duration::from_secs(1), "recording again", |s| {
-        s.state == RecordingState::Recording
-    })
+    next_status(
+        &mut events,
+        Duration::from_secs(1),
+        "recording again",
+        |s| s.state == RecordingState::Recording,
+    )
     .await;
 
     // Diagnostics: this test runs as root or not; either way the answer

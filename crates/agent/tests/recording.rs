@@ -31,10 +31,7 @@ async fn an_eligible_user_records_until_the_policy_says_stop_and_an_unknown_one_
     .await;
     assert_eq!(r.reason, "eligible");
     assert_eq!(r.login, ANN);
-    assert_eq!(
-        r.server.connection,
-        deskrec_agent::Connection::Connected
-    );
+    assert_eq!(r.server.connection, deskrec_agent::Connection::Connected);
     assert!(r.clock_offset.is_some(), "{r:#?}");
     // The segments grow while ann is eligible.
     let grown = wait_status(&ann_dir, WAIT, "ann's segments growing", |n| {

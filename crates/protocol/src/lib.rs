@@ -37,9 +37,8 @@ mod rte;
 pub use enroll::{EnrollRequest, EnrollResponse, EnrollmentToken, TokenError};
 pub use error::ErrorBody;
 pub use rte::{
-    DesktopPolicy,
     AgentMessage, AgentStatus, ClockProbe, ClockReply, ContactAck, ContactOutcome, ContactRelay,
-    Heartbeat, Hello, PROTOCOL_VERSION, Policy, PolicyReason, RecordingState, RecordingStored,
-    RetentionLimits, RteError, SegmentFindings, SegmentReport, ServerMessage, UnrecoverableReason,
-    UploadLimits, Watermark,
+    DesktopPolicy, Heartbeat, Hello, PROTOCOL_VERSION, Policy, PolicyReason, RecordingState,
+    RecordingStored, RetentionLimits, RteError, SegmentFindings, SegmentReport, ServerMessage,
+    UnrecoverableReason, UploadLimits, Watermark,
 };

@@ -516,8 +516,7 @@ pub fn numbered_config(dir: &DataDir, login: &str) -> (AgentConfig, Arc<Mutex<Ve
 pub fn exported_video(s: &TestServer, dir: &DataDir) -> deskrec_capture::testing::DecodedVideo {
     let recordings = stored_recordings(s);
     assert_eq!(recordings.len(), 1, "{recordings:?}");
-    let (identity, creds) =
-        deskrec_agent::enroll::load(dir, &dir.secret_store()).unwrap();
+    let (identity, creds) = deskrec_agent::enroll::load(dir, &dir.secret_store()).unwrap();
     let keyring = deskrec_vault::Keyring::from(server::test_key().clone());
     let device = deskrec_vault::DeviceIdentity {
         id: &identity.device_id,
