@@ -48,6 +48,25 @@ const BENCHES: &[Bench] = &[
         // The server and the agent under test, each in its own process.
         binaries: &["deskrec-server", "deskrec-agent"],
     },
+    Bench {
+        name: "tray",
+        // A virtual screen with an xterm on it, a private session bus, and
+        // what the tray app builds and runs on (WebKitGTK, appindicator).
+        packages: &[
+            "xvfb",
+            "xterm",
+            "dbus-daemon",
+            "libwebkit2gtk-4.1-dev",
+            "libxdo-dev",
+            "libssl-dev",
+            "libayatana-appindicator3-dev",
+            "librsvg2-dev",
+        ],
+        // The server, the headless agent and the tray app, each in its own
+        // process; the agent's binary also enrolls and reads both engines'
+        // status.
+        binaries: &["deskrec-server", "deskrec-agent", "deskrec-tray"],
+    },
 ];
 
 /// System packages every benchmark needs: a C/C++ toolchain and nasm for

@@ -15,7 +15,11 @@
 //!   relay latency, upload ingest, server memory);
 //! - `agent` (Linux): the `agent` benchmark (a working day's backlog uploaded
 //!   by the real agent, agent memory);
-//! - `process` (Linux): the release server and agent binaries as processes.
+//! - `tray` (Linux): the `tray` benchmark (the tray app against the
+//!   headless agent on the same still screen: CPU and memory, window
+//!   closed and open);
+//! - `process` (Linux): the release server and agent binaries as processes,
+//!   and process trees in `/proc`.
 
 #[cfg(target_os = "linux")]
 pub mod agent;
@@ -28,4 +32,6 @@ pub mod report;
 pub mod server;
 pub mod synth;
 pub mod timing;
+#[cfg(target_os = "linux")]
+pub mod tray;
 pub mod vault;

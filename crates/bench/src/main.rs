@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use deskrec_bench::vault;
 
 /// The benchmarks this binary knows.
-const NAMES: &[&str] = &["vault", "capture", "server", "agent"];
+const NAMES: &[&str] = &["vault", "capture", "server", "agent", "tray"];
 
 fn main() -> Result<()> {
     let (name, out) = parse_args(std::env::args().skip(1))?;
@@ -30,6 +30,7 @@ fn main() -> Result<()> {
         "capture" => capture(scratch.path())?,
         "server" => server(scratch.path())?,
         "agent" => agent(scratch.path())?,
+        "tray" => tray(scratch.path())?,
         _ => unreachable!("parse_args accepts known names only"),
     };
     println!(
@@ -70,6 +71,16 @@ fn agent(work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
 #[cfg(not(target_os = "linux"))]
 fn agent(_work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
     bail!("the agent benchmark reads the agent's memory from /proc: it runs on Linux only")
+}
+
+#[cfg(target_os = "linux")]
+fn tray(work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
+    deskrec_bench::tray::run(work)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn tray(_work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
+    bail!("the tray benchmark runs the tray app under Xvfb and reads /proc: it runs on Linux only")
 }
 
 /// `NAME [--out FILE]`.

@@ -28,7 +28,7 @@ use deskrec_client::Method;
 use deskrec_vault::Micros;
 use serde_json::json;
 
-use crate::process::{Process, ServerProcess, release_binary};
+use crate::process::{Process, ServerProcess, enroll_agent, release_binary};
 use crate::report::{Goal, Report};
 use crate::server::{Admin, SeededDevice, login, server_key};
 use crate::synth::{self, RandomPayload, Rng};
@@ -71,47 +71,11 @@ async fn run_async(work: &Path) -> Result<Report> {
     let addr = server.address.clone();
     let mut admin = Admin::connect(&addr, server.admin_token.clone()).await?;
     let login = login(0);
-    let admin_api = "/api/v1/admin";
-    admin
-        .call(
-            Method::PUT,
-            &format!("{admin_api}/roles/agent"),
-            Some(json!({"permissions": ["record_screen"]})),
-        )
-        .await?;
-    admin
-        .call(
-            Method::POST,
-            &format!("{admin_api}/users"),
-            Some(json!({"name": "Bench Agent", "windows_login": login, "roles": ["agent"]})),
-        )
-        .await?;
-    let token = admin
-        .call(
-            Method::POST,
-            &format!("{admin_api}/enrollment-tokens"),
-            None,
-        )
-        .await?;
+    admin.eligible_user("Bench Agent", &login).await?;
+    let token = admin.enrollment_token().await?;
     let agent_dir = work.join("agent");
     let agent_bin = release_binary("deskrec-agent")?;
-    let enrolled = Command::new(&agent_bin)
-        .arg("enroll")
-        .arg(
-            token["enrollment_token"]
-                .as_str()
-                .context("no enrollment_token")?,
-        )
-        .arg("--data-dir")
-        .arg(&agent_dir)
-        .args(["--host", "BENCH-PC"])
-        .output()?;
-    ensure!(
-        enrolled.status.success(),
-        "deskrec-agent enroll: {}",
-        String::from_utf8_lossy(&enrolled.stderr)
-    );
-    let identity: serde_json::Value = serde_json::from_slice(&enrolled.stdout)?;
+    let identity = enroll_agent(&token, &agent_dir, "BENCH-PC")?;
     let device = SeededDevice {
         device_id: identity["device_id"]
             .as_str()
@@ -156,7 +120,7 @@ async fn run_async(work: &Path) -> Result<Report> {
     let r = admin
         .call(
             Method::POST,
-            &format!("{admin_api}/contacts"),
+            "/api/v1/admin/contacts",
             Some(json!({ "contacts": body })),
         )
         .await?;

@@ -56,6 +56,13 @@ pub struct Memory {
 }
 
 impl Memory {
+    /// Reads `/proc/PID/status` now.
+    pub fn of(pid: u32) -> Result<Self> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("reading /proc/{pid}/status"))?;
+        Ok(Self::parse(&status))
+    }
+
     /// Reads `RssAnon`, `RssFile` and `RssShmem` from a `status` file.
     fn parse(status: &str) -> Self {
         let kib = |key: &str| {

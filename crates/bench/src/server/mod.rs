@@ -282,6 +282,37 @@ impl Admin {
         Ok(resp.json()?)
     }
 
+    /// Makes `login` eligible for recording: the `agent` role with
+    /// `record_screen` (created or replaced) and a user `name` with it.
+    pub async fn eligible_user(&mut self, name: &str, login: &str) -> Result<()> {
+        let admin = "/api/v1/admin";
+        self.call(
+            Method::PUT,
+            &format!("{admin}/roles/agent"),
+            Some(json!({"permissions": ["record_screen"]})),
+        )
+        .await?;
+        self.call(
+            Method::POST,
+            &format!("{admin}/users"),
+            Some(json!({"name": name, "windows_login": login, "roles": ["agent"]})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A new single-use enrollment token, in the compact form
+    /// `deskrec-agent enroll` and `deskrec-tray --enroll` take.
+    pub async fn enrollment_token(&mut self) -> Result<String> {
+        let t = self
+            .call(Method::POST, "/api/v1/admin/enrollment-tokens", None)
+            .await?;
+        Ok(t["enrollment_token"]
+            .as_str()
+            .context("no enrollment_token")?
+            .to_owned())
+    }
+
     async fn seed(&mut self, n: usize, public_key_pem: &str) -> Result<Vec<SeededDevice>> {
         let admin = "/api/v1/admin";
         self.call(
