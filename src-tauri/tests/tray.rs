@@ -35,6 +35,7 @@ impl App {
         bus.configure(&mut cmd)
             .env("DISPLAY", display)
             .env("HOME", dir)
+            .env("XDG_RUNTIME_DIR", runtime_dir(dir))
             .env_remove("WAYLAND_DISPLAY")
             .arg("--data-dir")
             .arg(dir.join("data"))
@@ -82,26 +83,37 @@ impl Drop for App {
     }
 }
 
+/// The session's runtime directory under `dir`, as a login creates it: the
+/// app's tray icon files go there (tray-icon writes them under
+/// $XDG_RUNTIME_DIR, else /tmp), so tests running side by side do not
+/// overwrite each other's icons.
+fn runtime_dir(dir: &Path) -> PathBuf {
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).expect("a runtime directory");
+    run
+}
+
 unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
-/// The RGBA pixels of a PNG.
-fn pixels(png: &[u8]) -> Vec<u8> {
+/// The RGBA pixels of a PNG; `None` if it does not decode (the tray
+/// host may read an icon file while the app is still writing it).
+fn pixels(png: &[u8]) -> Option<Vec<u8>> {
     let mut reader = png::Decoder::new(std::io::Cursor::new(png))
         .read_info()
-        .expect("a PNG");
-    let mut buf = vec![0; reader.output_buffer_size().expect("a size")];
-    let info = reader.next_frame(&mut buf).expect("a frame");
+        .ok()?;
+    let mut buf = vec![0; reader.output_buffer_size()?];
+    let info = reader.next_frame(&mut buf).ok()?;
     buf.truncate(info.buffer_size());
-    buf
+    Some(buf)
 }
 
 /// Which of the app's icons `state` shows (by its pixels), if any.
 fn icon_kind(state: &ItemState) -> Option<&'static str> {
     let bytes = state.icon().ok()?.bytes()?.to_vec();
-    let shown = pixels(&bytes);
+    let shown = pixels(&bytes)?;
     for (kind, png) in [
         (
             "recording",
@@ -120,7 +132,7 @@ fn icon_kind(state: &ItemState) -> Option<&'static str> {
             include_bytes!("../../assets/tray/png/attention-24.png"),
         ),
     ] {
-        if pixels(png) == shown {
+        if pixels(png).as_ref() == Some(&shown) {
             return Some(kind);
         }
     }
@@ -154,6 +166,24 @@ async fn menu_labels(item: &Item) -> Vec<String> {
         .await
         .expect("its layout")
         .visible_labels()
+}
+
+/// Waits until the menu's first line (the state line) reads `headline`,
+/// and returns the menu's labels then. The app sets the icon and then the
+/// line, so a reader can see one before the other.
+async fn wait_headline(item: &Item, headline: &str) -> Vec<String> {
+    let end = Instant::now() + LIMIT;
+    loop {
+        let labels = menu_labels(item).await;
+        if labels.first().map(String::as_str) == Some(headline) {
+            return labels;
+        }
+        assert!(
+            Instant::now() < end,
+            "the menu does not say {headline:?}: {labels:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Whether an X window with `title` exists on `display`.
@@ -245,12 +275,17 @@ async fn the_tray_follows_the_servers_policy_notifies_and_opens_the_window() {
     // The item registers and shows "recording"; the menu's first line says so.
     let item = the_item(&d.tray).await;
     wait_icon(&item, "recording").await;
-    let labels = menu_labels(&item).await;
-    assert_eq!(
-        labels.first().map(String::as_str),
-        Some("Recording"),
-        "{labels:?}"
+    // Its icon file is in the session's own runtime directory (tray-icon
+    // uses $XDG_RUNTIME_DIR), not in a /tmp folder every session shares:
+    // two sessions' trays would overwrite each other's icons.
+    let state = item.state().await.unwrap();
+    let run = runtime_dir(d.dir.path());
+    assert!(
+        Path::new(&state.icon_theme_path).starts_with(&run)
+            || Path::new(&state.icon_name).starts_with(&run),
+        "{state:?}"
     );
+    let labels = wait_headline(&item, "Recording").await;
     assert!(labels.contains(&"Open Deskrec".to_string()), "{labels:?}");
     assert!(labels.contains(&"Diagnostics".to_string()), "{labels:?}");
     assert!(
@@ -270,12 +305,7 @@ async fn the_tray_follows_the_servers_policy_notifies_and_opens_the_window() {
     s.admin("PATCH", &format!("/users/{id}"), json!({"active": false}))
         .await;
     wait_icon(&item, "not-recording").await;
-    let labels = menu_labels(&item).await;
-    assert_eq!(
-        labels.first().map(String::as_str),
-        Some("Not recording: not eligible"),
-        "{labels:?}"
-    );
+    wait_headline(&item, "Not recording: not eligible").await;
     d.notifications
         .wait_for(LIMIT, "not eligible", |n| {
             n.summary == "Not recording: not eligible"
@@ -323,12 +353,7 @@ async fn not_enrolled_needs_attention_and_a_second_start_shows_the_first_ones_wi
     );
     let item = the_item(&d.tray).await;
     wait_icon(&item, "attention").await;
-    let labels = menu_labels(&item).await;
-    assert_eq!(
-        labels.first().map(String::as_str),
-        Some("Not enrolled"),
-        "{labels:?}"
-    );
+    wait_headline(&item, "Not enrolled").await;
     d.notifications
         .wait_for(LIMIT, "not enrolled", |n| n.summary == "Not enrolled")
         .await
@@ -341,6 +366,7 @@ async fn not_enrolled_needs_attention_and_a_second_start_shows_the_first_ones_wi
         .env("DISPLAY", d.xvfb.display())
         .env("DBUS_SESSION_BUS_ADDRESS", d.bus.address())
         .env("HOME", d.dir.path())
+        .env("XDG_RUNTIME_DIR", runtime_dir(d.dir.path()))
         .arg("--data-dir")
         .arg(d.dir.path().join("data"))
         .arg("--log-dir")
