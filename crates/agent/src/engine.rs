@@ -266,8 +266,6 @@ pub(crate) struct Shared {
     pub events: broadcast::Sender<Event>,
     /// Each upload's rate, from its confirmed offsets.
     pub rates: Mutex<HashMap<String, Rate>>,
-    /// The data directory, held while the agent runs.
-    pub _lock: DirLock,
 }
 
 impl Shared {
@@ -395,6 +393,10 @@ pub struct Agent {
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The data directory, held until [`Agent::shutdown`] has finished
+    /// (not by `Shared`: a front end's handle may outlive the engine, and
+    /// must not keep the next engine out).
+    lock: DirLock,
 }
 
 impl Agent {
@@ -435,7 +437,6 @@ impl Agent {
             pacer: crate::pacer::Pacer::new(),
             events: broadcast::channel(EVENT_BACKLOG).0,
             rates: Mutex::new(HashMap::new()),
-            _lock: lock,
         });
         shared.update_live(|l| l.reason = "started".into()).await;
         let (shutdown, rx) = watch::channel(false);
@@ -455,6 +456,7 @@ impl Agent {
             shared,
             shutdown,
             tasks,
+            lock,
         })
     }
 
@@ -488,6 +490,8 @@ impl Agent {
                 l.reason = "agent_stopped".into();
             })
             .await;
+        // Everything is written: the next engine may have the directory.
+        drop(self.lock);
     }
 }
 
