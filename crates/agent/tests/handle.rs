@@ -172,3 +172,154 @@ async fn a_second_engine_on_the_same_directory_is_refused_and_the_first_goes_on(
         .expect("the directory is free once the first engine stopped");
     again.shutdown().await;
 }
+
+/// The supervisor PIN of [`diagnostics_need_an_administrator_or_the_pin_and_the_bundle_holds_no_secret`].
+const PIN: &str = "4711-2024";
+
+/// Diagnostics as the user running this test: an administrator (root)
+/// without a PIN, anyone else with the policy's PIN only; the saved
+/// bundle holds no key, credential, token or PIN. Run as root, the test
+/// then runs itself again as `nobody` for the other side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnostics_need_an_administrator_or_the_pin_and_the_bundle_holds_no_secret() {
+    use argon2::password_hash::PasswordHasher;
+
+    let s = TestServer::start().await;
+    eligible_setup(&s).await;
+    let phc = argon2::Argon2::default()
+        .hash_password(PIN.as_bytes())
+        .unwrap()
+        .to_string();
+    s.admin(
+        "PATCH",
+        "/settings",
+        json!({"desktop": {"diagnostics_pin_phc": phc}}),
+    )
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = deskrec_agent::DataDir::new(tmp.path());
+    let token = common::enrollment_token(&s).await;
+    deskrec_agent::enroll::enroll(&dir, &dir.secret_store(), &token, "PC-agent", 0)
+        .await
+        .unwrap();
+    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
+        .await
+        .unwrap();
+    let handle = agent.handle();
+    // Recording: the policy, and with it the PIN's hash, has arrived.
+    wait_for(WAIT, "recording", || async {
+        (handle.status().state == RecordingState::Recording).then_some(())
+    })
+    .await;
+
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::write(logs.join("deskrec.log"), "INFO agent started\n").unwrap();
+    let admin = deskrec_agent::is_admin();
+    let pin = if admin {
+        handle
+            .diagnostics(None)
+            .await
+            .expect("an administrator needs no PIN");
+        None
+    } else {
+        for wrong in [None, Some("0000"), Some("")] {
+            assert!(
+                matches!(handle.diagnostics(wrong).await, Err(AgentError::Refused(_))),
+                "diagnostics shown to a non-administrator with PIN {wrong:?}"
+            );
+            assert!(
+                matches!(
+                    handle.save_diagnostics(wrong, Some(&logs), &out).await,
+                    Err(AgentError::Refused(_))
+                ),
+                "diagnostics saved for a non-administrator with PIN {wrong:?}"
+            );
+        }
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "nothing saved");
+        Some(PIN)
+    };
+    let d = handle
+        .diagnostics(pin)
+        .await
+        .expect("the right PIN opens it");
+    assert!(!d.segments.is_empty(), "{d:#?}");
+
+    // The bundle, unpacked and searched for every secret the PC holds.
+    let zip = handle
+        .save_diagnostics(pin, Some(&logs), &out)
+        .await
+        .unwrap();
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+    let mut text = String::new();
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).unwrap();
+        std::io::Read::read_to_string(&mut f, &mut text).unwrap();
+    }
+    assert!(
+        text.contains(&d.device_id),
+        "the bundle holds the diagnostics"
+    );
+    assert!(text.contains("INFO agent started"), "and the logs");
+    let secret = |name| {
+        use deskrec_agent::secrets::SecretStore;
+        let value = dir.secret_store().get(name).unwrap().expect("stored");
+        String::from_utf8(value.to_vec()).unwrap()
+    };
+    let credential = secret(deskrec_agent::secrets::CREDENTIAL);
+    let key = secret(deskrec_agent::secrets::DEVICE_KEY);
+    let mut secrets = vec![
+        credential.trim(),
+        token.as_str(),
+        PIN,
+        phc.as_str(),
+        "PRIVATE KEY",
+    ];
+    secrets.extend(key.lines().filter(|l| l.len() > 20));
+    for secret in secrets {
+        assert!(
+            !text.contains(secret),
+            "the bundle holds a secret: {secret}"
+        );
+    }
+    agent.shutdown().await;
+
+    #[cfg(unix)]
+    if admin {
+        run_as_nobody(
+            "diagnostics_need_an_administrator_or_the_pin_and_the_bundle_holds_no_secret",
+        );
+    }
+}
+
+/// Runs `test` of this test binary as the unprivileged user `nobody`
+/// (from a copy it can read: the target directory may be under /root).
+#[cfg(unix)]
+fn run_as_nobody(test: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(copy.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = copy.path().join("handle-test");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args(["--exact", test, "--nocapture"])
+        .current_dir(copy.path())
+        .env("HOME", copy.path())
+        .output()
+        .expect("setpriv (util-linux) runs");
+    assert!(
+        out.status.success(),
+        "as nobody:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "the test ran as nobody: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
