@@ -352,4 +352,6 @@ fn stop_engine(app: &AppHandle) {
         tauri::async_runtime::block_on(agent.shutdown());
     }
     tracing::info!("deskrec-tray stopped");
+    // Tauri exits the process next, without running destructors.
+    crate::logs::flush();
 }

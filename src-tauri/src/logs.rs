@@ -2,6 +2,7 @@
 //! "Save diagnostics" puts in its bundle. Nothing secret is ever logged.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::Context;
 use tracing_appender::non_blocking::WorkerGuard;
@@ -30,9 +31,14 @@ pub fn default_dir() -> PathBuf {
     base.join("logs")
 }
 
-/// Starts logging (level from `RUST_LOG`, `info` by default); the guard
-/// flushes the file when dropped.
-pub fn init(dir: &Path) -> anyhow::Result<WorkerGuard> {
+/// The file writer's guard: dropping it writes out what is buffered.
+/// Tauri ends the process with `std::process::exit` after its last event,
+/// which runs no destructors, so [`flush`] drops it by hand.
+static GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+
+/// Starts logging (level from `RUST_LOG`, `info` by default); [`flush`]
+/// writes out the file's last lines at exit.
+pub fn init(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let file = tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
@@ -55,7 +61,14 @@ pub fn init(dir: &Path) -> anyhow::Result<WorkerGuard> {
                 .with_filter(filter()),
         )
         .init();
-    Ok(guard)
+    *GUARD.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
+    Ok(())
+}
+
+/// Writes out the log file's buffered lines; the last call before exit
+/// (lines logged after it reach standard error only).
+pub fn flush() {
+    drop(GUARD.lock().unwrap_or_else(|e| e.into_inner()).take());
 }
 
 use tracing_subscriber::Layer as _;

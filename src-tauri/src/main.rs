@@ -38,25 +38,24 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let _logs = match logs::init(&cli.log_dir()) {
-        Ok(guard) => Some(guard),
-        Err(e) => {
-            eprintln!("deskrec-tray: cannot write logs: {e:#}");
-            None
-        }
-    };
+    if let Err(e) = logs::init(&cli.log_dir()) {
+        eprintln!("deskrec-tray: cannot write logs: {e:#}");
+    }
     // Tauri panics without a display; say so plainly instead.
     if let Err(why) = desktop::check_display() {
         tracing::error!("{why}");
         eprintln!("deskrec-tray: {why}");
+        logs::flush();
         return ExitCode::from(2);
     }
-    match app::run(cli) {
+    let code = match app::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("deskrec-tray: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    logs::flush();
+    code
 }

@@ -61,18 +61,44 @@ impl App {
             .unwrap_or_default()
     }
 
-    /// Stops it the way a session manager does; true if it exited 0.
-    fn stop(&mut self) -> bool {
+    /// Waits until its log holds every one of `needles`; the log then.
+    async fn wait_log(&self, needles: &[&str]) -> String {
+        let end = Instant::now() + LIMIT;
+        loop {
+            let log = self.log();
+            if needles.iter().all(|n| log.contains(n)) {
+                return log;
+            }
+            assert!(Instant::now() < end, "the log lacks {needles:?}:\n{log}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops it the way a session manager does and checks it exited 0
+    /// having said so in its log.
+    fn stop(&mut self) {
+        let status = self.stop_status();
+        let log = self.log();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the app did not exit cleanly ({status:?}):\n{log}"
+        );
+        assert!(log.contains("deskrec-tray stopped"), "{log}");
+    }
+
+    /// Stops it the way a session manager does; its exit status, or `None`
+    /// if it did not exit.
+    fn stop_status(&mut self) -> Option<std::process::ExitStatus> {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc_kill(self.child.id() as i32, 15) };
         let end = Instant::now() + LIMIT;
         while Instant::now() < end {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
+                return Some(status);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        false
+        None
     }
 }
 
@@ -174,7 +200,16 @@ async fn menu_labels(item: &Item) -> Vec<String> {
 async fn wait_headline(item: &Item, headline: &str) -> Vec<String> {
     let end = Instant::now() + LIMIT;
     loop {
-        let labels = menu_labels(item).await;
+        // The app replaces its menu when the quit entry comes or goes: the
+        // old one's path can vanish between two calls.
+        let labels = match item.menu().await {
+            Ok(menu) => menu
+                .layout()
+                .await
+                .map(|l| l.visible_labels())
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
         if labels.first().map(String::as_str) == Some(headline) {
             return labels;
         }
@@ -204,20 +239,34 @@ async fn wait_window(display: &str) {
     }
 }
 
-/// The desktop: a display and a session bus with a tray and a
-/// notification server.
+/// The desktop: a display and a session bus with a tray (unless a test
+/// leaves it out) and a notification server.
 struct Desktop {
     xvfb: Xvfb,
     bus: PrivateBus,
-    tray: Watcher,
+    tray: Option<Watcher>,
     notifications: Notifications,
     dir: tempfile::TempDir,
 }
 
+impl Desktop {
+    /// The tray host.
+    fn tray(&self) -> &Watcher {
+        self.tray.as_ref().expect("this desktop has a tray")
+    }
+}
+
 async fn desktop() -> Desktop {
+    desktop_with(true).await
+}
+
+async fn desktop_with(tray: bool) -> Desktop {
     let xvfb = Xvfb::start(1280, 800).expect("Xvfb (apt-get install xvfb)");
     let bus = PrivateBus::start().expect("a private bus");
-    let tray = Watcher::start(&bus).await.expect("a tray host");
+    let tray = match tray {
+        true => Some(Watcher::start(&bus).await.expect("a tray host")),
+        false => None,
+    };
     let notifications = Notifications::start(&bus)
         .await
         .expect("a notification server");
@@ -230,15 +279,9 @@ async fn desktop() -> Desktop {
     }
 }
 
-/// How many notifications with `summary` arrived.
-fn count(n: &Notifications, summary: &str) -> usize {
-    n.received().iter().filter(|r| r.summary == summary).count()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_tray_follows_the_servers_policy_notifies_and_opens_the_window() {
-    let d = desktop().await;
-    let s = TestServer::start().await;
+/// `ann` made an eligible agent on `s`; returns her user and an
+/// enrollment token.
+async fn eligible_ann(s: &TestServer) -> (Value, String) {
     s.admin(
         "PUT",
         "/roles/agent",
@@ -256,24 +299,64 @@ async fn the_tray_follows_the_servers_policy_notifies_and_opens_the_window() {
         .as_str()
         .unwrap()
         .to_owned();
+    (ann, token)
+}
+
+/// The arguments that start the app recording ann's synthetic screen,
+/// enrolling with `token` at `s`.
+fn recording_args(s: &TestServer, token: &str) -> Vec<String> {
     let url = format!("https://{}", s.addr);
-    let mut app = App::start(
-        &d.bus,
-        d.xvfb.display(),
-        d.dir.path(),
-        &[
-            "--login",
-            "ann",
-            "--source",
-            "synthetic",
-            "--enroll",
-            &url,
-            &token,
-        ],
-    );
+    [
+        "--login",
+        "ann",
+        "--source",
+        "synthetic",
+        "--enroll",
+        &url,
+        token,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Waits until the app's data directory under `dir` holds a segment file
+/// with bytes in it.
+async fn wait_segment_bytes(dir: &Path) {
+    let segments = dir.join("data/segments");
+    let end = Instant::now() + LIMIT;
+    loop {
+        let bytes: u64 = std::fs::read_dir(&segments)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        if bytes > 0 {
+            return;
+        }
+        assert!(Instant::now() < end, "no segment written in {segments:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How many notifications with `summary` arrived.
+fn count(n: &Notifications, summary: &str) -> usize {
+    n.received().iter().filter(|r| r.summary == summary).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tray_follows_the_servers_policy_notifies_and_opens_the_window() {
+    let d = desktop().await;
+    let s = TestServer::start().await;
+    let (ann, token) = eligible_ann(&s).await;
+    let args = recording_args(&s, &token);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut app = App::start(&d.bus, d.xvfb.display(), d.dir.path(), &args);
 
     // The item registers and shows "recording"; the menu's first line says so.
-    let item = the_item(&d.tray).await;
+    let item = the_item(d.tray()).await;
     wait_icon(&item, "recording").await;
     // Its icon file is in the session's own runtime directory (tray-icon
     // uses $XDG_RUNTIME_DIR), not in a /tmp folder every session shares:
@@ -333,9 +416,8 @@ async fn the_tray_follows_the_servers_policy_notifies_and_opens_the_window() {
     wait_window(d.xvfb.display()).await;
 
     // It stops cleanly: exit 0, the segment finished, the tray forgets it.
-    assert!(app.stop(), "the app did not exit cleanly:\n{}", app.log());
-    assert!(app.log().contains("deskrec-tray stopped"), "{}", app.log());
-    d.tray
+    app.stop();
+    d.tray()
         .wait_for_items(LIMIT, "the item gone", |items| items.is_empty())
         .await
         .unwrap();
@@ -351,7 +433,7 @@ async fn not_enrolled_needs_attention_and_a_second_start_shows_the_first_ones_wi
         d.dir.path(),
         &["--deployment", missing.to_str().unwrap()],
     );
-    let item = the_item(&d.tray).await;
+    let item = the_item(d.tray()).await;
     wait_icon(&item, "attention").await;
     wait_headline(&item, "Not enrolled").await;
     d.notifications
@@ -375,7 +457,7 @@ async fn not_enrolled_needs_attention_and_a_second_start_shows_the_first_ones_wi
         .unwrap();
     assert!(second.status.success(), "{second:?}");
     wait_window(d.xvfb.display()).await;
-    assert_eq!(d.tray.items().len(), 1, "one icon, not two");
+    assert_eq!(d.tray().items().len(), 1, "one icon, not two");
     drop(app);
 }
 
@@ -394,20 +476,54 @@ async fn a_broken_deployment_file_is_named_with_its_line() {
         d.dir.path(),
         &["--deployment", bad.to_str().unwrap()],
     );
-    let item = the_item(&d.tray).await;
+    let item = the_item(d.tray()).await;
     wait_icon(&item, "attention").await;
-    let end = Instant::now() + LIMIT;
-    loop {
-        let log = app.log();
-        if log.contains("deployment.toml") && log.contains("line 2") {
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "the log does not name the file and line:\n{log}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    app.wait_log(&["deployment.toml", "line 2"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_tray_host_it_records_and_says_so_in_the_log_and_the_window() {
+    let d = desktop_with(false).await;
+    let s = TestServer::start().await;
+    let (_, token) = eligible_ann(&s).await;
+    let args = recording_args(&s, &token);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut app = App::start(&d.bus, d.xvfb.display(), d.dir.path(), &args);
+    wait_window(d.xvfb.display()).await;
+    wait_segment_bytes(d.dir.path()).await;
+    app.wait_log(&["no tray host", "recording goes on"]).await;
+    app.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_cannot_run_shows_attention_and_notifies() {
+    let d = desktop().await;
+    // Another process holds the data directory, as a headless agent would.
+    let data = d.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let held = std::fs::File::create(data.join("agent.lock")).unwrap();
+    held.try_lock().expect("the test takes the directory first");
+    let s = TestServer::start().await;
+    let (_, token) = eligible_ann(&s).await;
+    let args = recording_args(&s, &token);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let app = App::start(&d.bus, d.xvfb.display(), d.dir.path(), &args);
+    let item = the_item(d.tray()).await;
+    wait_icon(&item, "attention").await;
+    wait_headline(&item, "Recorded by another session").await;
+    d.notifications
+        .wait_for(LIMIT, "the refusal", |n| {
+            n.summary == "Recorded by another session"
+        })
+        .await
+        .unwrap();
+    app.wait_log(&["the engine is not running"]).await;
+    // Nothing recorded beside the holder.
+    assert!(
+        !data.join("segments").exists()
+            || std::fs::read_dir(data.join("segments")).unwrap().count() == 0
+    );
+    drop(held);
 }
 
 #[test]
