@@ -6,7 +6,7 @@
 #![cfg(target_os = "linux")]
 
 #[path = "../../crates/server/tests/util/mod.rs"]
-#[allow(dead_code, missing_docs)]
+#[allow(dead_code)]
 mod server;
 
 use std::path::{Path, PathBuf};
@@ -181,17 +181,6 @@ async fn wait_icon(item: &Item, kind: &str) {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-}
-
-/// The menu's labels now.
-async fn menu_labels(item: &Item) -> Vec<String> {
-    item.menu()
-        .await
-        .expect("a menu")
-        .layout()
-        .await
-        .expect("its layout")
-        .visible_labels()
 }
 
 /// Waits until the menu's first line (the state line) reads `headline`,
