@@ -37,6 +37,13 @@ pub fn open(app: &AppHandle, view: View) {
         let _ = w.set_focus();
         return;
     }
+    // Without a WebView runtime (on Windows: the Edge WebView2 runtime,
+    // which IT installs) Tauri still returns a window, with no page in it,
+    // and only logs the failure. Ask first, so it is a state people see.
+    if let Err(e) = tauri::webview_version() {
+        crate::app::window_failed(app, &format!("no WebView runtime on this PC: {e}"));
+        return;
+    }
     let url = WebviewUrl::App(format!("index.html#{}", view.fragment()).into());
     let built = WebviewWindowBuilder::new(app, LABEL, url)
         .title("Deskrec")

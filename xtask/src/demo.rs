@@ -262,7 +262,10 @@ fn describe(mp4: &Path, contact_seconds: f64) -> Result<()> {
     Ok(())
 }
 
-/// A child process, killed when dropped.
+/// A child process, stopped when dropped together with its own children:
+/// some children are wrappers (`dbus-run-session -- deskrec-tray`,
+/// `-- tauri-driver`) that exit on SIGTERM and leave their child running.
+/// (Not a process group of its own: Ctrl-C must still reach them all.)
 pub(crate) struct Process {
     child: Child,
 }
@@ -276,11 +279,21 @@ impl Process {
     }
 }
 
+/// Sends `signal` to `pid` and, first, to its children (from /proc).
+fn signal_tree(pid: u32, signal: i32) {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+        signal_tree(child, signal);
+    }
+    // SAFETY: kill(2) on our own child or one of its descendants.
+    unsafe { libc::kill(pid as i32, signal) };
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
-        // SIGTERM first: both programs shut down gracefully on it.
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        // SIGTERM first: the programs shut down gracefully on it.
+        signal_tree(self.child.id(), libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -288,7 +301,7 @@ impl Drop for Process {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = self.child.kill();
+        signal_tree(self.child.id(), libc::SIGKILL);
         let _ = self.child.wait();
     }
 }

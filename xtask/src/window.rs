@@ -80,6 +80,11 @@ pub fn run(_args: &[String]) -> Result<()> {
         token,
     ]);
 
+    // A tauri-driver left over from an interrupted run would take the
+    // session on its own (dead) display and hang the test.
+    if TcpStream::connect(("127.0.0.1", PORT)).is_ok() {
+        bail!("port {PORT} is taken (a tauri-driver left running? `pkill tauri-driver`)");
+    }
     let display = VirtualDisplay::start(1280, 800)?;
     let mut cmd = Command::new("dbus-run-session");
     cmd.arg("--")
