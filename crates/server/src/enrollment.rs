@@ -1,10 +1,11 @@
 //! Device enrollment, credentials and revocation.
 //!
-//! An administrator creates a one-time token; a PC presents it once with
-//! its RSA signing public key and receives a device id and a credential.
-//! The server stores only hashes of tokens and credentials. Unknown, used
-//! and expired tokens all give the same error, so the answer tells an
-//! attacker nothing about which tokens exist.
+//! An administrator creates a one-time token, or a fleet token for many PCs
+//! ([`crate::fleet`]); a PC presents it with its RSA signing public key and
+//! receives a device id and a credential. The server stores only hashes of
+//! tokens and credentials. Unknown, used and expired one-time tokens all
+//! give the same error, so the answer tells an attacker nothing about which
+//! tokens exist.
 
 use deskrec_protocol::{EnrollRequest, EnrollResponse};
 use deskrec_vault::PublicKey;
@@ -27,6 +28,14 @@ pub enum EnrollError {
     /// The token is unknown, already used or expired.
     #[error("enrollment token is invalid, used or expired")]
     InvalidToken,
+    /// A fleet token, presented with its secret, that cannot enroll this PC.
+    #[error("{reason}")]
+    FleetRefused {
+        /// The fleet token's id.
+        token_id: i64,
+        /// Why.
+        reason: crate::fleet::FleetRefusal,
+    },
     /// The public key is not an RSA public key PEM.
     #[error("public key rejected: {0}")]
     BadKey(String),
@@ -71,21 +80,29 @@ pub fn create_token(
     Ok(NewToken { secret, expires_at })
 }
 
-/// Consumes the token and registers the device. Run in a transaction: the
-/// token is marked used and the device inserted together.
+/// Consumes the token (one-time, or one use of a fleet token) and registers
+/// the device. Run in a transaction: the token is used and the device
+/// inserted together. A refused fleet token changes nothing; log the
+/// attempt with [`crate::fleet::record_refusal`] after rolling back.
 pub fn enroll(conn: &Connection, req: &EnrollRequest) -> Result<EnrollResponse, EnrollError> {
     let key =
         PublicKey::from_pem(&req.public_key_pem).map_err(|e| EnrollError::BadKey(e.to_string()))?;
     let now = now_micros();
     let device_id = format!("dev-{}", hex::encode(random_bytes::<8>()));
+    let token_hash = hash_secret(&req.token);
     let used = conn.execute(
         "UPDATE enrollment_tokens SET used_at = ?2, device_id = ?3
          WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
-        params![hash_secret(&req.token), now, device_id],
+        params![token_hash, now, device_id],
     )?;
-    if used != 1 {
-        return Err(EnrollError::InvalidToken);
-    }
+    let fleet_token = if used == 1 {
+        None
+    } else {
+        match crate::fleet::take(conn, &token_hash, &req.host, now)? {
+            Some(id) => Some(id),
+            None => return Err(EnrollError::InvalidToken),
+        }
+    };
     let credential = random_secret();
     conn.execute(
         "INSERT INTO devices (id, host, public_key_pem, key_id, credential_hash, enrolled_at)
@@ -104,8 +121,11 @@ pub fn enroll(conn: &Connection, req: &EnrollRequest) -> Result<EnrollResponse, 
         &Actor::Device(device_id.clone()),
         "device.enroll",
         &device_id,
-        json!({ "host": req.host, "key_id": key.id().to_string() }),
+        json!({ "host": req.host, "key_id": key.id().to_string(), "fleet_token": fleet_token }),
     )?;
+    if let Some(id) = fleet_token {
+        crate::fleet::record_enrolled(conn, id, &req.host, &device_id, now)?;
+    }
     Ok(EnrollResponse {
         device_id,
         credential,

@@ -54,6 +54,7 @@ pub mod db;
 pub mod directory;
 pub mod eligibility;
 pub mod enrollment;
+pub mod fleet;
 pub mod hub;
 mod keys;
 pub mod metrics;

@@ -210,6 +210,195 @@ async fn enrollment_token_is_single_use() {
     }
 }
 
+/// Creates a fleet token; returns its id and secret.
+async fn fleet_token(s: &TestServer, spec: Value) -> (i64, String) {
+    let t = s.admin("POST", "/fleet-tokens", spec).await;
+    let token =
+        deskrec_protocol::EnrollmentToken::decode(t["enrollment_token"].as_str().unwrap()).unwrap();
+    assert_eq!(token.cert_sha256, s.fingerprint(), "{t}");
+    assert_eq!(token.token, t["token"].as_str().unwrap());
+    (t["id"].as_i64().unwrap(), token.token)
+}
+
+/// The number of devices the server has.
+async fn device_count(s: &TestServer) -> usize {
+    s.admin("GET", "/devices", Value::Null)
+        .await
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[tokio::test]
+async fn a_fleet_token_enrolls_many_pcs_refuses_with_reasons_and_logs_every_attempt() {
+    let s = TestServer::start().await;
+    let (id, secret) = fleet_token(
+        &s,
+        json!({"name": "Leeds floor 2", "max_uses": 3, "host_pattern": "CC-LDS-*"}),
+    )
+    .await;
+    let key = util::test_key();
+    let mut devices = Vec::new();
+    let mut expected = Vec::new();
+    for (host, status, outcome) in [
+        ("CC-LDS-0001", 200, "enrolled"),
+        ("cc-lds-0002", 200, "enrolled"),
+        ("CC-MAN-0001", 403, "host_not_allowed"),
+        ("CC-LDS-0003", 200, "enrolled"),
+        ("CC-LDS-0004", 403, "token_exhausted"),
+    ] {
+        let before = device_count(&s).await;
+        let (got, body) = s.enroll_host(&secret, key, host).await;
+        assert_eq!(got, status, "{host}: {body}");
+        if status == 200 {
+            devices.push(body["device_id"].as_str().unwrap().to_owned());
+        } else {
+            assert_eq!(body["code"], outcome, "{host}: {body}");
+            assert!(
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("fleet enrollment token")
+                    || body["message"].as_str().unwrap().contains("host name"),
+                "{body}"
+            );
+            assert_eq!(device_count(&s).await, before, "a refusal enrolls nothing");
+        }
+        expected.push((host, outcome));
+    }
+    let distinct: std::collections::HashSet<&String> = devices.iter().collect();
+    assert_eq!(distinct.len(), 3, "three distinct devices");
+
+    let tokens = s.admin("GET", "/fleet-tokens", Value::Null).await;
+    assert_eq!(tokens[0]["id"], id);
+    assert_eq!(tokens[0]["uses"], 3);
+    assert_eq!(tokens[0]["max_uses"], 3);
+    assert!(
+        tokens[0].get("token").is_none(),
+        "the secret is never listed"
+    );
+    let uses = s
+        .admin("GET", &format!("/fleet-tokens/{id}/uses"), Value::Null)
+        .await;
+    let got: Vec<(&str, &str)> = uses
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["host"].as_str().unwrap(), u["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(uses[0]["device_id"], devices[0].as_str());
+    assert!(uses[2]["device_id"].is_null());
+    // Every use is audited with its host.
+    let audit = s.admin("GET", "/audit?limit=1000", Value::Null).await;
+    let audited: Vec<(&str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "fleet_token.use")
+        .map(|e| {
+            (
+                e["detail"]["host"].as_str().unwrap(),
+                e["detail"]["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let mut audited_sorted = audited.clone();
+    audited_sorted.sort_unstable();
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort_unstable();
+    assert_eq!(audited_sorted, expected_sorted);
+
+    // Revoked and expired tokens say so; an unknown secret says nothing.
+    let (revoked, revoked_secret) = fleet_token(&s, json!({"name": "r", "max_uses": 5})).await;
+    let r = s
+        .admin(
+            "POST",
+            &format!("/fleet-tokens/{revoked}/revoke"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(r["changed"], true);
+    let (_, expired_secret) =
+        fleet_token(&s, json!({"name": "e", "max_uses": 5, "ttl_seconds": 1})).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let before = device_count(&s).await;
+    for (secret, code) in [
+        (revoked_secret.as_str(), "token_revoked"),
+        (expired_secret.as_str(), "token_expired"),
+        ("no-such-token", "invalid_token"),
+    ] {
+        let (status, body) = s.enroll_host(secret, key, "CC-LDS-0009").await;
+        assert_eq!((status, body["code"].as_str()), (403, Some(code)), "{body}");
+    }
+    assert_eq!(device_count(&s).await, before);
+    let uses = s
+        .admin("GET", &format!("/fleet-tokens/{revoked}/uses"), Value::Null)
+        .await;
+    assert_eq!(uses[0]["outcome"], "token_revoked");
+
+    // Requests that make no token, and unknown tokens, are errors.
+    for bad in [
+        json!({"name": "x", "max_uses": 0}),
+        json!({"name": "x", "max_uses": 5, "host_pattern": "CC-[A]*"}),
+        json!({"name": "", "max_uses": 5}),
+    ] {
+        let (status, body) = s
+            .request(
+                "POST",
+                "/api/v1/admin/fleet-tokens",
+                Some(&s.admin_token),
+                "application/json",
+                &bad.to_string(),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (422, Some("invalid")),
+            "{bad}"
+        );
+    }
+    let (status, _) = s
+        .request(
+            "GET",
+            "/api/v1/admin/fleet-tokens/999/uses",
+            Some(&s.admin_token),
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn twenty_pcs_at_once_on_a_fleet_token_for_ten_give_exactly_ten_devices() {
+    let s = TestServer::start().await;
+    let (id, secret) = fleet_token(&s, json!({"name": "burst", "max_uses": 10})).await;
+    let key = util::test_key();
+    let attempts = (0..20).map(|i| {
+        let (s, secret) = (&s, &secret);
+        async move { s.enroll_host(secret, key, &format!("PC-{i:02}")).await }
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let enrolled = results.iter().filter(|(status, _)| *status == 200).count();
+    let exhausted = results
+        .iter()
+        .filter(|(status, body)| *status == 403 && body["code"] == "token_exhausted")
+        .count();
+    assert_eq!((enrolled, exhausted), (10, 10), "{results:?}");
+    assert_eq!(device_count(&s).await, 10);
+    let tokens = s.admin("GET", "/fleet-tokens", Value::Null).await;
+    assert_eq!(tokens[0]["uses"], 10);
+    let uses = s
+        .admin("GET", &format!("/fleet-tokens/{id}/uses"), Value::Null)
+        .await;
+    assert_eq!(
+        uses.as_array().unwrap().len(),
+        20,
+        "every attempt is logged"
+    );
+}
+
 #[tokio::test]
 async fn revoked_device_is_refused_and_disconnected() {
     let s = TestServer::start().await;

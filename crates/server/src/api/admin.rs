@@ -1,5 +1,5 @@
 //! The admin API under `/api/v1/admin`: users, roles, settings, devices,
-//! enrollment tokens and the audit log.
+//! enrollment tokens (one-time and fleet) and the audit log.
 //!
 //! Authentication is the admin bearer token generated on first start into
 //! `data_dir/admin-token`; every route here sits behind [`require_admin`],
@@ -27,6 +27,7 @@ use crate::directory::{
     self, DirectoryError, ImportReport, NewUser, Permission, Role, Settings, User, UserPatch,
 };
 use crate::enrollment::{self, DEFAULT_TOKEN_TTL_SECONDS, Device};
+use crate::fleet::{self, DEFAULT_FLEET_TTL_SECONDS, FleetToken, FleetTokenSpec, FleetTokenUse};
 use crate::state::AppState;
 
 /// One admin route: method, path (relative to `/api/v1/admin`, axum syntax)
@@ -60,6 +61,18 @@ pub fn endpoints() -> Vec<Endpoint> {
         e(Method::GET, "/settings", get(get_settings)),
         e(Method::PATCH, "/settings", patch(patch_settings)),
         e(Method::POST, "/enrollment-tokens", post(create_token)),
+        e(Method::POST, "/fleet-tokens", post(create_fleet_token)),
+        e(Method::GET, "/fleet-tokens", get(list_fleet_tokens)),
+        e(
+            Method::GET,
+            "/fleet-tokens/{id}/uses",
+            get(fleet_token_uses),
+        ),
+        e(
+            Method::POST,
+            "/fleet-tokens/{id}/revoke",
+            post(revoke_fleet_token),
+        ),
         e(Method::GET, "/devices", get(list_devices)),
         e(Method::POST, "/devices/{id}/revoke", post(revoke_device)),
         e(Method::GET, "/audit", get(list_audit)),
@@ -101,17 +114,30 @@ async fn change<R: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&rusqlite::Connection, &Actor) -> Result<R, DirectoryError> + Send + 'static,
 ) -> Result<R, ApiError> {
-    let r = state
+    let r = transact(state, f).await?;
+    state.directory_changed();
+    Ok(r)
+}
+
+/// Runs `f` in one transaction with the admin as actor.
+async fn transact<R, E>(
+    state: &AppState,
+    f: impl FnOnce(&rusqlite::Connection, &Actor) -> Result<R, E> + Send + 'static,
+) -> Result<R, ApiError>
+where
+    R: Send + 'static,
+    E: From<rusqlite::Error> + Send + 'static,
+    ApiError: From<E>,
+{
+    Ok(state
         .db()
         .call(move |c| {
             let tx = c.transaction()?;
             let r = f(&tx, &Actor::Admin)?;
             tx.commit()?;
-            Ok::<_, DirectoryError>(r)
+            Ok::<_, E>(r)
         })
-        .await?;
-    state.directory_changed();
-    Ok(r)
+        .await?)
 }
 
 async fn read<R: Send + 'static>(
@@ -277,23 +303,87 @@ async fn create_token(State(s): State<AppState>, body: String) -> Result<Respons
         .db()
         .call(move |c| enrollment::create_token(c, &Actor::Admin, ttl))
         .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(token_answer(&s, &new.secret, new.expires_at)),
+    )
+        .into_response())
+}
+
+/// What a new token's creator gets: the compact token for the PC, and its
+/// parts (for `msiexec ... SERVER_URL= SERVER_FINGERPRINT= ENROLL_TOKEN=`).
+fn token_answer(s: &AppState, secret: &str, expires_at: i64) -> serde_json::Value {
     let compact = EnrollmentToken {
         url: s.public_url().to_owned(),
-        token: new.secret.clone(),
+        token: secret.to_owned(),
         cert_sha256: s.tls().fingerprint.clone(),
     }
     .encode();
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "enrollment_token": compact,
-            "token": new.secret,
-            "url": s.public_url(),
-            "cert_sha256": s.tls().fingerprint,
-            "expires_at": new.expires_at,
-        })),
-    )
-        .into_response())
+    json!({
+        "enrollment_token": compact,
+        "token": secret,
+        "url": s.public_url(),
+        "cert_sha256": s.tls().fingerprint,
+        "expires_at": expires_at,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetTokenBody {
+    name: String,
+    max_uses: u32,
+    /// Validity, seconds; default 30 days.
+    ttl_seconds: Option<u64>,
+    host_pattern: Option<String>,
+}
+
+/// `POST /fleet-tokens`: a token that enrolls up to `max_uses` PCs.
+async fn create_fleet_token(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<FleetTokenBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let spec = FleetTokenSpec {
+        name: body.name,
+        max_uses: body.max_uses,
+        ttl_seconds: body.ttl_seconds.unwrap_or(DEFAULT_FLEET_TTL_SECONDS),
+        host_pattern: body.host_pattern,
+    };
+    let (name, max_uses) = (spec.name.trim().to_owned(), spec.max_uses);
+    let host_pattern = spec.host_pattern.clone();
+    let new = transact(&s, move |c, a| fleet::create(c, a, &spec)).await?;
+    let mut answer = token_answer(&s, &new.secret, new.expires_at);
+    answer["id"] = json!(new.id);
+    answer["name"] = json!(name);
+    answer["max_uses"] = json!(max_uses);
+    answer["host_pattern"] = json!(host_pattern);
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+async fn list_fleet_tokens(State(s): State<AppState>) -> Result<Json<Vec<FleetToken>>, ApiError> {
+    Ok(Json(s.db().call(|c| fleet::list(c)).await?))
+}
+
+fn fleet_token_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::bad_request(format!("fleet token id {raw:?} is not a number")))
+}
+
+async fn fleet_token_uses(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<FleetTokenUse>>, ApiError> {
+    let id = fleet_token_id(&id)?;
+    Ok(Json(s.db().call(move |c| fleet::uses(c, id)).await?))
+}
+
+async fn revoke_fleet_token(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = fleet_token_id(&id)?;
+    let changed = transact(&s, move |c, a| fleet::revoke(c, a, id)).await?;
+    Ok(Json(json!({ "revoked": true, "changed": changed })))
 }
 
 async fn list_devices(State(s): State<AppState>) -> Result<Json<Vec<Device>>, ApiError> {

@@ -6,6 +6,7 @@ use deskrec_protocol::ErrorBody;
 
 use crate::directory::DirectoryError;
 use crate::enrollment::EnrollError;
+use crate::fleet::FleetError;
 
 /// An error answer: status, stable code, message.
 #[derive(Debug)]
@@ -98,6 +99,9 @@ impl From<EnrollError> for ApiError {
             EnrollError::InvalidToken => {
                 Self::new(StatusCode::FORBIDDEN, "invalid_token", e.to_string())
             }
+            EnrollError::FleetRefused { reason, .. } => {
+                Self::new(StatusCode::FORBIDDEN, reason.code(), e.to_string())
+            }
             EnrollError::BadKey(_) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_key",
@@ -105,6 +109,16 @@ impl From<EnrollError> for ApiError {
             ),
             EnrollError::NoSuchDevice(_) => Self::not_found(e.to_string()),
             EnrollError::Db(e) => Self::internal(&e),
+        }
+    }
+}
+
+impl From<FleetError> for ApiError {
+    fn from(e: FleetError) -> Self {
+        match e {
+            FleetError::Invalid(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
+            FleetError::NotFound(_) => Self::not_found(e.to_string()),
+            FleetError::Db(e) => Self::internal(&e),
         }
     }
 }

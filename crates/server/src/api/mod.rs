@@ -48,19 +48,32 @@ async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// `POST /api/v1/enroll`: trade a one-time token and a public key for a
-/// device id and credential.
+/// `POST /api/v1/enroll`: trade an enrollment token (one-time or fleet) and
+/// a public key for a device id and credential.
 async fn enroll(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<EnrollRequest>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
     let resp = state
         .db()
-        .call(move |c| {
+        .call(move |c| -> Result<EnrollResponse, enrollment::EnrollError> {
             let tx = c.transaction()?;
-            let resp = enrollment::enroll(&tx, &req)?;
-            tx.commit()?;
-            Ok::<_, enrollment::EnrollError>(resp)
+            match enrollment::enroll(&tx, &req) {
+                Ok(resp) => {
+                    tx.commit()?;
+                    Ok(resp)
+                }
+                Err(e) => {
+                    drop(tx);
+                    // A refused fleet token is logged, in its own
+                    // transaction: the enrollment's changed nothing.
+                    if let enrollment::EnrollError::FleetRefused { token_id, reason } = e {
+                        crate::fleet::record_refusal(c, token_id, &req.host, reason)?;
+                        tracing::warn!(token = token_id, host = %req.host, %reason, "fleet enrollment refused");
+                    }
+                    Err(e)
+                }
+            }
         })
         .await?;
     tracing::info!(device = %resp.device_id, "device enrolled");

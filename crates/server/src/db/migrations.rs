@@ -167,6 +167,35 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX sessions_by_user ON sessions(user_id);
     ",
+    // 4: fleet enrollment tokens, each enrolling up to max_uses PCs, and
+    // every attempt made with one.
+    "
+    CREATE TABLE fleet_tokens (
+        id           INTEGER PRIMARY KEY,
+        token_hash   TEXT NOT NULL UNIQUE,
+        name         TEXT NOT NULL,
+        -- A glob over host names (`*`, `?`), compared case-insensitively;
+        -- NULL: any host.
+        host_pattern TEXT,
+        max_uses     INTEGER NOT NULL CHECK (max_uses > 0),
+        uses         INTEGER NOT NULL DEFAULT 0 CHECK (uses <= max_uses),
+        created_at   INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        revoked_at   INTEGER
+    );
+    CREATE TABLE fleet_token_uses (
+        id        INTEGER PRIMARY KEY,
+        token_id  INTEGER NOT NULL REFERENCES fleet_tokens(id) ON DELETE CASCADE,
+        at        INTEGER NOT NULL,
+        host      TEXT NOT NULL,
+        -- The device enrolled; NULL when refused.
+        device_id TEXT REFERENCES devices(id),
+        outcome   TEXT NOT NULL CHECK (outcome IN
+                  ('enrolled', 'token_expired', 'token_revoked', 'token_exhausted',
+                   'host_not_allowed'))
+    );
+    CREATE INDEX fleet_token_uses_by_token ON fleet_token_uses(token_id, at);
+    ",
 ];
 
 /// The schema version of the open database.

@@ -254,10 +254,20 @@ impl TestServer {
         token: &str,
         key: &deskrec_vault::PrivateKey,
     ) -> (u16, Value) {
+        self.enroll_host(token, key, "PC-17").await
+    }
+
+    /// Enrolls a PC named `host` with `token`: the status and the answer.
+    pub async fn enroll_host(
+        &self,
+        token: &str,
+        key: &deskrec_vault::PrivateKey,
+        host: &str,
+    ) -> (u16, Value) {
         let req = EnrollRequest {
             token: token.to_owned(),
             public_key_pem: key.public().to_pem(),
-            host: "PC-17".into(),
+            host: host.into(),
         };
         self.request(
             "POST",
