@@ -343,15 +343,28 @@ async fn stop_on_signal(app: AppHandle) {
     app.exit(0);
 }
 
-/// Stops the engine (its segment finished) before the process ends.
+/// Stops the engine (its segment finished), then ends the process.
 fn stop_engine(app: &AppHandle) {
     let shared = app.state::<Shared>();
     let agent = tauri::async_runtime::block_on(async { shared.agent.lock().await.take() });
     if let Some(agent) = agent {
         tracing::info!("stopping the engine");
-        tauri::async_runtime::block_on(agent.shutdown());
+        let stopped =
+            tauri::async_runtime::block_on(tokio::time::timeout(STOP_LIMIT, agent.shutdown()));
+        if stopped.is_err() {
+            // The segment being written is recovered at the next start
+            // (the format is crash-safe); a hung quit would be worse: it
+            // blocks logoff.
+            tracing::error!(limit = ?STOP_LIMIT, "the engine did not stop in time; exiting anyway");
+        }
     }
     tracing::info!("deskrec-tray stopped");
-    // Tauri exits the process next, without running destructors.
     crate::logs::flush();
+    // Exit now rather than through Tauri's teardown of open windows, which
+    // has been seen to hang with a WebKit window open; nothing is left to
+    // save.
+    std::process::exit(0);
 }
+
+/// How long quitting waits for the engine to finish its segment.
+const STOP_LIMIT: Duration = Duration::from_secs(15);

@@ -158,8 +158,8 @@ fn tray_smoke(prefix: &Path, tests: &[TestExe]) -> Result<()> {
         .args([
             "--login",
             "ann",
-            "--source",
-            "synthetic",
+            // The screen, as in production: wine can capture it by no
+            // method, so this proves the blank-frame fallback end to end.
             "--exit-after",
             "40",
             // Open the window: without the WebView2 runtime (wine has
@@ -184,6 +184,10 @@ fn tray_smoke(prefix: &Path, tests: &[TestExe]) -> Result<()> {
         ("created its tray icon", log.contains("tray icon created")),
         ("enrolled", log.contains("enrolled")),
         ("wrote segments", segments > 0),
+        (
+            "said the screen cannot be captured and recorded blank frames",
+            log.contains("screen capture cannot start; recording marked blank frames"),
+        ),
         ("stopped cleanly", log.contains("deskrec-tray stopped")),
         // Wine has no WebView2 runtime: the window must not open, and the
         // app must say why and go on.

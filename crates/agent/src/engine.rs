@@ -123,8 +123,13 @@ fn screen_source() -> Result<Box<dyn FrameSource + Send>, CaptureError> {
     return Ok(Box::new(deskrec_capture::X11Source::open(
         &deskrec_capture::X11Options::new(),
     )?));
+    // Where Windows lets no capture method start, record marked blank
+    // frames and keep trying: the logon stays covered, and the recording
+    // shows when the screen could not be captured.
     #[cfg(windows)]
-    return Ok(Box::new(deskrec_capture::WindowsSource::new()?));
+    return Ok(Box::new(deskrec_capture::WindowsSource::or_blank(
+        deskrec_capture::WindowsOptions::default(),
+    )?));
     #[cfg(not(any(target_os = "linux", windows)))]
     Err(CaptureError::InvalidSettings(
         "screen capture is not available on this platform".into(),
@@ -392,7 +397,8 @@ impl Shared {
 pub struct Agent {
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The tasks, by name (for the log when one is slow to stop).
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
     /// The data directory, held until [`Agent::shutdown`] has finished
     /// (not by `Shared`: a front end's handle may outlive the engine, and
     /// must not keep the next engine out).
@@ -441,15 +447,30 @@ impl Agent {
         shared.update_live(|l| l.reason = "started".into()).await;
         let (shutdown, rx) = watch::channel(false);
         let tasks = vec![
-            tokio::spawn(crate::session::follow::run(
-                shared.clone(),
-                watcher,
-                rx.clone(),
-            )),
-            tokio::spawn(crate::rte::run(shared.clone(), rx.clone())),
-            tokio::spawn(crate::recording::run(shared.clone(), rx.clone())),
-            tokio::spawn(crate::uploader::run(shared.clone(), rx.clone())),
-            tokio::spawn(crate::retention::run(shared.clone(), rx)),
+            (
+                "session",
+                tokio::spawn(crate::session::follow::run(
+                    shared.clone(),
+                    watcher,
+                    rx.clone(),
+                )),
+            ),
+            (
+                "rte",
+                tokio::spawn(crate::rte::run(shared.clone(), rx.clone())),
+            ),
+            (
+                "recording",
+                tokio::spawn(crate::recording::run(shared.clone(), rx.clone())),
+            ),
+            (
+                "uploader",
+                tokio::spawn(crate::uploader::run(shared.clone(), rx.clone())),
+            ),
+            (
+                "retention",
+                tokio::spawn(crate::retention::run(shared.clone(), rx)),
+            ),
         ];
         tracing::info!(device = %shared.identity.device_id, "agent started");
         Ok(Self {
@@ -477,9 +498,19 @@ impl Agent {
     /// the next start).
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        for t in self.tasks {
-            if let Err(e) = t.await {
-                tracing::error!(error = %e, "agent task failed");
+        for (name, mut task) in self.tasks {
+            // Every task stops within moments of the signal; one that does
+            // not is named in the log (it is still waited for: a segment
+            // being finished must not be cut short).
+            let finished = match tokio::time::timeout(SLOW_STOP, &mut task).await {
+                Ok(finished) => finished,
+                Err(_) => {
+                    tracing::warn!(task = name, after = ?SLOW_STOP, "an engine task is slow to stop");
+                    task.await
+                }
+            };
+            if let Err(e) = finished {
+                tracing::error!(task = name, error = %e, "agent task failed");
             }
         }
         self.shared
@@ -494,6 +525,9 @@ impl Agent {
         drop(self.lock);
     }
 }
+
+/// How long a task may take to stop before the log names it.
+const SLOW_STOP: Duration = Duration::from_secs(3);
 
 /// Waits for `d` or for shutdown; true when shutting down.
 pub(crate) async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {

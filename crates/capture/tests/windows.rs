@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use deskrec_capture::windows::{current_layout, is_blank_frame};
+use deskrec_capture::windows::{BlankReason, current_layout, is_blank_frame};
 use deskrec_capture::{CaptureError, CaptureMethod, FrameSource, WindowsOptions, WindowsSource};
 
 /// Longest any start-up may take: two methods, each with a 2 s wait for
@@ -154,4 +154,41 @@ fn graphics_capture_is_unavailable_under_wine() {
     })
     .expect_err("wine has no Windows.Graphics.Capture");
     check_unavailable(error, &[CaptureMethod::GraphicsCapture]);
+}
+
+#[test]
+fn where_no_method_starts_the_recorder_gets_marked_blank_frames() {
+    let source = within(START_LIMIT, "WindowsSource::or_blank", || {
+        WindowsSource::or_blank(WindowsOptions::new())
+    });
+    let mut source = source.expect("a source even where no capture method starts");
+    if source.method().is_some() {
+        assert!(!under_wine(), "wine has no screen capture, yet it started");
+        check_frames(source);
+        return;
+    }
+    assert!(source.changed_since_last().unwrap(), "the first frame");
+    let frame = source.next_frame().expect("a blank frame, not an error");
+    assert_eq!(frame.size(), source.size());
+    assert!(is_blank_frame(&frame), "the frame is marked blank");
+    let [BlankReason::Unavailable { detail, .. }] = source.blank_reasons() else {
+        panic!("blank for another reason: {:?}", source.blank_reasons());
+    };
+    for method in CaptureMethod::ALL {
+        assert!(detail.contains(method.name()), "{detail} names {method:?}");
+    }
+    // A still blank picture until a restart is due (every 2 s), then the
+    // source tries again and, still failing, stays blank.
+    assert!(
+        !source.changed_since_last().unwrap(),
+        "nothing to restart yet"
+    );
+    thread::sleep(Duration::from_millis(2100));
+    assert!(source.changed_since_last().unwrap(), "a restart is due");
+    let (frame, source) = within(START_LIMIT, "a restart", move || {
+        (source.next_frame(), source)
+    });
+    let frame = frame.expect("a blank frame after a failed restart, not an error");
+    assert_eq!(source.method(), None);
+    assert!(is_blank_frame(&frame));
 }

@@ -27,7 +27,9 @@
 //!   a device of that monitor's GPU, polled without waiting.
 //! - Neither works: `WindowsSource::new` fails with
 //!   [`CaptureError::Unavailable`](crate::CaptureError::Unavailable), which
-//!   names each method and why it failed.
+//!   names each method and why it failed; `WindowsSource::or_blank` (what
+//!   the agent records with) gives marked blank frames instead, with that
+//!   error as their [`BlankReason::Unavailable`], and tries again every 2 s.
 //!
 //! # Never stopping the recording
 //!

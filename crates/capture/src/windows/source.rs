@@ -173,27 +173,68 @@ impl WindowsSource {
     ///
     /// As for [`new`](Self::new).
     pub fn with_options(options: WindowsOptions) -> Result<Self, CaptureError> {
+        Self::open(options, false)
+    }
+
+    /// Captures as [`with_options`](Self::with_options) does, except that
+    /// where no method can start (a remote session without a GPU, a
+    /// locked-down virtual machine, wine) it records marked blank frames
+    /// ([`BlankReason::Unavailable`] naming each method and why) and tries
+    /// the methods again every 2 s, instead of failing. For a recorder that
+    /// must cover the whole logon: the recording then shows when, and the
+    /// log why, the screen could not be captured, and capture begins as
+    /// soon as Windows allows it.
+    ///
+    /// # Errors
+    ///
+    /// [`CaptureError::Backend`] when Windows cannot list the monitors or
+    /// lists none.
+    pub fn or_blank(options: WindowsOptions) -> Result<Self, CaptureError> {
+        Self::open(options, true)
+    }
+
+    /// Opens the source over the monitors now; `blank_if_unavailable` says
+    /// whether a capture that cannot start fails or gives blank frames.
+    fn open(options: WindowsOptions, blank_if_unavailable: bool) -> Result<Self, CaptureError> {
         desktop::make_dpi_aware();
         let monitors = desktop::active_monitors()?;
         let layout = DesktopLayout::new(&rects(&monitors))?;
-        let backend = start(&options, &monitors)?;
-        info!(
-            method = backend.method().name(),
-            size = %layout.frame_size(),
-            monitors = ?layout.monitors(),
-            "capturing the Windows desktop"
-        );
-        Ok(Self::running(options, layout, backend))
+        match start(&options, &monitors) {
+            Ok(backend) => {
+                info!(
+                    method = backend.method().name(),
+                    size = %layout.frame_size(),
+                    monitors = ?layout.monitors(),
+                    "capturing the Windows desktop"
+                );
+                Ok(Self::running(options, layout, Some(backend)))
+            }
+            Err(e) if blank_if_unavailable => {
+                warn!(
+                    error = %e,
+                    size = %layout.frame_size(),
+                    "screen capture cannot start; recording marked blank frames and trying again every 2 s"
+                );
+                let mut source = Self::running(options, layout, None);
+                source.mark_down(e.to_string());
+                Ok(source)
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    /// A source in its starting state: capturing through `backend`, with
-    /// everything to be drawn on the first frame.
-    fn running(options: WindowsOptions, layout: DesktopLayout, backend: Box<dyn Backend>) -> Self {
+    /// A source in its starting state: capturing through `backend` (`None`:
+    /// down, frames blank), with everything to be drawn on the first frame.
+    fn running(
+        options: WindowsOptions,
+        layout: DesktopLayout,
+        backend: Option<Box<dyn Backend>>,
+    ) -> Self {
         Self {
             options,
             canvas: Canvas::new(&layout),
             layout,
-            backend: Some(backend),
+            backend,
             down_because: String::new(),
             restart_at: Instant::now(),
             redraw_all: true,
@@ -272,6 +313,12 @@ impl WindowsSource {
             error = why,
             "screen capture stopped working; frames are blank until it restarts"
         );
+        self.mark_down(why);
+    }
+
+    /// Drops the capture and schedules its restart: frames are blank, with
+    /// `why`, until then.
+    fn mark_down(&mut self, why: String) {
         self.backend = None;
         self.down_because = why;
         self.restart_at = Instant::now() + RESTART_INTERVAL;
@@ -515,7 +562,7 @@ mod tests {
     /// A source over the real monitor layout with `backend` as its capture.
     fn source_with(backend: Painter) -> WindowsSource {
         let layout = current_layout().expect("monitor layout");
-        WindowsSource::running(WindowsOptions::default(), layout, Box::new(backend))
+        WindowsSource::running(WindowsOptions::default(), layout, Some(Box::new(backend)))
     }
 
     #[test]
