@@ -349,8 +349,10 @@ fn stop_engine(app: &AppHandle) {
     let agent = tauri::async_runtime::block_on(async { shared.agent.lock().await.take() });
     if let Some(agent) = agent {
         tracing::info!("stopping the engine");
-        let stopped =
-            tauri::async_runtime::block_on(tokio::time::timeout(STOP_LIMIT, agent.shutdown()));
+        // The timeout is made inside the runtime: its timer needs one.
+        let stopped = tauri::async_runtime::block_on(async {
+            tokio::time::timeout(STOP_LIMIT, agent.shutdown()).await
+        });
         if stopped.is_err() {
             // The segment being written is recovered at the next start
             // (the format is crash-safe); a hung quit would be worse: it
