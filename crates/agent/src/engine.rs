@@ -197,7 +197,8 @@ pub enum Connection {
 pub struct Live {
     /// Recording state.
     pub state: RecordingState,
-    /// Why (see [`crate::policy::Decision::reason`]).
+    /// Why, as a short code: the policy's reason (`eligible`,
+    /// `user_inactive`, ...) or the engine's (`started`, `agent_stopped`, ...).
     pub reason: String,
     /// The session login.
     pub login: String,
