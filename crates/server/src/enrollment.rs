@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::audit::{self, Actor};
-use crate::db::now_micros;
+use crate::db::{micros_after, now_micros};
 use crate::secret::{hash_secret, random_bytes, random_secret};
 
 /// How long an enrollment token is valid by default: a week, time enough
@@ -64,7 +64,7 @@ pub fn create_token(
 ) -> Result<NewToken, EnrollError> {
     let secret = random_secret();
     let now = now_micros();
-    let expires_at = now.saturating_add((ttl_seconds as i64).saturating_mul(1_000_000));
+    let expires_at = micros_after(now, ttl_seconds);
     conn.execute(
         "INSERT INTO enrollment_tokens (token_hash, created_at, expires_at) VALUES (?1, ?2, ?3)",
         params![hash_secret(&secret), now, expires_at],
@@ -98,10 +98,8 @@ pub fn enroll(conn: &Connection, req: &EnrollRequest) -> Result<EnrollResponse, 
     let fleet_token = if used == 1 {
         None
     } else {
-        match crate::fleet::take(conn, &token_hash, &req.host, now)? {
-            Some(id) => Some(id),
-            None => return Err(EnrollError::InvalidToken),
-        }
+        let id = crate::fleet::take(conn, &token_hash, &req.host, now)?;
+        Some(id.ok_or(EnrollError::InvalidToken)?)
     };
     let credential = random_secret();
     conn.execute(

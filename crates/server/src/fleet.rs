@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::audit::{self, Actor};
-use crate::db::now_micros;
+use crate::db::{micros_after, now_micros};
 use crate::enrollment::EnrollError;
 use crate::secret::{hash_secret, random_secret};
 
@@ -101,10 +101,12 @@ pub enum FleetError {
 }
 
 impl FleetTokenSpec {
-    /// Checks the request, so a typo fails here rather than at 1000 PCs.
-    fn validate(&self) -> Result<(), FleetError> {
+    /// Checks the request, so a typo fails here rather than at 1000 PCs;
+    /// the spec as stored (its name trimmed).
+    fn validated(mut self) -> Result<Self, FleetError> {
         let invalid = |m: &str| Err(FleetError::Invalid(m.to_owned()));
-        if self.name.trim().is_empty() || self.name.chars().count() > 100 {
+        self.name = self.name.trim().to_owned();
+        if self.name.is_empty() || self.name.chars().count() > 100 {
             return invalid("name must be 1 to 100 characters");
         }
         if self.max_uses == 0 || self.max_uses > MAX_FLEET_USES {
@@ -122,15 +124,18 @@ impl FleetTokenSpec {
                 );
             }
         }
-        Ok(())
+        Ok(self)
     }
 }
 
-/// A freshly created fleet token: its id, secret (shown once) and expiry.
+/// A freshly created fleet token: its id, secret (shown once), expiry and
+/// spec as stored.
 #[derive(Debug)]
 pub struct NewFleetToken {
     /// Its id, for listing uses and revoking.
     pub id: i64,
+    /// What it was created with (the name trimmed).
+    pub spec: FleetTokenSpec,
     /// The secret.
     pub secret: String,
     /// Expiry, µs since the Unix epoch.
@@ -141,19 +146,19 @@ pub struct NewFleetToken {
 pub fn create(
     conn: &Connection,
     actor: &Actor,
-    spec: &FleetTokenSpec,
+    spec: FleetTokenSpec,
 ) -> Result<NewFleetToken, FleetError> {
-    spec.validate()?;
+    let spec = spec.validated()?;
     let secret = random_secret();
     let now = now_micros();
-    let expires_at = now.saturating_add((spec.ttl_seconds as i64).saturating_mul(1_000_000));
+    let expires_at = micros_after(now, spec.ttl_seconds);
     conn.execute(
         "INSERT INTO fleet_tokens
              (token_hash, name, host_pattern, max_uses, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             hash_secret(&secret),
-            spec.name.trim(),
+            spec.name,
             spec.host_pattern,
             spec.max_uses,
             now,
@@ -167,7 +172,7 @@ pub fn create(
         "fleet_token.create",
         &target(id),
         json!({
-            "name": spec.name.trim(),
+            "name": spec.name,
             "max_uses": spec.max_uses,
             "host_pattern": spec.host_pattern,
             "expires_at": expires_at,
@@ -175,6 +180,7 @@ pub fn create(
     )?;
     Ok(NewFleetToken {
         id,
+        spec,
         secret,
         expires_at,
     })
@@ -407,7 +413,12 @@ mod tests {
 
     #[test]
     fn requests_that_make_no_sense_are_refused_with_the_field() {
-        assert!(spec().validate().is_ok());
+        assert_eq!(spec().validated().unwrap().name, "Leeds floor 2");
+        let padded = FleetTokenSpec {
+            name: "  Leeds floor 2 ".into(),
+            ..spec()
+        };
+        assert_eq!(padded.validated().unwrap().name, "Leeds floor 2");
         type Breakage = fn(&mut FleetTokenSpec);
         let cases: [(Breakage, &str); 5] = [
             (|s| s.name = " ".into(), "name"),
@@ -422,7 +433,7 @@ mod tests {
         for (break_it, field) in cases {
             let mut s = spec();
             break_it(&mut s);
-            let Err(FleetError::Invalid(m)) = s.validate() else {
+            let Err(FleetError::Invalid(m)) = s.clone().validated() else {
                 panic!("{s:?} accepted");
             };
             assert!(m.contains(field), "{m}");
@@ -433,7 +444,7 @@ mod tests {
     fn host_patterns_match_any_case_with_wildcards() {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::db::migrate(&mut conn).unwrap();
-        let token = create(&conn, &Actor::Admin, &spec()).unwrap();
+        let token = create(&conn, &Actor::Admin, spec()).unwrap();
         let hash = hash_secret(&token.secret);
         let now = now_micros();
         assert_eq!(

@@ -349,14 +349,12 @@ async fn create_fleet_token(
         ttl_seconds: body.ttl_seconds.unwrap_or(DEFAULT_FLEET_TTL_SECONDS),
         host_pattern: body.host_pattern,
     };
-    let (name, max_uses) = (spec.name.trim().to_owned(), spec.max_uses);
-    let host_pattern = spec.host_pattern.clone();
-    let new = transact(&s, move |c, a| fleet::create(c, a, &spec)).await?;
+    let new = transact(&s, move |c, a| fleet::create(c, a, spec)).await?;
     let mut answer = token_answer(&s, &new.secret, new.expires_at);
     answer["id"] = json!(new.id);
-    answer["name"] = json!(name);
-    answer["max_uses"] = json!(max_uses);
-    answer["host_pattern"] = json!(host_pattern);
+    answer["name"] = json!(new.spec.name);
+    answer["max_uses"] = json!(new.spec.max_uses);
+    answer["host_pattern"] = json!(new.spec.host_pattern);
     Ok((StatusCode::CREATED, Json(answer)))
 }
 

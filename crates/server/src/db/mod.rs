@@ -97,6 +97,15 @@ fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
     conn.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// `seconds` after `micros` (saturating): an expiry from a validity.
+pub fn micros_after(micros: i64, seconds: u64) -> i64 {
+    micros.saturating_add(
+        i64::try_from(seconds)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000),
+    )
+}
+
 /// Now, in microseconds since the Unix epoch: the unit of every timestamp
 /// column.
 pub fn now_micros() -> i64 {
