@@ -246,23 +246,42 @@ enum Retry {
 }
 
 async fn enroll(cli: &Cli, dir: &DataDir) -> Result<(), Retry> {
+    use deskrec_agent::deployment::{self, DeployError};
     let (token, from) = match &cli.enroll {
         Some(args) => (
-            crate::deploy::token(&args[0], &args[1], cli.fingerprint.as_deref()),
+            deployment::token(&args[0], &args[1], cli.fingerprint.as_deref()),
             "--enroll".to_string(),
         ),
         None => {
             let path = cli
                 .deployment
                 .clone()
-                .unwrap_or_else(crate::deploy::default_path);
-            match crate::deploy::load(&path) {
-                Ok(Some(d)) => (d.token(), path.display().to_string()),
+                .unwrap_or_else(|| deployment::path(dir));
+            let never = |why: String| {
+                tracing::error!("{why}");
+                Err(Retry::Never(Some(why)))
+            };
+            match deployment::load(&path) {
+                Ok(Some(d)) => match d.token() {
+                    Some(token) => (token, path.display().to_string()),
+                    None => {
+                        return never(format!(
+                            "the deployment settings ({}) name the server {} but no enrollment token: ask IT to enroll this PC (ENROLL_TOKEN)",
+                            path.display(),
+                            d.server_url
+                        ));
+                    }
+                },
                 Ok(None) => return Err(Retry::Never(None)),
-                Err(e) => {
-                    tracing::error!("{e}");
-                    return Err(Retry::Never(Some(e.to_string())));
+                Err(DeployError::Unreadable { source, .. })
+                    if source.kind() == std::io::ErrorKind::PermissionDenied =>
+                {
+                    return never(format!(
+                        "the deployment settings ({}) are readable by administrators only: start Deskrec once as an administrator to enroll this PC",
+                        path.display()
+                    ));
                 }
+                Err(e) => return never(e.to_string()),
             }
         }
     };

@@ -11,7 +11,6 @@
 //! - `cli`: the command line;
 //! - `app`: the Tauri app — the engine's start (enrolling first where the
 //!   deployment settings say so), the tray, the run loop, a clean stop;
-//! - `deploy`: the machine-wide deployment settings the installer writes;
 //! - `bridge`: engine events to tray, window and notifications;
 //! - `tray`, `window`, `notify`: each surface; `commands` what the window
 //!   may call;
@@ -25,7 +24,6 @@ mod app;
 mod bridge;
 mod cli;
 mod commands;
-mod deploy;
 mod desktop;
 mod logs;
 mod notify;

@@ -128,6 +128,8 @@ impl Tray {
                     .set_icon(Some(Image::from_bytes(png(now.0, self.px))?))?;
             }
             if tip != now.1 {
+                // What the user sees, in the log the diagnostics carry.
+                tracing::info!(tooltip = %now.1, "tray shows");
                 self.icon.set_tooltip(Some(&now.1))?;
                 self.state_line.set_text(&status.indicator.headline)?;
             }

@@ -323,10 +323,16 @@ impl Server {
         } else {
             "127.0.0.1:0".to_owned()
         };
+        Self::start_on(binary, data, &listen)
+    }
+
+    /// Starts `deskrec-server` listening on `listen` (`host:port`), on the
+    /// data in `data` (a restart keeps its certificate and its devices).
+    pub(crate) fn start_on(binary: &Path, data: &Path, listen: &str) -> Result<Self> {
         let mut cmd = Command::new(binary);
         cmd.arg("--data-dir")
             .arg(data)
-            .args(["--listen", &listen])
+            .args(["--listen", listen])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped());
         let mut process = Process::spawn(cmd, "deskrec-server")?;

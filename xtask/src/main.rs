@@ -7,6 +7,8 @@
 //!   defaults.
 //! - `browser` plays an exported recording in Chromium and checks it.
 //! - `ui` checks the tray app's window in Chromium with its IPC faked.
+//! - `msi` builds the Windows installer (wixl), optionally signed, and
+//!   with `--wine` installs, upgrades and removes it under wine.
 //! - `bench NAME` runs a benchmark and writes `target/bench/NAME.json`.
 //!
 //! Every task works from a fresh Debian 12 machine: system packages come from
@@ -19,6 +21,8 @@ mod bundle;
 mod demo;
 mod display;
 mod fuzz;
+mod install;
+mod msi;
 mod setup;
 mod test;
 mod ui;
@@ -37,13 +41,14 @@ fn main() -> Result<()> {
         Some("bench") => bench::run(rest),
         Some("fuzz") => fuzz::run(rest),
         Some("windows") => windows::run(rest),
+        Some("msi") => msi::run(rest),
         Some("browser") => browser::run(rest),
         Some("ui") => ui::run(rest),
         Some("window") => window::run(rest),
         Some("bundle") => bundle::run(rest),
         Some("setup") => setup::run(rest),
         _ => bail!(
-            "usage: cargo xtask <test|demo|bench NAME|fuzz [SECONDS]|browser|ui [--docs]|window|windows|bundle deb|setup>\n\
+            "usage: cargo xtask <test|demo|bench NAME|fuzz [SECONDS]|browser|ui [--docs]|window|windows|msi|bundle deb|setup>\n\
              \n  test     set up and run every test (what CI runs)\
              \n  demo     set up and run the demo on embedded defaults\
              \n  bench    run a benchmark, write target/bench/NAME.json (NAME: vault)\
@@ -52,6 +57,7 @@ fn main() -> Result<()> {
              \n  ui       check the tray window in Chromium with faked IPC (--docs: copy its screenshots to docs/img)\
              \n  window   drive the tray app's real window (tauri-driver, WebKitWebDriver) against the real server\
              \n  windows  cross-build for x86_64-pc-windows-gnu, run its tests and the tray app under wine\
+             \n  msi      build Deskrec-<version>-x64.msi with wixl ([--sign CERT.p12] [--timestamp URL] [--version V] [--wine])\
              \n  bundle   build the tray app's .deb with the Tauri bundler (bundle deb)\
              \n  setup    install the system packages the other tasks need"
         ),

@@ -46,10 +46,15 @@ pub const WINDOWS: &[&str] = &[
     "rust-web-src",
 ];
 
+/// Packages that build, sign and read the MSI (`cargo xtask msi`): wixl
+/// and msibuild/msiinfo are separate Debian packages.
+pub const MSI: &[&str] = &["wixl", "msitools", "osslsigncode", "openssl"];
+
 /// `cargo xtask setup`: installs everything any task needs.
 pub fn run(_args: &[String]) -> Result<()> {
     ensure(BASE)?;
-    ensure(WINDOWS)
+    ensure(WINDOWS)?;
+    ensure(MSI)
 }
 
 /// Installs the packages of `names` that are not installed yet.

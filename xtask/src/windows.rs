@@ -53,10 +53,35 @@ pub fn run(args: &[String]) -> Result<()> {
     // (OpenH264's assembly) whatever the target.
     setup::ensure(setup::BASE)?;
     setup::ensure(setup::WINDOWS)?;
-    // Wine needs an X display for anything with a window or a tray icon
-    // (and some DLLs look for one at load). One display serves the whole
-    // run: per-exe displays would leave wine's desktop process bound to a
-    // dead one. It lives until this function returns, after `stop_wine`.
+    let (cargo_args, test_args) = split_args(args);
+    let with_app = !selects_packages(cargo_args) || cargo_args.iter().any(|a| a.contains("tray"));
+    if with_app {
+        setup::ensure(setup::MSI)?;
+    }
+
+    let started = Instant::now();
+    let exes = build_tests(cargo_args)?;
+    let built = started.elapsed();
+    let mut outcomes = Vec::new();
+    let ran = Instant::now();
+    let app = with_wine(|prefix| {
+        check_imports(&exes, prefix)?;
+        for exe in &exes {
+            outcomes.push(run_test_exe(exe, prefix, test_args)?);
+        }
+        // The app as IT installs it: the MSI, under wine's msiexec.
+        Ok(with_app.then(|| crate::install::under_wine(prefix, &app_exe_dir(false)?)))
+    })?;
+    report(&exes, &outcomes, built, ran.elapsed())?;
+    app.transpose().map(drop)
+}
+
+/// Runs `f` with the private wine prefix, on an X display (a virtual one
+/// when there is none: wine needs one for anything with a window or a tray
+/// icon, and some DLLs look for one at load). One display serves the whole
+/// run: per-exe displays would leave wine's desktop process bound to a
+/// dead one. Wine's processes are waited for before the display goes.
+pub fn with_wine<T>(f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     let _display = match std::env::var("DISPLAY") {
         Ok(d) if !d.is_empty() => None,
         _ => {
@@ -65,154 +90,42 @@ pub fn run(args: &[String]) -> Result<()> {
             Some(display)
         }
     };
-    let (cargo_args, test_args) = split_args(args);
-
-    let started = Instant::now();
-    let exes = build_tests(cargo_args)?;
-    let built = started.elapsed();
     let prefix = wine_prefix()?;
-    check_imports(&exes, &prefix)?;
-
-    let started = Instant::now();
-    let outcomes: Vec<Outcome> = exes
-        .iter()
-        .map(|exe| run_test_exe(exe, &prefix, test_args))
-        .collect::<Result<_>>()?;
-    let tray = if selects_packages(cargo_args) && !cargo_args.iter().any(|a| a.contains("tray")) {
-        None
-    } else {
-        Some(tray_smoke(&prefix, &exes))
-    };
+    let result = f(&prefix);
     stop_wine(&prefix)?;
-    report(&exes, &outcomes, built, started.elapsed())?;
-    tray.transpose().map(drop)
+    result
 }
 
-/// Builds the tray app's exe for Windows and runs it under wine beside the
-/// real (Linux) server: it must start, create its tray icon, enroll, run
-/// the engine (the synthetic source: wine has no Windows Graphics
-/// Capture) until it has written a segment, and quit cleanly.
-fn tray_smoke(prefix: &Path, tests: &[TestExe]) -> Result<()> {
-    // The test build made the exe already (the app has integration tests,
-    // so Cargo builds its binary for them), with the workspace's features:
-    // a build of the app alone would resolve features anew and rebuild
-    // half the dependency tree.
-    if !tests.iter().any(|t| t.package_dir.ends_with("src-tauri")) {
-        println!("\n     Building the tray app for Windows");
-        let mut build = cross_cargo()?;
-        run_cmd(build.args([
-            "build",
-            "-Zbuild-std",
-            "--target",
-            TARGET,
-            "-p",
-            "deskrec-tray",
-        ]))?;
-    }
-    let exe = cache_dir()
+/// The directory of the app's Windows exes (the tray app, the headless
+/// agent, `WebView2Loader.dll`), from the test build, which makes them
+/// with the workspace's features (a build of the app alone would resolve
+/// features anew and rebuild half the dependency tree). With `build`,
+/// builds them when they are missing.
+pub fn app_exe_dir(build: bool) -> Result<PathBuf> {
+    let dir = cache_dir()
         .join("target-windows")
         .join(TARGET)
-        .join("debug/deskrec-tray.exe");
-    let exe_dir = exe.parent().context("the exe has a directory")?;
-    if !exe_dir.join("WebView2Loader.dll").exists() {
-        bail!("WebView2Loader.dll is not beside {}", exe.display());
-    }
-    // The Linux server from the workspace's own build.
-    run_cmd(crate::util::cargo().args(["build", "-p", "deskrec-server"]))?;
-    let work = cache_dir().join("tray-smoke");
-    if work.exists() {
-        fs::remove_dir_all(&work)?;
-    }
-    fs::create_dir_all(&work)?;
-    let server = crate::demo::Server::start(
-        &crate::util::target_dir().join("debug/deskrec-server"),
-        &work.join("server"),
-    )?;
-    let api = crate::demo::Api::new(&server)?;
-    api.admin(
-        "PATCH",
-        "/settings",
-        serde_json::json!({"segment_seconds": 10, "gop_seconds": 2}),
-    )?;
-    api.admin(
-        "PUT",
-        "/roles/agent",
-        serde_json::json!({"permissions": ["record_screen"]}),
-    )?;
-    api.admin(
-        "POST",
-        "/users",
-        serde_json::json!({"name": "Ann", "windows_login": "ann", "roles": ["agent"]}),
-    )?;
-    let token = api.admin("POST", "/enrollment-tokens", Value::Null)?;
-    let token = token["enrollment_token"].as_str().context("no token")?;
-    let (data, logs) = (work.join("data"), work.join("logs"));
-    println!("     Running the tray app under wine ({})", exe.display());
-    let status = wine_env(&mut Command::new("timeout"), prefix)
-        .args(["--kill-after=10s", "120s", "wine"])
-        .arg(&exe)
-        .arg("--data-dir")
-        .arg(windows_path(&data))
-        .arg("--log-dir")
-        .arg(windows_path(&logs))
-        .args([
-            "--login",
-            "ann",
-            // The screen, as in production: wine can capture it by no
-            // method, so this proves the blank-frame fallback end to end.
-            "--exit-after",
-            "40",
-            // Open the window: without the WebView2 runtime (wine has
-            // none) that must be a handled, logged state, not a crash.
-            "--show",
-        ])
-        .args(["--enroll", &server.url, token])
-        .env("WINEPATH", windows_path(exe_dir))
-        .status()
-        .context("could not start wine")?;
-    let log: String = fs::read_dir(&logs)
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| fs::read_to_string(e.path()).ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    let segments = fs::read_dir(data.join("segments")).map_or(0, |d| d.count());
-    println!("{log}");
-    let checks = [
-        ("exited 0", status.success()),
-        ("created its tray icon", log.contains("tray icon created")),
-        ("enrolled", log.contains("enrolled")),
-        ("wrote segments", segments > 0),
-        (
-            "said the screen cannot be captured and recorded blank frames",
-            log.contains("screen capture cannot start; recording marked blank frames"),
-        ),
-        ("stopped cleanly", log.contains("deskrec-tray stopped")),
-        // Wine has no WebView2 runtime: the window must not open, and the
-        // app must say why and go on.
-        (
-            "said its window cannot open without WebView2",
-            log.contains("the status window cannot open") && !log.contains("window opened"),
-        ),
-        ("did not panic", !log.contains("panicked")),
+        .join("debug");
+    let wanted = [
+        "deskrec-tray.exe",
+        "deskrec-agent.exe",
+        "WebView2Loader.dll",
     ];
-    let failed: Vec<&str> = checks
-        .iter()
-        .filter(|(_, ok)| !ok)
-        .map(|(what, _)| *what)
-        .collect();
-    if !failed.is_empty() {
+    if build && !wanted.iter().all(|f| dir.join(f).exists()) {
+        println!("\n     Building the app for Windows");
+        let mut cmd = cross_cargo()?;
+        run_cmd(
+            cmd.args(["build", "-Zbuild-std", "--target", TARGET])
+                .args(["-p", "deskrec-tray", "-p", "deskrec-agent"]),
+        )?;
+    }
+    if let Some(missing) = wanted.iter().find(|f| !dir.join(f).exists()) {
         bail!(
-            "the tray app under wine: not {} (status {status})",
-            failed.join(", not ")
+            "{missing} is not in {}: run `cargo xtask windows`",
+            dir.display()
         );
     }
-    println!(
-        "     the tray app under wine: {}; {segments} segment(s)",
-        checks.map(|c| c.0).join(", ")
-    );
-    Ok(())
+    Ok(dir)
 }
 
 /// Waits for wine's helper processes to exit while the display still
@@ -425,7 +338,7 @@ fn system32(prefix: &Path) -> PathBuf {
 }
 
 /// The environment every wine command of this task runs with.
-fn wine_env<'a>(cmd: &'a mut Command, prefix: &Path) -> &'a mut Command {
+pub fn wine_env<'a>(cmd: &'a mut Command, prefix: &Path) -> &'a mut Command {
     if let Some(display) = WINE_DISPLAY.get() {
         cmd.env("DISPLAY", display);
     }
@@ -506,7 +419,7 @@ fn dll_dirs(exe: &TestExe) -> impl Iterator<Item = &Path> {
 }
 
 /// `path` as wine names it: the root of this machine is drive Z:.
-fn windows_path(path: &Path) -> String {
+pub fn windows_path(path: &Path) -> String {
     format!("Z:{}", path.display()).replace('/', "\\")
 }
 

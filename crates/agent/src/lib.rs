@@ -37,7 +37,9 @@
 //!   every change committed before it is acted on;
 //! - `handle`, `view`, `indicator`: what front ends see; `bundle` the
 //!   diagnostics zip; `platform` who may open Diagnostics;
-//! - `lock`: one engine per data directory.
+//! - `lock`: one engine per data directory;
+//! - `deployment`: the settings the installer writes, the data directory's
+//!   access rights and its removal at uninstall.
 //!
 //! The data directory ([`DataDir`]) holds everything: `agent.db`,
 //! `agent.lock`, `secrets/` (owner-only), `segments/` and `recordings/`.
@@ -48,6 +50,7 @@ mod bundle;
 pub mod clock;
 mod contacts;
 mod db;
+pub mod deployment;
 mod engine;
 pub mod enroll;
 mod error;

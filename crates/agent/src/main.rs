@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use deskrec_agent::clock::{Clock, SystemClock};
-use deskrec_agent::{Agent, AgentConfig, DataDir, enroll};
+use deskrec_agent::{Agent, AgentConfig, DataDir, deployment, enroll};
 
 /// The Deskrec agent: records this PC's screen as the server's policy says
 /// and uploads the recordings of contacts.
@@ -44,6 +44,34 @@ enum Command {
         /// What to record: this PC's screen, or test pictures.
         #[arg(long, value_enum, default_value_t = Source::Screen)]
         source: Source,
+    },
+    /// The installer's action (as LocalSystem): gives the data directory
+    /// its access rights and, when a server is given, checks and writes the
+    /// deployment settings the PC enrolls from. Unset values are empty.
+    Deploy {
+        /// The agent's data directory.
+        #[arg(long, default_value_os_t = DataDir::platform_default().root().to_path_buf())]
+        data_dir: PathBuf,
+        /// `SERVER_URL`: the recording server's https:// address.
+        #[arg(long, default_value = "")]
+        server_url: String,
+        /// `SERVER_FINGERPRINT`: its certificate's `sha256:<hex>`.
+        #[arg(long, default_value = "")]
+        fingerprint: String,
+        /// `ENROLL_TOKEN`: a fleet or one-time enrollment token.
+        #[arg(long, default_value = "")]
+        token: String,
+    },
+    /// The uninstaller's action for `REMOVE_DATA`: `1` removes the data
+    /// directory unless a contact's recording is not uploaded yet, `FORCE`
+    /// removes it anyway, anything else keeps it.
+    RemoveData {
+        /// The agent's data directory.
+        #[arg(long, default_value_os_t = DataDir::platform_default().root().to_path_buf())]
+        data_dir: PathBuf,
+        /// The value of `REMOVE_DATA`.
+        #[arg(long, default_value = "")]
+        mode: String,
     },
     /// Prints the agent's status as JSON (what the tray shows).
     Status {
@@ -111,6 +139,31 @@ async fn main() -> Result<()> {
             tracing::info!("stopping");
             agent.shutdown().await;
         }
+        Command::Deploy {
+            data_dir,
+            server_url,
+            fingerprint,
+            token,
+        } => {
+            let dir = DataDir::new(data_dir);
+            installer_step(
+                &dir,
+                "deploy",
+                deploy(&dir, &server_url, &fingerprint, &token).await,
+            )?;
+        }
+        Command::RemoveData { data_dir, mode } => {
+            let dir = DataDir::new(data_dir);
+            let force = match mode.trim() {
+                "1" => false,
+                m if m.eq_ignore_ascii_case("force") => true,
+                _ => return Ok(()),
+            };
+            // Not logged into the directory being removed.
+            let removal = deployment::remove_data(&dir, force)
+                .with_context(|| format!("{} is kept", dir.root().display()))?;
+            tracing::info!(?removal, dir = %dir.root().display(), "data removed");
+        }
         Command::Status { data_dir } => {
             let report = deskrec_agent::status::report(&DataDir::new(data_dir))
                 .context("cannot read the agent's state")?;
@@ -118,6 +171,85 @@ async fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The deploy action: the data directory's rights, then the settings when
+/// a server is named (an upgrade passes none and keeps the PC's), then one
+/// try to enroll with them. The install runs as LocalSystem, the one time
+/// something that may read the token runs without a person: most PCs are
+/// enrolled before anyone logs on. A try that fails (the server out of
+/// reach, a wrong fingerprint) does not fail the install: the tray app
+/// tries again and says why.
+async fn deploy(dir: &DataDir, url: &str, fingerprint: &str, token: &str) -> Result<String> {
+    let path = deployment::prepare(dir)?;
+    if url.trim().is_empty() {
+        if !fingerprint.trim().is_empty() || !token.trim().is_empty() {
+            anyhow::bail!("SERVER_FINGERPRINT or ENROLL_TOKEN is given without SERVER_URL");
+        }
+        return Ok(format!(
+            "data directory ready; deployment settings unchanged ({})",
+            path.display()
+        ));
+    }
+    let settings = deployment::Deployment::new(url, fingerprint, token)?;
+    settings.write(&path)?;
+    let written = format!(
+        "deployment settings written to {} (server {})",
+        path.display(),
+        settings.server_url
+    );
+    let Some(token) = settings.token() else {
+        return Ok(format!(
+            "{written}; no enrollment token: the PC waits to be enrolled"
+        ));
+    };
+    let host = deskrec_agent::host_name();
+    let enrolled = tokio::time::timeout(
+        ENROLL_AT_INSTALL,
+        enroll::enroll_with(dir, &dir.secret_store(), &token, &host, SystemClock.now()),
+    )
+    .await;
+    Ok(match enrolled {
+        Ok(Ok(identity)) => format!(
+            "{written}; enrolled as {host}: device {}",
+            identity.device_id
+        ),
+        Ok(Err(deskrec_agent::AgentError::AlreadyEnrolled { device_id, .. })) => {
+            format!("{written}; enrolled already: device {device_id}")
+        }
+        Ok(Err(e)) => format!("{written}; not enrolled yet ({e}): the tray app tries again"),
+        Err(_) => format!(
+            "{written}; not enrolled yet (no answer in {ENROLL_AT_INSTALL:?}): the tray app tries again"
+        ),
+    })
+}
+
+/// How long the install waits for the server to enroll the PC.
+const ENROLL_AT_INSTALL: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Runs an installer action and appends its outcome to the data
+/// directory's `install.log`: an MSI does not log what an exe action
+/// prints, and this is where IT looks when an install fails (its exit code
+/// is in the MSI log).
+fn installer_step(dir: &DataDir, what: &str, outcome: Result<String>) -> Result<()> {
+    let line = match &outcome {
+        Ok(done) => format!("{what}: {done}"),
+        Err(e) => format!("{what} failed: {e:#}"),
+    };
+    tracing::info!("{line}");
+    let log = dir.root().join("install.log");
+    let stamp = jiff::Timestamp::now();
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, format!("{stamp} {line}\n").as_bytes())
+        });
+    if let Err(e) = appended {
+        tracing::warn!(error = %e, log = %log.display(), "cannot append to the install log");
+    }
+    outcome.map(drop)
 }
 
 /// Ctrl-C, or SIGTERM on Unix.

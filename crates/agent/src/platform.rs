@@ -22,6 +22,63 @@ pub fn is_admin() -> bool {
     false
 }
 
+/// Replaces `path`'s access rights with the DACL of `sddl`, protected
+/// (nothing inherited from the parent) and passed on to what is already
+/// inside (`SetNamedSecurityInfoW` propagates inheritable entries).
+#[cfg(windows)]
+pub(crate) fn set_rights(path: &std::path::Path, sddl: &str) -> Result<(), AgentError> {
+    use windows::Win32::Foundation::{HLOCAL, LocalFree};
+    use windows::Win32::Security::Authorization::{
+        ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1, SE_FILE_OBJECT,
+        SetNamedSecurityInfoW,
+    };
+    use windows::Win32::Security::{
+        ACL, DACL_SECURITY_INFORMATION, GetSecurityDescriptorDacl,
+        PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
+    };
+    use windows::core::{BOOL, HSTRING};
+
+    let failed = |e: windows::core::Error| {
+        AgentError::io(path)(std::io::Error::other(format!(
+            "cannot set its access rights: {e}"
+        )))
+    };
+    let mut sd = PSECURITY_DESCRIPTOR::default();
+    // SAFETY: a valid SDDL string; `sd` receives a LocalAlloc'd descriptor
+    // that is freed below.
+    unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            &HSTRING::from(sddl),
+            SDDL_REVISION_1,
+            &mut sd,
+            None,
+        )
+    }
+    .map_err(failed)?;
+    let (mut present, mut defaulted) = (BOOL::default(), BOOL::default());
+    let mut dacl: *mut ACL = std::ptr::null_mut();
+    // SAFETY: `sd` is the valid descriptor made above; `dacl` points into it.
+    let result = unsafe { GetSecurityDescriptorDacl(sd, &mut present, &mut dacl, &mut defaulted) }
+        .and_then(|()| {
+            // SAFETY: the path is a valid string, `dacl` lives as long as `sd`.
+            unsafe {
+                SetNamedSecurityInfoW(
+                    &HSTRING::from(path.as_os_str()),
+                    SE_FILE_OBJECT,
+                    DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                    None,
+                    None,
+                    Some(dacl),
+                    None,
+                )
+            }
+            .ok()
+        });
+    // SAFETY: `sd` was allocated by the conversion above, freed once.
+    unsafe { LocalFree(Some(HLOCAL(sd.0))) };
+    result.map_err(failed)
+}
+
 /// Whether `pin` is the one hashed in `phc` (Argon2id).
 fn pin_matches(pin: &str, phc: &str) -> bool {
     use argon2::password_hash::{PasswordVerifier, phc::PasswordHash};
