@@ -471,6 +471,34 @@ async fn a_broken_deployment_file_is_named_with_its_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_without_a_token_leave_it_running_and_asking_for_enrollment() {
+    let d = desktop().await;
+    let settings = d.dir.path().join("deployment.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "server_url = \"https://rec.example:8443\"\nserver_fingerprint = \"sha256:{}\"\n",
+            "ab".repeat(32)
+        ),
+    )
+    .unwrap();
+    let mut app = App::start(
+        &d.bus,
+        d.xvfb.display(),
+        d.dir.path(),
+        &["--deployment", settings.to_str().unwrap()],
+    );
+    let item = the_item(d.tray()).await;
+    wait_icon(&item, "attention").await;
+    wait_headline(&item, "Not enrolled").await;
+    // The tooltip says why and what to do.
+    app.wait_log(&["tray shows", "no enrollment token", "ask IT"])
+        .await;
+    assert!(app.child.try_wait().unwrap().is_none(), "it keeps running");
+    app.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_tray_host_it_records_and_says_so_in_the_log_and_the_window() {
     let d = desktop_with(false).await;
     let s = TestServer::start().await;

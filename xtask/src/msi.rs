@@ -7,7 +7,8 @@
 //!   with osslsigncode; the PKCS#12 password comes from
 //!   `$DESKREC_SIGN_PASSWORD` (empty if unset). `--timestamp URL` adds an
 //!   RFC 3161 timestamp from that server. `osslsigncode verify` checks
-//!   every signed file.
+//!   every signed file, against Debian's trust store or `--ca CA.pem` (a
+//!   private or self-signed certificate's).
 //! - `--wine` then installs, runs, upgrades and removes it under wine
 //!   (`install.rs`); `cargo xtask windows` does that on every CI run.
 //!
@@ -63,7 +64,7 @@ pub struct Signer {
 pub fn run(args: &[String]) -> Result<()> {
     let mut version = workspace_version()?;
     let mut signer: Option<Signer> = None;
-    let (mut timestamp, mut wine) = (None, false);
+    let (mut timestamp, mut ca, mut wine) = (None, None, false);
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().cloned().context("a value is missing");
@@ -77,15 +78,17 @@ pub fn run(args: &[String]) -> Result<()> {
                 })
             }
             "--timestamp" => timestamp = Some(value()?),
+            "--ca" => ca = Some(PathBuf::from(value()?)),
             "--version" => version = value()?,
             "--wine" => wine = true,
             other => bail!(
-                "usage: cargo xtask msi [--sign CERT.p12] [--timestamp URL] [--version V] [--wine] (not {other:?})"
+                "usage: cargo xtask msi [--sign CERT.p12 [--timestamp URL] [--ca CA.pem]] [--version V] [--wine] (not {other:?})"
             ),
         }
     }
     if let Some(s) = signer.as_mut() {
         s.timestamp = timestamp;
+        s.ca = ca;
     }
     setup::ensure(setup::BASE)?;
     setup::ensure(setup::WINDOWS)?;
