@@ -42,6 +42,27 @@ const FILES: &[&str] = &[
     "deskrec-agent.exe",
     "WebView2Loader.dll",
 ];
+/// The checks of the properties, before anything changes: error actions
+/// (type 19) named for what is wrong, so any MSI log says it (the text is
+/// logged by Windows, the name by wine too). Name, condition, message.
+const CHECKS: &[(&str, &str, &str)] = &[
+    (
+        "ServerUrlMustBeHttps",
+        r#"SERVER_URL AND NOT (SERVER_URL << "https://")"#,
+        "SERVER_URL must be the https:// address of the recording server, for example https://rec.example:8443 (it is \"[SERVER_URL]\").",
+    ),
+    (
+        "ServerFingerprintMustBeSha256",
+        r#"SERVER_FINGERPRINT AND NOT (SERVER_FINGERPRINT << "sha256:")"#,
+        "SERVER_FINGERPRINT must be the SHA-256 of the server certificate as the server prints it: sha256:<64 hex digits> (it is \"[SERVER_FINGERPRINT]\").",
+    ),
+    (
+        "ServerFingerprintIsNeeded",
+        "SERVER_URL AND NOT SERVER_FINGERPRINT",
+        "SERVER_FINGERPRINT is needed with SERVER_URL: the PC trusts only the server certificate it names.",
+    ),
+];
+
 /// Files among [`FILES`] that are signed.
 const EXES: &[&str] = &["deskrec-tray.exe", "deskrec-agent.exe"];
 
@@ -189,6 +210,7 @@ pub fn build(bin: &Path, version: &str, signer: Option<&Signer>, out: &Path) -> 
 /// What wixl 0.101 cannot write, added with msibuild's SQL:
 /// - `SecureCustomProperties`: wixl has no `Property/@Secure`, and a public
 ///   property that is not secure never reaches the elevated install;
+/// - the [`CHECKS`]: wixl has no `CustomAction/@Error`;
 /// - the `Autostart` component's condition: wixl reads no `Condition`
 ///   under `Component` (nor under `Feature`);
 /// - `RemoveExistingProducts` right after `InstallValidate` (WiX's
@@ -199,7 +221,7 @@ fn complete(msi: &Path) -> Result<()> {
         "WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;{}",
         PROPERTIES.join(";")
     );
-    let queries = [
+    let mut queries = vec![
         format!(
             "UPDATE `Property` SET `Value` = '{secure}' WHERE `Property` = 'SecureCustomProperties'"
         ),
@@ -208,6 +230,23 @@ fn complete(msi: &Path) -> Result<()> {
         "UPDATE `InstallExecuteSequence` SET `Sequence` = 1401 WHERE `Action` = 'RemoveExistingProducts'"
             .to_owned(),
     ];
+    // Right after LaunchConditions (100), not at an uninstall.
+    for (i, (name, condition, message)) in CHECKS.iter().enumerate() {
+        // MSI SQL has no escape for a quote inside a string.
+        let sql = |s: &str| {
+            assert!(!s.contains('\''), "a quote in {s}");
+            s.to_owned()
+        };
+        queries.push(format!(
+            "INSERT INTO `CustomAction` (`Action`, `Type`, `Source`, `Target`) VALUES ('{name}', 19, '', '{}')",
+            sql(message)
+        ));
+        queries.push(format!(
+            "INSERT INTO `InstallExecuteSequence` (`Action`, `Condition`, `Sequence`) VALUES ('{name}', '{}', {})",
+            sql(&format!("NOT REMOVE~=\"ALL\" AND {condition}")),
+            101 + i
+        ));
+    }
     for q in queries {
         run_cmd(Command::new("msibuild").arg(msi).arg("-q").arg(q))?;
     }
@@ -421,26 +460,28 @@ pub fn check_tables(msi: &Path, version: &str) -> Result<()> {
     ] {
         check(order(a, b), format!("{a} does not run before {b}"));
     }
-    let condition = |action: &str| {
+    let condition_of = |action: &str| {
         row(&sequence, action)
             .map(|r| r[1].clone())
             .unwrap_or_default()
     };
     check(
-        condition("DeskrecRemoveData").contains("NOT UPGRADINGPRODUCTCODE"),
+        condition_of("DeskrecRemoveData").contains("NOT UPGRADINGPRODUCTCODE"),
         "REMOVE_DATA would act at an upgrade's removal of the old version".into(),
     );
     check(
-        condition("InstallWebView2").contains("NOT WVRTINSTALLED"),
+        condition_of("InstallWebView2").contains("NOT WVRTINSTALLED"),
         "the WebView2 installer would run where the runtime is installed".into(),
     );
-    let launch = table(msi, "LaunchCondition")?;
-    for name in ["SERVER_URL", "SERVER_FINGERPRINT"] {
+    for (name, condition, _) in CHECKS {
+        let ca = row(&actions, name);
         check(
-            launch
-                .iter()
-                .any(|r| r[0].contains(name) && r[1].contains(name)),
-            format!("no launch condition checks {name}"),
+            ca.is_some_and(|c| c[1] == "19"),
+            format!("{name} is not an error action: {ca:?}"),
+        );
+        check(
+            order(name, "InstallInitialize") && condition_of(name).contains(condition),
+            format!("{name} does not run before anything changes, on {condition}"),
         );
     }
     if !wrong.is_empty() {
