@@ -179,7 +179,7 @@ pub fn quit(app: &AppHandle) {
 }
 
 /// The window could not be created (on Windows: no WebView2 runtime).
-/// Recording goes on; the tray and a notification say so.
+/// Recording goes on; the tray's tooltip and a notification say so.
 pub fn window_failed(app: &AppHandle, why: &str) {
     tracing::error!(error = why, "the status window cannot open");
     let shared = app.state::<Shared>();
@@ -191,6 +191,15 @@ pub fn window_failed(app: &AppHandle, why: &str) {
         "Deskrec window unavailable",
         &body,
     );
+    // The icon says so too, for as long as the app runs.
+    let status = shared.status();
+    if let Some(t) = shared.tray.lock().expect("tray lock").as_mut() {
+        t.add_note(
+            app,
+            "The window needs the Microsoft Edge WebView2 runtime: ask IT to install it.",
+            &status,
+        );
+    }
 }
 
 /// Starts the engine, enrolling first if the PC is not enrolled and the

@@ -69,6 +69,8 @@ pub struct Tray {
     /// The pixel size of the icons on this display.
     px: u32,
     shown: Option<(IndicatorKind, String, bool)>,
+    /// A standing note under the state (the window cannot open).
+    note: Option<String>,
 }
 
 impl Tray {
@@ -91,7 +93,7 @@ impl Tray {
         let menu = menu(app, &state_line, status.allow_quit)?;
         let icon = TrayIconBuilder::with_id(ID)
             .icon(Image::from_bytes(png(status.indicator.kind, px))?)
-            .tooltip(tooltip(status))
+            .tooltip(tooltip(status, None))
             .menu(&menu)
             .show_menu_on_left_click(false)
             .on_menu_event(|app, event| crate::app::menu_clicked(app, event.id().as_ref()))
@@ -111,6 +113,7 @@ impl Tray {
             state_line,
             px,
             shown: None,
+            note: None,
         };
         tray.remember(status);
         Ok(tray)
@@ -118,7 +121,11 @@ impl Tray {
 
     /// Shows `status` if it differs from what is shown.
     pub fn show(&mut self, app: &AppHandle, status: &Status) {
-        let now = (status.indicator.kind, tooltip(status), status.allow_quit);
+        let now = (
+            status.indicator.kind,
+            tooltip(status, self.note.as_deref()),
+            status.allow_quit,
+        );
         let Some((kind, tip, quit)) = self.shown.clone() else {
             return;
         };
@@ -146,16 +153,32 @@ impl Tray {
     }
 
     fn remember(&mut self, status: &Status) {
-        self.shown = Some((status.indicator.kind, tooltip(status), status.allow_quit));
+        self.shown = Some((
+            status.indicator.kind,
+            tooltip(status, self.note.as_deref()),
+            status.allow_quit,
+        ));
+    }
+
+    /// Adds a standing note to the tooltip (one that no state change
+    /// clears), and shows it with `status`.
+    pub fn add_note(&mut self, app: &AppHandle, note: &str, status: &Status) {
+        self.note = Some(note.to_owned());
+        self.show(app, status);
     }
 }
 
 /// The tooltip: the state and the reason.
-fn tooltip(status: &Status) -> String {
-    format!(
+fn tooltip(status: &Status, note: Option<&str>) -> String {
+    let mut tip = format!(
         "Deskrec: {}\n{}",
         status.indicator.headline, status.indicator.detail
-    )
+    );
+    if let Some(note) = note {
+        tip.push('\n');
+        tip.push_str(note);
+    }
+    tip
 }
 
 fn menu(app: &AppHandle, state_line: &MenuItem<Wry>, allow_quit: bool) -> tauri::Result<Menu<Wry>> {

@@ -23,6 +23,8 @@ use crate::windows::{windows_path, wine_env};
 
 /// The HKLM `Run` key.
 const RUN_KEY: &str = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Run";
+/// Where Add/Remove Programs lists installed products.
+const ARP_KEY: &str = r"HKEY_LOCAL_MACHINE\Software\Microsoft\Windows\CurrentVersion\Uninstall";
 /// The login the tray app records as.
 const LOGIN: &str = "ann";
 
@@ -102,6 +104,56 @@ impl Pc<'_> {
             .find(|l| l.contains("Deskrec") && l.contains("REG_SZ"))
             .and_then(|l| l.split("REG_SZ").nth(1))
             .map(|v| v.trim().to_owned()))
+    }
+
+    /// The Add/Remove Programs entries named Deskrec: each one's values
+    /// (`DisplayVersion`, `Publisher`, `NoModify`, ...).
+    fn arp_entries(&self) -> Result<Vec<std::collections::BTreeMap<String, String>>> {
+        let query = |key: &str| -> Result<String> {
+            let out = wine_env(&mut Command::new("wine"), self.prefix)
+                .args(["reg", "query", key])
+                .output()
+                .context("could not run wine reg")?;
+            Ok(String::from_utf8_lossy(&out.stdout).replace('\r', ""))
+        };
+        let mut entries = Vec::new();
+        for key in query(ARP_KEY)?
+            .lines()
+            .filter(|l| l.starts_with(ARP_KEY) && l.len() > ARP_KEY.len())
+        {
+            let values: std::collections::BTreeMap<String, String> = query(key)?
+                .lines()
+                .filter_map(|l| {
+                    let mut parts = l.trim().splitn(3, "    ");
+                    let (name, _kind) = (parts.next()?, parts.next()?);
+                    Some((
+                        name.to_owned(),
+                        parts.next().unwrap_or("").trim().to_owned(),
+                    ))
+                })
+                .collect();
+            if values.get("DisplayName").is_some_and(|n| n == "Deskrec") {
+                entries.push(values);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Checks there is one Add/Remove Programs entry, for `version`.
+    fn one_arp_entry(&self, version: &str) -> Result<bool> {
+        let entries = self.arp_entries()?;
+        let ok = entries.len() == 1 && {
+            let e = &entries[0];
+            let is = |k: &str, v: &str| e.get(k).is_some_and(|x| x == v);
+            is("DisplayVersion", version)
+                && is("Publisher", "Deskrec")
+                && is("NoModify", "0x1")
+                && is("NoRepair", "0x1")
+        };
+        if !ok {
+            println!("     Add/Remove Programs: {entries:?}");
+        }
+        Ok(ok)
     }
 
     /// Runs the installed tray app for up to `seconds` in the background:
@@ -312,10 +364,14 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
         &tail(&log),
     )?;
 
-    // 2. A wrong fingerprint: installed, but enrollment fails and the tray
-    //    says so; then REMOVE_DATA=1 removes the data with the program.
+    // 2. A wrong fingerprint (and AUTOSTART=0): installed, but enrollment
+    //    fails and the tray says so; then REMOVE_DATA=1 removes the data
+    //    with the program.
     let wrong = format!("sha256:{}", "0".repeat(64));
-    pc.install("wrong-fingerprint", &first, &props(&server.url, &wrong))?;
+    let mut wrong_props = props(&server.url, &wrong);
+    wrong_props.push("AUTOSTART=0".into());
+    pc.install("wrong-fingerprint", &first, &wrong_props)?;
+    let autostart = pc.run_value()?;
     let (status, log) = pc.start_tray("wrong-fingerprint", 12)?.wait()?;
     let install_log = fs::read_to_string(pc.data_dir().join("install.log")).unwrap_or_default();
     require(
@@ -325,6 +381,7 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
                 "installed",
                 pc.program_dir().join("deskrec-tray.exe").exists(),
             ),
+            ("wrote no Run value with AUTOSTART=0", autostart.is_none()),
             (
                 "not enrolled at install",
                 install_log.contains("not enrolled yet"),
@@ -369,6 +426,10 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
             (
                 "wrote the Run value",
                 run.contains(r"C:\Program Files\Deskrec\deskrec-tray.exe"),
+            ),
+            (
+                "listed itself in Add/Remove Programs (version, publisher, no Modify)",
+                pc.one_arp_entry(&version)?,
             ),
             (
                 "wrote the deployment settings",
@@ -419,8 +480,10 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
                 log.contains("screen capture cannot start; recording marked blank frames"),
             ),
             (
-                "said its window needs WebView2",
-                log.contains("the status window cannot open") && !log.contains("window opened"),
+                "said in its tooltip that the window needs WebView2",
+                log.contains("the status window cannot open")
+                    && log.contains("The window needs the Microsoft Edge WebView2 runtime")
+                    && !log.contains("window opened"),
             ),
             ("holds a contact not uploaded yet", pending >= 1),
             ("stopped cleanly", log.contains("deskrec-tray stopped")),
@@ -438,6 +501,10 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
         "the upgrade",
         &[
             ("kept the program", installed("deskrec-tray.exe")),
+            (
+                "replaced the old version in Add/Remove Programs",
+                pc.one_arp_entry(&next)?,
+            ),
             ("kept the Run value", pc.run_value()?.is_some()),
             ("kept the deployment settings", settings_after == settings),
             (
@@ -472,6 +539,7 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
         &[
             ("removed the program", !pc.program_dir().exists()),
             ("removed the Run value", pc.run_value()?.is_none()),
+            ("left Add/Remove Programs", pc.arp_entries()?.is_empty()),
             ("kept the data", pc.data_dir().join("agent.db").exists()),
         ],
         "",
