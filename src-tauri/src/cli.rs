@@ -23,8 +23,8 @@ pub struct Cli {
     /// plain secret.
     #[arg(long)]
     pub fingerprint: Option<String>,
-    /// The deployment settings file (default: the platform's; see
-    /// docs/tray.md).
+    /// The deployment settings file (default: `config/deployment.toml`
+    /// in the data directory, where the installer writes it).
     #[arg(long)]
     pub deployment: Option<PathBuf>,
     /// Where the log files go (default: the user's local state directory).

@@ -159,10 +159,17 @@ async fn main() -> Result<()> {
                 m if m.eq_ignore_ascii_case("force") => true,
                 _ => return Ok(()),
             };
-            // Not logged into the directory being removed.
-            let removal = deployment::remove_data(&dir, force)
-                .with_context(|| format!("{} is kept", dir.root().display()))?;
-            tracing::info!(?removal, dir = %dir.root().display(), "data removed");
+            match deployment::remove_data(&dir, force) {
+                Ok(removal) => {
+                    tracing::info!(?removal, dir = %dir.root().display(), "data removed")
+                }
+                // Kept, so the reason goes into its install log.
+                Err(e) => installer_step(
+                    &dir,
+                    "remove-data",
+                    Err(anyhow::Error::new(e).context(format!("{} is kept", dir.root().display()))),
+                )?,
+            }
         }
         Command::Status { data_dir } => {
             let report = deskrec_agent::status::report(&DataDir::new(data_dir))
