@@ -106,6 +106,24 @@ impl Pc<'_> {
             .map(|v| v.trim().to_owned()))
     }
 
+    /// `install.log` in the data directory: what the installer's actions
+    /// and the service did.
+    fn install_log(&self) -> String {
+        fs::read_to_string(self.data_dir().join("install.log")).unwrap_or_default()
+    }
+
+    /// Waits until `install.log` says `what`; whether it did in `limit`.
+    fn wait_install_log(&self, what: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while !self.install_log().contains(what) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        true
+    }
+
     /// The Add/Remove Programs entries named Deskrec: each one's values
     /// (`DisplayVersion`, `Publisher`, `NoModify`, ...).
     fn arp_entries(&self) -> Result<Vec<std::collections::BTreeMap<String, String>>> {
@@ -176,7 +194,11 @@ impl Pc<'_> {
             .arg(windows_path(&logs))
             .spawn()
             .context("could not start the installed tray app under wine")?;
-        Ok(Tray { child, logs })
+        Ok(Tray {
+            child,
+            logs,
+            deadline: Instant::now() + Duration::from_secs(seconds + 30),
+        })
     }
 
     /// The agent's contacts not uploaded yet, as the installed agent's
@@ -200,12 +222,19 @@ impl Pc<'_> {
 struct Tray {
     child: std::process::Child,
     logs: PathBuf,
+    /// Well after it should have quit.
+    deadline: Instant,
 }
 
 impl Tray {
     /// Waits for it to quit; its status and its log.
     fn wait(mut self) -> Result<(ExitStatus, String)> {
         let status = self.child.wait()?;
+        ensure!(
+            Instant::now() < self.deadline,
+            "the tray app did not quit when told ({status}): see its log in {}",
+            self.logs.display()
+        );
         let log = fs::read_dir(&self.logs)
             .map(|d| {
                 d.flatten()
@@ -215,6 +244,27 @@ impl Tray {
             .unwrap_or_default();
         Ok((status, log))
     }
+}
+
+/// Whether the tray app exited 0, or was killed by wine after it said it
+/// had stopped cleanly. Under wine, about one exit in three after the
+/// engine stopped ends in SIGKILL (measured: 4 of 12 runs of the installed
+/// exe, 1 of 6 of the exe in the target directory) while the blank-frame
+/// source's Direct3D device, on Mesa's llvmpipe threads that wine does not
+/// own, is being torn down. Everything the app writes is closed by then;
+/// a Windows ExitProcess ends those threads itself.
+/// (`timeout`, which the app runs under, reports a SIGKILL as 137; its own
+/// kill comes 60 s after the app should have quit, so [`Tray::wait`] turns
+/// that into a failure first.)
+fn exited_cleanly(status: ExitStatus, log: &str) -> bool {
+    let killed_after_stop =
+        status.code() == Some(128 + libc::SIGKILL) && log.contains("deskrec-tray stopped");
+    if killed_after_stop {
+        println!(
+            "     (the tray app stopped cleanly, then wine killed its process: see exited_cleanly)"
+        );
+    }
+    status.success() || killed_after_stop
 }
 
 /// The last lines of an msiexec log, for an error message.
@@ -373,7 +423,7 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
     pc.install("wrong-fingerprint", &first, &wrong_props)?;
     let autostart = pc.run_value()?;
     let (status, log) = pc.start_tray("wrong-fingerprint", 12)?.wait()?;
-    let install_log = fs::read_to_string(pc.data_dir().join("install.log")).unwrap_or_default();
+    let install_log = pc.install_log();
     require(
         "a wrong SERVER_FINGERPRINT",
         &[
@@ -386,7 +436,7 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
                 "not enrolled at install",
                 install_log.contains("not enrolled yet"),
             ),
-            ("the tray ran", status.success()),
+            ("the tray ran", exited_cleanly(status, &log)),
             ("its enrollment failed", log.contains("enrolling with")),
             (
                 "the tray showed why",
@@ -406,9 +456,16 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
         "",
     )?;
 
-    // 3. The silent install IT runs.
-    let log = pc.install("install", &first, &props(&server.url, &fingerprint))?;
-    let install_log = fs::read_to_string(pc.data_dir().join("install.log")).unwrap_or_default();
+    // 3. The silent install IT runs, on a PC that cannot reach the server
+    //    yet: the install's own try fails, and the Deskrec service it
+    //    starts enrolls once the server is back.
+    let url = server.url.clone();
+    drop(server);
+    let log = pc.install("install", &first, &props(&url, &fingerprint))?;
+    let server = Server::start_on(&server_bin, &work.join("server"), &listen)?;
+    let api = Api::new(&server)?;
+    let service_enrolled = pc.wait_install_log("service: enrolled as", Duration::from_secs(90));
+    let install_log = pc.install_log();
     let settings =
         fs::read_to_string(pc.data_dir().join("config/deployment.toml")).unwrap_or_default();
     let run = pc.run_value()?.unwrap_or_default();
@@ -436,8 +493,13 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
                 settings.contains(&server.url) && settings.contains(&token),
             ),
             (
-                "enrolled the PC with the fleet token",
-                install_log.contains("enrolled as"),
+                "could not enroll during the install",
+                install_log.contains("deploy: deployment settings written")
+                    && install_log.contains("the Deskrec service tries again"),
+            ),
+            (
+                "its service enrolled the PC with the fleet token once the server was back",
+                service_enrolled,
             ),
             // Not: the token out of the MSI log. Windows hides it
             // (MsiHiddenProperties, checked in the tables); wine's msi
@@ -473,7 +535,7 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
     require(
         "the installed tray app",
         &[
-            ("exited 0", status.success()),
+            ("exited cleanly", exited_cleanly(status, &log)),
             ("created its tray icon", log.contains("tray icon created")),
             (
                 "recorded marked blank frames",
@@ -527,7 +589,7 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
                 !log.contains("enrolling with"),
             ),
             ("the recording uploaded", uploaded.is_ok()),
-            ("the tray exited 0", status.success()),
+            ("the tray exited cleanly", exited_cleanly(status, &log)),
         ],
         &format!("{log}\n{uploaded:?}"),
     )?;

@@ -183,6 +183,47 @@ impl Deployment {
     }
 }
 
+/// What [`enroll`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enrollment {
+    /// Enrolled now, as this device.
+    Enrolled(String),
+    /// Enrolled before, as this device.
+    Already(String),
+    /// The settings carry no token: someone must enroll the PC.
+    NoToken,
+}
+
+impl std::fmt::Display for Enrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Enrollment::Enrolled(id) => {
+                write!(f, "enrolled as {}: device {id}", crate::host_name())
+            }
+            Enrollment::Already(id) => write!(f, "enrolled already: device {id}"),
+            Enrollment::NoToken => f.write_str("no enrollment token: the PC waits to be enrolled"),
+        }
+    }
+}
+
+/// Enrolls the PC of `dir` with `settings`, once. An
+/// [`AgentError::Client`] is worth trying again (the server out of reach,
+/// or not the certificate named); any other error is not.
+pub async fn enroll(dir: &DataDir, settings: &Deployment) -> Result<Enrollment, AgentError> {
+    use crate::clock::Clock;
+    let Some(token) = settings.token() else {
+        return Ok(Enrollment::NoToken);
+    };
+    let now = crate::clock::SystemClock.now();
+    match crate::enroll::enroll_with(dir, &dir.secret_store(), &token, &crate::host_name(), now)
+        .await
+    {
+        Ok(identity) => Ok(Enrollment::Enrolled(identity.device_id)),
+        Err(AgentError::AlreadyEnrolled { device_id, .. }) => Ok(Enrollment::Already(device_id)),
+        Err(e) => Err(e),
+    }
+}
+
 /// The token of `--enroll URL TOKEN [--fingerprint F]`: `secret` may be
 /// the server's compact token (which carries the fingerprint) or the bare
 /// secret with `fingerprint`.

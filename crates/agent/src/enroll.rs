@@ -78,12 +78,22 @@ pub async fn enroll_with(
     let mut token = token.clone();
     token.cert_sha256 = normalise_fingerprint(&token.cert_sha256);
     let db = dir.open_db()?;
-    if let Some(id) = db.call_blocking(|c| get_meta::<Identity>(c, keys::IDENTITY))? {
-        return Err(AgentError::AlreadyEnrolled {
-            device_id: id.device_id,
-            data_dir: dir.root().to_owned(),
-        });
-    }
+    let enrolled = || -> Result<(), AgentError> {
+        match db.call_blocking(|c| get_meta::<Identity>(c, keys::IDENTITY))? {
+            Some(id) => Err(AgentError::AlreadyEnrolled {
+                device_id: id.device_id,
+                data_dir: dir.root().to_owned(),
+            }),
+            None => Ok(()),
+        }
+    };
+    enrolled()?;
+    // One enrollment at a time: the Windows service and a tray app started
+    // by an administrator may both enroll from the deployment settings, and
+    // two interleaved ones would leave one's key beside the other's
+    // credential. The engine's lock serves: no engine runs unenrolled.
+    let _lock = crate::lock::DirLock::acquire(dir, now)?;
+    enrolled()?;
     let addr = ServerAddress::new(&token.url, &token.cert_sha256)?;
     let key = tokio::task::spawn_blocking(PrivateKey::generate)
         .await

@@ -1,4 +1,8 @@
-//! `deskrec-agent`: the agent engine, headless.
+//! `deskrec-agent`: the agent engine, headless; and on Windows the
+//! installer's actions and the Deskrec service (`service.rs`).
+
+#[cfg(windows)]
+mod service;
 
 use std::path::PathBuf;
 
@@ -73,6 +77,11 @@ enum Command {
         #[arg(long, default_value = "")]
         mode: String,
     },
+    /// The Deskrec service (Windows; started by the service manager): as
+    /// LocalSystem, enrolls this PC from the deployment settings, trying
+    /// again until it can, then stops.
+    #[cfg(windows)]
+    Service,
     /// Prints the agent's status as JSON (what the tray shows).
     Status {
         /// The agent's data directory.
@@ -91,15 +100,27 @@ enum Source {
     Synthetic,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    // The service dispatcher blocks this thread and runs the service on
+    // its own, outside any runtime.
+    #[cfg(windows)]
+    if let Command::Service = cli.command {
+        return service::run();
+    }
+    tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
         Command::Enroll {
             token,
             data_dir,
@@ -171,6 +192,8 @@ async fn main() -> Result<()> {
                 )?,
             }
         }
+        #[cfg(windows)]
+        Command::Service => unreachable!("run before the runtime starts"),
         Command::Status { data_dir } => {
             let report = deskrec_agent::status::report(&DataDir::new(data_dir))
                 .context("cannot read the agent's state")?;
@@ -182,11 +205,10 @@ async fn main() -> Result<()> {
 
 /// The deploy action: the data directory's rights, then the settings when
 /// a server is named (an upgrade passes none and keeps the PC's), then one
-/// try to enroll with them. The install runs as LocalSystem, the one time
-/// something that may read the token runs without a person: most PCs are
-/// enrolled before anyone logs on. A try that fails (the server out of
-/// reach, a wrong fingerprint) does not fail the install: the tray app
-/// tries again and says why.
+/// try to enroll with them, so most PCs are enrolled before anyone logs
+/// on. A try that fails (the server out of reach, a wrong fingerprint)
+/// does not fail the install: the Deskrec service, which the install
+/// starts next, tries again until it can (`service.rs`).
 async fn deploy(dir: &DataDir, url: &str, fingerprint: &str, token: &str) -> Result<String> {
     let path = deployment::prepare(dir)?;
     if url.trim().is_empty() {
@@ -205,28 +227,13 @@ async fn deploy(dir: &DataDir, url: &str, fingerprint: &str, token: &str) -> Res
         path.display(),
         settings.server_url
     );
-    let Some(token) = settings.token() else {
-        return Ok(format!(
-            "{written}; no enrollment token: the PC waits to be enrolled"
-        ));
-    };
-    let host = deskrec_agent::host_name();
-    let enrolled = tokio::time::timeout(
-        ENROLL_AT_INSTALL,
-        enroll::enroll_with(dir, &dir.secret_store(), &token, &host, SystemClock.now()),
-    )
-    .await;
+    let enrolled =
+        tokio::time::timeout(ENROLL_AT_INSTALL, deployment::enroll(dir, &settings)).await;
     Ok(match enrolled {
-        Ok(Ok(identity)) => format!(
-            "{written}; enrolled as {host}: device {}",
-            identity.device_id
-        ),
-        Ok(Err(deskrec_agent::AgentError::AlreadyEnrolled { device_id, .. })) => {
-            format!("{written}; enrolled already: device {device_id}")
-        }
-        Ok(Err(e)) => format!("{written}; not enrolled yet ({e}): the tray app tries again"),
+        Ok(Ok(done)) => format!("{written}; {done}"),
+        Ok(Err(e)) => format!("{written}; not enrolled yet ({e}): the Deskrec service tries again"),
         Err(_) => format!(
-            "{written}; not enrolled yet (no answer in {ENROLL_AT_INSTALL:?}): the tray app tries again"
+            "{written}; not enrolled yet (no answer in {ENROLL_AT_INSTALL:?}): the Deskrec service tries again"
         ),
     })
 }
@@ -238,7 +245,7 @@ const ENROLL_AT_INSTALL: std::time::Duration = std::time::Duration::from_secs(20
 /// directory's `install.log`: an MSI does not log what an exe action
 /// prints, and this is where IT looks when an install fails (its exit code
 /// is in the MSI log).
-fn installer_step(dir: &DataDir, what: &str, outcome: Result<String>) -> Result<()> {
+pub(crate) fn installer_step(dir: &DataDir, what: &str, outcome: Result<String>) -> Result<()> {
     let line = match &outcome {
         Ok(done) => format!("{what}: {done}"),
         Err(e) => format!("{what} failed: {e:#}"),
