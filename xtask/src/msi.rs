@@ -351,7 +351,7 @@ fn row<'a>(rows: &'a [Vec<String>], key: &str) -> Option<&'a [String]> {
 
 /// The test of what the MSI holds, read back with msiinfo: the files and
 /// their components, the `Run` value and its condition, the properties,
-/// the upgrade rows, the service and where the custom actions run.
+/// the upgrade rows and where the custom actions run.
 pub fn check_tables(msi: &Path, version: &str) -> Result<()> {
     let mut wrong = Vec::new();
     let mut check = |ok: bool, what: String| {
@@ -434,30 +434,6 @@ pub fn check_tables(msi: &Path, version: &str) -> Result<()> {
         format!("no row refusing a downgrade: {newer:?}"),
     );
 
-    let services = table(msi, "ServiceInstall")?;
-    let service = row(&services, "DeskrecService");
-    // 16: own process; 2: automatic start.
-    check(
-        service.is_some_and(|r| {
-            r[3] == "16"
-                && r[4] == "2"
-                && r[8] == "LocalSystem"
-                && r[10] == "service"
-                && r[11] == "Agent"
-        }),
-        format!(
-            "the Deskrec service is not the agent exe's `service`, automatic, as LocalSystem: {service:?}"
-        ),
-    );
-    let control = row(&table(msi, "ServiceControl")?, "DeskrecService").map(<[String]>::to_vec);
-    // 163: start at install, stop at install and uninstall, delete at uninstall.
-    check(
-        control.as_ref().is_some_and(|r| r[2] == "163"),
-        format!(
-            "the Deskrec service is not started at install and removed at uninstall: {control:?}"
-        ),
-    );
-
     let actions = table(msi, "CustomAction")?;
     for name in ["DeskrecDeploy", "DeskrecRemoveData"] {
         let ca = row(&actions, name);
@@ -478,8 +454,7 @@ pub fn check_tables(msi: &Path, version: &str) -> Result<()> {
         ("InstallInitialize", "DeskrecRemoveData"),
         ("DeskrecRemoveData", "RemoveFiles"),
         ("InstallFiles", "DeskrecDeploy"),
-        ("DeskrecDeploy", "StartServices"),
-        ("StartServices", "InstallFinalize"),
+        ("DeskrecDeploy", "InstallFinalize"),
         ("InstallFiles", "InstallWebView2"),
         ("InstallWebView2", "InstallFinalize"),
     ] {

@@ -1,8 +1,5 @@
-//! `deskrec-agent`: the agent engine, headless; and on Windows the
-//! installer's actions and the Deskrec service (`service.rs`).
-
-#[cfg(windows)]
-mod service;
+//! `deskrec-agent`: the agent engine, headless, and the Windows
+//! installer's actions.
 
 use std::path::PathBuf;
 
@@ -77,11 +74,6 @@ enum Command {
         #[arg(long, default_value = "")]
         mode: String,
     },
-    /// The Deskrec service (Windows; started by the service manager): as
-    /// LocalSystem, enrolls this PC from the deployment settings, trying
-    /// again until it can, then stops.
-    #[cfg(windows)]
-    Service,
     /// Prints the agent's status as JSON (what the tray shows).
     Status {
         /// The agent's data directory.
@@ -108,12 +100,6 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    // The service dispatcher blocks this thread and runs the service on
-    // its own, outside any runtime.
-    #[cfg(windows)]
-    if let Command::Service = cli.command {
-        return service::run();
-    }
     tokio::runtime::Runtime::new()
         .context("cannot start the async runtime")?
         .block_on(run(cli))
@@ -192,8 +178,6 @@ async fn run(cli: Cli) -> Result<()> {
                 )?,
             }
         }
-        #[cfg(windows)]
-        Command::Service => unreachable!("run before the runtime starts"),
         Command::Status { data_dir } => {
             let report = deskrec_agent::status::report(&DataDir::new(data_dir))
                 .context("cannot read the agent's state")?;
@@ -205,10 +189,11 @@ async fn run(cli: Cli) -> Result<()> {
 
 /// The deploy action: the data directory's rights, then the settings when
 /// a server is named (an upgrade passes none and keeps the PC's), then one
-/// try to enroll with them, so most PCs are enrolled before anyone logs
-/// on. A try that fails (the server out of reach, a wrong fingerprint)
-/// does not fail the install: the Deskrec service, which the install
-/// starts next, tries again until it can (`service.rs`).
+/// try to enroll with them, as LocalSystem: the one time something that
+/// may read the token runs without a person, so most PCs are enrolled
+/// before anyone logs on. A try that fails (the server out of reach, a
+/// wrong fingerprint) does not fail the install: the tray app tries again
+/// where it may read the settings, and says why where it may not.
 async fn deploy(dir: &DataDir, url: &str, fingerprint: &str, token: &str) -> Result<String> {
     let path = deployment::prepare(dir)?;
     if url.trim().is_empty() {
@@ -231,9 +216,9 @@ async fn deploy(dir: &DataDir, url: &str, fingerprint: &str, token: &str) -> Res
         tokio::time::timeout(ENROLL_AT_INSTALL, deployment::enroll(dir, &settings)).await;
     Ok(match enrolled {
         Ok(Ok(done)) => format!("{written}; {done}"),
-        Ok(Err(e)) => format!("{written}; not enrolled yet ({e}): the Deskrec service tries again"),
+        Ok(Err(e)) => format!("{written}; not enrolled yet ({e}): the tray app tries again"),
         Err(_) => format!(
-            "{written}; not enrolled yet (no answer in {ENROLL_AT_INSTALL:?}): the Deskrec service tries again"
+            "{written}; not enrolled yet (no answer in {ENROLL_AT_INSTALL:?}): the tray app tries again"
         ),
     })
 }
@@ -245,7 +230,7 @@ const ENROLL_AT_INSTALL: std::time::Duration = std::time::Duration::from_secs(20
 /// directory's `install.log`: an MSI does not log what an exe action
 /// prints, and this is where IT looks when an install fails (its exit code
 /// is in the MSI log).
-pub(crate) fn installer_step(dir: &DataDir, what: &str, outcome: Result<String>) -> Result<()> {
+fn installer_step(dir: &DataDir, what: &str, outcome: Result<String>) -> Result<()> {
     let line = match &outcome {
         Ok(done) => format!("{what}: {done}"),
         Err(e) => format!("{what} failed: {e:#}"),
