@@ -118,8 +118,20 @@ fn a_killed_recording_loses_at_most_the_last_chunk_and_stays_readable() {
             "{} was not finished",
             path.display()
         );
-        assert!(!scan.chunks.is_empty(), "{} has no chunk", path.display());
+        assert!(
+            last || !scan.chunks.is_empty(),
+            "{} has no chunk",
+            path.display()
+        );
     }
+    // A kill between a new segment's header and its first chunk leaves
+    // that segment empty (a CI run saw it): nothing in it was recorded, so
+    // nothing is lost there and nothing is spliced from it.
+    let segs: Vec<_> = segs
+        .into_iter()
+        .filter(|(_, scan)| !scan.chunks.is_empty())
+        .collect();
+    assert!(!segs.is_empty(), "no segment has a chunk:\n{}", log());
     let recorded = TimeRange::new(
         segs[0].1.chunks[0].head.range.start,
         segs.last().unwrap().1.chunks.last().unwrap().head.range.end,
