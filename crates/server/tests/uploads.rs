@@ -321,6 +321,11 @@ async fn an_upload_cut_at_random_points_resumes_from_the_last_byte_and_stores_id
     for round in 0..6 {
         // The agent sends the rest, but only a random part gets through.
         let rest = &bytes[at..];
+        // A part that leaves something to resume needs two bytes or more
+        // (seed 1796288525170135 left one, and the draw divided by zero).
+        if rest.len() < 2 {
+            break;
+        }
         let sent = rng.between_one_and(rest.len());
         let conn = patch_partly(&s, &d, &path, at, rest, sent).await;
         if round % 2 == 0 {
