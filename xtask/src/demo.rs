@@ -78,20 +78,11 @@ pub fn run(_args: &[String]) -> Result<()> {
     );
 
     step("2/6 demo users, roles and a short segment length for the demo");
-    api.admin(
-        "PUT",
-        "/roles/agent",
-        json!({"permissions": ["record_screen"]}),
-    )?;
+    api.recorded_agent("Demo Agent", AGENT)?;
     api.admin(
         "PUT",
         "/roles/supervisor",
         json!({"permissions": ["view_recordings"]}),
-    )?;
-    api.admin(
-        "POST",
-        "/users",
-        json!({"name": "Demo Agent", "windows_login": AGENT, "roles": ["agent"]}),
     )?;
     let sup = api.admin(
         "POST",
@@ -409,6 +400,22 @@ impl Api {
         } else {
             serde_json::from_str(&out).with_context(|| format!("{method} {path}: {out}"))?
         })
+    }
+
+    /// A user the server's policy records: the `agent` role (allowed to
+    /// be recorded) and a user `name` with Windows login `login` in it.
+    pub(crate) fn recorded_agent(&self, name: &str, login: &str) -> Result<()> {
+        self.admin(
+            "PUT",
+            "/roles/agent",
+            json!({"permissions": ["record_screen"]}),
+        )?;
+        self.admin(
+            "POST",
+            "/users",
+            json!({"name": name, "windows_login": login, "roles": ["agent"]}),
+        )?;
+        Ok(())
     }
 
     /// Signs in as the demo supervisor and downloads a contact's video.

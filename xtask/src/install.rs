@@ -349,16 +349,7 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
         "/settings",
         json!({"segment_seconds": 10, "gop_seconds": 2}),
     )?;
-    api.admin(
-        "PUT",
-        "/roles/agent",
-        json!({"permissions": ["record_screen"]}),
-    )?;
-    api.admin(
-        "POST",
-        "/users",
-        json!({"name": "Ann", "windows_login": LOGIN, "roles": ["agent"]}),
-    )?;
+    api.recorded_agent("Ann", LOGIN)?;
     let fleet = api.admin(
         "POST",
         "/fleet-tokens",

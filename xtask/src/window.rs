@@ -53,16 +53,7 @@ pub fn run(_args: &[String]) -> Result<()> {
                "upload": {"max_recording_bytes": 2u64 << 30, "max_parallel": 1,
                           "max_bytes_per_second": 16384}}),
     )?;
-    api.admin(
-        "PUT",
-        "/roles/agent",
-        json!({"permissions": ["record_screen"]}),
-    )?;
-    api.admin(
-        "POST",
-        "/users",
-        json!({"name": "Ann", "windows_login": "ann", "roles": ["agent"]}),
-    )?;
+    api.recorded_agent("Ann", "ann")?;
     let token = api.admin("POST", "/enrollment-tokens", Value::Null)?;
     let token = token["enrollment_token"].as_str().context("no token")?;
     let args = json!([
