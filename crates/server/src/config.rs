@@ -27,6 +27,8 @@ pub struct Config {
     pub tls: TlsFiles,
     /// How the recording private key is protected at rest.
     pub recording_key: RecordingKeyConfig,
+    /// What one client may hold open, and for how long.
+    pub limits: crate::limits::Limits,
 }
 
 /// Protection of the recording private keys on disk. Without a passphrase
@@ -94,6 +96,7 @@ impl Default for Config {
             public_url: None,
             tls: TlsFiles::default(),
             recording_key: RecordingKeyConfig::default(),
+            limits: crate::limits::Limits::default(),
         }
     }
 }
@@ -150,6 +153,7 @@ impl Config {
                 "tls.cert and tls.key must be set together".into(),
             ));
         }
+        self.limits.validate().map_err(ConfigError::Invalid)?;
         if let Some(url) = &self.public_url
             && !url.starts_with("https://")
         {

@@ -80,6 +80,9 @@ pub fn create_token(
     Ok(NewToken { secret, expires_at })
 }
 
+/// The RSA key sizes accepted for a device's signing key.
+pub const DEVICE_KEY_BITS: std::ops::RangeInclusive<u32> = 2048..=4096;
+
 /// Consumes the token (one-time, or one use of a fleet token) and registers
 /// the device. Run in a transaction: the token is used and the device
 /// inserted together. A refused fleet token changes nothing; log the
@@ -87,6 +90,16 @@ pub fn create_token(
 pub fn enroll(conn: &Connection, req: &EnrollRequest) -> Result<EnrollResponse, EnrollError> {
     let key =
         PublicKey::from_pem(&req.public_key_pem).map_err(|e| EnrollError::BadKey(e.to_string()))?;
+    // Shorter keys are forgeable; longer ones make every signature check
+    // of that device's uploads cost the server far more than it should.
+    if !DEVICE_KEY_BITS.contains(&key.bits()) {
+        return Err(EnrollError::BadKey(format!(
+            "an RSA key of {} bits: device keys must have {} to {} bits",
+            key.bits(),
+            DEVICE_KEY_BITS.start(),
+            DEVICE_KEY_BITS.end()
+        )));
+    }
     let now = now_micros();
     let device_id = format!("dev-{}", hex::encode(random_bytes::<8>()));
     let token_hash = hash_secret(&req.token);

@@ -20,6 +20,8 @@
 //! - `config`: the TOML configuration over defaults;
 //! - `state`: [`AppState`], set up from the data directory on start;
 //! - `server`: the accept loop, TLS and graceful shutdown ([`serve`]);
+//! - `limits`: connections per address, request deadlines, open files;
+//! - `logging`: one event, one line, whatever clients put in its fields;
 //! - `throttle`: slowing down password guessing;
 //! - `tls`: the (self-signed, generated) certificate and its fingerprint;
 //! - `keys`: the server's recording key pair;
@@ -57,6 +59,8 @@ pub mod enrollment;
 pub mod fleet;
 pub mod hub;
 mod keys;
+pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod playback;
 pub mod rte;
@@ -71,5 +75,5 @@ pub mod web;
 
 pub use api::router;
 pub use config::Config;
-pub use server::{MAX_CONNECTIONS, serve};
+pub use server::serve;
 pub use state::{AppState, StartError};

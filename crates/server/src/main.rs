@@ -24,11 +24,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    deskrec_server::logging::init();
     let args = Args::parse();
     let mut config = match &args.config {
         Some(p) => Config::load(p)?,

@@ -1,5 +1,7 @@
-//! Prometheus metrics, served at `GET /api/v1/admin/metrics` (admin bearer
-//! token) in the OpenMetrics text format.
+//! Prometheus metrics, served at `GET /api/v1/metrics` in the OpenMetrics
+//! text format. The bearer token is the metrics token
+//! (`data_dir/metrics-token`), which opens nothing else: a Prometheus
+//! configuration does not hold the keys to the server.
 //!
 //! Counters are bumped where things happen; gauges that describe the
 //! stored state (contacts by status, devices) are read from the database at
@@ -10,7 +12,7 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -58,6 +60,10 @@ pub struct Metrics {
     pub contacts_relayed: Counter,
     /// Uploads that finished, by outcome.
     pub uploads_finished: Family<OutcomeLabels, Counter>,
+    /// Connections closed on accept: their address held its share.
+    pub connections_refused: Counter,
+    /// Sign-ins refused before any password check (throttled or malformed).
+    pub sign_ins_throttled: Counter,
     connected_agents: Gauge,
     contacts: Family<StateLabels, Gauge>,
     devices: Family<StateLabels, Gauge>,
@@ -76,6 +82,8 @@ impl Default for Metrics {
             contacts_imported: Counter::default(),
             contacts_relayed: Counter::default(),
             uploads_finished: Family::default(),
+            connections_refused: Counter::default(),
+            sign_ins_throttled: Counter::default(),
             connected_agents: Gauge::default(),
             contacts: Family::default(),
             devices: Family::default(),
@@ -105,6 +113,16 @@ impl Default for Metrics {
             "uploads_finished",
             "Recording uploads that finished, by outcome",
             m.uploads_finished.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed on accept because their address held its share (limits.connections_per_address)",
+            m.connections_refused.clone(),
+        );
+        registry.register(
+            "sign_ins_throttled",
+            "Sign-ins refused before any password check: throttled, or a login too long",
+            m.sign_ins_throttled.clone(),
         );
         registry.register(
             "rte_connected_agents",
@@ -194,4 +212,25 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         started.elapsed().as_secs_f64(),
     );
     resp
+}
+
+/// `GET /api/v1/metrics`: Prometheus / OpenMetrics text, for the metrics
+/// token only.
+pub async fn endpoint(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, crate::api::ApiError> {
+    match crate::api::bearer(&headers) {
+        Some(t) if state.is_metrics_token(t) => {}
+        _ => return Err(crate::api::ApiError::unauthorized()),
+    }
+    let text = state.metrics().render(&state).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }

@@ -193,7 +193,7 @@ impl Session {
                                 Ok::<_, DirectoryError>(known)
                             }).await?;
                             if known {
-                                tracing::info!(device = %self.device_id, contact = %id, "device has no recording of the contact");
+                                tracing::info!(device = %self.device_id, contact = ?id, "device has no recording of the contact");
                             } else {
                                 let m = format!("contact {id} was never relayed to this device as {seq}");
                                 send_error(socket, "unknown_contact", &m).await?;
@@ -273,8 +273,16 @@ impl Session {
             .await?;
             return Ok(false);
         }
+        // Sequence numbers are SQLite integers: a cursor past i64::MAX
+        // would turn negative there and replay the whole queue.
+        let cursor = hello.last_contact_cursor.unwrap_or(0);
+        if i64::try_from(cursor).is_err() {
+            let m = format!("last_contact_cursor {cursor} is past the largest sequence number");
+            send_error(socket, "bad_cursor", &m).await?;
+            return Ok(false);
+        }
         self.login = hello.windows_login.clone();
-        self.sent_seq = hello.last_contact_cursor.unwrap_or(0);
+        self.sent_seq = cursor;
         let device = self.device_id.clone();
         self.state
             .db()
@@ -286,7 +294,9 @@ impl Session {
                 Ok::<_, DirectoryError>(())
             })
             .await?;
-        tracing::info!(device = %self.device_id, login = %self.login, "agent hello");
+        // `?`: the login is the device's text; quoted and escaped, a CR or
+        // LF in it cannot start a forged log line.
+        tracing::info!(device = %self.device_id, login = ?self.login, "agent hello");
         // A new Hello always gets a policy, even if unchanged.
         self.last_policy = None;
         self.send_policy(socket).await?;

@@ -3,7 +3,9 @@
 //! [`serve`] takes a bound listener and a shutdown future, so the binary is
 //! a few lines and tests run the same server on port 0. Each connection is
 //! its own task: TLS handshake (bounded in time), then hyper serving the
-//! axum router. A semaphore caps open connections; at shutdown the loop
+//! axum router. A semaphore caps open connections, and
+//! [`PerAddress`](crate::limits::PerAddress) those of one address; each
+//! request carries its peer's address (`ConnectInfo`). At shutdown the loop
 //! stops accepting, every connection is asked to finish its current
 //! request, RTE sessions are told to close, and `serve` waits (bounded)
 //! until the connection tasks are gone.
@@ -12,16 +14,18 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
 
+use crate::limits::{PerAddress, descriptor_room};
 use crate::state::AppState;
-
-/// Most connections open at once; enough for several thousand agents.
-pub const MAX_CONNECTIONS: usize = 10_000;
 
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,7 +37,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
     let acceptor = TlsAcceptor::from(state.tls().config.clone());
     let router = crate::api::router(state.clone());
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limits = state.limits().clone();
+    let limit = Arc::new(Semaphore::new(descriptor_room(limits.connections)));
+    let per_address = Arc::new(PerAddress::default());
     // Each connection task holds a clone of `done_tx`; when all are dropped,
     // `done_rx.recv()` returns None (mini-redis' shutdown_complete).
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -49,9 +55,15 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
             p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
             () = &mut shutdown => break,
         };
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             t = accept(&listener) => t,
             () = &mut shutdown => break,
+        };
+        // Over its address's share: closed at once, before any TLS work.
+        let Some(slot) = per_address.acquire(peer.ip(), limits.connections_per_address) else {
+            state.metrics().connections_refused.inc();
+            tracing::debug!(%peer, "too many connections from this address");
+            continue;
         };
         let (acceptor, router, state, done) = (
             acceptor.clone(),
@@ -60,7 +72,8 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
             done_tx.clone(),
         );
         tokio::spawn(async move {
-            connection(tcp, acceptor, router, state).await;
+            connection(tcp, peer, acceptor, router, state).await;
+            drop(slot);
             drop(permit);
             drop(done);
         });
@@ -84,11 +97,11 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Accepts the next connection, backing off on errors (such as running out
 /// of file descriptors) instead of spinning or giving up.
-async fn accept(listener: &TcpListener) -> TcpStream {
+async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     let mut backoff = Duration::from_millis(50);
     loop {
         match listener.accept().await {
-            Ok((tcp, _peer)) => {
+            Ok((tcp, peer)) => {
                 let _ = tcp.set_nodelay(true);
                 // An agent PC that loses power or network never closes its
                 // RTE socket; keep-alive probes find it dead in about two
@@ -100,7 +113,7 @@ async fn accept(listener: &TcpListener) -> TcpStream {
                 if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive) {
                     tracing::debug!(error = %e, "could not enable TCP keep-alive");
                 }
-                return tcp;
+                return (tcp, peer);
             }
             Err(e) => {
                 tracing::warn!(error = %e, ?backoff, "accept failed");
@@ -111,7 +124,13 @@ async fn accept(listener: &TcpListener) -> TcpStream {
     }
 }
 
-async fn connection(tcp: TcpStream, acceptor: TlsAcceptor, router: axum::Router, state: AppState) {
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    router: axum::Router,
+    state: AppState,
+) {
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
@@ -123,10 +142,15 @@ async fn connection(tcp: TcpStream, acceptor: TlsAcceptor, router: axum::Router,
             return;
         }
     };
-    let service = TowerToHyperService::new(router);
+    let service = TowerToHyperService::new(router.map_request(
+        move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req
+        },
+    ));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(state.limits().request_timeout())
         .serve_connection(TokioIo::new(tls), service)
         .with_upgrades();
     tokio::pin!(conn);

@@ -65,6 +65,8 @@ struct Inner {
     /// SHA-256 (hex) of the admin bearer token; the token itself stays in
     /// its file.
     admin_token_hash: String,
+    /// SHA-256 (hex) of the metrics bearer token.
+    metrics_token_hash: String,
     /// Base URL written into enrollment tokens.
     public_url: String,
     /// Directory generation: bumped after every committed change to users,
@@ -92,6 +94,8 @@ struct Inner {
     recordings: Arc<dyn RecordingStore>,
     /// Uploads in progress (`data_dir/uploads/`).
     uploads: Uploads,
+    /// Connection and request limits.
+    limits: crate::limits::Limits,
 }
 
 /// Files in the data directory.
@@ -100,6 +104,8 @@ pub mod files {
     pub const DATABASE: &str = "deskrec.db";
     /// The admin bearer token (0600).
     pub const ADMIN_TOKEN: &str = "admin-token";
+    /// The metrics bearer token (0600): `GET /api/v1/metrics` only.
+    pub const METRICS_TOKEN: &str = "metrics-token";
     /// The recording private key (0600).
     pub const RECORDING_KEY: &str = crate::keys::CURRENT;
     /// Verified recordings, by storage key.
@@ -135,6 +141,8 @@ impl AppState {
         if created {
             tracing::info!(path = %token_path.display(), "generated the admin token");
         }
+        let metrics_path = dir.join(files::METRICS_TOKEN);
+        let (metrics_token, _) = load_or_create(&metrics_path).map_err(io(metrics_path.clone()))?;
         let key_passphrase = config.recording_key.passphrase()?;
         let keys = crate::keys::load_or_generate(dir, key_passphrase.as_deref().map(|p| &p[..]))?;
         let public_url = match &config.public_url {
@@ -165,6 +173,7 @@ impl AppState {
                 key_passphrase,
                 rotating: std::sync::Mutex::new(()),
                 admin_token_hash: hash_secret(&admin_token),
+                metrics_token_hash: hash_secret(&metrics_token),
                 public_url,
                 directory: watch::Sender::new(0),
                 closing: watch::Sender::new(false),
@@ -176,8 +185,14 @@ impl AppState {
                 exports: Default::default(),
                 recordings,
                 uploads,
+                limits: config.limits.clone(),
             }),
         })
+    }
+
+    /// Connection and request limits.
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.inner.limits
     }
 
     /// The database.
@@ -283,6 +298,11 @@ impl AppState {
     /// Whether `token` is the admin token.
     pub fn is_admin_token(&self, token: &str) -> bool {
         hash_secret(token) == self.inner.admin_token_hash
+    }
+
+    /// Whether `token` is the metrics token.
+    pub fn is_metrics_token(&self, token: &str) -> bool {
+        hash_secret(token) == self.inner.metrics_token_hash
     }
 
     /// Tells every RTE connection that the directory changed. Call after

@@ -25,10 +25,13 @@ async fn metrics_count_agents_contacts_and_requests() {
     .await;
     agent.recv().await; // c1 relayed
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let (status, _) = s
-        .request("GET", "/api/v1/admin/metrics", None, "text/plain", "")
-        .await;
-    assert_eq!(status, 401);
+    // Neither no token nor the admin token opens the metrics.
+    for token in [None, Some(s.admin_token.as_str())] {
+        let (status, _) = s
+            .request("GET", "/api/v1/metrics", token, "text/plain", "")
+            .await;
+        assert_eq!(status, 401);
+    }
     let text = s.metrics().await;
     let expect = [
         ("deskrec_rte_connected_agents", 1.0),

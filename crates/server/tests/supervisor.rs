@@ -64,7 +64,7 @@ fn request(method: &str, path: &str, cookie: Option<&str>) -> hyper::http::reque
         .uri(path)
         .header("host", "localhost");
     if let Some(c) = cookie {
-        b = b.header("cookie", format!("theme=dark; deskrec_session={c}"));
+        b = b.header("cookie", format!("theme=dark; __Host-deskrec_session={c}"));
     }
     b
 }
@@ -123,7 +123,7 @@ async fn sign_in(s: &TestServer, who: &str) -> String {
     assert_eq!(r.status, 303, "{}", r.text());
     let cookie = r.header("set-cookie");
     cookie
-        .strip_prefix("deskrec_session=")
+        .strip_prefix("__Host-deskrec_session=")
         .and_then(|c| c.split(';').next())
         .unwrap_or_else(|| panic!("no session cookie in {cookie:?}"))
         .to_owned()
@@ -141,7 +141,7 @@ async fn sign_in_sets_a_secure_session_cookie_stored_only_hashed() {
         assert!(attrs.contains(&want), "{want} missing from {cookie}");
     }
     let token = cookie
-        .strip_prefix("deskrec_session=")
+        .strip_prefix("__Host-deskrec_session=")
         .unwrap()
         .split(';')
         .next()
@@ -318,7 +318,7 @@ async fn sessions_end_at_expiry_logout_and_password_change() {
     assert_eq!((r.status, r.header("location")), (303, "/login"));
     let cleared = r.header("set-cookie");
     assert!(
-        cleared.starts_with("deskrec_session=;") && cleared.contains("Max-Age=0"),
+        cleared.starts_with("__Host-deskrec_session=;") && cleared.contains("Max-Age=0"),
         "{cleared}"
     );
     assert_eq!(get(&s, "/", Some(&token)).await.status, 303);
@@ -634,4 +634,91 @@ async fn password_guessing_is_slowed_per_login() {
     let r = login(&s, "CORP\\nora", PASSWORD).await;
     assert_eq!(r.status, 401);
     assert!(r.text().contains("view_recordings"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn a_login_over_256_bytes_or_a_huge_form_is_refused_before_any_check() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let long = "x".repeat(deskrec_server::throttle::MAX_LOGIN_BYTES + 1);
+    let r = login(&s, &long, PASSWORD).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(!r.text().contains(&long), "the login is not echoed back");
+    // A 1 MB login is refused by the body limit before it is buffered.
+    let huge = "x".repeat(1 << 20);
+    assert_eq!(login(&s, &huge, PASSWORD).await.status, 413);
+    assert_eq!(
+        s.state.login_throttle().tracked(),
+        (0, 0),
+        "nothing was tracked for them"
+    );
+    // A supervisor is not affected.
+    sign_in(&s, VIC).await;
+}
+
+#[tokio::test]
+async fn one_address_guessing_many_logins_is_slowed() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    for i in 0..deskrec_server::throttle::FREE_FAILURES_PER_ADDRESS {
+        let r = login(&s, &format!("CORP\\made-up-{i}"), "a wrong guess!").await;
+        assert_eq!(r.status, 401, "attempt {i}: {}", r.text());
+    }
+    // A login never tried before: this address must now wait.
+    let r = login(&s, VIC, PASSWORD).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.text().contains("from this address"), "{}", r.text());
+    assert_eq!(s.state.login_throttle().tracked().1, 1);
+}
+
+#[tokio::test]
+async fn pages_and_answers_carry_the_security_headers() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let cookie = sign_in(&s, VIC).await;
+    for (path, cookie) in [
+        ("/login", None),
+        ("/", Some(cookie.as_str())),
+        ("/api/v1/health", None),
+        ("/no/such/page", None),
+    ] {
+        let r = get(&s, path, cookie).await;
+        let csp = r.header("content-security-policy");
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp:?}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp:?}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp:?}");
+        assert_eq!(r.header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(r.header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(r.header("referrer-policy"), "no-referrer", "{path}");
+        assert!(
+            r.header("strict-transport-security")
+                .starts_with("max-age="),
+            "{path}"
+        );
+    }
+    // The page's one inline style sheet is the one the policy allows.
+    let page = get(&s, "/login", None).await;
+    let html = page.text();
+    let style = html
+        .split_once("<style>")
+        .and_then(|(_, rest)| rest.split_once("</style>"))
+        .map(|(style, _)| style)
+        .expect("an inline style sheet");
+    let hash = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        Sha256::digest(style.as_bytes()),
+    );
+    assert!(
+        page.header("content-security-policy")
+            .contains(&format!("'sha256-{hash}'")),
+        "{}",
+        page.header("content-security-policy")
+    );
+    // The session cookie can only be set by this host, over HTTPS.
+    let r = login(&s, VIC, PASSWORD).await;
+    assert!(
+        r.header("set-cookie").starts_with("__Host-"),
+        "{}",
+        r.header("set-cookie")
+    );
 }

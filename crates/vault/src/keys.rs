@@ -82,6 +82,12 @@ impl PublicKey {
         self.id
     }
 
+    /// The modulus' size in bits (2048 for the keys Deskrec makes).
+    pub fn bits(&self) -> u32 {
+        use rsa::traits::PublicKeyParts;
+        self.inner.n().bit_width()
+    }
+
     /// Parses a SubjectPublicKeyInfo PEM.
     pub fn from_pem(pem: &str) -> Result<Self> {
         let inner = rsa::PublicKey::from_public_key_pem(pem)

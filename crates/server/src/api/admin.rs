@@ -77,7 +77,6 @@ pub fn endpoints() -> Vec<Endpoint> {
         e(Method::POST, "/devices/{id}/revoke", post(revoke_device)),
         e(Method::GET, "/audit", get(list_audit)),
         e(Method::POST, "/recording-key/rotate", post(rotate_key)),
-        e(Method::GET, "/metrics", get(metrics)),
         e(Method::POST, "/contacts", post(import_contacts)),
         e(Method::GET, "/contacts", get(list_contacts)),
         e(Method::GET, "/contacts/{id}", get(get_contact)),
@@ -485,17 +484,4 @@ async fn rotate_key(State(s): State<AppState>) -> Result<Json<serde_json::Value>
         .await?;
     s.directory_changed();
     Ok(Json(detail))
-}
-
-/// `GET /metrics`: Prometheus / OpenMetrics text.
-async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
-    let text = s.metrics().render(&s).await?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
 }

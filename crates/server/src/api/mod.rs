@@ -28,19 +28,53 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/metrics", get(crate::metrics::endpoint))
         .route("/api/v1/enroll", post(enroll))
         .route("/api/v1/rte", get(crate::rte::upgrade))
         .nest("/api/v1/admin", admin::router(state.clone()))
         .merge(crate::web::router())
         .merge(crate::uploads::tus::router())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::body_deadline,
+        ))
         // route_layer: runs after routing, so the matched route template is
         // known (unmatched requests reach the fallback uncounted).
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::track,
         ))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Headers on every answer: no framing, no MIME sniffing, no referrer
+/// leaking contact ids to other sites, HTTPS only from now on (the server
+/// speaks nothing else), and the pages' content policy.
+async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let h = resp.headers_mut();
+    let csp = HeaderValue::from_static(crate::web::content_security_policy());
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, csp),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+        (
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ),
+    ] {
+        h.insert(name, value);
+    }
+    resp
 }
 
 /// `GET /api/v1/health`: liveness, no authentication, no details.
@@ -69,7 +103,7 @@ async fn enroll(
                     // transaction: the enrollment's changed nothing.
                     if let enrollment::EnrollError::FleetRefused { token_id, reason } = e {
                         crate::fleet::record_refusal(c, token_id, &req.host, reason)?;
-                        tracing::warn!(token = token_id, host = %req.host, %reason, "fleet enrollment refused");
+                        tracing::warn!(token = token_id, host = ?req.host, %reason, "fleet enrollment refused");
                     }
                     Err(e)
                 }

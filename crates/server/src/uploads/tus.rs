@@ -189,7 +189,7 @@ async fn create(
     tokio::fs::File::create(state.uploads().part_path(&upload.id))
         .await
         .map_err(UploadError::from)?;
-    tracing::info!(upload = %upload.id, %device, contact = %upload.contact_id, length,
+    tracing::info!(upload = %upload.id, %device, contact = ?upload.contact_id, length,
         "upload created");
     Ok((
         StatusCode::CREATED,

@@ -354,7 +354,7 @@ async fn store(state: &AppState, up: &Upload, checked: Checked) -> Result<()> {
         };
     }
     remove_file(&path);
-    tracing::info!(upload = %up.id, device = %up.device_id, contact = %up.contact_id,
+    tracing::info!(upload = %up.id, device = %up.device_id, contact = ?up.contact_id,
         key = %key, "recording stored");
     acknowledge(state, up);
     Ok(())
@@ -470,7 +470,7 @@ async fn duplicate(state: &AppState, up: &Upload) -> Result<()> {
         })
         .await?;
     remove_file(&state.uploads().part_path(&up.id));
-    tracing::info!(upload = %up.id, device = %up.device_id, contact = %up.contact_id,
+    tracing::info!(upload = %up.id, device = %up.device_id, contact = ?up.contact_id,
         "recording uploaded again, identical to the stored one");
     acknowledge(state, up);
     Ok(())
@@ -506,7 +506,7 @@ async fn reject(state: &AppState, up: &Upload, rejection: Rejection) -> Result<(
             .await?;
     }
     remove_file(&state.uploads().part_path(&up.id));
-    tracing::warn!(upload = %up.id, device = %up.device_id, contact = %up.contact_id,
+    tracing::warn!(upload = %up.id, device = %up.device_id, contact = ?up.contact_id,
         %reason, "recording rejected");
     Err(UploadError::Rejected(rejection))
 }

@@ -13,7 +13,9 @@ pub mod session;
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Form, Path, Query, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -25,6 +27,7 @@ use crate::auth::{self, LoginError};
 use crate::enrollment;
 use crate::playback::{self, PlaybackError};
 use crate::state::AppState;
+use crate::throttle::{MAX_LOGIN_BYTES, Refusal};
 use queries::ContactFilter;
 use session::{ApiViewer, SameOrigin, Viewer, page_error};
 
@@ -32,11 +35,36 @@ use session::{ApiViewer, SameOrigin, Viewer, page_error};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(contacts))
-        .route("/login", get(login_form).post(login))
+        .route(
+            "/login",
+            get(login_form)
+                .post(login)
+                // A login and a password: a few hundred bytes. Far more is
+                // refused before it is buffered (axum's default is 2 MB).
+                .layer(axum::extract::DefaultBodyLimit::max(LOGIN_FORM_BYTES)),
+        )
         .route("/logout", axum::routing::post(logout))
         .route("/contacts/{contact_id}", get(contact))
         .route("/devices", get(devices))
         .route("/api/v1/recordings/{contact_id}/video.mp4", get(video))
+}
+
+/// The pages' `Content-Security-Policy`: nothing but this origin's video
+/// and the one inline style sheet (by its hash), no script at all, no
+/// framing, forms post only here. An injected tag, were the escaping ever
+/// to fail, could load and run nothing.
+pub fn content_security_policy() -> &'static str {
+    static CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use base64::Engine;
+        use sha2::Digest;
+        let style = base64::engine::general_purpose::STANDARD
+            .encode(sha2::Sha256::digest(pages::STYLE.as_bytes()));
+        format!(
+            "default-src 'none'; style-src 'sha256-{style}'; media-src 'self'; img-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        )
+    });
+    &CSP
 }
 
 /// Every page path that needs a session, for tests.
@@ -56,6 +84,9 @@ async fn login_form(headers: HeaderMap, State(state): State<AppState>) -> Respon
     Html(pages::login(None, "").into_string()).into_response()
 }
 
+/// The largest sign-in form accepted.
+const LOGIN_FORM_BYTES: usize = 4 << 10;
+
 #[derive(Deserialize)]
 struct LoginForm {
     login: String,
@@ -64,15 +95,31 @@ struct LoginForm {
 
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     _: SameOrigin,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let who = form.login.trim().to_owned();
     let throttle = state.login_throttle();
-    if let Err(wait) = throttle.check(&who) {
-        tracing::warn!(login = %who, wait_s = wait.as_secs(), "sign-in throttled");
+    let from = peer.ip();
+    let wait = match throttle.check(&who, from) {
+        Ok(()) => None,
+        Err(Refusal::LoginTooLong) => {
+            state.metrics().sign_ins_throttled.inc();
+            let message = format!("A Windows login has at most {MAX_LOGIN_BYTES} characters.");
+            return (
+                StatusCode::BAD_REQUEST,
+                Html(pages::login(Some(&message), "").into_string()),
+            )
+                .into_response();
+        }
+        Err(Refusal::Wait(wait)) => Some(wait),
+    };
+    if let Some(wait) = wait {
+        state.metrics().sign_ins_throttled.inc();
+        tracing::warn!(login = ?who, %from, wait_s = wait.as_secs(), "sign-in throttled");
         let message = format!(
-            "Too many failed sign-ins for this login: try again in {} s.",
+            "Too many failed sign-ins for this login or from this address: try again in {} s.",
             wait.as_secs().max(1)
         );
         let mut resp = (
@@ -90,19 +137,19 @@ async fn login(
     };
     match &result {
         Ok(_) => throttle.succeeded(&who),
-        Err(LoginError::BadCredentials) => throttle.failed(&who),
+        Err(LoginError::BadCredentials) => throttle.failed(&who, from),
         Err(_) => {}
     }
     match result {
         Ok(s) => {
-            tracing::info!(login = %who, user = s.user_id, "supervisor signed in");
+            tracing::info!(login = ?who, %from, user = s.user_id, "supervisor signed in");
             let mut resp = Redirect::to("/").into_response();
             set_cookie(&mut resp, &session::session_cookie(&s.token));
             resp
         }
         Err(e @ (LoginError::Db(_) | LoginError::Hash(_))) => page_error(&e),
         Err(e) => {
-            tracing::info!(login = %who, reason = %e, "sign-in refused");
+            tracing::info!(login = ?who, %from, reason = %e, "sign-in refused");
             (
                 StatusCode::UNAUTHORIZED,
                 Html(pages::login(Some(&e.to_string()), &who).into_string()),
@@ -193,7 +240,7 @@ async fn video(
     req: Request,
 ) -> Result<Response, ApiError> {
     let path = playback::cached_mp4(&state, &contact_id).await?;
-    tracing::debug!(contact = %contact_id, user = %user.windows_login, "recording served");
+    tracing::debug!(contact = ?contact_id, user = ?user.windows_login, "recording served");
     let resp = ServeFile::new(path)
         .try_call(req)
         .await

@@ -10,7 +10,7 @@ use super::queries::{ContactFilter, ContactRow, RecordingRow};
 use crate::auth::Supervisor;
 use crate::enrollment::Device;
 
-const STYLE: &str = "
+pub(crate) const STYLE: &str = "
 body{font:15px/1.4 system-ui,sans-serif;margin:0;color:#222}
 header{background:#24364b;color:#fff;padding:.6em 1.2em;display:flex;gap:1.5em;align-items:center}
 header a{color:#fff}header form{margin-left:auto}

@@ -14,8 +14,10 @@ use crate::state::AppState;
 
 use super::pages;
 
-/// The session cookie's name.
-pub const COOKIE: &str = "deskrec_session";
+/// The session cookie's name. The `__Host-` prefix makes browsers accept
+/// it only with `Secure`, `Path=/` and no `Domain`, so no other host (a
+/// sibling subdomain) and no plain-HTTP page can set or overwrite it.
+pub const COOKIE: &str = "__Host-deskrec_session";
 
 /// The `Set-Cookie` value for a new session. `HttpOnly` keeps it from
 /// scripts, `Secure` from plain HTTP, `SameSite=Strict` from every

@@ -105,17 +105,32 @@ impl TestServer {
         self.dir
     }
 
+    /// The metrics bearer token.
+    pub fn metrics_token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("metrics-token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
     pub fn fingerprint(&self) -> String {
         self.state.tls().fingerprint.clone()
     }
 
-    async fn tls(&self) -> TlsStream<TcpStream> {
-        let tcp = TcpStream::connect(self.addr).await.unwrap();
+    pub async fn tls(&self) -> TlsStream<TcpStream> {
+        self.tls_from("127.0.0.1".parse().unwrap()).await.unwrap()
+    }
+
+    /// A TLS connection from the loopback address `local` (any of
+    /// 127.0.0.0/8), or the error that ended it.
+    pub async fn tls_from(&self, local: std::net::IpAddr) -> std::io::Result<TlsStream<TcpStream>> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::new(local, 0))?;
+        let tcp = socket.connect(self.addr).await?;
         let connector = TlsConnector::from(pinned_client(&self.fingerprint()));
         connector
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
-            .unwrap()
     }
 
     /// Sends `req` on a fresh connection and reads the whole answer.
@@ -191,14 +206,14 @@ impl TestServer {
         json
     }
 
-    /// The Prometheus text of `/api/v1/admin/metrics`.
+    /// The Prometheus text of `/api/v1/metrics`.
     pub async fn metrics(&self) -> String {
         let r = self
             .send(
                 hyper::Request::builder()
-                    .uri("/api/v1/admin/metrics")
+                    .uri("/api/v1/metrics")
                     .header("host", "localhost")
-                    .header("authorization", format!("Bearer {}", self.admin_token))
+                    .header("authorization", format!("Bearer {}", self.metrics_token()))
                     .body(Default::default())
                     .unwrap(),
             )

@@ -1,0 +1,175 @@
+//! Hostile clients against the real server: what one client may hold,
+//! what a device may claim, and what the server refuses (issue 13).
+
+#[allow(dead_code)] // each test binary uses part of the fixtures
+mod util;
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use deskrec_protocol::{AgentMessage, Hello, PROTOCOL_VERSION, ServerMessage};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use util::TestServer;
+
+/// A server whose request deadline is `secs` and whose addresses may hold
+/// `per_address` connections each.
+async fn limited(secs: u64, per_address: usize) -> TestServer {
+    TestServer::start_with(tempfile::tempdir().unwrap(), |c| {
+        c.limits.request_timeout_secs = secs;
+        c.limits.connections_per_address = per_address;
+    })
+    .await
+}
+
+fn loopback(n: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, n])
+}
+
+/// Reads until the server closes the connection (or `wait` passes):
+/// whatever it said, and whether it closed.
+async fn until_closed<S: AsyncReadExt + Unpin>(stream: &mut S, wait: Duration) -> (String, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_request_body_that_never_arrives_is_cut_off_at_the_deadline() {
+    let s = limited(2, 100).await;
+    for path in ["/api/v1/enroll", "/login", "/api/v1/admin/users"] {
+        let mut tls = s.tls().await;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: localhost\r\norigin: https://localhost\r\n\
+             content-type: application/json\r\ncontent-length: 1000\r\n\r\n{{"
+        );
+        tls.write_all(head.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let (answer, closed) = until_closed(&mut tls, Duration::from_secs(10)).await;
+        assert!(closed, "{path}: the connection is still held after 10 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{path}: {:?}",
+            started.elapsed()
+        );
+        if let Some(status) = answer.split(' ').nth(1) {
+            assert!(status.starts_with('4'), "{path}: {answer}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn headers_that_never_end_and_idle_connections_are_closed() {
+    let s = limited(2, 100).await;
+    // Nothing at all after the handshake.
+    let mut silent = s.tls().await;
+    // Half a request.
+    let mut half = s.tls().await;
+    half.write_all(b"GET /api/v1/health HTTP/1.1\r\nhost: loc")
+        .await
+        .unwrap();
+    // One whole request, then nothing (keep-alive).
+    let mut idle = s.tls().await;
+    idle.write_all(b"GET /api/v1/health HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    for (name, stream) in [
+        ("silent", &mut silent),
+        ("half", &mut half),
+        ("idle", &mut idle),
+    ] {
+        let (said, closed) = until_closed(stream, Duration::from_secs(10)).await;
+        assert!(closed, "{name}: still open after 10 s ({said})");
+    }
+}
+
+#[tokio::test]
+async fn one_address_holds_at_most_its_share_of_connections() {
+    let s = limited(30, 3).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(s.tls_from(loopback(2)).await.expect("within the share"));
+    }
+    let refused = s.tls_from(loopback(2)).await;
+    assert!(refused.is_err(), "a fourth connection from one address");
+    // Another address is not affected, and a supervisor signs in.
+    s.tls_from(loopback(3)).await.expect("another address");
+    let (status, body) = s.request("GET", "/api/v1/health", None, "", "").await;
+    assert_eq!((status, &body["status"]), (200, &json!("ok")));
+    assert_eq!(
+        s.metric("deskrec_connections_refused_total").await,
+        Some(1.0)
+    );
+    // A slot comes back when its connection closes.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.tls_from(loopback(2)).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the closed connection's slot came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn device_keys_under_2048_or_over_4096_bits_are_refused() {
+    let s = TestServer::start().await;
+    for (bits, pem) in [
+        (1024, include_str!("data/rsa-1024.pub.pem")),
+        (8192, include_str!("data/rsa-8192.pub.pem")),
+    ] {
+        let t = s.admin("POST", "/enrollment-tokens", Value::Null).await;
+        let req = json!({"token": t["token"], "public_key_pem": pem, "host": "h"}).to_string();
+        let (status, body) = s
+            .request("POST", "/api/v1/enroll", None, "application/json", &req)
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (422, Some("invalid_key")),
+            "{bits} bits: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_past_the_largest_sequence_number_is_refused_not_a_replay() {
+    let s = TestServer::start().await;
+    let device = s.enroll().await;
+    let mut agent = s.rte(Some(&device.credential)).await.unwrap();
+    agent.hello(&device.device_id, "CORP\\ann").await;
+    s.admin(
+        "POST",
+        "/contacts",
+        json!({"contacts": [{"contact_id": "c1", "windows_login": "CORP\\ann",
+            "start": "2026-11-25T09:00:00Z", "end": "2026-11-25T09:02:00Z"}]}),
+    )
+    .await;
+    assert!(matches!(agent.recv().await, ServerMessage::Contact(c) if c.seq == 1));
+    for cursor in [1u64 << 63, u64::MAX] {
+        let mut agent = s.rte(Some(&device.credential)).await.unwrap();
+        agent
+            .send(&AgentMessage::Hello(Hello {
+                version: PROTOCOL_VERSION,
+                device_id: device.device_id.clone(),
+                windows_login: "CORP\\ann".into(),
+                host: "PC-17".into(),
+                agent_version: "test".into(),
+                last_contact_cursor: Some(cursor),
+            }))
+            .await;
+        match agent.try_recv(Duration::from_secs(3)).await {
+            Some(ServerMessage::Error(e)) => assert_eq!(e.code, "bad_cursor", "{cursor}"),
+            other => panic!("cursor {cursor}: expected bad_cursor, got {other:?}"),
+        }
+        // The session is over; nothing was replayed.
+        assert!(agent.try_recv(Duration::from_millis(500)).await.is_none());
+    }
+}
