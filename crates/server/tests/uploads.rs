@@ -21,7 +21,7 @@ use hyper::http::request::Builder;
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -44,8 +44,12 @@ struct Device {
     key: &'static PrivateKey,
 }
 
+/// A device on which Ann has logged on: her contacts are relayed to it,
+/// so it may upload their recordings.
 async fn device(s: &TestServer, key: &'static PrivateKey) -> Device {
     let e = s.enroll_key(key).await;
+    let mut agent = s.rte(Some(&e.credential)).await.unwrap();
+    agent.hello(&e.device_id, ANN).await;
     Device {
         id: e.device_id,
         credential: e.credential,
@@ -688,6 +692,8 @@ async fn the_completing_patch_is_followed_by_recording_stored_on_rte() {
     let d = device(&s, test_key()).await;
     let mut agent = s.rte(Some(&d.credential)).await.unwrap();
     agent.hello(&d.id, ANN).await;
+    // Ann was also seen on another PC, so the contact goes to both.
+    let other = device(&s, other_key()).await;
     contacts(&s, &["c-1"]).await; // relayed to this PC: Ann is logged on
     let bytes = d.recording("c-1");
     let r = upload(&s, &d, "c-1", &bytes).await;
@@ -699,8 +705,13 @@ async fn the_completing_patch_is_followed_by_recording_stored_on_rte() {
         (&c["status"], &c["status_reason"]),
         (&json!("uploaded"), &Value::Null)
     );
-    assert_eq!(c["deliveries"][0]["device_id"], json!(d.id));
-    assert_eq!(c["deliveries"][0]["outcome"], "uploaded");
+    let mine = c["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["device_id"] == json!(d.id))
+        .expect("a delivery to this device");
+    assert_eq!(mine["outcome"], "uploaded");
     let audit = last_audit(&s).await;
     assert_eq!(
         (&audit["action"], &audit["actor"]),
@@ -716,8 +727,7 @@ async fn the_completing_patch_is_followed_by_recording_stored_on_rte() {
     let again = upload(&s, &d, "c-1", &bytes).await;
     assert_eq!(again.status, 204, "{}", again.text());
     assert_eq!(recording_stored(&mut agent).await, "c-1");
-    // Another device cannot even start an upload for the contact.
-    let other = device(&s, other_key()).await;
+    // The other device cannot even start an upload for the contact.
     let r = create(&s, &other, "c-1", bytes.len()).await;
     assert_eq!(
         (r.status, &r.json()["code"]),
@@ -828,4 +838,54 @@ async fn a_pc_clock_minutes_off_is_placed_on_the_servers_clock() {
     // The same recording claiming no offset would be 5 minutes early.
     let bad = a.take_at("unadjusted", ANN, on_pc_clock, 0);
     assert_rejected(&s, &a, "unadjusted", &bad, "does not overlap").await;
+}
+
+#[tokio::test]
+async fn another_device_can_neither_upload_a_contact_it_was_not_sent_nor_interrupt_a_patch() {
+    let s = TestServer::start().await;
+    let a = device(&s, test_key()).await;
+    // A device that never reported Ann's logon: nothing of hers is relayed
+    // to it.
+    let e = s.enroll_key(other_key()).await;
+    let forger = Device {
+        id: e.device_id,
+        credential: e.credential,
+        key: other_key(),
+    };
+    contacts(&s, &["c-1"]).await;
+    let r = create(&s, &forger, "c-1", 1000).await;
+    assert_eq!(
+        (r.status, &r.json()["code"]),
+        (403, &json!("contact_not_delivered")),
+        "{}",
+        r.text()
+    );
+    assert_eq!(contact(&s, "c-1").await["status"], "pending");
+
+    // A's PATCH is half sent when the forger, who learnt the upload id,
+    // asks about it: the forger gets 404 and A's PATCH goes on.
+    let bytes = a.recording("c-1");
+    let path = create_ok(&s, &a, "c-1", bytes.len()).await;
+    let half = bytes.len() / 2;
+    let mut tls = patch_partly(&s, &a, &path, 0, &bytes, half).await;
+    wait_writing(&s, &path, 0).await;
+    assert_eq!(head(&s, &forger, &path).await.status, 404);
+    let r = call(&s, tus("DELETE", &path, Some(&forger.credential)), b"").await;
+    assert_eq!(r.status, 404);
+    tls.write_all(&bytes[half..]).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(util::WAIT, tls.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    assert!(stored(&s, "c-1").await.is_some());
+    assert_eq!(contact(&s, "c-1").await["status"], "uploaded");
 }

@@ -190,6 +190,12 @@ pub enum UploadError {
     /// The upload names a contact the server does not know.
     #[error("contact \"{0}\" is not known to the server")]
     UnknownContact(String),
+    /// The contact was never relayed to this device: it cannot have
+    /// recorded it, and may not upload (or fail) a recording of it.
+    #[error(
+        "contact \"{0}\" was not relayed to this device: only a device that recorded it may upload it"
+    )]
+    NotDelivered(String),
     /// The contact already has a recording from another device.
     #[error("contact \"{0}\" already has a stored recording")]
     AlreadyStored(String),
@@ -250,9 +256,11 @@ fn expiry_from(now: i64) -> i64 {
 }
 
 /// Creates an upload of `length` bytes for `contact_id` by `device_id`,
-/// after checking the size limit, that the contact exists, and that no
-/// other device's recording is stored for it (the same device may upload
-/// again: it may have missed the acknowledgement of an identical upload).
+/// after checking the size limit, that the contact exists and was relayed
+/// to this device (no other device may store, or fail, a recording of it),
+/// and that no other device's recording is stored for it (the same device
+/// may upload again: it may have missed the acknowledgement of an
+/// identical upload).
 pub fn create(conn: &Connection, device_id: &str, contact_id: &str, length: u64) -> Result<Upload> {
     let limit = crate::directory::load_settings(conn)?
         .upload
@@ -267,6 +275,15 @@ pub fn create(conn: &Connection, device_id: &str, contact_id: &str, length: u64)
     )?;
     if !known {
         return Err(UploadError::UnknownContact(contact_id.to_owned()));
+    }
+    let delivered: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM deliveries d JOIN contacts c ON c.id = d.contact
+                        WHERE c.contact_id = ?1 AND d.device_id = ?2)",
+        [contact_id, device_id],
+        |r| r.get(0),
+    )?;
+    if !delivered {
+        return Err(UploadError::NotDelivered(contact_id.to_owned()));
     }
     if let Some((by, _)) = verdict::stored_recording(conn, contact_id)?
         && by != device_id

@@ -221,8 +221,16 @@ fn metadata(header: &str, key: &str) -> Result<Option<String>> {
     Ok(None)
 }
 
-/// Takes the upload from whichever request holds it.
-async fn lock(state: &AppState, id: &str) -> Result<super::Guard> {
+/// Takes the device's upload `id` from whichever request holds it. The
+/// owner is checked first: taking the lock interrupts a PATCH in flight,
+/// and another device that learnt the id must not be able to do that.
+async fn lock(state: &AppState, id: &str, device: &str) -> Result<super::Guard> {
+    let (upload, owner) = (id.to_owned(), device.to_owned());
+    state
+        .db()
+        .call(move |c| super::find(c, &upload, &owner))
+        .await?
+        .ok_or(UploadError::NotFound)?;
     state
         .uploads()
         .locks()
@@ -264,7 +272,7 @@ async fn status(
 ) -> Result<Response, ApiError> {
     // Taking the lock lets a PATCH still writing record its bytes first,
     // so the offset is the true one.
-    let _guard = lock(&state, &id).await?;
+    let _guard = lock(&state, &id, &device).await?;
     let up = current(&state, &id, &device).await?;
     Ok((
         StatusCode::OK,
@@ -283,7 +291,7 @@ async fn terminate(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let _guard = lock(&state, &id).await?;
+    let _guard = lock(&state, &id, &device).await?;
     let up = current(&state, &id, &device).await?;
     if up.state == UploadState::Stored {
         return Err(ApiError::new(
@@ -418,7 +426,7 @@ async fn patch(
     req: PatchRequest,
     body: Body,
 ) -> Result<u64> {
-    let mut guard = lock(&state, &id).await?;
+    let mut guard = lock(&state, &id, &device).await?;
     let up = current(&state, &id, &device).await?;
     if req.offset != up.received {
         return Err(UploadError::OffsetMismatch {
@@ -567,6 +575,7 @@ impl From<UploadError> for ApiError {
                 (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
             }
             UploadError::UnknownContact(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_contact"),
+            UploadError::NotDelivered(_) => (StatusCode::FORBIDDEN, "contact_not_delivered"),
             UploadError::AlreadyStored(_)
             | UploadError::Rejected(verdict::Rejection::AlreadyStored { .. }) => {
                 (StatusCode::CONFLICT, "already_stored")
