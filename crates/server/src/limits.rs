@@ -46,6 +46,13 @@ pub struct Limits {
     /// Seconds a client has to send a request's headers, and then its
     /// whole body (tus PATCH bodies excepted).
     pub request_timeout_secs: u64,
+    /// Uploads one device may have receiving at once (an agent sends one
+    /// at a time; a few more cover retries after a lost answer).
+    pub open_uploads_per_device: u32,
+    /// MiB of free disk kept in reserve: a new upload that would leave
+    /// less is refused with 507, so uploads never fill the disk the
+    /// database and stored recordings live on.
+    pub disk_reserve_mib: u64,
 }
 
 impl Default for Limits {
@@ -54,6 +61,8 @@ impl Default for Limits {
             connections: 10_000,
             connections_per_address: 1_000,
             request_timeout_secs: 30,
+            open_uploads_per_device: 8,
+            disk_reserve_mib: 1024,
         }
     }
 }
@@ -64,12 +73,20 @@ impl Limits {
         Duration::from_secs(self.request_timeout_secs)
     }
 
+    /// [`Limits::disk_reserve_mib`] in bytes.
+    pub fn disk_reserve(&self) -> u64 {
+        self.disk_reserve_mib.saturating_mul(1 << 20)
+    }
+
     /// Refuses limits that would stop the server from working at all.
     pub fn validate(&self) -> Result<(), String> {
         if self.connections == 0 || self.connections_per_address == 0 {
             return Err(
                 "limits.connections and limits.connections_per_address must be at least 1".into(),
             );
+        }
+        if self.open_uploads_per_device == 0 {
+            return Err("limits.open_uploads_per_device must be at least 1".into());
         }
         if self.request_timeout_secs == 0 {
             return Err("limits.request_timeout_secs must be at least 1".into());
@@ -185,6 +202,33 @@ impl HttpBody for Deadline {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Bytes free for an unprivileged writer on the file system holding
+/// `path`, if the platform says (Unix: `statvfs`).
+pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        // SAFETY: `c` is a valid C string and `st` is written by statvfs
+        // before it is read.
+        let st = unsafe {
+            let mut st: libc::statvfs = std::mem::zeroed();
+            if libc::statvfs(c.as_ptr(), &mut st) != 0 {
+                return None;
+            }
+            st
+        };
+        // Field widths differ between Unixes.
+        #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+        Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 

@@ -34,6 +34,13 @@ pub struct RouteLabels {
     pub status: String,
 }
 
+/// Labels of a free-space gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VolumeLabels {
+    /// What lives there: `uploads` or `data`.
+    pub volume: String,
+}
+
 /// Labels of a state gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
@@ -65,6 +72,7 @@ pub struct Metrics {
     /// Sign-ins refused before any password check (throttled or malformed).
     pub sign_ins_throttled: Counter,
     connected_agents: Gauge,
+    storage_free: Family<VolumeLabels, Gauge>,
     contacts: Family<StateLabels, Gauge>,
     devices: Family<StateLabels, Gauge>,
 }
@@ -85,6 +93,7 @@ impl Default for Metrics {
             connections_refused: Counter::default(),
             sign_ins_throttled: Counter::default(),
             connected_agents: Gauge::default(),
+            storage_free: Family::default(),
             contacts: Family::default(),
             devices: Family::default(),
             registry: Registry::default(),
@@ -130,6 +139,11 @@ impl Default for Metrics {
             m.connected_agents.clone(),
         );
         registry.register(
+            "storage_free_bytes",
+            "Free bytes on the volumes of the data directory's uploads and recordings",
+            m.storage_free.clone(),
+        );
+        registry.register(
             "contacts",
             "Contacts by screen-recording status",
             m.contacts.clone(),
@@ -151,6 +165,24 @@ impl Metrics {
         state: &AppState,
     ) -> Result<String, crate::directory::DirectoryError> {
         self.connected_agents.set(state.hub().connected() as i64);
+        let volumes = [
+            ("uploads", state.uploads().dir().to_owned()),
+            ("data", state.data_dir().to_owned()),
+        ];
+        let free = tokio::task::spawn_blocking(move || {
+            volumes.map(|(name, dir)| (name, crate::limits::free_bytes(&dir)))
+        })
+        .await
+        .unwrap_or_default();
+        for (volume, bytes) in free {
+            if let Some(bytes) = bytes {
+                self.storage_free
+                    .get_or_create(&VolumeLabels {
+                        volume: volume.into(),
+                    })
+                    .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            }
+        }
         let (contacts, devices) = state
             .db()
             .call(|c| {

@@ -889,3 +889,63 @@ async fn another_device_can_neither_upload_a_contact_it_was_not_sent_nor_interru
     assert!(stored(&s, "c-1").await.is_some());
     assert_eq!(contact(&s, "c-1").await["status"], "uploaded");
 }
+
+#[tokio::test]
+async fn a_device_holds_only_so_many_open_uploads() {
+    let s = TestServer::start_with(tempfile::tempdir().unwrap(), |c| {
+        c.limits.open_uploads_per_device = 2;
+    })
+    .await;
+    let a = device(&s, test_key()).await;
+    contacts(&s, &["c-1"]).await;
+    let first = create_ok(&s, &a, "c-1", 1000).await;
+    create_ok(&s, &a, "c-1", 1000).await;
+    let r = create(&s, &a, "c-1", 1000).await;
+    assert_eq!(
+        (r.status, &r.json()["code"]),
+        (429, &json!("too_many_uploads")),
+        "{}",
+        r.text()
+    );
+    // Another device is not affected; ending one frees a place.
+    let b = device(&s, other_key()).await;
+    contacts(&s, &["c-2"]).await;
+    create_ok(&s, &b, "c-2", 1000).await;
+    let r = call(&s, tus("DELETE", &first, Some(&a.credential)), b"").await;
+    assert_eq!(r.status, 204);
+    create_ok(&s, &a, "c-1", 1000).await;
+}
+
+#[tokio::test]
+async fn a_disk_at_its_reserve_answers_507_and_free_space_is_a_metric() {
+    let s = TestServer::start_with(tempfile::tempdir().unwrap(), |c| {
+        // More than any disk has: every upload would eat the reserve.
+        c.limits.disk_reserve_mib = 1 << 40;
+    })
+    .await;
+    let a = device(&s, test_key()).await;
+    contacts(&s, &["c-1"]).await;
+    let r = create(&s, &a, "c-1", 1000).await;
+    assert_eq!(
+        (r.status, &r.json()["code"]),
+        (507, &json!("insufficient_storage")),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("disk_reserve_mib")
+    );
+    assert_eq!(
+        contact(&s, "c-1").await["status"],
+        "pending",
+        "nothing was lost or failed"
+    );
+    let free = s
+        .metric("deskrec_storage_free_bytes{volume=\"uploads\"}")
+        .await
+        .expect("the free-space gauge");
+    assert!(free > 0.0, "{free}");
+}

@@ -63,6 +63,11 @@ impl Uploads {
         self.dir.join(format!("{id}.part"))
     }
 
+    /// The directory of upload files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The per-upload locks.
     pub fn locks(&self) -> &Locks {
         &self.locks
@@ -196,6 +201,19 @@ pub enum UploadError {
         "contact \"{0}\" was not relayed to this device: only a device that recorded it may upload it"
     )]
     NotDelivered(String),
+    /// The device has as many uploads receiving as it may.
+    #[error(
+        "this device has {open} uploads open (limits.open_uploads_per_device): finish or terminate one first"
+    )]
+    TooManyOpen {
+        /// Its receiving uploads.
+        open: u32,
+    },
+    /// The disk is full, or would keep less than its reserve.
+    #[error(
+        "the server's disk is too full to take this upload (limits.disk_reserve_mib); the agent keeps it and retries"
+    )]
+    InsufficientStorage,
     /// The contact already has a recording from another device.
     #[error("contact \"{0}\" already has a stored recording")]
     AlreadyStored(String),
@@ -226,10 +244,22 @@ pub enum UploadError {
     Db(#[from] rusqlite::Error),
     /// The upload file could not be read or written.
     #[error("upload file: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// Settings could not be read.
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+}
+
+impl From<std::io::Error> for UploadError {
+    fn from(e: std::io::Error) -> Self {
+        // A full disk is the server's state, not a broken upload: the
+        // agent is told so (507) and keeps its recording.
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            UploadError::InsufficientStorage
+        } else {
+            UploadError::Io(e)
+        }
+    }
 }
 
 /// Result of this module.
@@ -255,13 +285,20 @@ fn expiry_from(now: i64) -> i64 {
     now.saturating_add(UPLOAD_TTL.as_micros() as i64)
 }
 
-/// Creates an upload of `length` bytes for `contact_id` by `device_id`,
+/// Creates an upload of `length` bytes for `contact_id` by `device_id`
+/// (which may have at most `max_open` receiving),
 /// after checking the size limit, that the contact exists and was relayed
 /// to this device (no other device may store, or fail, a recording of it),
 /// and that no other device's recording is stored for it (the same device
 /// may upload again: it may have missed the acknowledgement of an
 /// identical upload).
-pub fn create(conn: &Connection, device_id: &str, contact_id: &str, length: u64) -> Result<Upload> {
+pub fn create(
+    conn: &Connection,
+    device_id: &str,
+    contact_id: &str,
+    length: u64,
+    max_open: u32,
+) -> Result<Upload> {
     let limit = crate::directory::load_settings(conn)?
         .upload
         .max_recording_bytes;
@@ -284,6 +321,14 @@ pub fn create(conn: &Connection, device_id: &str, contact_id: &str, length: u64)
     )?;
     if !delivered {
         return Err(UploadError::NotDelivered(contact_id.to_owned()));
+    }
+    let open: u32 = conn.query_row(
+        "SELECT count(*) FROM uploads WHERE device_id = ?1 AND state = 'receiving' AND expires_at > ?2",
+        params![device_id, now_micros()],
+        |r| r.get(0),
+    )?;
+    if open >= max_open {
+        return Err(UploadError::TooManyOpen { open });
     }
     if let Some((by, _)) = verdict::stored_recording(conn, contact_id)?
         && by != device_id

@@ -178,11 +178,27 @@ async fn create(
     )?
     .filter(|c| !c.is_empty())
     .ok_or_else(|| bad("Upload-Metadata must carry contact_id (base64)"))?;
+    let limits = state.limits();
+    let (max_open, reserve) = (limits.open_uploads_per_device, limits.disk_reserve());
+    let dir = state.uploads().dir().to_owned();
+    let free = tokio::task::spawn_blocking(move || crate::limits::free_bytes(&dir))
+        .await
+        .ok()
+        .flatten();
+    if free.is_some_and(|free| free.saturating_sub(length) < reserve) {
+        tracing::warn!(
+            free,
+            length,
+            reserve,
+            "upload refused: the disk is at its reserve"
+        );
+        return Err(UploadError::InsufficientStorage.into());
+    }
     let upload = {
         let device = device.clone();
         state
             .db()
-            .call(move |c| super::create(c, &device, &contact_id, length))
+            .call(move |c| super::create(c, &device, &contact_id, length, max_open))
             .await?
     };
     // The row is committed first; PATCH creates the file if it is missing.
@@ -576,6 +592,10 @@ impl From<UploadError> for ApiError {
             }
             UploadError::UnknownContact(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unknown_contact"),
             UploadError::NotDelivered(_) => (StatusCode::FORBIDDEN, "contact_not_delivered"),
+            UploadError::TooManyOpen { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"),
+            UploadError::InsufficientStorage => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+            }
             UploadError::AlreadyStored(_)
             | UploadError::Rejected(verdict::Rejection::AlreadyStored { .. }) => {
                 (StatusCode::CONFLICT, "already_stored")
