@@ -69,6 +69,12 @@ pub fn record(
     Ok(())
 }
 
+/// Whether a segment report is audited already (by its target); an index
+/// lookup (`audit_by_action_target`), so a device's reports cost the same
+/// however long the log is.
+const REPORTED: &str =
+    "SELECT EXISTS (SELECT 1 FROM audit WHERE action = 'segment.discrepancy' AND target = ?1)";
+
 /// Audits a device's report of a segment it deleted with discrepancies
 /// (`segment.discrepancy`, target `<device>/<segment start>`), once: the
 /// agent sends at least once.
@@ -78,11 +84,7 @@ pub fn segment_report(
     report: &deskrec_protocol::SegmentReport,
 ) -> rusqlite::Result<()> {
     let target = format!("{device_id}/{}", report.started_at);
-    let seen: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM audit WHERE action = 'segment.discrepancy' AND target = ?1)",
-        [&target],
-        |r| r.get(0),
-    )?;
+    let seen: bool = conn.query_row(REPORTED, [&target], |r| r.get(0))?;
     if seen {
         return Ok(());
     }
@@ -116,4 +118,27 @@ pub fn list(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<AuditEntry>> 
         })
     })?
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::Db;
+
+    #[test]
+    fn the_segment_report_check_is_an_index_lookup_not_a_scan() {
+        let db = Db::open_in_memory().unwrap();
+        let plan: Vec<String> = db.call_blocking(|c| {
+            c.prepare(&format!("EXPLAIN QUERY PLAN {}", super::REPORTED))
+                .unwrap()
+                .query_map(["d/1"], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        });
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("USING") && p.contains("INDEX audit_by_action_target")),
+            "{plan:?}"
+        );
+    }
 }

@@ -31,6 +31,7 @@ struct Entry {
     id: u64,
     wake: Arc<Notify>,
     post: mpsc::Sender<ServerMessage>,
+    superseded: Arc<Notify>,
 }
 
 /// A session's side of the hub; unregisters itself when dropped.
@@ -43,6 +44,9 @@ pub struct DeviceMailbox {
     pub wake: Arc<Notify>,
     /// Messages posted for the device.
     pub posted: mpsc::Receiver<ServerMessage>,
+    /// Notified when a newer session of the same device registers: this
+    /// one should close (one session per device).
+    pub superseded: Arc<Notify>,
 }
 
 impl DeviceHub {
@@ -55,18 +59,23 @@ impl DeviceHub {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let wake = Arc::new(Notify::new());
         let (post, posted) = mpsc::channel(MAILBOX_CAPACITY);
+        let superseded = Arc::new(Notify::new());
         let entry = Entry {
             id,
             wake: wake.clone(),
             post,
+            superseded: superseded.clone(),
         };
-        self.lock().insert(device_id.to_owned(), entry);
+        if let Some(older) = self.lock().insert(device_id.to_owned(), entry) {
+            older.superseded.notify_one();
+        }
         DeviceMailbox {
             hub: self.clone(),
             device_id: device_id.to_owned(),
             id,
             wake,
             posted,
+            superseded,
         }
     }
 

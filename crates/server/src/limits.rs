@@ -49,6 +49,9 @@ pub struct Limits {
     /// Uploads one device may have receiving at once (an agent sends one
     /// at a time; a few more cover retries after a lost answer).
     pub open_uploads_per_device: u32,
+    /// Seconds an RTE session may go without a frame from its agent; the
+    /// server pings every third of it, so a live agent always answers.
+    pub rte_idle_secs: u64,
     /// MiB of free disk kept in reserve: a new upload that would leave
     /// less is refused with 507, so uploads never fill the disk the
     /// database and stored recordings live on.
@@ -62,6 +65,7 @@ impl Default for Limits {
             connections_per_address: 1_000,
             request_timeout_secs: 30,
             open_uploads_per_device: 8,
+            rte_idle_secs: 90,
             disk_reserve_mib: 1024,
         }
     }
@@ -71,6 +75,11 @@ impl Limits {
     /// [`Limits::request_timeout_secs`] as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// [`Limits::rte_idle_secs`] as a duration.
+    pub fn rte_idle(&self) -> Duration {
+        Duration::from_secs(self.rte_idle_secs)
     }
 
     /// [`Limits::disk_reserve_mib`] in bytes.
@@ -87,6 +96,9 @@ impl Limits {
         }
         if self.open_uploads_per_device == 0 {
             return Err("limits.open_uploads_per_device must be at least 1".into());
+        }
+        if self.rte_idle_secs < 3 {
+            return Err("limits.rte_idle_secs must be at least 3".into());
         }
         if self.request_timeout_secs == 0 {
             return Err("limits.request_timeout_secs must be at least 1".into());

@@ -61,6 +61,9 @@ pub async fn upgrade(
     let ws = ws.map_err(|r| ApiError::new(r.status(), "websocket_required", r.body_text()))?;
     Ok(ws
         .max_message_size(MAX_MESSAGE_BYTES)
+        // tungstenite's frame limit is 16 MiB by default: a frame is read
+        // whole before the message limit is looked at.
+        .max_frame_size(MAX_MESSAGE_BYTES)
         // tungstenite's defaults (128 KiB read buffer) are sized for bulk
         // transfer; RTE messages are small and a server holds thousands of
         // sockets, so this is most of the memory per agent.
@@ -116,153 +119,215 @@ struct Session {
 impl Session {
     async fn run(mut self, mut socket: WebSocket) {
         let device = self.device_id.clone();
-        match self.serve(&mut socket).await {
-            Ok(()) | Err(SessionError::Closed) => {
-                tracing::debug!(%device, "RTE session ended")
-            }
+        let close = match self.serve(&mut socket).await {
+            Ok(close) => close,
+            Err(SessionError::Closed) => None,
             Err(e) => {
                 tracing::error!(%device, error = %e, "RTE session failed");
                 let _ = send_error(&mut socket, "internal", "internal server error").await;
+                Some(frame(close_code::ERROR, "internal server error"))
             }
+        };
+        if let Some(f) = &close {
+            tracing::debug!(%device, code = f.code, reason = %f.reason, "RTE session closed by the server");
+        } else {
+            tracing::debug!(%device, "RTE session ended");
         }
-        let _ = socket.send(Message::Close(None)).await;
+        let _ = socket.send(Message::Close(close)).await;
     }
 
-    async fn serve(&mut self, socket: &mut WebSocket) -> Result<(), SessionError> {
+    /// Serves the session until it ends: `Ok(Some(frame))` when the server
+    /// ends it (the frame's code says why), `Ok(None)` when the agent did.
+    async fn serve(&mut self, socket: &mut WebSocket) -> Result<Option<CloseFrame>, SessionError> {
         let mut changes = self.state.directory_changes();
         let mut closing = self.state.closing();
         let mut watermark = self.state.watermark();
         let mut watermark_due: Option<Instant> = None;
+        let idle = self.state.limits().rte_idle();
+        let mut heard = Instant::now();
+        let mut ping = tokio::time::interval_at(Instant::now() + idle / 3, idle / 3);
+        let mut budget = Budget::new(Instant::now());
         // Registered before Hello so no contact imported meanwhile is missed:
-        // its wake-up waits in the mailbox.
+        // its wake-up waits in the mailbox. A newer session of the same
+        // device supersedes this one.
         let mut mailbox = self.state.hub().register(&self.device_id);
-        let hello = match tokio::time::timeout(HELLO_TIMEOUT, next_message(socket)).await {
-            Err(_) => {
-                send_error(socket, "hello_required", "send hello first").await?;
-                return Ok(());
-            }
-            Ok(None) => return Ok(()),
-            Ok(Some(Err(e))) => {
-                send_error(socket, "bad_message", &e.to_string()).await?;
-                return Ok(());
-            }
-            Ok(Some(Ok(AgentMessage::Hello(h)))) => h,
-            Ok(Some(Ok(_))) => {
-                send_error(socket, "hello_required", "the first message must be hello").await?;
-                return Ok(());
-            }
-        };
-        if !self.hello(socket, hello).await? {
-            return Ok(());
+        let hello =
+            match tokio::time::timeout(HELLO_TIMEOUT, next_message(socket, &mut heard)).await {
+                Err(_) => {
+                    send_error(socket, "hello_required", "send hello first").await?;
+                    return Ok(Some(frame(close_code::POLICY, "no hello")));
+                }
+                Ok(Incoming::Message(AgentMessage::Hello(h))) => h,
+                Ok(Incoming::Message(_)) => {
+                    send_error(socket, "hello_required", "the first message must be hello").await?;
+                    return Ok(Some(frame(
+                        close_code::POLICY,
+                        "the first message must be hello",
+                    )));
+                }
+                Ok(other) => return refuse(socket, other).await,
+            };
+        if let Some(end) = self.hello(socket, hello).await? {
+            return Ok(Some(end));
         }
         let w = *watermark.borrow_and_update();
         self.relay(socket, w).await?;
         loop {
             tokio::select! {
-                    msg = next_message(socket) => match msg {
-                        None => return Ok(()),
-                        Some(Err(e)) => send_error(socket, "bad_message", &e.to_string()).await?,
-                        Some(Ok(AgentMessage::Hello(h))) => {
-                            if !self.hello(socket, h).await? {
-                                return Ok(());
-                            }
-                            let w = *watermark.borrow_and_update();
-            self.relay(socket, w).await?;
-                        }
-                        Some(Ok(AgentMessage::ClockProbe(p))) => {
-                            let t1 = now_micros();
-                            let reply = ClockReply { t0: p.t0, t1, t2: now_micros() };
-                            send(socket, &ServerMessage::ClockReply(reply)).await?;
-                        }
-                        Some(Ok(AgentMessage::ContactAck(ack))) => {
-                            if ack.seq > self.sent_seq {
-                                let m = format!("ack of contact {} which was not sent (last sent {})", ack.seq, self.sent_seq);
-                                send_error(socket, "bad_ack", &m).await?;
-                            } else {
-                                let device = self.device_id.clone();
-                                self.state.db().call(move |c| contacts::acknowledge(c, &device, ack.seq)).await?;
-                            }
-                        }
-                        Some(Ok(AgentMessage::ContactOutcome(outcome))) => {
-                            let device = self.device_id.clone();
-                            let (id, seq) = (outcome.contact_id.clone(), outcome.seq);
-                            let known = self.state.db().call(move |c| {
-                                let tx = c.transaction()?;
-                                let known = contacts::unrecoverable(&tx, &device, &outcome)?;
-                                tx.commit()?;
-                                Ok::<_, DirectoryError>(known)
-                            }).await?;
-                            if known {
-                                tracing::info!(device = %self.device_id, contact = ?id, "device has no recording of the contact");
-                            } else {
-                                let m = format!("contact {id} was never relayed to this device as {seq}");
-                                send_error(socket, "unknown_contact", &m).await?;
-                            }
-                        }
-                        Some(Ok(AgentMessage::SegmentReport(report))) => {
-                            let device = self.device_id.clone();
-                            tracing::warn!(device = %device, segment = report.started_at, deleted = %report.deleted,
-                                "the device deleted a segment with discrepancies");
-                            self.state.db().call(move |c| audit::segment_report(c, &device, &report)).await?;
-                        }
-                        Some(Ok(AgentMessage::Heartbeat(hb))) => {
-                            let device = self.device_id.clone();
-                            let status = serde_json::to_string(&hb.status).unwrap_or_default();
-                            self.state.db().call(move |c| enrollment::record_status(c, &device, &status)).await?;
-                        }
-                    },
-                    () = mailbox.wake.notified() => {
-                        let w = *watermark.borrow();
-                        self.relay(socket, w).await?;
+                msg = next_message(socket, &mut heard) => {
+                    let msg = match msg {
+                        Incoming::Message(m) => m,
+                        other => return refuse(socket, other).await,
+                    };
+                    // Every message below costs a database write.
+                    if !budget.spend(Instant::now()) {
+                        send_error(socket, "rate_limited", "too many messages: slow down and reconnect").await?;
+                        return Ok(Some(frame(close_code::POLICY, "rate limited")));
                     }
-                    Some(msg) = mailbox.posted.recv() => send(socket, &msg).await?,
-                    changed = watermark.changed() => {
-                        if changed.is_err() {
-                            return Ok(());
-                        }
-                        watermark_due.get_or_insert_with(|| Instant::now() + WATERMARK_DEBOUNCE);
-                    }
-                    () = tokio::time::sleep_until(watermark_due.unwrap_or_else(Instant::now)), if watermark_due.is_some() => {
-                        watermark_due = None;
-                        let w = *watermark.borrow_and_update();
-            self.relay(socket, w).await?;
-                    }
-                    changed = changes.changed() => {
-                        if changed.is_err() {
-                            return Ok(()); // the server is gone
-                        }
-                        let device = self.device_id.clone();
-                        let active = self.state.db().call(move |c| enrollment::is_active(c, &device)).await?;
-                        if !active {
-                            send_error(socket, "device_revoked", "this device has been revoked").await?;
-                            let _ = socket.send(Message::Close(Some(CloseFrame {
-                                code: close_code::POLICY,
-                                reason: "device revoked".into(),
-                            }))).await;
-                            return Ok(());
-                        }
-                        self.send_policy(socket).await?;
-                    }
-                    _ = closing.changed() => {
-                        let _ = socket.send(Message::Close(Some(CloseFrame {
-                            code: close_code::AWAY,
-                            reason: "server shutting down".into(),
-                        }))).await;
-                        return Ok(());
+                    if let Some(end) = self.handle(socket, msg, &mut watermark).await? {
+                        return Ok(Some(end));
                     }
                 }
+                () = mailbox.wake.notified() => {
+                    let w = *watermark.borrow();
+                    self.relay(socket, w).await?;
+                }
+                Some(msg) = mailbox.posted.recv() => send(socket, &msg).await?,
+                () = mailbox.superseded.notified() => {
+                    return Ok(Some(frame(close_code::POLICY, "a newer session of this device replaced this one")));
+                }
+                _ = ping.tick() => {
+                    if heard.elapsed() >= idle {
+                        return Ok(Some(frame(close_code::POLICY, "nothing heard from the agent in time")));
+                    }
+                    socket.send(Message::Ping(Default::default())).await.map_err(|_| SessionError::Closed)?;
+                }
+                changed = watermark.changed() => {
+                    if changed.is_err() {
+                        return Ok(None);
+                    }
+                    watermark_due.get_or_insert_with(|| Instant::now() + WATERMARK_DEBOUNCE);
+                }
+                () = tokio::time::sleep_until(watermark_due.unwrap_or_else(Instant::now)), if watermark_due.is_some() => {
+                    watermark_due = None;
+                    let w = *watermark.borrow_and_update();
+                    self.relay(socket, w).await?;
+                }
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(None); // the server is gone
+                    }
+                    let device = self.device_id.clone();
+                    let active = self.state.db().call(move |c| enrollment::is_active(c, &device)).await?;
+                    if !active {
+                        send_error(socket, "device_revoked", "this device has been revoked").await?;
+                        return Ok(Some(frame(close_code::POLICY, "device revoked")));
+                    }
+                    self.send_policy(socket).await?;
+                }
+                _ = closing.changed() => {
+                    return Ok(Some(frame(close_code::AWAY, "server shutting down")));
+                }
+            }
         }
     }
 
-    /// Handles a Hello; returns false if the session must end.
-    async fn hello(&mut self, socket: &mut WebSocket, hello: Hello) -> Result<bool, SessionError> {
+    /// Handles one agent message after Hello; `Some` ends the session.
+    async fn handle(
+        &mut self,
+        socket: &mut WebSocket,
+        msg: AgentMessage,
+        watermark: &mut tokio::sync::watch::Receiver<Option<i64>>,
+    ) -> Result<Option<CloseFrame>, SessionError> {
+        match msg {
+            AgentMessage::Hello(h) => {
+                if let Some(end) = self.hello(socket, h).await? {
+                    return Ok(Some(end));
+                }
+                let w = *watermark.borrow_and_update();
+                self.relay(socket, w).await?;
+            }
+            AgentMessage::ClockProbe(p) => {
+                let t1 = now_micros();
+                let reply = ClockReply {
+                    t0: p.t0,
+                    t1,
+                    t2: now_micros(),
+                };
+                send(socket, &ServerMessage::ClockReply(reply)).await?;
+            }
+            AgentMessage::ContactAck(ack) => {
+                if ack.seq > self.sent_seq {
+                    let m = format!(
+                        "ack of contact {} which was not sent (last sent {})",
+                        ack.seq, self.sent_seq
+                    );
+                    send_error(socket, "bad_ack", &m).await?;
+                } else {
+                    let device = self.device_id.clone();
+                    self.state
+                        .db()
+                        .call(move |c| contacts::acknowledge(c, &device, ack.seq))
+                        .await?;
+                }
+            }
+            AgentMessage::ContactOutcome(outcome) => {
+                let device = self.device_id.clone();
+                let (id, seq) = (outcome.contact_id.clone(), outcome.seq);
+                let known = self
+                    .state
+                    .db()
+                    .call(move |c| {
+                        let tx = c.transaction()?;
+                        let known = contacts::unrecoverable(&tx, &device, &outcome)?;
+                        tx.commit()?;
+                        Ok::<_, DirectoryError>(known)
+                    })
+                    .await?;
+                if known {
+                    tracing::info!(device = %self.device_id, contact = ?id, "device has no recording of the contact");
+                } else {
+                    let m = format!("contact {id} was never relayed to this device as {seq}");
+                    send_error(socket, "unknown_contact", &m).await?;
+                }
+            }
+            AgentMessage::SegmentReport(report) => {
+                let device = self.device_id.clone();
+                tracing::warn!(device = %device, segment = report.started_at, deleted = %report.deleted,
+                    "the device deleted a segment with discrepancies");
+                self.state
+                    .db()
+                    .call(move |c| audit::segment_report(c, &device, &report))
+                    .await?;
+            }
+            AgentMessage::Heartbeat(hb) => {
+                let device = self.device_id.clone();
+                let status = serde_json::to_string(&hb.status).unwrap_or_default();
+                self.state
+                    .db()
+                    .call(move |c| enrollment::record_status(c, &device, &status))
+                    .await?;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Handles a Hello; `Some` ends the session.
+    async fn hello(
+        &mut self,
+        socket: &mut WebSocket,
+        hello: Hello,
+    ) -> Result<Option<CloseFrame>, SessionError> {
         if hello.version != PROTOCOL_VERSION {
             let m = format!(
                 "protocol version {} is not supported (server speaks {PROTOCOL_VERSION})",
                 hello.version
             );
             send_error(socket, "unsupported_version", &m).await?;
-            return Ok(false);
+            return Ok(Some(frame(
+                close_code::POLICY,
+                "unsupported protocol version",
+            )));
         }
         if hello.device_id != self.device_id {
             send_error(
@@ -271,7 +336,7 @@ impl Session {
                 "device_id does not match the credential",
             )
             .await?;
-            return Ok(false);
+            return Ok(Some(frame(close_code::POLICY, "device mismatch")));
         }
         // Sequence numbers are SQLite integers: a cursor past i64::MAX
         // would turn negative there and replay the whole queue.
@@ -279,7 +344,7 @@ impl Session {
         if i64::try_from(cursor).is_err() {
             let m = format!("last_contact_cursor {cursor} is past the largest sequence number");
             send_error(socket, "bad_cursor", &m).await?;
-            return Ok(false);
+            return Ok(Some(frame(close_code::POLICY, "bad cursor")));
         }
         self.login = hello.windows_login.clone();
         self.sent_seq = cursor;
@@ -300,7 +365,7 @@ impl Session {
         // A new Hello always gets a policy, even if unchanged.
         self.last_policy = None;
         self.send_policy(socket).await?;
-        Ok(true)
+        Ok(None)
     }
 
     /// Sends every queued contact after `sent_seq`, in order, then the
@@ -361,20 +426,115 @@ impl Session {
     }
 }
 
-/// The next agent message, `None` when the connection is over. Pings are
-/// answered by the WebSocket layer and skipped here.
-async fn next_message(socket: &mut WebSocket) -> Option<Result<AgentMessage, String>> {
+/// What the agent sent next.
+enum Incoming {
+    /// A protocol message.
+    Message(AgentMessage),
+    /// A text frame that is not a protocol message.
+    Malformed(String),
+    /// A binary frame: not part of the protocol.
+    Binary,
+    /// A frame or message over [`MAX_MESSAGE_BYTES`].
+    TooBig,
+    /// The connection is over (closed by the agent, or broken).
+    Gone,
+}
+
+/// The next agent message. Pings and pongs are answered by the WebSocket
+/// layer and skipped here; every frame counts as hearing from the agent.
+async fn next_message(socket: &mut WebSocket, heard: &mut Instant) -> Incoming {
     loop {
-        match socket.recv().await? {
-            Ok(Message::Text(t)) => {
-                return Some(AgentMessage::from_json(t.as_str()).map_err(|e| e.to_string()));
-            }
-            Ok(Message::Binary(_)) => {
-                return Some(Err("binary frames are not part of the protocol".into()));
-            }
+        let Some(frame) = socket.recv().await else {
+            return Incoming::Gone;
+        };
+        *heard = Instant::now();
+        return match frame {
+            Ok(Message::Text(t)) => match AgentMessage::from_json(t.as_str()) {
+                Ok(m) => Incoming::Message(m),
+                Err(e) => Incoming::Malformed(e.to_string()),
+            },
+            Ok(Message::Binary(_)) => Incoming::Binary,
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(Message::Close(_)) => Incoming::Gone,
+            Err(e) if too_big(&e) => Incoming::TooBig,
+            Err(_) => Incoming::Gone,
+        };
+    }
+}
+
+/// Whether a read failed because a frame or message was over the limit.
+fn too_big(e: &axum::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|e| e.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
+/// Ends the session over something that is not a protocol message: the
+/// agent is told why, then the close code says it too.
+async fn refuse(
+    socket: &mut WebSocket,
+    incoming: Incoming,
+) -> Result<Option<CloseFrame>, SessionError> {
+    let (code, error, why) = match incoming {
+        Incoming::Malformed(e) => (close_code::INVALID, "bad_message", e),
+        Incoming::Binary => (
+            close_code::UNSUPPORTED,
+            "bad_message",
+            "binary frames are not part of the protocol".to_owned(),
+        ),
+        Incoming::TooBig => (
+            close_code::SIZE,
+            "too_big",
+            format!("a message is at most {MAX_MESSAGE_BYTES} bytes"),
+        ),
+        Incoming::Gone | Incoming::Message(_) => return Ok(None),
+    };
+    // A socket that failed on an oversize frame may take no more; the
+    // close below is still attempted.
+    let _ = send_error(socket, error, &why).await;
+    Ok(Some(frame(code, error)))
+}
+
+/// A close frame with `code` and a short `reason` (at most 123 bytes).
+fn frame(code: u16, reason: &str) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
+}
+
+/// Database-writing messages a session may send: a burst of [`BURST`],
+/// then [`PER_SECOND`] a second. An agent sends a heartbeat a minute and
+/// an ack per contact; a flood from one device cannot monopolise the one
+/// database connection.
+struct Budget {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Messages a session may send at once.
+const BURST: f64 = 1_000.0;
+/// Messages a second a session may send on average.
+const PER_SECOND: f64 = 50.0;
+
+impl Budget {
+    fn new(now: Instant) -> Self {
+        Self {
+            tokens: BURST,
+            at: now,
         }
+    }
+
+    /// Spends one message; false when the budget is gone.
+    fn spend(&mut self, now: Instant) -> bool {
+        let refill = now.duration_since(self.at).as_secs_f64() * PER_SECOND;
+        self.tokens = (self.tokens + refill).min(BURST);
+        self.at = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
     }
 }
 
@@ -391,4 +551,24 @@ async fn send_error(socket: &mut WebSocket, code: &str, message: &str) -> Result
         message: message.into(),
     };
     send(socket, &ServerMessage::Error(e)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_allows_a_burst_then_its_rate() {
+        let t0 = Instant::now();
+        let mut b = Budget::new(t0);
+        for i in 0..BURST as usize {
+            assert!(b.spend(t0), "message {i} of the burst");
+        }
+        assert!(!b.spend(t0), "past the burst");
+        let later = t0 + Duration::from_secs(1);
+        for i in 0..PER_SECOND as usize {
+            assert!(b.spend(later), "message {i} of the next second");
+        }
+        assert!(!b.spend(later));
+    }
 }

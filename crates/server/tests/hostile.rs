@@ -173,3 +173,133 @@ async fn a_cursor_past_the_largest_sequence_number_is_refused_not_a_replay() {
         assert!(agent.try_recv(Duration::from_millis(500)).await.is_none());
     }
 }
+
+/// Reads the agent's side until the server closes: the error codes it
+/// sent before, and the close code (None if the socket just ended).
+async fn closed_with(agent: &mut util::Agent) -> (Vec<String>, Option<u16>) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut errors = Vec::new();
+    loop {
+        match tokio::time::timeout(util::WAIT, agent.ws.next()).await {
+            Err(_) => panic!("the server did not close in time; errors so far {errors:?}"),
+            Ok(None) | Ok(Some(Err(_))) => return (errors, None),
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return (errors, frame.map(|f| u16::from(f.code)));
+            }
+            Ok(Some(Ok(Message::Text(t)))) => {
+                if let ServerMessage::Error(e) = ServerMessage::from_json(t.as_str()).unwrap() {
+                    errors.push(e.code);
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn malformed_oversize_binary_and_flooding_rte_messages_get_their_close_codes() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let s = TestServer::start().await;
+    let device = s.enroll().await;
+    let heartbeat = AgentMessage::Heartbeat(deskrec_protocol::Heartbeat {
+        status: deskrec_protocol::AgentStatus {
+            recording: deskrec_protocol::RecordingState::Recording,
+            segments_on_disk: 1,
+            uploads_queued: 0,
+            disk_free_bytes: 1 << 30,
+            errors: Vec::new(),
+        },
+    })
+    .to_json();
+    let cases: [(&str, Vec<Message>, &str, u16); 5] = [
+        (
+            "malformed",
+            vec![Message::text("{\"type\": \"no such")],
+            "bad_message",
+            1007,
+        ),
+        (
+            "binary",
+            vec![Message::binary(vec![1u8, 2, 3])],
+            "bad_message",
+            1003,
+        ),
+        (
+            "oversize",
+            vec![Message::text("x".repeat(100 << 10))],
+            "too_big",
+            1009,
+        ),
+        (
+            "flood",
+            (0..1_200)
+                .map(|_| Message::text(heartbeat.clone()))
+                .collect(),
+            "rate_limited",
+            1008,
+        ),
+        (
+            "not hello first",
+            vec![Message::text(heartbeat.clone())],
+            "hello_required",
+            1008,
+        ),
+    ];
+    for (name, messages, error, code) in cases {
+        let mut agent = s.rte(Some(&device.credential)).await.unwrap();
+        if name != "not hello first" {
+            agent.hello(&device.device_id, "CORP\\ann").await;
+        }
+        for m in messages {
+            if agent.ws.send(m).await.is_err() {
+                break; // closed mid-flood
+            }
+        }
+        let (errors, close) = closed_with(&mut agent).await;
+        assert_eq!(close, Some(code), "{name}: errors {errors:?}");
+        if name != "oversize" {
+            assert!(errors.iter().any(|e| e == error), "{name}: {errors:?}");
+        }
+    }
+    let (status, _) = s.request("GET", "/api/v1/health", None, "", "").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_silent_agent_is_closed_and_a_newer_session_replaces_the_older() {
+    let s =
+        TestServer::start_with(tempfile::tempdir().unwrap(), |c| c.limits.rte_idle_secs = 3).await;
+    let device = s.enroll().await;
+    // Silent: it reads nothing, so it answers no ping.
+    let mut silent = s.rte(Some(&device.credential)).await.unwrap();
+    silent.hello(&device.device_id, "CORP\\ann").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(s.state.hub().connected(), 0, "the server ended the session");
+    // The client's reads hit the queued pings first, whose pongs fail on the
+    // closed socket, so the close frame itself may not be read.
+    let (_, close) = closed_with(&mut silent).await;
+    assert!(matches!(close, Some(1008) | None), "{close:?}");
+    // An agent that reads answers the pings and stays.
+    let mut older = s.rte(Some(&device.credential)).await.unwrap();
+    older.hello(&device.device_id, "CORP\\ann").await;
+    // (Its reads answer the pings; nothing else comes in 5 s.)
+    let quiet = tokio::time::timeout(Duration::from_secs(5), older.recv()).await;
+    assert!(quiet.is_err(), "{quiet:?}");
+    older
+        .send(&AgentMessage::ClockProbe(deskrec_protocol::ClockProbe {
+            t0: 1,
+        }))
+        .await;
+    assert!(
+        matches!(older.recv().await, ServerMessage::ClockReply(_)),
+        "an agent that answers pings is still served after 5 s"
+    );
+    // One session per device: a newer one closes the older.
+    let mut newer = s.rte(Some(&device.credential)).await.unwrap();
+    newer.hello(&device.device_id, "CORP\\ann").await;
+    let (_, close) = closed_with(&mut older).await;
+    assert_eq!(close, Some(1008), "the older session");
+    assert_eq!(s.state.hub().connected(), 1);
+}

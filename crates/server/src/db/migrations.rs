@@ -196,6 +196,11 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX fleet_token_uses_by_token ON fleet_token_uses(token_id, at);
     ",
+    // 5: audit rows looked up by what they are about (a device's segment
+    // report is recorded once: the check must not scan the whole log).
+    "
+    CREATE INDEX audit_by_action_target ON audit(action, target);
+    ",
 ];
 
 /// The schema version of the open database.
