@@ -1,17 +1,25 @@
-//! `cargo xtask fuzz [SECONDS]`: fuzzes every parser of the vault for
-//! SECONDS each (default 30).
+//! `cargo xtask fuzz [SECONDS]`: fuzzes every parser of what a device (or
+//! an administrator's file) hands the server or the agent, SECONDS per
+//! target (default 30).
 //!
 //! The targets live in `crates/vault/fuzz`, a cargo-fuzz project with its
-//! own workspace (`segment`, `recording`, `manifest`; see its `src/lib.rs`
-//! for what each checks). This task:
+//! own workspace ([`TARGETS`]; see its `src/lib.rs` and README for what
+//! each checks): the vault's file and record parsers; `verify_recording`,
+//! `export_mp4` and `splice` on recordings the harness builds from the
+//! input and seals and signs with real keys, as a hostile device can; the
+//! RTE messages, tus headers, CSV user import and enrollment tokens. This
+//! task:
 //!
 //! 1. replays `crates/vault/fuzz/regressions/<target>/*`, inputs that once
 //!    crashed a parser (listed in `regressions/README.md`), so a known bug
 //!    fails at once and every time rather than whenever the fuzzer happens
 //!    to find it again;
-//! 2. fuzzes for SECONDS, starting from the committed seeds
+//! 2. fuzzes each target for SECONDS, starting from the committed seeds
 //!    (`corpus/<target>/seed-*`) plus the corpus earlier runs grew, kept in
 //!    `~/.cache/deskrec/fuzz-corpus/<target>` so CI keeps its progress.
+//!
+//! CI (`cargo xtask test`) splits one total budget across the targets
+//! ([`ci_seconds`]), so adding a target does not lengthen CI.
 //!
 //! A crash fails the task; libFuzzer leaves the input in
 //! `crates/vault/fuzz/artifacts/<target>/`. Copy it to `regressions/<target>/`
@@ -26,7 +34,9 @@
 //! inputs a second on the segment target) and the parsers are safe Rust,
 //! where a memory error would need a bug in a dependency's `unsafe`. Builds
 //! keep cargo-fuzz's default: optimised, with debug assertions and overflow
-//! checks on, so arithmetic overflow counts as a crash.
+//! checks on, so arithmetic overflow counts as a crash. The project depends
+//! on `deskrec-server` (for the tus and CSV parsers), so a cold build
+//! compiles the server's dependencies too: about 6 minutes on one core.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -35,13 +45,33 @@ use anyhow::{Context, Result, bail};
 
 use crate::util::{self, cache_dir, cargo, have, root};
 
-/// The fuzz targets, one per parser.
-const TARGETS: &[&str] = &["segment", "recording", "manifest"];
+/// The fuzz targets, one per parser, each with the largest input libFuzzer
+/// builds for it. Binary formats get 1 MiB: room for records, frames and
+/// length fields far past the seeds (a few KB), up to several hundred
+/// frames of H.264. Text gets 64 KiB: more than any header, message or
+/// token a device sends.
+const TARGETS: &[(&str, usize)] = &[
+    ("segment", MIB),
+    ("recording", MIB),
+    ("manifest", MIB),
+    ("verify", MIB),
+    ("export", MIB),
+    ("splice", MIB),
+    ("rte", TEXT),
+    ("tus", TEXT),
+    ("csv", TEXT),
+    ("token", TEXT),
+];
+const MIB: usize = 1 << 20;
+const TEXT: usize = 64 << 10;
 /// Seconds per target when none are given.
 const DEFAULT_SECONDS: u64 = 30;
-/// Largest input libFuzzer builds: room for a few more records than the
-/// largest seed (a two-part recording of about 3 KB).
-const MAX_LEN: usize = 16 << 10;
+
+/// Seconds per target that spend `total` seconds on the whole set (at
+/// least 1 each).
+pub fn ci_seconds(total: u64) -> u64 {
+    (total / TARGETS.len() as u64).max(1)
+}
 
 /// Runs the task.
 pub fn run(args: &[String]) -> Result<()> {
@@ -49,8 +79,8 @@ pub fn run(args: &[String]) -> Result<()> {
     ensure_cargo_fuzz()?;
     util::run(&mut cargo_fuzz("build"))?;
     replay_regressions()?;
-    for target in TARGETS {
-        fuzz(target, seconds)?;
+    for &(target, max_len) in TARGETS {
+        fuzz(target, max_len, seconds)?;
     }
     eprintln!(
         "fuzz: {} targets, {seconds} s each, no crash",
@@ -99,7 +129,7 @@ fn cargo_fuzz(subcommand: &str) -> Command {
 /// that every one still crashing is named; fails if any does.
 fn replay_regressions() -> Result<()> {
     let mut crashing = Vec::new();
-    for target in TARGETS {
+    for &(target, _) in TARGETS {
         for input in regression_inputs(target)? {
             let mut replay = cargo_fuzz("run");
             replay.arg(target).arg(&input);
@@ -133,7 +163,7 @@ fn regression_inputs(target: &str) -> Result<Vec<PathBuf>> {
 }
 
 /// Fuzzes `target` for `seconds`, growing the cached corpus.
-fn fuzz(target: &str, seconds: u64) -> Result<()> {
+fn fuzz(target: &str, max_len: usize, seconds: u64) -> Result<()> {
     let grown = cache_dir().join("fuzz-corpus").join(target);
     std::fs::create_dir_all(&grown).with_context(|| format!("creating {}", grown.display()))?;
     let seeds = fuzz_dir().join("corpus").join(target);
@@ -144,7 +174,7 @@ fn fuzz(target: &str, seconds: u64) -> Result<()> {
         .arg(&seeds)
         .arg("--")
         .arg(format!("-max_total_time={seconds}"))
-        .arg(format!("-max_len={MAX_LEN}"))
+        .arg(format!("-max_len={max_len}"))
         .arg("-timeout=10");
     util::run(&mut session).with_context(|| {
         format!(

@@ -77,3 +77,34 @@ pub use api::router;
 pub use config::Config;
 pub use server::serve;
 pub use state::{AppState, StartError};
+
+/// Thin wrappers over private parsers of what a device sends, for the fuzz
+/// targets in `crates/vault/fuzz`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use crate::uploads::tus;
+
+    /// A tus numeric header (`Upload-Length`, `Upload-Offset`,
+    /// `Content-Length`) with this raw value; `None` when the bytes are not
+    /// a valid HTTP header value (the HTTP layer rejects those first).
+    pub fn tus_number(value: &[u8]) -> Option<Result<Option<u64>, String>> {
+        let value = HeaderValue::from_bytes(value).ok()?;
+        let mut headers = HeaderMap::new();
+        headers.insert("upload-length", value);
+        Some(tus::number(&headers, "upload-length").map_err(|e| e.to_string()))
+    }
+
+    /// The value of `key` in an `Upload-Metadata` header.
+    pub fn tus_metadata(header: &str, key: &str) -> Result<Option<String>, String> {
+        tus::metadata(header, key).map_err(|e| e.to_string())
+    }
+
+    /// An `Upload-Checksum` header: (is SHA-256, expected digest).
+    pub fn tus_checksum(value: &str) -> Result<(bool, Vec<u8>), String> {
+        tus::Checksum::parse(value)
+            .map(|c| (c.sha256, c.expected))
+            .map_err(|e| e.to_string())
+    }
+}

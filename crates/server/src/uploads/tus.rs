@@ -124,7 +124,7 @@ fn text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(str::trim)
 }
 
-fn number(headers: &HeaderMap, name: &str) -> Result<Option<u64>> {
+pub(crate) fn number(headers: &HeaderMap, name: &str) -> Result<Option<u64>> {
     text(headers, name)
         .map(|v| {
             v.parse().map_err(|_| {
@@ -222,7 +222,7 @@ fn bad(message: &str) -> UploadError {
 }
 
 /// The value of `key` in an `Upload-Metadata` header (`key base64,…`).
-fn metadata(header: &str, key: &str) -> Result<Option<String>> {
+pub(crate) fn metadata(header: &str, key: &str) -> Result<Option<String>> {
     for pair in header.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once(' ').unwrap_or((pair, ""));
         if k == key {
@@ -341,13 +341,13 @@ struct PatchRequest {
 
 /// `Upload-Checksum`: the algorithm and the expected digest.
 #[derive(Debug)]
-struct Checksum {
-    sha256: bool,
-    expected: Vec<u8>,
+pub(crate) struct Checksum {
+    pub(crate) sha256: bool,
+    pub(crate) expected: Vec<u8>,
 }
 
 impl Checksum {
-    fn parse(value: &str) -> Result<Self> {
+    pub(crate) fn parse(value: &str) -> Result<Self> {
         let (algorithm, digest) = value
             .split_once(' ')
             .ok_or_else(|| bad("Upload-Checksum must be \"<algorithm> <base64 digest>\""))?;

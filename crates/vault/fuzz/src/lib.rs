@@ -1,5 +1,10 @@
-//! What the vault's fuzz targets check, in one place; each target in
-//! `fuzz_targets/` is a one-line call into this library.
+//! What the fuzz targets check, in one place; each target in
+//! `fuzz_targets/` is a one-line call into this library. This file holds
+//! the vault's file and record parsers (`segment`, `recording`,
+//! `manifest`); [`signed`] the recordings a hostile device seals and signs
+//! itself (`verify`, `export`, `splice`); [`text`] the protocol and server
+//! parsers of what a device or an administrator sends (`rte`, `tus`,
+//! `csv`, `token`).
 //!
 //! The rule under test: a parser given any bytes returns an error, never
 //! panics (the server parses files uploaded by agents, the agent parses
@@ -15,6 +20,9 @@
 //!   CLI does both), compute frame time ranges (verification does);
 //! - **check round trips**: a body that decodes re-encodes to the very same
 //!   bytes, and a scan never claims bytes past the end of its input.
+
+pub mod signed;
+pub mod text;
 
 use std::hint::black_box;
 use std::io::Cursor;
