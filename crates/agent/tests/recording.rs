@@ -46,7 +46,8 @@ async fn an_eligible_user_records_until_the_policy_says_stop_and_an_unknown_one_
     .await;
     assert_eq!(
         (r.state, r.reason.as_str()),
-        (RecordingState::NotEligible, "unknown_login")
+        // Unknown to the server, told as a user without the role.
+        (RecordingState::NotEligible, "no_record_permission")
     );
     assert_eq!(r.segments.count, 0);
     assert!(r.current_segment.is_none());

@@ -316,10 +316,21 @@ pub fn watermark(conn: &Connection) -> rusqlite::Result<Option<i64>> {
 }
 
 /// Notes that `login` is on `device` (from a Hello). The first time a login
-/// is seen on a device, its pending contacts since the device enrolled are
-/// queued for it: the PC may have recorded them while offline. Returns
-/// whether anything was queued.
-pub fn login_seen(conn: &Connection, device: &str, login: &str) -> Result<bool> {
+/// is seen on a device, the pair is audited (`device.login_new`), and the
+/// login's pending contacts that ended while the device was offline are
+/// queued for it: the PC may have recorded them then. `offline` is that
+/// gap: from the last time the server heard from the device (or its
+/// enrollment) to the start of its current session. A contact that ended
+/// while the device was connected is not queued: the device would have
+/// said then who was logged on, so a device claiming a login now cannot
+/// collect that login's past contacts. Returns whether anything was
+/// queued.
+pub fn login_seen(
+    conn: &Connection,
+    device: &str,
+    login: &str,
+    offline: (Option<i64>, i64),
+) -> Result<bool> {
     if login.is_empty() {
         return Ok(false);
     }
@@ -336,15 +347,23 @@ pub fn login_seen(conn: &Connection, device: &str, login: &str) -> Result<bool> 
          VALUES (?1, ?2, ?3, ?3)",
         params![device, login, now],
     )?;
+    audit::record(
+        conn,
+        &Actor::Device(device.to_owned()),
+        "device.login_new",
+        login,
+        serde_json::json!({ "device": device }),
+    )?;
     let backlog: Vec<i64> = conn
         .prepare(
             "SELECT c.id FROM contacts c, devices d
              WHERE d.id = ?1 AND c.windows_login = ?2 AND c.status = 'pending'
-               AND c.end_at > d.enrolled_at
+               AND c.end_at > max(d.enrolled_at, coalesce(?3, d.enrolled_at))
+               AND c.end_at <= ?4
                AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.device_id = ?1 AND x.contact = c.id)
              ORDER BY c.start_at",
         )?
-        .query_map(params![device, login], |r| r.get(0))?
+        .query_map(params![device, login, offline.0, offline.1], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for row in &backlog {
         queue_delivery(conn, device, *row, now)?;

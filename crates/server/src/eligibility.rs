@@ -102,7 +102,22 @@ pub fn evaluate(
         directory::create_user(conn, &Actor::Device(device_id.to_owned()), &new)?;
         user = facts(conn, windows_login)?;
     }
-    Ok(policy(&settings, decide(settings.rte_enabled, user), key))
+    Ok(policy(
+        &settings,
+        for_device(decide(settings.rte_enabled, user)),
+        key,
+    ))
+}
+
+/// The reason a device is told. An unknown login is told
+/// `no_record_permission`, as a known user without the role is: a device
+/// naming logins in its Hello cannot learn which ones the directory holds.
+/// Administrators see who exists in the directory itself.
+pub fn for_device(reason: PolicyReason) -> PolicyReason {
+    match reason {
+        PolicyReason::UnknownLogin => PolicyReason::NoRecordPermission,
+        other => other,
+    }
 }
 
 #[cfg(test)]

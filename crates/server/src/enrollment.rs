@@ -231,6 +231,31 @@ pub fn list_devices(conn: &Connection) -> rusqlite::Result<Vec<Device>> {
     .collect()
 }
 
+/// When the server last heard from the device (Hello or heartbeat).
+pub fn last_seen(conn: &Connection, device_id: &str) -> rusqlite::Result<Option<i64>> {
+    conn.query_row(
+        "SELECT last_seen_at FROM devices WHERE id = ?1",
+        [device_id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map(Option::flatten)
+}
+
+/// Active devices other than `except` whose last Hello named `login`.
+pub fn showing_login(
+    conn: &Connection,
+    login: &str,
+    except: &str,
+) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached(
+        "SELECT id FROM devices
+         WHERE last_login = ?1 COLLATE NOCASE AND id <> ?2 AND revoked_at IS NULL",
+    )?
+    .query_map([login, except], |r| r.get(0))?
+    .collect()
+}
+
 /// Records a Hello: who is logged on and which agent version runs.
 pub fn record_hello(
     conn: &Connection,

@@ -71,6 +71,8 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Sign-ins refused before any password check (throttled or malformed).
     pub sign_ins_throttled: Counter,
+    /// Hellos naming a login another connected device shows.
+    pub logins_concurrent: Counter,
     connected_agents: Gauge,
     storage_free: Family<VolumeLabels, Gauge>,
     contacts: Family<StateLabels, Gauge>,
@@ -92,6 +94,7 @@ impl Default for Metrics {
             uploads_finished: Family::default(),
             connections_refused: Counter::default(),
             sign_ins_throttled: Counter::default(),
+            logins_concurrent: Counter::default(),
             connected_agents: Gauge::default(),
             storage_free: Family::default(),
             contacts: Family::default(),
@@ -132,6 +135,11 @@ impl Default for Metrics {
             "sign_ins_throttled",
             "Sign-ins refused before any password check: throttled, or a login too long",
             m.sign_ins_throttled.clone(),
+        );
+        registry.register(
+            "logins_concurrent",
+            "Hellos naming a login another connected device shows (audited as login.concurrent)",
+            m.logins_concurrent.clone(),
         );
         registry.register(
             "rte_connected_agents",

@@ -77,6 +77,7 @@ pub async fn upgrade(
                 last_policy: None,
                 sent_seq: 0,
                 sent_watermark: None,
+                online: None,
             };
             session.run(socket).await
         }))
@@ -114,6 +115,10 @@ struct Session {
     sent_seq: u64,
     /// The last watermark sent.
     sent_watermark: Option<i64>,
+    /// When the device was last heard of before this session, and when
+    /// this session began (set at the first Hello): between the two it was
+    /// offline.
+    online: Option<(Option<i64>, i64)>,
 }
 
 impl Session {
@@ -348,17 +353,47 @@ impl Session {
         }
         self.login = hello.windows_login.clone();
         self.sent_seq = cursor;
-        let device = self.device_id.clone();
-        self.state
+        let (device, hub, online) = (
+            self.device_id.clone(),
+            self.state.hub().clone(),
+            self.online,
+        );
+        let (elsewhere, gap) = self
+            .state
             .db()
             .call(move |c| {
                 let tx = c.transaction()?;
-                enrollment::record_hello(&tx, &device, &hello.windows_login, &hello.agent_version)?;
-                contacts::login_seen(&tx, &device, &hello.windows_login)?;
+                let login = &hello.windows_login;
+                let gap = match online {
+                    Some(gap) => gap,
+                    None => (enrollment::last_seen(&tx, &device)?, now_micros()),
+                };
+                // Connected devices whose session user is this login too.
+                let elsewhere: Vec<String> = enrollment::showing_login(&tx, login, &device)?
+                    .into_iter()
+                    .filter(|d| hub.is_connected(d))
+                    .collect();
+                if !login.is_empty() && !elsewhere.is_empty() {
+                    audit::record(
+                        &tx,
+                        &audit::Actor::Device(device.clone()),
+                        "login.concurrent",
+                        login,
+                        serde_json::json!({ "device": device, "also_on": elsewhere }),
+                    )?;
+                }
+                enrollment::record_hello(&tx, &device, login, &hello.agent_version)?;
+                contacts::login_seen(&tx, &device, login, gap)?;
                 tx.commit()?;
-                Ok::<_, DirectoryError>(())
+                Ok::<_, DirectoryError>((elsewhere, gap))
             })
             .await?;
+        self.online = Some(gap);
+        if !self.login.is_empty() && !elsewhere.is_empty() {
+            self.state.metrics().logins_concurrent.inc();
+            tracing::warn!(device = %self.device_id, login = ?self.login, also_on = ?elsewhere,
+                "a login is live on two devices at once: one of them may be forging it");
+        }
         // `?`: the login is the device's text; quoted and escaped, a CR or
         // LF in it cannot start a forged log line.
         tracing::info!(device = %self.device_id, login = ?self.login, "agent hello");

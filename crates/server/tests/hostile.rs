@@ -303,3 +303,68 @@ async fn a_silent_agent_is_closed_and_a_newer_session_replaces_the_older() {
     assert_eq!(close, Some(1008), "the older session");
     assert_eq!(s.state.hub().connected(), 1);
 }
+
+#[tokio::test]
+async fn a_forged_agent_cannot_get_or_replace_another_logins_recording() {
+    let s = TestServer::start().await;
+    let (real, forger) = (s.enroll().await, s.enroll().await);
+    let mut ann_pc = s.rte(Some(&real.credential)).await.unwrap();
+    ann_pc.hello(&real.device_id, "CORP\\ann").await;
+    let mut bob_pc = s.rte(Some(&forger.credential)).await.unwrap();
+    bob_pc.hello(&forger.device_id, "CORP\\bob").await;
+    // Ann's contact, while both PCs are connected.
+    let start = jiff::Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let end = jiff::Timestamp::now();
+    s.admin(
+        "POST",
+        "/contacts",
+        json!({"contacts": [{"contact_id": "c-1", "windows_login": "CORP\\ann",
+            "start": start.to_string(), "end": end.to_string()}]}),
+    )
+    .await;
+    assert!(matches!(ann_pc.recv().await, ServerMessage::Contact(c) if c.contact_id == "c-1"));
+    // Bob's PC now claims to be Ann's: it is told the policy, but not
+    // given her contact, and its claim is flagged.
+    bob_pc.hello(&forger.device_id, "CORP\\ann").await;
+    let quiet = tokio::time::timeout(Duration::from_millis(700), bob_pc.recv()).await;
+    assert!(quiet.is_err(), "the forger got {quiet:?}");
+    let audit = s.admin("GET", "/audit?limit=50", Value::Null).await;
+    let actions: Vec<(&str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["action"].as_str().unwrap(), a["target"].as_str().unwrap()))
+        .collect();
+    assert!(
+        actions.contains(&("login.concurrent", "CORP\\ann")),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("device.login_new", "CORP\\ann")),
+        "{actions:?}"
+    );
+    assert_eq!(s.metric("deskrec_logins_concurrent_total").await, Some(1.0));
+    // It cannot upload a recording of the contact either, so the real one
+    // is not refused as already stored, and nothing is marked failed.
+    let req = hyper::Request::builder()
+        .method("POST")
+        .uri("/api/v1/uploads")
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {}", forger.credential))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "1000")
+        .header("upload-metadata", "contact_id Yy0x")
+        .body(Default::default())
+        .unwrap();
+    let r = s.send(req).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (403, Some("contact_not_delivered")),
+        "{}",
+        r.text()
+    );
+    let c = s.admin("GET", "/contacts/c-1", Value::Null).await;
+    assert_eq!(c["status"], "pending");
+    assert_eq!(c["deliveries"].as_array().unwrap().len(), 1, "{c}");
+}

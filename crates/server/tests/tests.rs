@@ -49,7 +49,9 @@ async fn eligibility_matrix() {
     for (login, record, reason) in [
         ("CORP\\ann", true, PolicyReason::Eligible),
         ("corp\\ANN", true, PolicyReason::Eligible), // logins are case-insensitive
-        ("CORP\\nobody", false, PolicyReason::UnknownLogin),
+        // An unknown login looks like a user without the role: a device
+        // cannot probe the directory.
+        ("CORP\\nobody", false, PolicyReason::NoRecordPermission),
         ("CORP\\ina", false, PolicyReason::UserInactive),
         ("CORP\\nora", false, PolicyReason::NoRecordPermission), // no role
         ("CORP\\vic", false, PolicyReason::NoRecordPermission),  // role without record_screen
