@@ -21,7 +21,7 @@
 // Prints one JSON line with the facts; exits non-zero when a check fails.
 
 import https from 'node:https';
-import { X509Certificate, createHash } from 'node:crypto';
+import { X509Certificate, createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { DefaultHttpStack, Upload } from 'tus-js-client';
@@ -64,6 +64,48 @@ function call(method, path, { token, json, body, headers = {} } = {}) {
   });
 }
 
+/**
+ * The device says Hello on the RTE WebSocket as an agent does at logon,
+ * naming `login`, and waits for its policy: the server relays (and takes
+ * uploads of) a login's contacts only to devices that reported it. Node 20
+ * has no WebSocket client, so this is the RFC 6455 handshake and one
+ * masked text frame, by hand.
+ */
+function hello(credential, deviceId, login) {
+  const text = Buffer.from(JSON.stringify({
+    type: 'hello', version: 1, device_id: deviceId, windows_login: login, host: 'BROWSER-PC',
+    agent_version: 'browser-test', last_contact_cursor: null,
+  }));
+  return new Promise((ok, fail) => {
+    const req = https.request(new URL('/api/v1/rte', url), {
+      ...pinned,
+      headers: {
+        authorization: `Bearer ${credential}`, connection: 'Upgrade', upgrade: 'websocket',
+        'sec-websocket-version': '13', 'sec-websocket-key': randomBytes(16).toString('base64'),
+      },
+    });
+    req.on('response', (res) => fail(new Error(`rte: no upgrade (${res.statusCode})`)));
+    req.on('error', fail);
+    req.on('upgrade', (_res, socket) => {
+      const mask = randomBytes(4);
+      const len = text.length < 126 ? Buffer.from([0x80 | text.length])
+        : Buffer.from([0x80 | 126, text.length >> 8, text.length & 0xff]);
+      const masked = Buffer.from(text.map((b, i) => b ^ mask[i % 4]));
+      socket.write(Buffer.concat([Buffer.from([0x81]), len, mask, masked]));
+      let got = Buffer.alloc(0);
+      socket.on('data', (d) => {
+        got = Buffer.concat([got, d]);
+        if (got.includes('"policy"')) {
+          socket.destroy();
+          ok();
+        }
+      });
+      socket.on('error', fail);
+    });
+    req.end();
+  });
+}
+
 /** An admin API call that must succeed; its JSON answer. */
 async function admin(method, path, json) {
   const r = await call(method, `/api/v1/admin${path}`, { token: adminToken, json });
@@ -93,6 +135,7 @@ async function seed() {
   });
   if (enrolled.status !== 200) throw new Error(`enroll: ${enrolled.status} ${enrolled.body}`);
   const device = JSON.parse(enrolled.body);
+  await hello(device.credential, device.device_id, 'CORP\\ann');
 
   const rec = cli(['record', '--source', 'synthetic', '--out', 'segments', '--server-pub', 'server.pub',
     '--device-id', device.device_id, '--seconds', '8', '--gop-seconds', '2', '--segment-seconds', '3',

@@ -542,19 +542,33 @@ pub(crate) async fn acknowledged(shared: &Shared, id: &str) -> Result<(), AgentE
     Ok(())
 }
 
-/// A contact id as a file name: anything but ASCII letters, digits, `-`
-/// and `_` becomes `_` plus its hex code, so distinct ids stay distinct.
+/// A contact id as a file name, distinct for distinct ids and at most
+/// [`MAX_NAME`] bytes: ASCII letters, digits and `-` stay, anything else
+/// becomes `_` and its code point in six hex digits (fixed width: `/8` and
+/// U+02F8 must not meet). An id that is still too long is cut, and the
+/// SHA-256 of the whole id follows a `~`, which the escaped form never
+/// holds, so the two forms cannot meet either.
 fn file_name(id: &str) -> String {
     let mut s = String::new();
     for ch in id.chars() {
         if ch.is_ascii_alphanumeric() || ch == '-' {
             s.push(ch);
         } else {
-            s.push_str(&format!("_{:x}", ch as u32));
+            s.push_str(&format!("_{:06x}", ch as u32));
         }
     }
-    s
+    if s.len() <= MAX_NAME {
+        return s;
+    }
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(id.as_bytes());
+    let hash: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    s.truncate(MAX_NAME - 1 - hash.len()); // ASCII only: any cut is a char boundary
+    format!("{s}~{hash}")
 }
+
+/// The longest contact file name, before its `.dskr`: well under the 255
+/// bytes of every file system the agent runs on.
+const MAX_NAME: usize = 200;
 
 /// Bytes in the unit people read: `2.0 MB`.
 fn human_bytes(b: u64) -> String {
@@ -592,6 +606,22 @@ mod tests {
         // The server is 300 s ahead of the agent: agent times are earlier.
         let r = requested_range(&c, 300_000_000, Duration::from_secs(5));
         assert_eq!(r, TimeRange::new(695_000_000, 765_000_000));
-        assert_eq!(file_name("acd/8 x"), "acd_2f8_20x");
+        assert_eq!(file_name("acd/8 x"), "acd_00002f8_000020x");
+    }
+
+    #[test]
+    fn contact_file_names_never_collide_and_stay_short() {
+        // Variable-width escapes once gave these one name.
+        assert_ne!(file_name("/8"), file_name("\u{2f8}"));
+        assert_ne!(file_name("a_"), file_name("a_00005f"));
+        let long = "x".repeat(300);
+        let longer = format!("{long}y");
+        for id in [&long, &longer, &"é".repeat(100)] {
+            let name = file_name(id);
+            assert!(name.len() <= MAX_NAME, "{} bytes", name.len());
+            assert!(name.is_ascii());
+        }
+        assert_ne!(file_name(&long), file_name(&longer));
+        assert_eq!(file_name(&long), file_name(&long), "stable");
     }
 }

@@ -52,6 +52,8 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod contacts;
+#[doc(hidden)]
+pub mod crashpoint;
 pub mod db;
 pub mod directory;
 pub mod eligibility;

@@ -52,6 +52,10 @@ pub struct Limits {
     /// Seconds an RTE session may go without a frame from its agent; the
     /// server pings every third of it, so a live agent always answers.
     pub rte_idle_secs: u64,
+    /// Hours an exported (decrypted) MP4 stays in the playback cache.
+    pub playback_cache_hours: u64,
+    /// MiB the playback cache may hold; the oldest exports go first.
+    pub playback_cache_mib: u64,
     /// MiB of free disk kept in reserve: a new upload that would leave
     /// less is refused with 507, so uploads never fill the disk the
     /// database and stored recordings live on.
@@ -66,6 +70,8 @@ impl Default for Limits {
             request_timeout_secs: 30,
             open_uploads_per_device: 8,
             rte_idle_secs: 90,
+            playback_cache_hours: 24,
+            playback_cache_mib: 10 << 10,
             disk_reserve_mib: 1024,
         }
     }

@@ -11,6 +11,15 @@
 //! does that), so a crash never leaves half a file to serve. Requests for
 //! the same recording wait on one lock: the first exports, the others find
 //! the file.
+//!
+//! The cache holds decrypted video, so it is bounded ([`prune`], run with
+//! the hourly upload sweep): a file is deleted [`Limits::playback_cache_hours`]
+//! after it was exported, and the oldest go first when the cache grows past
+//! [`Limits::playback_cache_mib`]. A deleted file is exported again on the
+//! next play. Backups should leave `cache/` out (`docs/security.md`).
+//!
+//! [`Limits::playback_cache_hours`]: crate::limits::Limits::playback_cache_hours
+//! [`Limits::playback_cache_mib`]: crate::limits::Limits::playback_cache_mib
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -217,4 +226,129 @@ fn copy_checked(store: &dyn RecordingStore, stored: &Stored, dest: &Path) -> Res
         ));
     }
     Ok(())
+}
+/// What one [`prune`] removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Files deleted.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// Deletes cached exports older than `max_age`, then the oldest until the
+/// cache holds at most `max_bytes`. Leftover temporary files count as
+/// files like any other.
+pub fn prune(
+    dir: &Path,
+    max_age: std::time::Duration,
+    max_bytes: u64,
+    now: std::time::SystemTime,
+) -> std::io::Result<Pruned> {
+    let mut files = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Pruned::default()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_file() {
+            let written = meta.modified().unwrap_or(now);
+            files.push((written, meta.len(), entry.path()));
+        }
+    }
+    files.sort(); // oldest first
+    let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
+    let mut pruned = Pruned::default();
+    for (written, len, path) in files {
+        let expired = now.duration_since(written).unwrap_or_default() >= max_age;
+        if !expired && total <= max_bytes {
+            break;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                pruned.files += 1;
+                pruned.bytes += len;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        total -= len;
+    }
+    Ok(pruned)
+}
+
+/// [`prune`] on the server's cache with its configured bounds.
+pub async fn prune_cache(state: &AppState) {
+    let dir = state.data_dir().join(CACHE_DIR);
+    let limits = state.limits();
+    let max_age = std::time::Duration::from_secs(limits.playback_cache_hours.saturating_mul(3600));
+    let max_bytes = limits.playback_cache_mib.saturating_mul(1 << 20);
+    let done = tokio::task::spawn_blocking(move || {
+        prune(&dir, max_age, max_bytes, std::time::SystemTime::now())
+    })
+    .await;
+    match done {
+        Ok(Ok(p)) if p.files > 0 => {
+            tracing::info!(
+                files = p.files,
+                bytes = p.bytes,
+                "pruned the playback cache"
+            )
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not prune the playback cache"),
+        Err(e) => tracing::warn!(error = %e, "the playback cache prune failed"),
+    }
+}
+
+#[cfg(test)]
+mod prune_tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    fn file(dir: &Path, name: &str, len: usize, age: Duration, now: SystemTime) {
+        let path = dir.join(name);
+        std::fs::write(&path, vec![0u8; len]).unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(now - age).unwrap();
+    }
+
+    #[test]
+    fn old_exports_go_then_the_oldest_until_the_cache_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        file(dir.path(), "expired.mp4", 10, 30 * hour, now);
+        file(dir.path(), "oldest.mp4", 100, 3 * hour, now);
+        file(dir.path(), "middle.mp4", 100, 2 * hour, now);
+        file(dir.path(), "newest.mp4", 100, hour, now);
+        let pruned = prune(dir.path(), 24 * hour, 250, now).unwrap();
+        assert_eq!(
+            pruned,
+            Pruned {
+                files: 2,
+                bytes: 110
+            }
+        );
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["middle.mp4", "newest.mp4"]);
+        // Within both bounds: nothing goes.
+        assert_eq!(
+            prune(dir.path(), 24 * hour, 250, now).unwrap(),
+            Pruned::default()
+        );
+        // A missing cache is an empty one.
+        assert_eq!(
+            prune(&dir.path().join("none"), hour, 0, now).unwrap(),
+            Pruned::default()
+        );
+    }
 }

@@ -547,8 +547,9 @@ struct Budget {
     at: Instant,
 }
 
-/// Messages a session may send at once.
-const BURST: f64 = 1_000.0;
+/// Messages a session may send at once: room for an agent back from a
+/// week offline acking a few thousand contacts.
+const BURST: f64 = 5_000.0;
 /// Messages a second a session may send on average.
 const PER_SECOND: f64 = 50.0;
 

@@ -7,7 +7,7 @@ mod util;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use deskrec_protocol::{AgentMessage, Hello, PROTOCOL_VERSION, ServerMessage};
+use deskrec_protocol::{AgentMessage, EnrollResponse, Hello, PROTOCOL_VERSION, ServerMessage};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use util::TestServer;
@@ -234,7 +234,7 @@ async fn malformed_oversize_binary_and_flooding_rte_messages_get_their_close_cod
         ),
         (
             "flood",
-            (0..1_200)
+            (0..6_000)
                 .map(|_| Message::text(heartbeat.clone()))
                 .collect(),
             "rate_limited",
@@ -367,4 +367,556 @@ async fn a_forged_agent_cannot_get_or_replace_another_logins_recording() {
     let c = s.admin("GET", "/contacts/c-1", Value::Null).await;
     assert_eq!(c["status"], "pending");
     assert_eq!(c["deliveries"].as_array().unwrap().len(), 1, "{c}");
+}
+
+/// A `deskrec-server` in its own process, so it can die as in a power cut.
+struct Spawned {
+    child: std::process::Child,
+    client: util::Client,
+    // Held open: the server prints to it at start.
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the server binary on `dir`, crashing at `crash_at` if given.
+fn spawn_server(dir: &std::path::Path, crash_at: Option<&str>) -> Spawned {
+    use std::io::BufRead;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_deskrec-server"));
+    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .env_remove(deskrec_server::crashpoint::ENV)
+        .stdout(std::process::Stdio::piped());
+    if let Some(point) = crash_at {
+        cmd.env(deskrec_server::crashpoint::ENV, point);
+    }
+    let mut child = cmd.spawn().expect("the server binary starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut addr, mut fingerprint) = (None, None);
+    let mut line = String::new();
+    while addr.is_none() || fingerprint.is_none() {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the server exited at start"
+        );
+        if let Some(a) = line.trim().strip_prefix("deskrec-server listening on ") {
+            addr = Some(a.parse().unwrap());
+        }
+        if let Some(f) = line.trim().strip_prefix("TLS certificate SHA-256: ") {
+            fingerprint = Some(f.to_owned());
+        }
+    }
+    Spawned {
+        child,
+        client: util::Client::new(addr.unwrap(), fingerprint.unwrap(), dir),
+        _stdout: stdout,
+    }
+}
+
+/// A PATCH of `body` at `offset` on its own connection: the status, or
+/// None when the connection ended before an answer (the server died).
+async fn patch_raw(
+    c: &util::Client,
+    credential: &str,
+    path: &str,
+    offset: usize,
+    body: &[u8],
+) -> Option<u16> {
+    let mut tls = c.tls_from(loopback(1)).await.ok()?;
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {credential}\r\n\
+         tus-resumable: 1.0.0\r\ncontent-type: application/offset+octet-stream\r\n\
+         upload-offset: {offset}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.ok()?;
+    tls.write_all(body).await.ok()?;
+    read_status(&mut tls).await
+}
+
+/// Reads an answer's status line (None if the connection ends first).
+async fn read_status<S: AsyncReadExt + Unpin>(stream: &mut S) -> Option<u16> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(2).any(|w| w == b"\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    std::str::from_utf8(&got)
+        .ok()?
+        .strip_prefix("HTTP/1.1 ")?
+        .get(..3)?
+        .parse()
+        .ok()
+}
+
+/// A tus request without a body: status and headers.
+async fn tus(
+    c: &util::Client,
+    method: &str,
+    path: &str,
+    credential: &str,
+    extra: &[(&str, &str)],
+) -> util::Reply {
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost")
+        .header("authorization", format!("Bearer {credential}"))
+        .header("tus-resumable", "1.0.0");
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    c.send(req.body(Default::default()).unwrap()).await
+}
+
+/// A device with Ann logged on, Ann's contact `contact` imported (so it
+/// is relayed to the device), and the device's recording of it.
+async fn ann_recording(c: &util::Client, contact: &str) -> (EnrollResponse, util::Agent, Vec<u8>) {
+    use util::recording::{SECOND, T0, Take};
+    let device = c.enroll().await;
+    let mut agent = c.rte(Some(&device.credential)).await.unwrap();
+    agent.hello(&device.device_id, "CORP\\ann").await;
+    let at = |us| jiff::Timestamp::from_microsecond(us).unwrap().to_string();
+    c.admin(
+        "POST",
+        "/contacts",
+        json!({"contacts": [{"contact_id": contact, "windows_login": "CORP\\ann",
+            "start": at(T0 + SECOND), "end": at(T0 + 7 * SECOND)}]}),
+    )
+    .await;
+    let bytes = Take {
+        device_id: &device.device_id,
+        device_key: util::test_key(),
+        contact_id: contact,
+        agent: "CORP\\ann",
+        requested: deskrec_vault::TimeRange::new(T0 + SECOND, T0 + 7 * SECOND),
+        clock_offset: 0,
+    }
+    .record();
+    (device, agent, bytes)
+}
+
+/// Creates an upload of `bytes` for `contact`: its path.
+async fn create_upload(c: &util::Client, credential: &str, contact: &str, bytes: &[u8]) -> String {
+    use base64::Engine;
+    let length = bytes.len().to_string();
+    let metadata = format!(
+        "contact_id {}",
+        base64::engine::general_purpose::STANDARD.encode(contact)
+    );
+    let created = tus(
+        c,
+        "POST",
+        "/api/v1/uploads",
+        credential,
+        &[("upload-length", &length), ("upload-metadata", &metadata)],
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    created.header("location").to_owned()
+}
+
+/// The stored recording of `contact`, read from the server's data
+/// directory: exactly one, or the test fails.
+fn stored_bytes(data: &std::path::Path, contact: &str) -> Vec<u8> {
+    let db = rusqlite::Connection::open(data.join("deskrec.db")).unwrap();
+    let keys: Vec<String> = db
+        .prepare("SELECT storage_key FROM recordings WHERE contact_id = ?1")
+        .unwrap()
+        .query_map([contact], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(keys.len(), 1, "recordings of {contact}: {keys:?}");
+    std::fs::read(data.join("recordings").join(&keys[0])).unwrap()
+}
+
+#[tokio::test]
+async fn a_recording_the_agent_was_told_is_stored_survives_a_kill_at_every_step() {
+    for point in deskrec_server::crashpoint::POINTS {
+        let dir = tempfile::tempdir().unwrap();
+        util::test_key()
+            .save(&dir.path().join("recording-key.pem"))
+            .unwrap();
+        let mut first = spawn_server(dir.path(), Some(point));
+        let c = &first.client;
+        let (device, mut agent, bytes) = ann_recording(c, "c-1").await;
+        let path = create_upload(c, &device.credential, "c-1", &bytes).await;
+        let answer = patch_raw(c, &device.credential, &path, 0, &bytes).await;
+        // Told, by the PATCH's answer or over RTE: the agent would delete
+        // its copy now.
+        let mut told = answer == Some(204);
+        while let Some(m) = agent.try_recv(Duration::from_millis(300)).await {
+            told |= matches!(m, ServerMessage::RecordingStored(_));
+        }
+        // It killed itself at the point: the test reached every step.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while first.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "{point}: never reached");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(first);
+        let second = spawn_server(dir.path(), None);
+        let c = &second.client;
+        let contact = c.admin("GET", "/contacts/c-1", Value::Null).await;
+        if told {
+            assert_eq!(
+                contact["status"], "uploaded",
+                "{point}: told, then lost: {contact}"
+            );
+        }
+        // The agent that was not told resumes, as it does after any drop.
+        let mut path = path;
+        for _ in 0..3 {
+            let head = tus(c, "HEAD", &path, &device.credential, &[]).await;
+            let status = match head.status {
+                200 => {
+                    let offset: usize = head.header("upload-offset").parse().unwrap();
+                    patch_raw(c, &device.credential, &path, offset, &bytes[offset..]).await
+                }
+                404 | 410 => {
+                    path = create_upload(c, &device.credential, "c-1", &bytes).await;
+                    patch_raw(c, &device.credential, &path, 0, &bytes).await
+                }
+                other => panic!("{point}: HEAD answered {other}"),
+            };
+            if status == Some(204) {
+                break;
+            }
+        }
+        let contact = c.admin("GET", "/contacts/c-1", Value::Null).await;
+        assert_eq!(contact["status"], "uploaded", "{point}: {contact}");
+        assert!(
+            stored_bytes(dir.path(), "c-1") == bytes,
+            "{point}: the stored file differs from the upload"
+        );
+    }
+}
+
+/// Raises this process's open-file limit to its hard limit; fails when
+/// that is under `need`.
+fn open_files(need: u64) {
+    // SAFETY: getrlimit and setrlimit only read and write `lim`.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        assert!(
+            lim.rlim_cur >= need,
+            "this test needs {need} open files; the hard limit is {}",
+            lim.rlim_cur
+        );
+    }
+}
+
+/// A field of `/proc/<pid>/status`, in MiB.
+fn proc_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.trim().strip_suffix("kB"))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .parse()
+        .unwrap();
+    kb / 1024.0
+}
+
+/// A sign-in form post on a fresh connection: its status.
+async fn sign_in_status(c: &util::Client, login: &str, password: &str) -> u16 {
+    let body = format!("login={}&password={password}", login.replace('\\', "%5C"));
+    let req = hyper::Request::builder()
+        .method("POST")
+        .uri("/login")
+        .header("host", "localhost")
+        .header("origin", "https://localhost")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+        .unwrap();
+    c.send(req).await.status
+}
+
+/// The server still answers, and the stored recording is still whole.
+async fn still_serving(c: &util::Client, bytes: &[u8], group: &str) {
+    let (status, _) = c.request("GET", "/api/v1/health", None, "", "").await;
+    assert_eq!(status, 200, "after {group}");
+    let contact = c.admin("GET", "/contacts/c-0", Value::Null).await;
+    assert_eq!(contact["status"], "uploaded", "after {group}");
+    assert!(stored_bytes(&c.data, "c-0") == bytes, "after {group}");
+}
+
+/// Hostile clients in numbers against the server binary on loopback; each
+/// group is followed by a health check and a check that the recording
+/// stored before is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_clients_at_scale_leave_the_server_serving() {
+    const SLOW: usize = 5_000;
+    const SIGN_INS: usize = 10_000;
+    open_files(SLOW as u64 + 1_000);
+    let dir = tempfile::tempdir().unwrap();
+    util::test_key()
+        .save(&dir.path().join("recording-key.pem"))
+        .unwrap();
+    let server = spawn_server(dir.path(), None);
+    let pid = server.child.id();
+    let c = std::sync::Arc::new(util::Client::new(
+        server.client.addr,
+        server.client.fingerprint.clone(),
+        dir.path(),
+    ));
+    c.admin(
+        "PUT",
+        "/roles/supervisor",
+        json!({"permissions": ["view_recordings"]}),
+    )
+    .await;
+    let vic = c
+        .admin(
+            "POST",
+            "/users",
+            json!({"name": "Vic", "windows_login": "CORP\\vic", "roles": ["supervisor"]}),
+        )
+        .await;
+    let password = "a long enough password";
+    c.admin(
+        "PUT",
+        &format!("/users/{}/password", vic["id"]),
+        json!({ "password": password }),
+    )
+    .await;
+    let (device, _agent, bytes) = ann_recording(&c, "c-0").await;
+    let path = create_upload(&c, &device.credential, "c-0", &bytes).await;
+    assert_eq!(
+        patch_raw(&c, &device.credential, &path, 0, &bytes).await,
+        Some(204)
+    );
+
+    // 1. Sign-ins with 1 MB logins, 32 at a time.
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..32 {
+        let c = c.clone();
+        tasks.spawn(async move {
+            let login_bytes = 1usize << 20;
+            let mut statuses = std::collections::BTreeMap::<Option<u16>, usize>::new();
+            for _ in (worker..SIGN_INS).step_by(32) {
+                let Ok(mut tls) = c.tls_from(loopback(9)).await else {
+                    *statuses.entry(None).or_default() += 1;
+                    continue;
+                };
+                let head = format!(
+                    "POST /login HTTP/1.1\r\nhost: localhost\r\norigin: https://localhost\r\n\
+                     content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\nlogin=",
+                    "login=".len() + login_bytes
+                );
+                // The megabyte is declared, not sent: the server refuses
+                // it from the header (bytes it never reads would turn its
+                // close into a reset that hides the answer).
+                let _ = tls.write_all(head.as_bytes()).await;
+                let status = read_status(&mut tls).await;
+                *statuses.entry(status).or_default() += 1;
+            }
+            statuses
+        });
+    }
+    let mut statuses = std::collections::BTreeMap::<Option<u16>, usize>::new();
+    while let Some(done) = tasks.join_next().await {
+        for (status, n) in done.unwrap() {
+            *statuses.entry(status).or_default() += n;
+        }
+    }
+    let rss = proc_mib(pid, "VmHWM:");
+    eprintln!(
+        "{SIGN_INS} sign-ins with 1 MB logins in {:?}: {statuses:?}; server peak RSS {rss:.0} MiB",
+        started.elapsed()
+    );
+    assert_eq!(statuses.get(&Some(413)), Some(&SIGN_INS), "{statuses:?}");
+    assert!(rss < 200.0, "peak RSS {rss:.0} MiB");
+    still_serving(&c, &bytes, "the sign-in flood").await;
+
+    // 2. Slow connections: headers, then a body that never comes, from
+    // five addresses (each within its share).
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..50 {
+        let c = c.clone();
+        tasks.spawn(async move {
+            let mut held = Vec::new();
+            for i in (worker..SLOW).step_by(50) {
+                let ip = loopback(2 + (i / 1_000) as u8);
+                let mut tls = c
+                    .tls_from(ip)
+                    .await
+                    .expect("a slow connection within its share");
+                tls.write_all(
+                    b"POST /api/v1/enroll HTTP/1.1\r\nhost: localhost\r\n\
+                      content-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+                )
+                .await
+                .unwrap();
+                held.push(tls);
+            }
+            held
+        });
+    }
+    let mut slow = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        slow.extend(done.unwrap());
+    }
+    eprintln!(
+        "{} slow connections open in {:?}",
+        slow.len(),
+        started.elapsed()
+    );
+    // While they are held: a supervisor signs in and an agent uploads.
+    let started = Instant::now();
+    assert_eq!(sign_in_status(&c, "CORP\\vic", password).await, 303);
+    let signed_in = started.elapsed();
+    let (device, _agent, more) = ann_recording(&c, "c-1").await;
+    let path = create_upload(&c, &device.credential, "c-1", &more).await;
+    assert_eq!(
+        patch_raw(&c, &device.credential, &path, 0, &more).await,
+        Some(204)
+    );
+    eprintln!(
+        "with them held: signed in in {signed_in:?}, enrolled and uploaded in {:?}; server RSS {:.0} MiB",
+        started.elapsed(),
+        proc_mib(pid, "VmRSS:")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(slow);
+    still_serving(&c, &bytes, "the slow connections").await;
+
+    // 3. Malformed tus requests: each a 4xx, none a 5xx or a hang.
+    let cred = device.credential.as_str();
+    let upload = create_upload(&c, cred, "c-1", &more).await;
+    let id = upload.rsplit('/').next().unwrap().to_owned();
+    let octets = ("content-type", "application/offset+octet-stream");
+    // Method, path, headers.
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
+        (
+            "POST",
+            "/api/v1/uploads".into(),
+            vec![
+                ("upload-length", "-1"),
+                ("upload-metadata", "contact_id Yy0x"),
+            ],
+        ),
+        (
+            "POST",
+            "/api/v1/uploads".into(),
+            vec![
+                ("upload-length", "99999999999999999999999"),
+                ("upload-metadata", "contact_id Yy0x"),
+            ],
+        ),
+        (
+            "POST",
+            "/api/v1/uploads".into(),
+            vec![
+                ("upload-length", "18446744073709551615"),
+                ("upload-metadata", "contact_id Yy0x"),
+            ],
+        ),
+        (
+            "POST",
+            "/api/v1/uploads".into(),
+            vec![
+                ("upload-length", "10"),
+                ("upload-metadata", "contact_id !!!"),
+            ],
+        ),
+        (
+            "POST",
+            "/api/v1/uploads".into(),
+            vec![
+                ("upload-length", "10"),
+                ("upload-metadata", "contact_id Li4vLi4vZXRj"),
+            ],
+        ),
+        (
+            "PATCH",
+            upload.clone(),
+            vec![octets, ("upload-offset", "-5")],
+        ),
+        (
+            "PATCH",
+            upload.clone(),
+            vec![octets, ("upload-offset", "99999999")],
+        ),
+        (
+            "PATCH",
+            upload.clone(),
+            vec![octets, ("upload-offset", "18446744073709551615")],
+        ),
+        (
+            "PATCH",
+            upload.clone(),
+            vec![("content-type", "text/plain"), ("upload-offset", "0")],
+        ),
+        ("PATCH", upload.clone(), vec![("upload-offset", "0")]),
+        (
+            "PATCH",
+            upload.clone(),
+            vec![
+                octets,
+                ("upload-offset", "0"),
+                ("upload-checksum", "md5 AAAA"),
+            ],
+        ),
+        ("HEAD", format!("/api/v1/uploads/..%2F{id}"), vec![]),
+        (
+            "HEAD",
+            "/api/v1/uploads/%2E%2E%2F%2E%2E%2Fdeskrec.db".to_owned(),
+            vec![],
+        ),
+        ("HEAD", "/api/v1/uploads/../../deskrec.db".into(), vec![]),
+        (
+            "DELETE",
+            format!("/api/v1/uploads/{id}%2F..%2F{id}"),
+            vec![],
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/uploads/{id}%00"),
+            vec![octets, ("upload-offset", "0")],
+        ),
+    ];
+    for (method, path, headers) in &cases {
+        let r = tus(&c, method, path, cred, headers).await;
+        assert!(
+            (400..500).contains(&r.status),
+            "{method} {path} {headers:?}: {} {}",
+            r.status,
+            r.text()
+        );
+    }
+    // The upload those PATCHes aimed at is untouched and still completes.
+    let head = tus(&c, "HEAD", &upload, cred, &[]).await;
+    assert_eq!(head.header("upload-offset"), "0");
+    assert_eq!(patch_raw(&c, cred, &upload, 0, &more).await, Some(204));
+    still_serving(&c, &bytes, "the malformed tus requests").await;
 }

@@ -689,7 +689,7 @@ async fn pages_and_answers_carry_the_security_headers() {
         assert!(!csp.contains("unsafe-inline"), "{path}: {csp:?}");
         assert_eq!(r.header("x-frame-options"), "DENY", "{path}");
         assert_eq!(r.header("x-content-type-options"), "nosniff", "{path}");
-        assert_eq!(r.header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(r.header("referrer-policy"), "same-origin", "{path}");
         assert!(
             r.header("strict-transport-security")
                 .starts_with("max-age="),

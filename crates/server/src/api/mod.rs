@@ -65,7 +65,7 @@ async fn security_headers(mut resp: axum::response::Response) -> axum::response:
         ),
         (
             header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
+            HeaderValue::from_static("same-origin"),
         ),
         (
             header::STRICT_TRANSPORT_SECURITY,

@@ -286,7 +286,8 @@ fn expiry_from(now: i64) -> i64 {
 }
 
 /// Creates an upload of `length` bytes for `contact_id` by `device_id`
-/// (which may have at most `max_open` receiving),
+/// (which may have at most `max_open` receiving, and `room` bytes of disk
+/// before the reserve, if known),
 /// after checking the size limit, that the contact exists and was relayed
 /// to this device (no other device may store, or fail, a recording of it),
 /// and that no other device's recording is stored for it (the same device
@@ -298,6 +299,7 @@ pub fn create(
     contact_id: &str,
     length: u64,
     max_open: u32,
+    room: Option<u64>,
 ) -> Result<Upload> {
     let limit = crate::directory::load_settings(conn)?
         .upload
@@ -329,6 +331,10 @@ pub fn create(
     )?;
     if open >= max_open {
         return Err(UploadError::TooManyOpen { open });
+    }
+    if room.is_some_and(|room| length > room) {
+        tracing::warn!(length, room, "upload refused: the disk is at its reserve");
+        return Err(UploadError::InsufficientStorage);
     }
     if let Some((by, _)) = verdict::stored_recording(conn, contact_id)?
         && by != device_id
@@ -511,6 +517,7 @@ pub async fn run_sweeper(state: AppState) {
         if let Err(e) = sweep(&state).await {
             tracing::error!(error = %e, "upload sweep failed");
         }
+        crate::playback::prune_cache(&state).await;
         tokio::select! {
             () = tokio::time::sleep(SWEEP_INTERVAL) => {}
             _ = closing.wait_for(|c| *c) => return,

@@ -185,20 +185,13 @@ async fn create(
         .await
         .ok()
         .flatten();
-    if free.is_some_and(|free| free.saturating_sub(length) < reserve) {
-        tracing::warn!(
-            free,
-            length,
-            reserve,
-            "upload refused: the disk is at its reserve"
-        );
-        return Err(UploadError::InsufficientStorage.into());
-    }
+    // Bytes an upload may take before the disk is at its reserve.
+    let room = free.map(|free| free.saturating_sub(reserve));
     let upload = {
         let device = device.clone();
         state
             .db()
-            .call(move |c| super::create(c, &device, &contact_id, length, max_open))
+            .call(move |c| super::create(c, &device, &contact_id, length, max_open, room))
             .await?
     };
     // The row is committed first; PATCH creates the file if it is missing.
@@ -463,6 +456,7 @@ async fn patch(
     if !up.is_complete() {
         let path = state.uploads().part_path(&id);
         let (received, whole) = write_body(&path, &up, &req, body, &mut guard.takeover).await?;
+        crate::crashpoint::hit("patch.synced");
         if received != up.received {
             let (upload, from) = (id.clone(), up.received);
             let advanced = state
@@ -476,6 +470,7 @@ async fn patch(
                     },
                 ));
             }
+            crate::crashpoint::hit("patch.advanced");
             tracing::debug!(upload = %id, received, length = up.length, "upload progressed");
         }
         up.received = received;

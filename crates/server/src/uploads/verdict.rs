@@ -329,6 +329,7 @@ async fn store(state: &AppState, up: &Upload, checked: Checked) -> Result<()> {
         let (store, key, path) = (state.recordings().clone(), key.clone(), path.clone());
         blocking(move || Ok(store.put(&key, &path)?)).await?;
     }
+    crate::crashpoint::hit("store.put");
     let committed = {
         let (up, key) = (up.clone(), key.clone());
         state
@@ -344,6 +345,7 @@ async fn store(state: &AppState, up: &Upload, checked: Checked) -> Result<()> {
             return Err(e);
         }
     };
+    crate::crashpoint::hit("store.committed");
     if let Some(decision) = verdict {
         // Another upload of this contact was stored meanwhile.
         unstore(state, &key).await;
@@ -357,6 +359,7 @@ async fn store(state: &AppState, up: &Upload, checked: Checked) -> Result<()> {
     tracing::info!(upload = %up.id, device = %up.device_id, contact = ?up.contact_id,
         key = %key, "recording stored");
     acknowledge(state, up);
+    crate::crashpoint::hit("store.acknowledged");
     Ok(())
 }
 

@@ -41,7 +41,8 @@ pub fn router() -> Router<AppState> {
                 .post(login)
                 // A login and a password: a few hundred bytes. Far more is
                 // refused before it is buffered (axum's default is 2 MB).
-                .layer(axum::extract::DefaultBodyLimit::max(LOGIN_FORM_BYTES)),
+                .layer(axum::extract::DefaultBodyLimit::max(LOGIN_FORM_BYTES))
+                .route_layer(axum::middleware::from_fn(declared_size)),
         )
         .route("/logout", axum::routing::post(logout))
         .route("/contacts/{contact_id}", get(contact))
@@ -86,6 +87,26 @@ async fn login_form(headers: HeaderMap, State(state): State<AppState>) -> Respon
 
 /// The largest sign-in form accepted.
 const LOGIN_FORM_BYTES: usize = 4 << 10;
+
+/// Refuses a sign-in whose declared length is over [`LOGIN_FORM_BYTES`]
+/// at once: the body limit alone would wait for the bytes (up to the
+/// request deadline) before it could refuse them.
+async fn declared_size(req: Request, next: axum::middleware::Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > LOGIN_FORM_BYTES as u64) {
+        let message = format!("A sign-in is at most {LOGIN_FORM_BYTES} bytes.");
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Html(pages::login(Some(&message), "").into_string()),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
 
 #[derive(Deserialize)]
 struct LoginForm {

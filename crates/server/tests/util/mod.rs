@@ -38,14 +38,32 @@ pub fn test_key() -> &'static deskrec_vault::PrivateKey {
     KEY.get_or_init(|| deskrec_vault::PrivateKey::generate().unwrap())
 }
 
-/// A running server.
+/// A running server in this process.
 pub struct TestServer {
-    pub addr: std::net::SocketAddr,
+    client: Client,
     pub state: AppState,
-    pub admin_token: String,
     pub dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What a client knows of a server: where it is, the certificate to pin,
+/// the tokens in its data directory. [`TestServer`] derefs to it; a
+/// server in another process (`Client::new`) is reached the same way.
+pub struct Client {
+    pub addr: std::net::SocketAddr,
+    pub fingerprint: String,
+    pub admin_token: String,
+    /// The server's data directory.
+    pub data: std::path::PathBuf,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
 }
 
 impl TestServer {
@@ -77,18 +95,14 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = AppState::open(&config, addr).unwrap();
-        let admin_token = std::fs::read_to_string(dir.path().join("admin-token"))
-            .unwrap()
-            .trim()
-            .to_owned();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(serve(listener, state.clone(), async {
             let _ = rx.await;
         }));
+        let client = Client::new(addr, state.tls().fingerprint.clone(), dir.path());
         Self {
-            addr,
+            client,
             state,
-            admin_token,
             dir,
             stop: Some(tx),
             task: Some(task),
@@ -104,17 +118,34 @@ impl TestServer {
             .unwrap();
         self.dir
     }
+}
+
+impl Client {
+    /// The server at `addr` whose certificate has `fingerprint` and whose
+    /// data directory is `data`.
+    pub fn new(addr: std::net::SocketAddr, fingerprint: String, data: &std::path::Path) -> Self {
+        let admin_token = std::fs::read_to_string(data.join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Self {
+            addr,
+            fingerprint,
+            admin_token,
+            data: data.to_owned(),
+        }
+    }
 
     /// The metrics bearer token.
     pub fn metrics_token(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("metrics-token"))
+        std::fs::read_to_string(self.data.join("metrics-token"))
             .unwrap()
             .trim()
             .to_owned()
     }
 
     pub fn fingerprint(&self) -> String {
-        self.state.tls().fingerprint.clone()
+        self.fingerprint.clone()
     }
 
     pub async fn tls(&self) -> TlsStream<TcpStream> {

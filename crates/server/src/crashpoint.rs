@@ -1,0 +1,38 @@
+//! Crash points for the power-cut test: with `DESKREC_CRASH_AT=<name>` in
+//! its environment, the server kills itself (SIGKILL, as `kill -9` does)
+//! the moment it reaches the point of that name.
+//!
+//! They sit at each step between the last byte of an upload arriving and
+//! the answer that tells the agent to delete its copy, so the test
+//! (`tests/hostile.rs`) can prove that no step acknowledges before the
+//! one it depends on is committed. Unset, a point costs one comparison.
+
+use std::sync::OnceLock;
+
+/// The environment variable naming the point to crash at.
+pub const ENV: &str = "DESKREC_CRASH_AT";
+
+/// Every point, in the order an upload reaches them.
+pub const POINTS: &[&str] = &[
+    "patch.synced",
+    "patch.advanced",
+    "store.put",
+    "store.committed",
+    "store.acknowledged",
+];
+
+/// Kills the process if `DESKREC_CRASH_AT` names `point`.
+pub fn hit(point: &str) {
+    static AT: OnceLock<Option<String>> = OnceLock::new();
+    if AT.get_or_init(|| std::env::var(ENV).ok()).as_deref() != Some(point) {
+        return;
+    }
+    debug_assert!(POINTS.contains(&point), "{point} is not listed in POINTS");
+    eprintln!("deskrec-server: crash point {point} reached; killing the process");
+    #[cfg(unix)]
+    // SAFETY: kill(2) on our own pid; nothing is read or written.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    std::process::abort();
+}
