@@ -252,6 +252,7 @@ pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
 
 /// File descriptors kept free for the database, storage files, logs and
 /// accept errors, on top of one per connection.
+#[cfg(unix)]
 const SPARE_DESCRIPTORS: u64 = 256;
 
 /// Raises the process's open-file limit to its hard limit (Unix; Windows
