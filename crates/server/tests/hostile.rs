@@ -444,29 +444,7 @@ async fn patch_raw(
     );
     tls.write_all(head.as_bytes()).await.ok()?;
     tls.write_all(body).await.ok()?;
-    read_status(&mut tls).await
-}
-
-/// Reads an answer's status line (None if the connection ends first).
-async fn read_status<S: AsyncReadExt + Unpin>(stream: &mut S) -> Option<u16> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !got.windows(2).any(|w| w == b"\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        got.extend_from_slice(&buf[..n]);
-    }
-    std::str::from_utf8(&got)
-        .ok()?
-        .strip_prefix("HTTP/1.1 ")?
-        .get(..3)?
-        .parse()
-        .ok()
+    util::read_status(&mut tls).await
 }
 
 /// A tus request without a body: status and headers.
@@ -742,7 +720,7 @@ async fn hostile_clients_at_scale_leave_the_server_serving() {
                 // it from the header (bytes it never reads would turn its
                 // close into a reset that hides the answer).
                 let _ = tls.write_all(head.as_bytes()).await;
-                let status = read_status(&mut tls).await;
+                let status = util::read_status(&mut tls).await;
                 *statuses.entry(status).or_default() += 1;
             }
             statuses

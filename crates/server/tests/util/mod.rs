@@ -446,3 +446,25 @@ impl Agent {
 pub fn pinned_client(fingerprint: &str) -> Arc<ClientConfig> {
     deskrec_client::pinned_tls(fingerprint)
 }
+
+/// Reads an answer's status line (None if the connection ends first).
+pub async fn read_status<S: tokio::io::AsyncReadExt + Unpin>(stream: &mut S) -> Option<u16> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(2).any(|w| w == b"\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    std::str::from_utf8(&got)
+        .ok()?
+        .strip_prefix("HTTP/1.1 ")?
+        .get(..3)?
+        .parse()
+        .ok()
+}
