@@ -326,7 +326,7 @@
     ]);
     dl($('d-server'), [
       ['Address', d.server_url, 'mono'],
-      ['Certificate', d.server_fingerprint, 'mono'],
+      ['Server key', d.server_fingerprint, 'mono'],
     ]);
     const p = d.policy;
     dl($('d-policy'), p ? [

@@ -19,7 +19,7 @@ pub struct Cli {
     /// --fingerprint).
     #[arg(long, num_args = 2, value_names = ["URL", "TOKEN"])]
     pub enroll: Option<Vec<String>>,
-    /// The server certificate's SHA-256 fingerprint, for --enroll with a
+    /// The server's key pin (`spki-sha256:<hex>`), for --enroll with a
     /// plain secret.
     #[arg(long)]
     pub fingerprint: Option<String>,

@@ -301,7 +301,10 @@ impl Drop for Process {
 pub(crate) struct Server {
     _process: Process,
     pub(crate) url: String,
+    /// The certificate's SHA-256, as a browser shows it.
     pub(crate) fingerprint: String,
+    /// The server's public-key pin, as agents and the MSI take it.
+    pub(crate) pin: String,
     data: PathBuf,
 }
 
@@ -330,6 +333,7 @@ impl Server {
         let stdout = process.child.stdout.take().context("no stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            // The pin is printed last.
             let (mut addr, mut fp) = (None, None);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(a) = line.strip_prefix("deskrec-server listening on ") {
@@ -338,19 +342,21 @@ impl Server {
                 if let Some(f) = line.strip_prefix("TLS certificate SHA-256: ") {
                     fp = Some(f.trim().to_owned());
                 }
-                if let (Some(a), Some(f)) = (&addr, &fp) {
-                    let _ = tx.send((a.clone(), f.clone()));
-                    addr = None;
+                if let (Some(p), Some(a), Some(f)) =
+                    (line.strip_prefix("TLS key pin: "), addr.take(), &fp)
+                {
+                    let _ = tx.send((a, f.clone(), p.trim().to_owned()));
                 }
             }
         });
-        let (addr, fingerprint) = rx
+        let (addr, fingerprint, pin) = rx
             .recv_timeout(Duration::from_secs(60))
             .context("deskrec-server did not start listening")?;
         Ok(Self {
             _process: process,
             url: format!("https://{addr}"),
             fingerprint,
+            pin,
             data: data.to_owned(),
         })
     }

@@ -359,7 +359,7 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
         .as_str()
         .context("no fleet token")?
         .to_owned();
-    let fingerprint = format!("sha256:{}", server.fingerprint);
+    let fingerprint = server.pin.clone();
     let props = |url: &str, fp: &str| {
         vec![
             format!("SERVER_URL={url}"),
@@ -394,7 +394,7 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
     // 2. A wrong fingerprint (and AUTOSTART=0): installed, but enrollment
     //    fails and the tray says so; then REMOVE_DATA=1 removes the data
     //    with the program.
-    let wrong = format!("sha256:{}", "0".repeat(64));
+    let wrong = format!("spki-sha256:{}", "0".repeat(64));
     let mut wrong_props = props(&server.url, &wrong);
     wrong_props.push("AUTOSTART=0".into());
     pc.install("wrong-fingerprint", &first, &wrong_props)?;

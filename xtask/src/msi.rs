@@ -53,13 +53,13 @@ const CHECKS: &[(&str, &str, &str)] = &[
     ),
     (
         "ServerFingerprintMustBeSha256",
-        r#"SERVER_FINGERPRINT AND NOT (SERVER_FINGERPRINT << "sha256:")"#,
-        "SERVER_FINGERPRINT must be the SHA-256 of the server certificate as the server prints it: sha256:<64 hex digits> (it is \"[SERVER_FINGERPRINT]\").",
+        r#"SERVER_FINGERPRINT AND NOT (SERVER_FINGERPRINT << "spki-sha256:" OR SERVER_FINGERPRINT << "sha256:")"#,
+        "SERVER_FINGERPRINT must be the server's pin as the server prints it: spki-sha256:<64 hex digits> (it is \"[SERVER_FINGERPRINT]\").",
     ),
     (
         "ServerFingerprintIsNeeded",
         "SERVER_URL AND NOT SERVER_FINGERPRINT",
-        "SERVER_FINGERPRINT is needed with SERVER_URL: the PC trusts only the server certificate it names.",
+        "SERVER_FINGERPRINT is needed with SERVER_URL: the PC trusts only the server key it names.",
     ),
 ];
 

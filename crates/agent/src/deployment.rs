@@ -16,7 +16,8 @@
 
 use std::path::{Path, PathBuf};
 
-use deskrec_protocol::EnrollmentToken;
+use deskrec_client::Pin;
+use deskrec_protocol::{CERT_PIN_PREFIX, EnrollmentToken, SPKI_PIN_PREFIX};
 use serde::{Deserialize, Serialize};
 
 use crate::secrets::{FileSecretStore, SecretStore};
@@ -119,7 +120,9 @@ pub fn load(path: &Path) -> Result<Option<Deployment>, DeployError> {
 
 impl Deployment {
     /// The settings from the installer's properties, checked: an `https://`
-    /// URL with a host, a `sha256:` fingerprint of 64 hex digits. Empty
+    /// URL with a host, and the server's pin as the server prints it:
+    /// `spki-sha256:` (its public key) or `sha256:` (its certificate, as
+    /// servers before public-key pins print it) and 64 hex digits. Empty
     /// values are absent ones (msiexec passes unset properties as `""`).
     pub fn new(url: &str, fingerprint: &str, token: &str) -> Result<Self, DeployError> {
         let setting = |name, value: &str, why: &str| DeployError::Setting {
@@ -128,18 +131,21 @@ impl Deployment {
             why: why.to_owned(),
         };
         let (url, fingerprint, token) = (url.trim(), fingerprint.trim(), token.trim());
-        let hex = crate::enroll::normalise_fingerprint(fingerprint);
-        if !fingerprint.starts_with("sha256:")
-            || hex.len() != 64
-            || !hex.bytes().all(|b| b.is_ascii_hexdigit())
-        {
-            return Err(setting(
-                "SERVER_FINGERPRINT",
-                fingerprint,
-                "the server certificate's SHA-256 as the server prints it: sha256:<64 hex digits>",
-            ));
-        }
-        deskrec_client::ServerAddress::new(url, &hex).map_err(|e| {
+        let prefixed = [SPKI_PIN_PREFIX, CERT_PIN_PREFIX]
+            .iter()
+            .any(|p| fingerprint.to_ascii_lowercase().starts_with(p));
+        let pin = fingerprint
+            .parse::<Pin>()
+            .ok()
+            .filter(|_| prefixed)
+            .ok_or_else(|| {
+                setting(
+                    "SERVER_FINGERPRINT",
+                    fingerprint,
+                    "the server's pin as its enrollment token answer gives it: spki-sha256:<64 hex digits>",
+                )
+            })?;
+        deskrec_client::ServerAddress::new(url, &pin.to_string()).map_err(|e| {
             setting(
                 "SERVER_URL",
                 url,
@@ -150,7 +156,7 @@ impl Deployment {
         })?;
         Ok(Self {
             server_url: url.trim_end_matches('/').to_owned(),
-            server_fingerprint: format!("sha256:{hex}"),
+            server_fingerprint: pin.to_string(),
             enroll_token: (!token.is_empty()).then(|| token.to_owned()),
         })
     }
@@ -233,7 +239,8 @@ pub fn token(url: &str, secret: &str, fingerprint: Option<&str>) -> EnrollmentTo
         _ => EnrollmentToken {
             url: url.trim_end_matches('/').to_owned(),
             token: secret.to_owned(),
-            cert_sha256: fingerprint.unwrap_or_default().to_owned(),
+            cert_sha256: String::new(),
+            pin: Some(fingerprint.unwrap_or_default().to_owned()),
         },
     }
 }
@@ -318,6 +325,10 @@ mod tests {
         assert_eq!(ok.server_url, "https://rec.example:8443");
         assert_eq!(ok.enroll_token, None);
         assert!(ok.token().is_none());
+        let key_pin = FP.replace("sha256:", "SPKI-SHA256:");
+        let ok = Deployment::new("https://rec.example", &key_pin, "s").unwrap();
+        assert_eq!(ok.server_fingerprint, key_pin.to_ascii_lowercase());
+        assert_eq!(ok.token().unwrap().server_pin(), ok.server_fingerprint);
         for (url, fp, name) in [
             ("http://rec.example", FP, "SERVER_URL"),
             ("https://", FP, "SERVER_URL"),

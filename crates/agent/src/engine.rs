@@ -252,7 +252,9 @@ pub(crate) struct Shared {
     pub db: Db,
     pub identity: Identity,
     pub creds: Credentials,
-    pub addr: ServerAddress,
+    /// The server's address with the pins trusted now (see `crate::pins`):
+    /// read with [`Shared::server`].
+    server: std::sync::Mutex<ServerAddress>,
     pub policy: watch::Sender<Option<CachedPolicy>>,
     pub login: watch::Sender<String>,
     /// The session or system is ending (`logoff`, `shutdown`): recording
@@ -275,6 +277,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The server's address, pinned to the keys trusted now.
+    pub fn server(&self) -> ServerAddress {
+        self.server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Trusts new pins from now on (they are stored first).
+    pub fn set_server(&self, addr: ServerAddress) {
+        *self.server.lock().unwrap_or_else(|e| e.into_inner()) = addr;
+    }
+
     /// Now on the agent's clock.
     pub fn now(&self) -> i64 {
         self.config.clock.now()
@@ -438,7 +453,7 @@ impl Agent {
             db,
             identity,
             creds,
-            addr,
+            server: std::sync::Mutex::new(addr),
             work: Notify::new(),
             outbox: Notify::new(),
             pacer: crate::pacer::Pacer::new(),

@@ -7,7 +7,7 @@
 //! before the server hears of it, so a crash after enrollment never leaves
 //! a registered key the PC does not have.
 
-use deskrec_client::{HttpConnection, Method, ServerAddress};
+use deskrec_client::{HttpConnection, Method, Pin, ServerAddress, VerifiedPins};
 use deskrec_protocol::{EnrollRequest, EnrollResponse, EnrollmentToken};
 use deskrec_vault::PrivateKey;
 use serde::{Deserialize, Serialize};
@@ -24,8 +24,15 @@ pub struct Identity {
     pub device_id: String,
     /// The server's base URL.
     pub url: String,
-    /// The pinned certificate fingerprint (hex SHA-256 of its DER).
-    pub cert_sha256: String,
+    /// The server's pin ([`deskrec_client::Pin`]): its public key's, or
+    /// for agents enrolled before public-key pins (whose identity names it
+    /// `cert_sha256`) its certificate's until the first announcement.
+    #[serde(alias = "cert_sha256")]
+    pub pin: String,
+    /// The key the server announced it will serve next, trusted beside
+    /// `pin` until the server serves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_pin: Option<String>,
     /// The host name sent at enrollment and in every hello.
     pub host: String,
     /// When enrolled (agent clock, µs).
@@ -33,9 +40,27 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// The server's address, pinned.
+    /// The server's address, pinned to the current and the next key.
     pub fn address(&self) -> Result<ServerAddress, AgentError> {
-        Ok(ServerAddress::new(&self.url, &self.cert_sha256)?)
+        let mut addr = ServerAddress::new(&self.url, &self.pin)?;
+        if let Some(next) = &self.next_pin {
+            addr.pins.push(next.parse()?);
+        }
+        Ok(addr)
+    }
+
+    /// Takes in the server's checked announcement: the key it serves now
+    /// becomes the pin (upgrading a certificate pin, or completing a
+    /// rotation to the announced key), and its next key is trusted too.
+    /// Returns whether anything changed.
+    pub fn follow(&mut self, pins: &VerifiedPins) -> bool {
+        let (pin, next_pin) = (
+            pins.current.to_string(),
+            pins.next.as_ref().map(Pin::to_string),
+        );
+        let changed = (&pin, &next_pin) != (&self.pin, &self.next_pin);
+        (self.pin, self.next_pin) = (pin, next_pin);
+        changed
     }
 }
 
@@ -66,8 +91,7 @@ pub async fn enroll(
 }
 
 /// Enrolls this PC with a token given as its parts: the server's URL,
-/// its certificate fingerprint (hex SHA-256, with or without a `sha256:`
-/// prefix and colons) and the secret, as a deployment config gives them.
+/// its pin (see [`Pin`]) and the secret, as a deployment config gives them.
 pub async fn enroll_with(
     dir: &DataDir,
     secrets: &dyn SecretStore,
@@ -75,8 +99,6 @@ pub async fn enroll_with(
     host: &str,
     now: i64,
 ) -> Result<Identity, AgentError> {
-    let mut token = token.clone();
-    token.cert_sha256 = normalise_fingerprint(&token.cert_sha256);
     let db = dir.open_db()?;
     let enrolled = || -> Result<(), AgentError> {
         match db.call_blocking(|c| get_meta::<Identity>(c, keys::IDENTITY))? {
@@ -94,7 +116,7 @@ pub async fn enroll_with(
     // credential. The engine's lock serves: no engine runs unenrolled.
     let _lock = crate::lock::DirLock::acquire(dir, now)?;
     enrolled()?;
-    let addr = ServerAddress::new(&token.url, &token.cert_sha256)?;
+    let addr = ServerAddress::new(&token.url, &token.server_pin())?;
     let key = tokio::task::spawn_blocking(PrivateKey::generate)
         .await
         .map_err(|e| AgentError::Invalid(format!("key generation failed: {e}")))??;
@@ -116,8 +138,9 @@ pub async fn enroll_with(
     secrets.put(CREDENTIAL, answer.credential.as_bytes())?;
     let identity = Identity {
         device_id: answer.device_id,
-        url: token.url,
-        cert_sha256: addr.cert_sha256.clone(),
+        url: token.url.clone(),
+        pin: addr.pins[0].to_string(),
+        next_pin: None,
         host: host.to_owned(),
         enrolled_at: now,
     };
@@ -184,15 +207,4 @@ pub(crate) fn load_from(
             device_key,
         },
     ))
-}
-
-/// A certificate fingerprint as the token carries it: lowercase hex, no
-/// `sha256:` prefix, no colons.
-pub fn normalise_fingerprint(text: &str) -> String {
-    let text = text.trim();
-    let hex = text
-        .strip_prefix("sha256:")
-        .or_else(|| text.strip_prefix("SHA256:"))
-        .unwrap_or(text);
-    hex.replace(':', "").to_ascii_lowercase()
 }

@@ -203,7 +203,13 @@ impl AgentHandle {
             version: env!("CARGO_PKG_VERSION").into(),
             data_dir: shared.config.data_dir.root().display().to_string(),
             server_url: id.url.clone(),
-            server_fingerprint: format!("sha256:{}", id.cert_sha256),
+            server_fingerprint: shared
+                .server()
+                .pins
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
             policy,
             clock_offset_us: offset.map(|o| o.offset_us),
             clock_measured_at: offset.map(|o| o.measured_at),

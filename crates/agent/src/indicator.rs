@@ -179,7 +179,7 @@ impl Indicator {
                 IndicatorKind::Attention,
                 "Not enrolled",
                 format!(
-                    "This PC is not enrolled with a recording server, so nothing is recorded.{} IT deploys Deskrec with the server's address, certificate fingerprint and an enrollment token, or starts it once with --enroll URL TOKEN.",
+                    "This PC is not enrolled with a recording server, so nothing is recorded.{} IT deploys Deskrec with the server's address, key fingerprint and an enrollment token, or starts it once with --enroll URL TOKEN.",
                     why.as_ref().map(|w| format!(" {w}.")).unwrap_or_default()
                 ),
             ),

@@ -59,6 +59,7 @@ mod indicator;
 mod live;
 mod lock;
 mod pacer;
+mod pins;
 mod platform;
 mod policy;
 mod recording;

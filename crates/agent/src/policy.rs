@@ -86,6 +86,7 @@ mod tests {
                 server_public_key_pem: String::new(),
                 server_key_id: String::new(),
                 desktop: Default::default(),
+                server_pins: None,
             },
             login: "CORP\\ann".into(),
             received_at: 1_000,

@@ -81,7 +81,7 @@ impl<'a> Session<'a> {
 
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), AgentError> {
         let shared = self.shared;
-        let mut sock = RteSocket::connect(&shared.addr, &shared.creds.credential).await?;
+        let mut sock = RteSocket::connect(&shared.server(), &shared.creds.credential).await?;
         let mut login_rx = shared.login.subscribe();
         let login = login_rx.borrow_and_update().clone();
         self.hello(&mut sock, &login).await?;
@@ -146,6 +146,13 @@ impl<'a> Session<'a> {
         let shared = self.shared;
         match msg {
             ServerMessage::Policy(policy) => {
+                // A bad announcement is refused and logged; the policy
+                // itself still applies (it came over the pinned channel).
+                if let Some(pins) = &policy.server_pins
+                    && let Err(e) = crate::pins::follow(shared, pins).await
+                {
+                    tracing::warn!(error = %e, "the server's TLS pins are not followed");
+                }
                 let cached = CachedPolicy {
                     policy,
                     login: shared.login.borrow().clone(),

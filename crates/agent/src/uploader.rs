@@ -333,7 +333,7 @@ async fn upload(
         return Ok(None);
     }
     if conn.as_ref().is_none_or(|c| !c.is_open()) {
-        *conn = Some(HttpConnection::connect(&shared.addr).await?);
+        *conn = Some(HttpConnection::connect(&shared.server()).await?);
     }
     let http = conn.as_mut().expect("connected above");
     let credential = shared.creds.credential.as_str();

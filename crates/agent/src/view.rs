@@ -201,7 +201,8 @@ pub struct Diagnostics {
     pub data_dir: String,
     /// The server's URL.
     pub server_url: String,
-    /// The pinned certificate, `sha256:<hex>`.
+    /// The pinned server keys: `spki-sha256:<hex>`, and the announced next
+    /// key after a space.
     pub server_fingerprint: String,
     /// The cached policy.
     pub policy: Option<PolicyView>,

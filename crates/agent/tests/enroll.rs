@@ -2,8 +2,12 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use deskrec_agent::clock::SystemClock;
 use deskrec_agent::secrets::{CREDENTIAL, SecretStore};
-use deskrec_agent::{AgentError, DataDir, enroll};
+use deskrec_agent::{Agent, AgentError, Connection, DataDir, enroll};
 use deskrec_protocol::EnrollmentToken;
 use serde_json::Value;
 
@@ -16,7 +20,7 @@ async fn enrollment_stores_identity_and_owner_only_secrets_and_registers_the_key
     let dir = DataDir::new(tmp.path().join("agent"));
     let id = enroll_agent(&s, &dir).await;
     assert!(id.device_id.starts_with("dev-"), "{id:?}");
-    assert_eq!(id.cert_sha256, s.fingerprint());
+    assert_eq!(id.pin, s.pin());
 
     let (stored, creds) = enroll::load(&dir, &dir.secret_store()).unwrap();
     assert_eq!(stored, id);
@@ -52,7 +56,7 @@ async fn enrollment_stores_identity_and_owner_only_secrets_and_registers_the_key
 async fn a_token_with_another_fingerprint_is_refused_and_nothing_is_enrolled() {
     let s = TestServer::start().await;
     let mut token = EnrollmentToken::decode(&enrollment_token(&s).await).unwrap();
-    token.cert_sha256 = "00".repeat(32);
+    token.pin = Some(format!("spki-sha256:{}", "00".repeat(32)));
     let tmp = tempfile::tempdir().unwrap();
     let dir = DataDir::new(tmp.path());
     let err = enroll::enroll(&dir, &dir.secret_store(), &token.encode(), "PC", 0)
@@ -101,4 +105,156 @@ async fn the_enroll_command_enrolls_and_prints_the_identity() {
         .unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("invalid_token"));
+}
+
+/// The identity the agent has stored now.
+fn stored_identity(dir: &DataDir) -> enroll::Identity {
+    enroll::load(dir, &dir.secret_store()).unwrap().0
+}
+
+/// Waits until the stored identity satisfies `done`.
+async fn wait_identity(
+    dir: &DataDir,
+    what: &str,
+    done: impl Fn(&enroll::Identity) -> bool,
+) -> enroll::Identity {
+    common::wait_for(Duration::from_secs(30), what, || {
+        let id = Some(stored_identity(dir)).filter(&done);
+        async move { id }
+    })
+    .await
+}
+
+/// Restarts `s` on the same address (agents know its URL).
+async fn restart(s: TestServer, configure: impl FnOnce(&mut deskrec_server::Config)) -> TestServer {
+    let addr = s.addr;
+    let dir = s.stop().await;
+    TestServer::start_with(dir, |c| {
+        c.listen = addr;
+        configure(c);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_for_the_same_key_keeps_agents_connected() {
+    // A configured certificate, as from a CA: renewal issues a new
+    // certificate for the same key.
+    let certs = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let (cert_path, key_path) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let issue = |name: &str| {
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), name.into()]).unwrap();
+        std::fs::write(&cert_path, params.self_signed(&key).unwrap().pem()).unwrap();
+    };
+    issue("rec-2026.example");
+    let files = |c: &mut deskrec_server::Config| {
+        c.tls.cert = Some(cert_path.clone());
+        c.tls.key = Some(key_path.clone());
+    };
+    let s = TestServer::start_with(tempfile::tempdir().unwrap(), files).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let id = enroll_agent(&s, &dir).await;
+    assert!(id.pin.starts_with("spki-sha256:"), "{id:?}");
+
+    issue("rec-2027.example");
+    let s = restart(s, files).await;
+    let agent = Agent::start(common::config(&dir, "ann", Arc::new(SystemClock)))
+        .await
+        .unwrap();
+    common::wait_status(&dir, Duration::from_secs(30), "connected", |r| {
+        r.server.connection == Connection::Connected
+    })
+    .await;
+    agent.shutdown().await;
+    drop(s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_follow_an_announced_key_through_a_rotation_and_others_are_cut_off() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (following, asleep) = (
+        DataDir::new(tmp.path().join("a")),
+        DataDir::new(tmp.path().join("b")),
+    );
+    let old = enroll_agent(&s, &following).await.pin;
+    enroll_agent(&s, &asleep).await;
+    let agent = Agent::start(common::config(&following, "ann", Arc::new(SystemClock)))
+        .await
+        .unwrap();
+    common::wait_status(&following, Duration::from_secs(30), "connected", |r| {
+        r.server.connection == Connection::Connected
+    })
+    .await;
+
+    // The connected agent hears of the next key at once.
+    let change = s.admin("POST", "/tls/next-key", Value::Null).await;
+    let next = change["next_pin"].as_str().unwrap().to_owned();
+    assert_eq!(change["current_pin"], old.as_str());
+    wait_identity(&following, "the next key to be trusted", |id| {
+        id.next_pin.as_deref() == Some(next.as_str()) && id.pin == old
+    })
+    .await;
+    assert_eq!(stored_identity(&asleep).next_pin, None);
+
+    // The server changes key at its next start; the agent follows it.
+    assert_eq!(
+        s.admin("POST", "/tls/rotate", Value::Null).await["next_pin"],
+        next.as_str()
+    );
+    let s = restart(s, |_| {}).await;
+    assert_eq!(s.pins().next_pin, None);
+    wait_identity(&following, "the new key to be the pin", |id| {
+        id.pin == next && id.next_pin.is_none()
+    })
+    .await;
+    common::wait_status(
+        &following,
+        Duration::from_secs(30),
+        "connected again",
+        |r| r.server.connection == Connection::Connected,
+    )
+    .await;
+    agent.shutdown().await;
+
+    // A PC that never heard of the new key cannot be fooled into trusting
+    // it, and says why.
+    let (_, creds) = enroll::load(&asleep, &asleep.secret_store()).unwrap();
+    let addr = stored_identity(&asleep).address().unwrap();
+    match deskrec_client::RteSocket::connect(&addr, &creds.credential).await {
+        Err(e) => assert!(e.to_string().contains("TLS"), "{e}"),
+        Ok(_) => panic!("a PC that missed the announcement connected after the rotation"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_enrolled_with_a_certificate_pin_upgrades_to_the_key_pin() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let id = enroll_agent(&s, &dir).await;
+    // The identity as agents before public-key pins stored it.
+    let legacy = serde_json::json!({
+        "device_id": id.device_id, "url": id.url, "host": id.host,
+        "enrolled_at": id.enrolled_at, "cert_sha256": s.fingerprint(),
+    });
+    rusqlite::Connection::open(dir.db_path())
+        .unwrap()
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'identity'",
+            [legacy.to_string()],
+        )
+        .unwrap();
+    assert_eq!(stored_identity(&dir).pin, s.fingerprint());
+
+    let agent = Agent::start(common::config(&dir, "ann", Arc::new(SystemClock)))
+        .await
+        .unwrap();
+    let upgraded =
+        wait_identity(&dir, "the key pin", |id| id.pin.starts_with("spki-sha256:")).await;
+    assert_eq!(upgraded.pin, s.pin());
+    agent.shutdown().await;
 }

@@ -123,7 +123,7 @@ async fn the_handle_shows_status_queue_and_audit_and_tells_of_policy_changes_wit
     match handle.diagnostics(None).await {
         Ok(d) => {
             assert!(deskrec_agent::is_admin());
-            assert_eq!(d.server_fingerprint, format!("sha256:{}", s.fingerprint()));
+            assert_eq!(d.server_fingerprint, s.pin());
             assert!(!d.segments.is_empty());
         }
         Err(AgentError::Refused(_)) => assert!(!deskrec_agent::is_admin()),

@@ -75,7 +75,7 @@ impl Drop for Process {
 pub struct ServerProcess {
     /// The process.
     pub process: Process,
-    /// Where it listens, with its certificate fingerprint.
+    /// Where it listens, with its key's pin.
     pub address: ServerAddress,
     /// The admin bearer token from its data directory.
     pub admin_token: String,
@@ -101,7 +101,7 @@ impl ServerProcess {
             let line = line?;
             if let Some(a) = line.strip_prefix("deskrec-server listening on ") {
                 listen = Some(a.trim().to_owned());
-            } else if let Some(f) = line.strip_prefix("TLS certificate SHA-256: ") {
+            } else if let Some(f) = line.strip_prefix("TLS key pin: ") {
                 fingerprint = Some(f.trim().to_owned());
             }
             if listen.is_some() && fingerprint.is_some() {

@@ -1,22 +1,24 @@
 //! Where the server is.
 
-use crate::ClientError;
+use crate::{ClientError, Pin};
 
-/// The server's address and certificate fingerprint, as an enrollment token
-/// carries them.
+/// The server's address and the pins of the keys it may serve: the one an
+/// enrollment token carries, and the next one once the server announced it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerAddress {
     /// Host name or IP (without brackets for IPv6).
     pub host: String,
     /// TCP port.
     pub port: u16,
-    /// Hex SHA-256 of the server certificate's DER.
-    pub cert_sha256: String,
+    /// What the server's certificate must match (any one of them).
+    pub pins: Vec<Pin>,
 }
 
 impl ServerAddress {
-    /// Parses `https://host[:port][/...]` (port 443 by default).
-    pub fn new(url: &str, cert_sha256: &str) -> Result<Self, ClientError> {
+    /// Parses `https://host[:port][/...]` (port 443 by default) and a pin
+    /// (see [`Pin`]'s `FromStr`).
+    pub fn new(url: &str, pin: &str) -> Result<Self, ClientError> {
+        let pin = pin.parse()?;
         let bad = || ClientError::BadUrl(url.to_owned());
         let rest = url.strip_prefix("https://").ok_or_else(bad)?;
         let authority = rest.split('/').next().unwrap_or_default();
@@ -39,7 +41,7 @@ impl ServerAddress {
         Ok(Self {
             host: host.to_owned(),
             port,
-            cert_sha256: cert_sha256.to_ascii_lowercase(),
+            pins: vec![pin],
         })
     }
 
@@ -59,18 +61,20 @@ mod tests {
 
     #[test]
     fn parses_hosts_ports_and_ipv6() {
-        let a = ServerAddress::new("https://rec.example.com:8443/x", "AB").unwrap();
+        let pin = "AB".repeat(32);
+        let a = ServerAddress::new("https://rec.example.com:8443/x", &pin).unwrap();
         assert_eq!(
-            (a.host.as_str(), a.port, a.cert_sha256.as_str()),
-            ("rec.example.com", 8443, "ab")
+            (a.host.as_str(), a.port, a.pins.clone()),
+            ("rec.example.com", 8443, vec![pin.parse().unwrap()])
         );
         assert_eq!(a.authority(), "rec.example.com:8443");
-        let a = ServerAddress::new("https://[::1]:9", "ab").unwrap();
+        let a = ServerAddress::new("https://[::1]:9", &pin).unwrap();
         assert_eq!((a.host.as_str(), a.port), ("::1", 9));
         assert_eq!(a.authority(), "[::1]:9");
-        assert_eq!(ServerAddress::new("https://h", "ab").unwrap().port, 443);
+        assert_eq!(ServerAddress::new("https://h", &pin).unwrap().port, 443);
         for bad in ["http://h", "https://", "https://h:x", "https://[::1"] {
-            assert!(ServerAddress::new(bad, "ab").is_err(), "{bad}");
+            assert!(ServerAddress::new(bad, &pin).is_err(), "{bad}");
         }
+        assert!(ServerAddress::new("https://h", "ab").is_err());
     }
 }

@@ -45,6 +45,10 @@ pub enum ClientError {
         /// The error body's `message`, for people.
         message: String,
     },
+    /// A pin is malformed, or the server's announcement of its pins did not
+    /// check out (see [`crate::verify_pins`]).
+    #[error("{0}")]
+    Pins(String),
     /// The URL is not `https://host[:port]`.
     #[error("server URL {0:?} is not https://host[:port]")]
     BadUrl(String),

@@ -1,12 +1,14 @@
 //! The agent's side of the Deskrec server protocol.
 //!
-//! An agent knows its server from the enrollment token: a URL and the
-//! SHA-256 fingerprint of the server's (usually self-signed) certificate.
-//! Everything here connects with TLS pinned to that fingerprint and to
+//! An agent knows its server from the enrollment token: a URL and the pin
+//! of the server's public key. Everything here connects with TLS pinned to
+//! that key (and to the next one the server announced, signed) and to
 //! nothing else — no system roots, so a network that can mint certificates
 //! still cannot impersonate the server.
 //!
-//! - [`ServerAddress`]: where the server is and which certificate it has;
+//! - [`ServerAddress`]: where the server is and which keys it may have;
+//! - [`Pin`] and [`verify_pins`]: the pins, and checking the server's
+//!   announcement of its next key;
 //! - [`HttpConnection`]: a keep-alive HTTPS connection for JSON and upload
 //!   calls;
 //! - [`RteSocket`]: the RTE WebSocket, speaking [`deskrec_protocol`]'s
@@ -24,6 +26,7 @@
 mod address;
 mod error;
 mod http;
+mod pin;
 mod rte;
 mod tls;
 mod tus;
@@ -31,9 +34,13 @@ mod tus;
 pub use address::ServerAddress;
 pub use error::ClientError;
 pub use http::{HttpConnection, Response};
+pub use pin::{Pin, VerifiedPins, verify_pins};
 pub use rte::RteSocket;
 pub use tls::pinned_tls;
 pub use tus::UPLOADS_PATH;
+
+/// Where the server announces its pins ([`deskrec_protocol::ServerPins`]).
+pub const PINS_PATH: &str = "/api/v1/tls/pins";
 
 /// HTTP methods, for [`HttpConnection::request`].
 pub use hyper::Method;

@@ -1,28 +1,27 @@
-//! TLS pinned to one certificate.
+//! TLS pinned to the server's keys.
 
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::{ClientError, ServerAddress};
+use crate::{ClientError, Pin, ServerAddress};
 
-/// A rustls client configuration that accepts exactly the certificate whose
-/// DER has this SHA-256 (hex) and nothing else; handshake signatures are
-/// still verified, so only the holder of that certificate's key passes.
+/// A rustls client configuration that accepts exactly the certificates
+/// these pins match and nothing else; handshake signatures are still
+/// verified, so only the holder of a pinned key passes.
 ///
 /// Pinning rather than a CA: the server's certificate is normally
 /// self-signed, generated on first start, and the enrollment token carries
-/// its fingerprint.
-pub fn pinned_tls(cert_sha256: &str) -> Arc<ClientConfig> {
+/// its key's pin.
+pub fn pinned_tls(pins: &[Pin]) -> Arc<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(Pinned {
-        sha256: cert_sha256.to_ascii_lowercase(),
+        pins: pins.to_vec(),
         provider: provider.clone(),
     });
     let config = ClientConfig::builder_with_provider(provider)
@@ -46,7 +45,7 @@ pub(crate) async fn connect(addr: &ServerAddress) -> Result<TlsStream<TcpStream>
     let _ = tcp.set_nodelay(true);
     let name = ServerName::try_from(addr.host.clone())
         .map_err(|_| ClientError::BadUrl(addr.host.clone()))?;
-    TlsConnector::from(pinned_tls(&addr.cert_sha256))
+    TlsConnector::from(pinned_tls(&addr.pins))
         .connect(name, tcp)
         .await
         .map_err(|source| ClientError::Tls {
@@ -57,7 +56,7 @@ pub(crate) async fn connect(addr: &ServerAddress) -> Result<TlsStream<TcpStream>
 
 #[derive(Debug)]
 struct Pinned {
-    sha256: String,
+    pins: Vec<Pin>,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
@@ -70,11 +69,11 @@ impl ServerCertVerifier for Pinned {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if hex::encode(Sha256::digest(end_entity.as_ref())) == self.sha256 {
+        if self.pins.iter().any(|p| p.matches(end_entity.as_ref())) {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(
-                "the server certificate's fingerprint is not the pinned one".into(),
+                "the server's certificate matches no pinned key".into(),
             ))
         }
     }

@@ -18,8 +18,13 @@ pub struct EnrollmentToken {
     pub url: String,
     /// The one-time secret sent to `POST /api/v1/enroll`.
     pub token: String,
-    /// Lowercase hex SHA-256 of the server certificate's DER encoding.
+    /// Lowercase hex SHA-256 of the server certificate's DER encoding:
+    /// what agents before public-key pins pin.
     pub cert_sha256: String,
+    /// The server's public-key pin (`spki-sha256:…`, see [`crate::ServerPins`]);
+    /// absent from tokens made before public-key pins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
 }
 
 impl std::fmt::Debug for EnrollmentToken {
@@ -29,6 +34,7 @@ impl std::fmt::Debug for EnrollmentToken {
             .field("url", &self.url)
             .field("token", &"<redacted>")
             .field("cert_sha256", &self.cert_sha256)
+            .field("pin", &self.pin)
             .finish()
     }
 }
@@ -50,6 +56,15 @@ impl EnrollmentToken {
     /// `{"url", "token", "cert_sha256"}`. One word, safe on a command line.
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("strings always serialize"))
+    }
+
+    /// The pin an agent starts with: the public-key pin when the token has
+    /// one, else the certificate's (`sha256:…`).
+    pub fn server_pin(&self) -> String {
+        match &self.pin {
+            Some(pin) => pin.clone(),
+            None => format!("{}{}", crate::CERT_PIN_PREFIX, self.cert_sha256),
+        }
     }
 
     /// Reads the compact form (surrounding whitespace ignored).
@@ -100,6 +115,7 @@ mod tests {
             url: "https://rec.example.com:8443".into(),
             token: "s3cret".into(),
             cert_sha256: "00ff".repeat(16),
+            pin: Some(format!("spki-sha256:{}", "11".repeat(32))),
         };
         let compact = t.encode();
         assert!(!compact.contains(['=', '+', '/', ' ']));
@@ -108,6 +124,17 @@ mod tests {
             t
         );
         assert!(!format!("{t:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn tokens_from_before_public_key_pins_still_read() {
+        let old = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"url":"https://h","token":"t","cert_sha256":"{}"}}"#,
+            "ab".repeat(32)
+        ));
+        let t = EnrollmentToken::decode(&old).unwrap();
+        assert_eq!(t.pin, None);
+        assert_eq!(t.server_pin(), format!("sha256:{}", "ab".repeat(32)));
     }
 
     #[test]

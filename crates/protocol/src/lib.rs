@@ -26,16 +26,20 @@
 //!   [`ServerMessage`] (server → agent), the [`Policy`] and its parts;
 //! - `enroll`: the one-time [`EnrollmentToken`] an administrator hands to a
 //!   PC, and the [`EnrollRequest`]/[`EnrollResponse`] of `POST /api/v1/enroll`;
+//! - `pins`: the server's TLS key pins and the signed announcement of its
+//!   next key, [`ServerPins`];
 //! - `error`: the JSON error body every HTTP endpoint returns, [`ErrorBody`].
 
 #![deny(missing_docs)]
 
 mod enroll;
 mod error;
+mod pins;
 mod rte;
 
 pub use enroll::{EnrollRequest, EnrollResponse, EnrollmentToken, TokenError};
 pub use error::ErrorBody;
+pub use pins::{CERT_PIN_PREFIX, SPKI_PIN_PREFIX, ServerPins, next_pin_message};
 pub use rte::{
     AgentMessage, AgentStatus, ClockProbe, ClockReply, ContactAck, ContactOutcome, ContactRelay,
     DesktopPolicy, Heartbeat, Hello, PROTOCOL_VERSION, Policy, PolicyReason, RecordingState,

@@ -287,6 +287,11 @@ pub struct Policy {
     /// older servers' policies, which get the defaults.
     #[serde(default)]
     pub desktop: DesktopPolicy,
+    /// The server's TLS pins and its next key, signed (see
+    /// [`crate::ServerPins`]): agents follow a change of the server's key
+    /// through it. Absent from older servers' policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_pins: Option<crate::ServerPins>,
 }
 
 /// What the desktop (tray) app lets the agent at the keyboard do and how
@@ -444,6 +449,7 @@ mod tests {
             server_public_key_pem: "-----BEGIN PUBLIC KEY-----\n...".into(),
             server_key_id: "ab".repeat(32),
             desktop: DesktopPolicy::default(),
+            server_pins: None,
         }
     }
 

@@ -86,6 +86,10 @@ pub struct TlsFiles {
     pub cert: Option<PathBuf>,
     /// Private key of the leaf (PKCS#8, PKCS#1 or SEC1).
     pub key: Option<PathBuf>,
+    /// The key the next certificate will have (PKCS#8): its pin is
+    /// announced to agents, signed with the current key, so they follow
+    /// the change. Set it well before installing that certificate.
+    pub next_key: Option<PathBuf>,
 }
 
 impl Default for Config {

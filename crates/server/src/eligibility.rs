@@ -72,6 +72,7 @@ pub fn policy(settings: &Settings, reason: PolicyReason, key: &ServerKey) -> Pol
         server_public_key_pem: key.public_pem.clone(),
         server_key_id: key.key_id.clone(),
         desktop: settings.desktop.clone(),
+        server_pins: None,
     }
 }
 

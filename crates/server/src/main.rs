@@ -47,6 +47,8 @@ async fn main() -> anyhow::Result<()> {
     println!("deskrec-server listening on {addr}");
     println!("public URL: {}", state.public_url());
     println!("TLS certificate SHA-256: {}", state.tls().fingerprint);
+    // Last: scripts read the lines above once they see this one.
+    println!("TLS key pin: {}", state.tls().pin);
     serve(listener, state, shutdown_signal()).await;
     Ok(())
 }

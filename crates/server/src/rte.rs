@@ -442,7 +442,7 @@ impl Session {
             self.login.clone(),
             self.state.server_key().clone(),
         );
-        let policy = self
+        let mut policy = self
             .state
             .db()
             .call(move |c| {
@@ -452,6 +452,7 @@ impl Session {
                 Ok::<_, DirectoryError>(p)
             })
             .await?;
+        policy.server_pins = Some(self.state.tls().pins());
         if self.last_policy.as_ref() != Some(&policy) {
             tracing::debug!(device = %self.device_id, record = policy.record, reason = policy.reason.as_str(), "policy");
             send(socket, &ServerMessage::Policy(policy.clone())).await?;

@@ -53,7 +53,7 @@ pub struct AppState {
 struct Inner {
     /// The database, for the server's lifetime.
     db: Db,
-    /// TLS configuration and certificate fingerprint.
+    /// TLS configuration, certificate fingerprint and key pins.
     tls: TlsIdentity,
     /// The recording keys: the current public key sent in every policy and
     /// every private key that opens uploads. Replaced whole on rotation.
@@ -164,7 +164,7 @@ impl AppState {
         let uploads = Uploads::open(&uploads_dir).map_err(io(uploads_dir))?;
         let hostnames: Vec<String> = url_host(&public_url).into_iter().collect();
         let tls = tls::load_or_generate(dir, &config.tls, &hostnames)?;
-        tracing::info!(sha256 = %tls.fingerprint, "TLS certificate fingerprint");
+        tracing::info!(sha256 = %tls.fingerprint, pin = %tls.pin, "TLS certificate and key pin");
         Ok(Self {
             inner: Arc::new(Inner {
                 db,

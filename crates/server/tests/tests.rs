@@ -218,6 +218,7 @@ async fn fleet_token(s: &TestServer, spec: Value) -> (i64, String) {
     let token =
         deskrec_protocol::EnrollmentToken::decode(t["enrollment_token"].as_str().unwrap()).unwrap();
     assert_eq!(token.cert_sha256, s.fingerprint(), "{t}");
+    assert_eq!(token.pin, Some(s.pin()), "{t}");
     assert_eq!(token.token, t["token"].as_str().unwrap());
     (t["id"].as_i64().unwrap(), token.token)
 }
@@ -632,5 +633,94 @@ async fn restart_reuses_certificate_token_and_data() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+}
+
+#[tokio::test]
+async fn the_next_tls_key_is_announced_signed_and_forgeries_are_refused() {
+    use deskrec_client::{Pin, verify_pins};
+    let s = TestServer::start().await;
+    let other = TestServer::start().await;
+    let pin: Pin = s.pin().parse().unwrap();
+
+    // Before a next key: a signed "none", served without authentication
+    // and in every policy.
+    let (status, served) = s.request("GET", "/api/v1/tls/pins", None, "", "").await;
+    assert_eq!(status, 200);
+    let served: deskrec_protocol::ServerPins = serde_json::from_value(served).unwrap();
+    let verified = verify_pins(&[pin], &served).unwrap();
+    assert_eq!((verified.current, verified.next), (pin, None));
+    let (mut agent, device) = s.agent().await;
+    let policy = agent.hello(&device, "ann").await;
+    assert_eq!(policy.server_pins, Some(served));
+
+    let change = s.admin("POST", "/tls/next-key", Value::Null).await;
+    let announced = s.pins();
+    let next = verify_pins(&[pin], &announced).unwrap().next.unwrap();
+    assert_eq!(change["next_pin"], next.to_string());
+    // Asking again announces the same key.
+    let again = s.admin("POST", "/tls/next-key", Value::Null).await;
+    assert_eq!(again["next_pin"], change["next_pin"]);
+    assert_eq!(s.pins(), announced);
+    // The connected agent gets it at once, in a new policy.
+    match agent.recv().await {
+        ServerMessage::Policy(p) => assert_eq!(p.server_pins, Some(announced.clone())),
+        other => panic!("expected a policy, got {other:?}"),
+    }
+    // An agent pinning the certificate (before public-key pins) accepts it.
+    assert!(verify_pins(&[s.fingerprint().parse().unwrap()], &announced).is_ok());
+
+    let refused = |pins: &deskrec_protocol::ServerPins, why: &str| {
+        let err = verify_pins(&[pin], pins).unwrap_err().to_string();
+        assert!(err.contains(why), "{err}");
+    };
+    // Another server's announcement: its certificate is not pinned.
+    refused(&other.pins(), "matches no pinned key");
+    // A next pin swapped or stripped in transit.
+    let mut forged = announced.clone();
+    forged.next_pin = Some(other.pin());
+    refused(&forged, "does not verify");
+    forged.next_pin = None;
+    refused(&forged, "does not verify");
+    // Another key's signature beside this server's certificate.
+    let mut spliced = other.pins();
+    spliced.certificate = announced.certificate.clone();
+    refused(&spliced, "does not verify");
+}
+
+#[tokio::test]
+async fn tls_key_changes_that_cannot_happen_say_why() {
+    let s = TestServer::start().await;
+    let (status, body) = s
+        .request(
+            "POST",
+            "/api/v1/admin/tls/rotate",
+            Some(&s.admin_token),
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("tls_key_unchanged")),
+        "{body}"
+    );
+    // A configured certificate's next key is the configuration's.
+    let dir = s.stop().await;
+    let tls = dir.path().join("tls");
+    let s = TestServer::start_with(tempfile::tempdir().unwrap(), |c| {
+        c.tls.cert = Some(tls.join("cert.pem"));
+        c.tls.key = Some(tls.join("key.pem"));
+    })
+    .await;
+    for path in ["/api/v1/admin/tls/next-key", "/api/v1/admin/tls/rotate"] {
+        let (status, body) = s
+            .request("POST", path, Some(&s.admin_token), "application/json", "")
+            .await;
+        assert_eq!(status, 409, "{path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("next_key"),
+            "{body}"
+        );
     }
 }

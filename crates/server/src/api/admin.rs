@@ -77,6 +77,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         e(Method::POST, "/devices/{id}/revoke", post(revoke_device)),
         e(Method::GET, "/audit", get(list_audit)),
         e(Method::POST, "/recording-key/rotate", post(rotate_key)),
+        e(Method::POST, "/tls/next-key", post(prepare_tls_key)),
+        e(Method::POST, "/tls/rotate", post(rotate_tls_key)),
         e(Method::POST, "/contacts", post(import_contacts)),
         e(Method::GET, "/contacts", get(list_contacts)),
         e(Method::GET, "/contacts/{id}", get(get_contact)),
@@ -316,12 +318,14 @@ fn token_answer(s: &AppState, secret: &str, expires_at: i64) -> serde_json::Valu
         url: s.public_url().to_owned(),
         token: secret.to_owned(),
         cert_sha256: s.tls().fingerprint.clone(),
+        pin: Some(s.tls().pin.to_string()),
     }
     .encode();
     json!({
         "enrollment_token": compact,
         "token": secret,
         "url": s.public_url(),
+        "pin": s.tls().pin.to_string(),
         "cert_sha256": s.tls().fingerprint,
         "expires_at": expires_at,
     })
@@ -458,6 +462,49 @@ async fn get_contact(
     Path(id): Path<String>,
 ) -> Result<Json<Contact>, ApiError> {
     Ok(Json(read(&s, move |c| contacts::get(c, &id)).await?))
+}
+
+/// `POST /tls/next-key`: prepares the server's next TLS key (once) and
+/// announces its pin to agents, signed with the current key.
+async fn prepare_tls_key(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    tls_change(s, "tls.next_key", |tls| tls.prepare_next_key()).await
+}
+
+/// `POST /tls/rotate`: the announced next key is served from the next
+/// start on. Agents that have read the announcement follow; the others
+/// must be enrolled again, so rotate once the fleet has connected.
+async fn rotate_tls_key(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    tls_change(s, "tls.rotate", |tls| tls.rotate()).await
+}
+
+/// Runs a change of the TLS key off the async threads, audits it, and
+/// answers the current and next pins.
+async fn tls_change(
+    s: AppState,
+    action: &'static str,
+    change: impl FnOnce(&crate::tls::TlsIdentity) -> Result<deskrec_client::Pin, crate::tls::TlsError>
+    + Send
+    + 'static,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use crate::tls::TlsError;
+    let state = s.clone();
+    let next = tokio::task::spawn_blocking(move || change(state.tls()))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| match e {
+            TlsError::Configured | TlsError::NoNextKey => {
+                ApiError::new(StatusCode::CONFLICT, "tls_key_unchanged", e.to_string())
+            }
+            other => ApiError::internal(&other),
+        })?;
+    let detail = json!({ "current_pin": s.tls().pin.to_string(), "next_pin": next.to_string() });
+    let audit_detail = detail.clone();
+    s.db()
+        .call(move |c| audit::record(c, &Actor::Admin, action, "tls-key", audit_detail))
+        .await?;
+    // Connected agents get the announcement in a new policy at once.
+    s.directory_changed();
+    Ok(Json(detail))
 }
 
 /// `POST /recording-key/rotate`: a new recording key for new segments; the

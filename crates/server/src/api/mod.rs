@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/metrics", get(crate::metrics::endpoint))
         .route("/api/v1/enroll", post(enroll))
+        .route(deskrec_client::PINS_PATH, get(pins))
         .route("/api/v1/rte", get(crate::rte::upgrade))
         .nest("/api/v1/admin", admin::router(state.clone()))
         .merge(crate::web::router())
@@ -75,6 +76,12 @@ async fn security_headers(mut resp: axum::response::Response) -> axum::response:
         h.insert(name, value);
     }
     resp
+}
+
+/// `GET /api/v1/tls/pins`: the certificate and the next key's pin, signed
+/// (no authentication: pins are public, and agents check the signature).
+async fn pins(State(s): State<AppState>) -> Json<deskrec_protocol::ServerPins> {
+    Json(s.tls().pins())
 }
 
 /// `GET /api/v1/health`: liveness, no authentication, no details.

@@ -109,6 +109,16 @@ impl TestServer {
         }
     }
 
+    /// The server's public-key pin, as tokens carry it.
+    pub fn pin(&self) -> String {
+        self.state.tls().pin.to_string()
+    }
+
+    /// What the server announces at `GET /api/v1/tls/pins`.
+    pub fn pins(&self) -> deskrec_protocol::ServerPins {
+        self.state.tls().pins()
+    }
+
     /// Stops the server and waits for `serve` to return; keeps the data dir.
     pub async fn stop(mut self) -> tempfile::TempDir {
         let _ = self.stop.take().unwrap().send(());
@@ -285,6 +295,7 @@ impl Client {
         let t = self.admin("POST", "/enrollment-tokens", Value::Null).await;
         let token = EnrollmentToken::decode(t["enrollment_token"].as_str().unwrap()).unwrap();
         assert_eq!(token.cert_sha256, self.fingerprint());
+        assert!(token.pin.is_some());
         assert_eq!(token.url, format!("https://127.0.0.1:{}", self.addr.port()));
         let (status, body) = self.enroll_with_key(&token.token, key).await;
         assert_eq!(status, 200, "{body}");
@@ -441,10 +452,10 @@ impl Agent {
     }
 }
 
-/// A rustls client that accepts exactly the certificate with this SHA-256
-/// fingerprint, as an agent does.
-pub fn pinned_client(fingerprint: &str) -> Arc<ClientConfig> {
-    deskrec_client::pinned_tls(fingerprint)
+/// A rustls client that accepts exactly the certificate this pin matches,
+/// as an agent does.
+pub fn pinned_client(pin: &str) -> Arc<ClientConfig> {
+    deskrec_client::pinned_tls(&[pin.parse().expect("a pin")])
 }
 
 /// Reads an answer's status line (None if the connection ends first).

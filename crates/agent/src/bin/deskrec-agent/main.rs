@@ -56,7 +56,7 @@ enum Command {
         /// `SERVER_URL`: the recording server's https:// address.
         #[arg(long, default_value = "")]
         server_url: String,
-        /// `SERVER_FINGERPRINT`: its certificate's `sha256:<hex>`.
+        /// `SERVER_FINGERPRINT`: its key pin, `spki-sha256:<hex>`.
         #[arg(long, default_value = "")]
         fingerprint: String,
         /// `ENROLL_TOKEN`: a fleet or one-time enrollment token.
