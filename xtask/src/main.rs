@@ -9,6 +9,7 @@
 //! - `ui` checks the tray app's window in Chromium with its IPC faked.
 //! - `msi` builds the Windows installer (wixl), optionally signed, and
 //!   with `--wine` installs, upgrades and removes it under wine.
+//! - `hostile` runs hostile clients at scale against the release server.
 //! - `bench NAME` runs a benchmark and writes `target/bench/NAME.json`.
 //!
 //! Every task works from a fresh Debian 12 machine: system packages come from
@@ -21,6 +22,7 @@ mod bundle;
 mod demo;
 mod display;
 mod fuzz;
+mod hostile;
 mod install;
 mod msi;
 mod setup;
@@ -40,6 +42,7 @@ fn main() -> Result<()> {
         Some("demo") => demo::run(rest),
         Some("bench") => bench::run(rest),
         Some("fuzz") => fuzz::run(rest),
+        Some("hostile") => hostile::run(rest),
         Some("windows") => windows::run(rest),
         Some("msi") => msi::run(rest),
         Some("browser") => browser::run(rest),
@@ -48,11 +51,12 @@ fn main() -> Result<()> {
         Some("bundle") => bundle::run(rest),
         Some("setup") => setup::run(rest),
         _ => bail!(
-            "usage: cargo xtask <test|demo|bench NAME|fuzz [SECONDS]|browser|ui [--docs]|window|windows|msi|bundle deb|setup>\n\
+            "usage: cargo xtask <test|demo|bench NAME|fuzz [SECONDS]|hostile|browser|ui [--docs]|window|windows|msi|bundle deb|setup>\n\
              \n  test     set up and run every test (what CI runs)\
              \n  demo     set up and run the demo on embedded defaults\
              \n  bench    run a benchmark, write target/bench/NAME.json (NAME: vault)\
              \n  fuzz     run every fuzz target for SECONDS each (default 30)\
+             \n  hostile  hostile clients at scale against the release server\
              \n  browser  play an exported recording in Chromium and check what it shows\
              \n  ui       check the tray window in Chromium with faked IPC (--docs: copy its screenshots to docs/img)\
              \n  window   drive the tray app's real window (tauri-driver, WebKitWebDriver) against the real server\

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::{browser, fuzz, setup, ui, util, window, windows};
+use crate::{browser, fuzz, hostile, setup, ui, util, window, windows};
 
 /// Seconds of fuzzing in CI, split evenly across the fuzz targets (it was
 /// 20 s for each of the first three).
@@ -22,6 +22,7 @@ pub fn run(_args: &[String]) -> Result<()> {
     ]))?;
     util::run(util::cargo().args(["test", "--workspace", "--all-targets"]))?;
     util::run(util::cargo().args(["test", "--workspace", "--doc"]))?;
+    hostile::run(&[])?;
     browser::run(&[])?;
     ui::run(&[])?;
     window::run(&[])?;

@@ -4,8 +4,9 @@
 //! A contact says "agent `windows_login` talked to a customer from `start`
 //! to `end`". The PC that recorded that agent's screen must cut the
 //! recording, so every contact is queued for each device the login was
-//! seen on (`device_logins`): a **delivery** with the device's own
-//! sequence number. A connected device gets its deliveries at once; a
+//! live on during the contact (`login_sessions`, from the devices' Hellos):
+//! a **delivery** with the device's own sequence number. A PC the agent
+//! has left, or one that claims the login only later, gets nothing. A connected device gets its deliveries at once; a
 //! disconnected one gets them, in order, after the cursor it sends in its
 //! next Hello. Deliveries are rows, not messages in memory, so a restart,
 //! a dropped connection or an agent that was off all night loses nothing.
@@ -185,7 +186,8 @@ impl NewContact {
 
 /// Imports contacts and moves the watermark, in the caller's transaction.
 /// New and changed contacts are queued for every device their login was
-/// seen on; the caller wakes `report.devices` after committing.
+/// live on during them; the caller wakes `report.devices` after
+/// committing.
 pub fn import(
     conn: &Connection,
     actor: &Actor,
@@ -261,11 +263,12 @@ pub fn import(
             |r| r.get(0),
         )?;
         let mut devices = conn.prepare_cached(
-            "SELECT dl.device_id FROM device_logins dl JOIN devices d ON d.id = dl.device_id
-             WHERE dl.windows_login = ?1 AND d.revoked_at IS NULL",
+            "SELECT DISTINCT s.device_id FROM login_sessions s JOIN devices d ON d.id = s.device_id
+             WHERE s.windows_login = ?1 AND d.revoked_at IS NULL
+               AND s.started_at <= ?3 AND (s.ended_at IS NULL OR s.ended_at >= ?2)",
         )?;
         let devices: Vec<String> = devices
-            .query_map([&c.windows_login], |r| r.get(0))?
+            .query_map(params![c.windows_login, start, end], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for device in devices {
             queue_delivery(conn, &device, row, now)?;
@@ -315,55 +318,83 @@ pub fn watermark(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     })
 }
 
-/// Notes that `login` is on `device` (from a Hello). The first time a login
-/// is seen on a device, the pair is audited (`device.login_new`), and the
-/// login's pending contacts that ended while the device was offline are
-/// queued for it: the PC may have recorded them then. `offline` is that
-/// gap: from the last time the server heard from the device (or its
-/// enrollment) to the start of its current session. A contact that ended
-/// while the device was connected is not queued: the device would have
-/// said then who was logged on, so a device claiming a login now cannot
-/// collect that login's past contacts. Returns whether anything was
-/// queued.
-pub fn login_seen(
-    conn: &Connection,
-    device: &str,
-    login: &str,
-    offline: (Option<i64>, i64),
-) -> Result<bool> {
+/// Notes that `login` is on `device` (from a Hello): the device's open
+/// session ends, and one for `login` starts at `since`, from when the
+/// device may have had it logged on unseen. For a connection's first Hello
+/// that is where the server last heard from the device (its enrollment, if
+/// never): the PC may have recorded, offline, since then. For a later
+/// Hello on the same connection it is now: the device said until now who
+/// was logged on. So a device claiming a login cannot collect contacts
+/// from while it said someone else was.
+///
+/// The login's pending contacts during the new session are queued for
+/// the device, and the first time a login is seen on a device the pair is
+/// audited (`device.login_new`). Returns whether anything was queued.
+pub fn login_seen(conn: &Connection, device: &str, login: &str, since: i64) -> Result<bool> {
+    let now = now_micros();
+    let open: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT id, windows_login FROM login_sessions WHERE device_id = ?1 AND ended_at IS NULL",
+            [device],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let same = |l: &str| !login.is_empty() && l.eq_ignore_ascii_case(login);
+    match &open {
+        Some((_, l)) if same(l) => {
+            conn.execute(
+                "UPDATE device_logins SET last_seen_at = ?3
+                 WHERE device_id = ?1 AND windows_login = ?2",
+                params![device, login, now],
+            )?;
+            return Ok(false);
+        }
+        Some((id, _)) => {
+            conn.execute(
+                "UPDATE login_sessions SET ended_at = ?2 WHERE id = ?1",
+                params![id, now],
+            )?;
+        }
+        None => {}
+    }
     if login.is_empty() {
         return Ok(false);
     }
-    let now = now_micros();
-    let updated = conn.execute(
-        "UPDATE device_logins SET last_seen_at = ?3 WHERE device_id = ?1 AND windows_login = ?2",
-        params![device, login, now],
+    let started: i64 = conn.query_row(
+        "INSERT INTO login_sessions (device_id, windows_login, started_at)
+         SELECT ?1, ?2, min(max(enrolled_at, ?3), ?4) FROM devices WHERE id = ?1
+         RETURNING started_at",
+        params![device, login, since, now],
+        |r| r.get(0),
     )?;
-    if updated > 0 {
-        return Ok(false);
-    }
-    conn.execute(
+    let new_pair = conn.execute(
         "INSERT INTO device_logins (device_id, windows_login, first_seen_at, last_seen_at)
-         VALUES (?1, ?2, ?3, ?3)",
+         VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT (device_id, windows_login) DO NOTHING",
         params![device, login, now],
-    )?;
-    audit::record(
-        conn,
-        &Actor::Device(device.to_owned()),
-        "device.login_new",
-        login,
-        serde_json::json!({ "device": device }),
-    )?;
+    )? > 0;
+    if new_pair {
+        audit::record(
+            conn,
+            &Actor::Device(device.to_owned()),
+            "device.login_new",
+            login,
+            serde_json::json!({ "device": device }),
+        )?;
+    } else {
+        conn.execute(
+            "UPDATE device_logins SET last_seen_at = ?3 WHERE device_id = ?1 AND windows_login = ?2",
+            params![device, login, now],
+        )?;
+    }
     let backlog: Vec<i64> = conn
         .prepare(
-            "SELECT c.id FROM contacts c, devices d
-             WHERE d.id = ?1 AND c.windows_login = ?2 AND c.status = 'pending'
-               AND c.end_at > max(d.enrolled_at, coalesce(?3, d.enrolled_at))
-               AND c.end_at <= ?4
+            "SELECT c.id FROM contacts c
+             WHERE c.windows_login = ?2 AND c.status = 'pending' AND c.end_at >= ?3
                AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.device_id = ?1 AND x.contact = c.id)
              ORDER BY c.start_at",
         )?
-        .query_map(params![device, login, offline.0, offline.1], |r| r.get(0))?
+        .query_map(params![device, login, started], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for row in &backlog {
         queue_delivery(conn, device, *row, now)?;

@@ -77,7 +77,7 @@ pub async fn upgrade(
                 last_policy: None,
                 sent_seq: 0,
                 sent_watermark: None,
-                online: None,
+                online: false,
             };
             session.run(socket).await
         }))
@@ -115,10 +115,9 @@ struct Session {
     sent_seq: u64,
     /// The last watermark sent.
     sent_watermark: Option<i64>,
-    /// When the device was last heard of before this session, and when
-    /// this session began (set at the first Hello): between the two it was
-    /// offline.
-    online: Option<(Option<i64>, i64)>,
+    /// Whether this connection has said Hello already (see
+    /// `contacts::login_seen`).
+    online: bool,
 }
 
 impl Session {
@@ -358,15 +357,17 @@ impl Session {
             self.state.hub().clone(),
             self.online,
         );
-        let (elsewhere, gap) = self
+        let elsewhere = self
             .state
             .db()
             .call(move |c| {
                 let tx = c.transaction()?;
                 let login = &hello.windows_login;
-                let gap = match online {
-                    Some(gap) => gap,
-                    None => (enrollment::last_seen(&tx, &device)?, now_micros()),
+                // See `contacts::login_seen`: a connection's first Hello
+                // covers the time the device was unheard from.
+                let since = match online {
+                    true => now_micros(),
+                    false => enrollment::last_seen(&tx, &device)?.unwrap_or(0),
                 };
                 // Connected devices whose session user is this login too.
                 let elsewhere: Vec<String> = enrollment::showing_login(&tx, login, &device)?
@@ -383,12 +384,12 @@ impl Session {
                     )?;
                 }
                 enrollment::record_hello(&tx, &device, login, &hello.agent_version)?;
-                contacts::login_seen(&tx, &device, login, gap)?;
+                contacts::login_seen(&tx, &device, login, since)?;
                 tx.commit()?;
-                Ok::<_, DirectoryError>((elsewhere, gap))
+                Ok::<_, DirectoryError>(elsewhere)
             })
             .await?;
-        self.online = Some(gap);
+        self.online = true;
         if !self.login.is_empty() && !elsewhere.is_empty() {
             self.state.metrics().logins_concurrent.inc();
             tracing::warn!(device = %self.device_id, login = ?self.login, also_on = ?elsewhere,

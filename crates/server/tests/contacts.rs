@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use util::{Agent, TestServer};
 
 const ANN: &str = "CORP\\ann";
-/// 2026-11-25T09:00:00Z in µs.
-const NINE: i64 = 1_795_597_200_000_000;
+/// 2030-11-25T09:00:00Z in µs: in the future, so the login sessions of
+/// devices enrolled by the tests (open since their enrollment) cover it.
+const NINE: i64 = 1_921_827_600_000_000;
 
 /// A contact for `login` starting `minute` minutes after nine, 2 min long.
 fn contact(id: &str, login: &str, minute: i64) -> Value {
@@ -191,7 +192,7 @@ async fn import_is_idempotent_and_a_correction_is_relayed_again() {
         "a no-op import writes no audit"
     );
     let mut corrected = contact("c1", ANN, 0);
-    corrected["end"] = json!("2026-11-25T09:03:30Z");
+    corrected["end"] = json!("2030-11-25T09:03:30Z");
     let r = import(&s, vec![corrected]).await;
     assert_eq!((&r["updated"], &r["deliveries"]), (&json!(1), &json!(1)));
     let msgs = drain(&mut agent, Duration::from_millis(500)).await;
@@ -211,7 +212,7 @@ async fn invalid_imports_are_refused_whole() {
     let mut backwards = contact("c2", ANN, 0);
     backwards["end"] = backwards["start"].clone();
     let mut too_long = contact("c3", ANN, 0);
-    too_long["end"] = json!("2026-11-27T09:00:00Z");
+    too_long["end"] = json!("2030-11-27T09:00:00Z");
     for (bad, why) in [
         (vec![contact("c1", ANN, 0), backwards], "not after start"),
         (vec![contact("c1", ANN, 0), contact("c1", ANN, 3)], "twice"),
@@ -250,7 +251,7 @@ async fn invalid_imports_are_refused_whole() {
 async fn the_watermark_follows_the_contacts_and_never_moves_back() {
     let s = TestServer::start().await;
     let (mut agent, _dev, _) = ann_pc(&s).await;
-    let body = json!({"contacts": [contact("c1", ANN, 0)], "watermark": "2026-11-25T09:10:00Z"});
+    let body = json!({"contacts": [contact("c1", ANN, 0)], "watermark": "2030-11-25T09:10:00Z"});
     s.admin("POST", "/contacts", body).await;
     let msgs = drain(&mut agent, Duration::from_millis(1500)).await;
     assert_eq!(ids(&msgs), vec![(1, "c1".into())]);
@@ -266,14 +267,14 @@ async fn the_watermark_follows_the_contacts_and_never_moves_back() {
         .admin(
             "POST",
             "/contacts",
-            json!({"watermark": "2026-11-25T09:05:00Z"}),
+            json!({"watermark": "2030-11-25T09:05:00Z"}),
         )
         .await;
     assert_eq!(r["watermark"], NINE + 600_000_000);
     s.admin(
         "POST",
         "/contacts",
-        json!({"watermark": "2026-11-25T09:20:00Z"}),
+        json!({"watermark": "2030-11-25T09:20:00Z"}),
     )
     .await;
     let msgs = drain(&mut agent, Duration::from_millis(1500)).await;
@@ -368,4 +369,36 @@ async fn a_contact_is_unrecoverable_only_when_every_pc_says_so() {
         ServerMessage::Error(e) => assert_eq!(e.code, "bad_ack"),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_contact_goes_only_to_the_pcs_its_login_was_on_during_it() {
+    const BOB: &str = "CORP\\bob";
+    let s = TestServer::start().await;
+    let (mut pc_a, dev_a, _) = ann_pc(&s).await;
+    let d = s.enroll().await;
+    let mut pc_b = s.rte(Some(&d.credential)).await.unwrap();
+    pc_b.hello(&d.device_id, BOB).await;
+    let t1 = jiff::Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t2 = jiff::Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Ann moves from PC A to PC B, Bob from B to A.
+    pc_a.hello(&dev_a, BOB).await;
+    pc_b.hello(&d.device_id, ANN).await;
+    // A contact from while she was on A, and one after she moved, both
+    // imported now: each goes to the PC she was on then, and only there.
+    let then = json!({"contact_id": "c-then", "windows_login": ANN,
+                      "start": t1.to_string(), "end": t2.to_string()});
+    let r = import(&s, vec![then, contact("c-later", ANN, 0)]).await;
+    assert_eq!(r["deliveries"], 2, "{r}");
+    let wait = Duration::from_millis(500);
+    assert_eq!(
+        ids(&drain(&mut pc_a, wait).await),
+        vec![(1, "c-then".into())]
+    );
+    assert_eq!(
+        ids(&drain(&mut pc_b, wait).await),
+        vec![(1, "c-later".into())]
+    );
 }

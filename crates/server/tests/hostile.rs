@@ -155,7 +155,7 @@ async fn a_cursor_past_the_largest_sequence_number_is_refused_not_a_replay() {
         "POST",
         "/contacts",
         json!({"contacts": [{"contact_id": "c1", "windows_login": "CORP\\ann",
-            "start": "2026-11-25T09:00:00Z", "end": "2026-11-25T09:02:00Z"}]}),
+            "start": "2030-11-25T09:00:00Z", "end": "2030-11-25T09:02:00Z"}]}),
     )
     .await;
     assert!(matches!(agent.recv().await, ServerMessage::Contact(c) if c.seq == 1));
@@ -205,9 +205,17 @@ async fn closed_with(agent: &mut util::Agent) -> (Vec<String>, Option<u16>) {
 
 #[tokio::test]
 async fn malformed_oversize_binary_and_flooding_rte_messages_get_their_close_codes() {
+    let s = TestServer::start().await;
+    abusive_rte_sessions_get_their_close_codes(&s).await;
+    let (status, _) = s.request("GET", "/api/v1/health", None, "", "").await;
+    assert_eq!(status, 200);
+}
+
+/// Malformed, binary, oversize and flooding messages, and a session that
+/// does not start with hello: each closed with its code and error.
+async fn abusive_rte_sessions_get_their_close_codes(s: &util::Client) {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
-    let s = TestServer::start().await;
     let device = s.enroll().await;
     let heartbeat = AgentMessage::Heartbeat(deskrec_protocol::Heartbeat {
         status: deskrec_protocol::AgentStatus {
@@ -269,8 +277,6 @@ async fn malformed_oversize_binary_and_flooding_rte_messages_get_their_close_cod
             assert!(errors.iter().any(|e| e == error), "{name}: {errors:?}");
         }
     }
-    let (status, _) = s.request("GET", "/api/v1/health", None, "", "").await;
-    assert_eq!(status, 200);
 }
 
 #[tokio::test]
@@ -390,10 +396,14 @@ impl Drop for Spawned {
     }
 }
 
-/// Starts the server binary on `dir`, crashing at `crash_at` if given.
+/// Starts the server binary on `dir`, crashing at `crash_at` if given:
+/// `DESKREC_SERVER_BIN` when set (`cargo xtask hostile` sets the release
+/// build), else the one cargo built for these tests.
 fn spawn_server(dir: &std::path::Path, crash_at: Option<&str>) -> Spawned {
     use std::io::BufRead;
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_deskrec-server"));
+    let binary = std::env::var_os("DESKREC_SERVER_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_deskrec-server").into());
+    let mut cmd = std::process::Command::new(binary);
     cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .env("RUST_LOG", "warn")
@@ -654,8 +664,11 @@ async fn still_serving(c: &util::Client, bytes: &[u8], group: &str) {
 /// Hostile clients in numbers against the server binary on loopback; each
 /// group is followed by a health check and a check that the recording
 /// stored before is still there. Linux: it reads `/proc` and sets rlimits.
+/// Run by `cargo xtask hostile` (part of `cargo xtask test`) against the
+/// release build.
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by `cargo xtask hostile`, against the release server"]
 async fn hostile_clients_at_scale_leave_the_server_serving() {
     const SLOW: usize = 5_000;
     const SIGN_INS: usize = 10_000;
@@ -908,4 +921,12 @@ async fn hostile_clients_at_scale_leave_the_server_serving() {
     assert_eq!(head.header("upload-offset"), "0");
     assert_eq!(patch_raw(&c, cred, &upload, 0, &more).await, Some(204));
     still_serving(&c, &bytes, "the malformed tus requests").await;
+
+    // 4. Abusive RTE sessions, 5 rounds of every kind.
+    let started = Instant::now();
+    for _ in 0..5 {
+        abusive_rte_sessions_get_their_close_codes(&c).await;
+    }
+    eprintln!("abusive RTE sessions closed in {:?}", started.elapsed());
+    still_serving(&c, &bytes, "the abusive RTE sessions").await;
 }

@@ -201,6 +201,30 @@ pub const MIGRATIONS: &[&str] = &[
     "
     CREATE INDEX audit_by_action_target ON audit(action, target);
     ",
+    // 6: when each login was live on each device, so a contact is relayed
+    // only to the devices its login was on during it. A session starts
+    // where the server last heard from the device before the Hello that
+    // reported it (the PC may have been logged on, offline, since then)
+    // and ends at the Hello that reported someone else. Existing pairs
+    // become sessions from their first to their last sighting, the
+    // latest one per device still open.
+    "
+    CREATE TABLE login_sessions (
+        id            INTEGER PRIMARY KEY,
+        device_id     TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        windows_login TEXT NOT NULL COLLATE NOCASE,
+        started_at    INTEGER NOT NULL,
+        ended_at      INTEGER
+    );
+    CREATE INDEX login_sessions_by_login ON login_sessions(windows_login, started_at);
+    CREATE UNIQUE INDEX login_sessions_open ON login_sessions(device_id) WHERE ended_at IS NULL;
+    INSERT INTO login_sessions (device_id, windows_login, started_at, ended_at)
+        SELECT device_id, windows_login, first_seen_at, last_seen_at FROM device_logins;
+    UPDATE login_sessions SET ended_at = NULL
+        WHERE id IN (SELECT (SELECT s.id FROM login_sessions s WHERE s.device_id = d.device_id
+                             ORDER BY s.ended_at DESC, s.id DESC LIMIT 1)
+                     FROM (SELECT DISTINCT device_id FROM login_sessions) d);
+    ",
 ];
 
 /// The schema version of the open database.
@@ -261,6 +285,36 @@ mod tests {
                 .unwrap();
             assert_eq!(fk_problems, 0);
         }
+    }
+
+    #[test]
+    fn logins_seen_before_version_6_become_sessions_the_latest_open() {
+        let mut c = fresh();
+        migrate_to(&mut c, 5).unwrap();
+        c.execute_batch(
+            "INSERT INTO devices (id, host, public_key_pem, key_id, credential_hash, enrolled_at)
+                 VALUES ('d1', 'h', 'k', 'i', 'c1', 0), ('d2', 'h', 'k', 'i', 'c2', 0);
+             INSERT INTO device_logins VALUES ('d1', 'ann', 10, 20), ('d1', 'bob', 30, 40),
+                                              ('d2', 'ann', 50, 60);",
+        )
+        .unwrap();
+        migrate(&mut c).unwrap();
+        let sessions: Vec<(String, String, i64, Option<i64>)> = c
+            .prepare("SELECT device_id, windows_login, started_at, ended_at FROM login_sessions ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let row = |d: &str, l: &str, from, to| (d.to_owned(), l.to_owned(), from, to);
+        assert_eq!(
+            sessions,
+            [
+                row("d1", "ann", 10, Some(20)),
+                row("d1", "bob", 30, None),
+                row("d2", "ann", 50, None)
+            ]
+        );
     }
 
     #[test]

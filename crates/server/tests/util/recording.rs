@@ -13,8 +13,10 @@ use deskrec_vault::{
     Frame, PrivateKey, SegmentParams, SegmentWriter, SpliceRequest, TimeRange, splice,
 };
 
-/// When the recorded pictures start: 2026-11-25T09:00:00Z, in µs.
-pub const T0: i64 = 1_795_597_200_000_000;
+/// When the recorded pictures start: 2030-11-25T09:00:00Z, in µs. In the
+/// future, so the login sessions of devices the tests enroll (open since
+/// their enrollment) cover the contacts recorded then.
+pub const T0: i64 = 1_921_827_600_000_000;
 /// A second in µs.
 pub const SECOND: i64 = 1_000_000;
 /// One picture every 200 ms (5 fps) for 8 s, a keyframe every 2 s.
