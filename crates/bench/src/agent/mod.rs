@@ -91,6 +91,12 @@ async fn run_async(work: &Path) -> Result<Report> {
     // The backlog ends a minute ago, so every contact's time has passed.
     let end = deskrec_vault::now_micros() / 1_000_000 * 1_000_000 - 60_000_000;
     let start = end - HOURS as Micros * 3_600_000_000;
+    // The PC recorded that day offline, so it enrolled before it: the
+    // server relays a login's contacts only from a device's enrollment on.
+    rusqlite::Connection::open(server_dir.join("deskrec.db"))?.execute(
+        "UPDATE devices SET enrolled_at = ?1 WHERE id = ?2",
+        rusqlite::params![start - 3_600_000_000, device.device_id],
+    )?;
     let segments_dir = agent_dir.join("segments");
     let written = Instant::now();
     let segment_bytes = {
