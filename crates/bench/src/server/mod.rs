@@ -245,7 +245,8 @@ pub fn login(i: usize) -> String {
 /// Contact `n`'s times: 2 minutes, in an hour (no agent records anything;
 /// the agents' login sessions, open since they said hello, cover it).
 fn contact_times(n: usize) -> (String, String) {
-    let start = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)
+    let start = jiff::Timestamp::now()
+        + jiff::SignedDuration::from_hours(1)
         + jiff::SignedDuration::from_millis(n as i64);
     (
         start.to_string(),
