@@ -342,8 +342,8 @@ impl Server {
                 if let Some(f) = line.strip_prefix("TLS certificate SHA-256: ") {
                     fp = Some(f.trim().to_owned());
                 }
-                if let (Some(p), Some(a), Some(f)) =
-                    (line.strip_prefix("TLS key pin: "), addr.take(), &fp)
+                if let Some(p) = line.strip_prefix("TLS key pin: ")
+                    && let (Some(a), Some(f)) = (addr.take(), &fp)
                 {
                     let _ = tx.send((a, f.clone(), p.trim().to_owned()));
                 }

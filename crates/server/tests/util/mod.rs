@@ -76,12 +76,17 @@ impl TestServer {
     }
 
     /// The test configuration for `dir` (port 0, loopback).
+    ///
+    /// No disk reserve: how full the machine's disk is must not decide
+    /// a test (`uploads.rs` tests the reserve with its own).
     pub fn config(dir: &std::path::Path) -> Config {
-        Config {
+        let mut config = Config {
             data_dir: dir.to_owned(),
             listen: "127.0.0.1:0".parse().unwrap(),
             ..Config::default()
-        }
+        };
+        config.limits.disk_reserve_mib = 0;
+        config
     }
 
     /// Starts with the test configuration changed by `configure`.
