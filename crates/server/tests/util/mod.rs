@@ -97,7 +97,20 @@ impl TestServer {
         }
         let mut config = Self::config(dir.path());
         configure(&mut config);
-        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let listener = {
+            let socket = match config.listen {
+                std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+                std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+            }
+            .unwrap();
+            // A restart on the same address (agents know the server's URL)
+            // must not wait out its old connections' TIME_WAIT: tokio sets
+            // this on Unix, but not on Windows, where the tests run under
+            // wine.
+            socket.set_reuseaddr(true).unwrap();
+            socket.bind(config.listen).unwrap();
+            socket.listen(1024).unwrap()
+        };
         let addr = listener.local_addr().unwrap();
         let state = AppState::open(&config, addr).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel();
