@@ -186,8 +186,8 @@ impl NewContact {
 
 /// Imports contacts and moves the watermark, in the caller's transaction.
 /// New and changed contacts are queued for every device their login was
-/// live on during them; the caller wakes `report.devices` after
-/// committing.
+/// live on during them, and a changed one also for the devices it went to
+/// before; the caller wakes `report.devices` after committing.
 pub fn import(
     conn: &Connection,
     actor: &Actor,
@@ -262,13 +262,19 @@ pub fn import(
             ],
             |r| r.get(0),
         )?;
+        // Where the login was live during the contact, and, for a
+        // correction, where the contact went before: those PCs hold
+        // segments for it and must hear it changed.
         let mut devices = conn.prepare_cached(
-            "SELECT DISTINCT s.device_id FROM login_sessions s JOIN devices d ON d.id = s.device_id
+            "SELECT s.device_id FROM login_sessions s JOIN devices d ON d.id = s.device_id
              WHERE s.windows_login = ?1 AND d.revoked_at IS NULL
-               AND s.started_at <= ?3 AND (s.ended_at IS NULL OR s.ended_at >= ?2)",
+               AND s.started_at <= ?3 AND (s.ended_at IS NULL OR s.ended_at >= ?2)
+             UNION
+             SELECT x.device_id FROM deliveries x JOIN devices d ON d.id = x.device_id
+             WHERE x.contact = ?4 AND d.revoked_at IS NULL",
         )?;
         let devices: Vec<String> = devices
-            .query_map(params![c.windows_login, start, end], |r| r.get(0))?
+            .query_map(params![c.windows_login, start, end, row], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for device in devices {
             queue_delivery(conn, &device, row, now)?;

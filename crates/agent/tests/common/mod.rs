@@ -22,9 +22,24 @@ pub async fn enrollment_token(s: &TestServer) -> String {
 /// Enrolls an agent data directory with `s`.
 pub async fn enroll_agent(s: &TestServer, dir: &DataDir) -> Identity {
     let token = enrollment_token(s).await;
-    enroll::enroll(dir, &dir.secret_store(), &token, "PC-agent", 0)
+    let id = enroll::enroll(dir, &dir.secret_store(), &token, "PC-agent", 0)
         .await
-        .unwrap()
+        .unwrap();
+    enrolled_long_ago(s, &id);
+    id
+}
+
+/// Dates the device's enrollment on the server two hours back. The tests
+/// place contacts and segments in the last hour, as if the PC had been
+/// recording then, and the server relays a login's contacts to a device
+/// only from its enrollment on.
+fn enrolled_long_ago(s: &TestServer, id: &Identity) {
+    server_db(s)
+        .execute(
+            "UPDATE devices SET enrolled_at = enrolled_at - 7200000000 WHERE id = ?1",
+            [&id.device_id],
+        )
+        .unwrap();
 }
 
 /// Ann made eligible on `s` ([`eligible_setup`]), and a fresh agent data
@@ -318,9 +333,11 @@ impl Proxy {
     /// Enrolls `dir` with `s` through this proxy.
     pub async fn enroll(&self, s: &TestServer, dir: &DataDir) -> Identity {
         let token = self.token(s).await;
-        enroll::enroll(dir, &dir.secret_store(), &token, "PC-agent", 0)
+        let id = enroll::enroll(dir, &dir.secret_store(), &token, "PC-agent", 0)
             .await
-            .unwrap()
+            .unwrap();
+        enrolled_long_ago(s, &id);
+        id
     }
 }
 
@@ -400,7 +417,10 @@ pub fn stored_recordings(s: &TestServer) -> Vec<std::path::PathBuf> {
 
 /// The server's database, read beside the running server.
 pub fn server_db(s: &TestServer) -> rusqlite::Connection {
-    rusqlite::Connection::open(s.dir.path().join("deskrec.db")).unwrap()
+    let db = rusqlite::Connection::open(s.dir.path().join("deskrec.db")).unwrap();
+    // The server writes beside the test.
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    db
 }
 
 /// The server's tus uploads for a contact: (length, received, state).
