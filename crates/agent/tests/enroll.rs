@@ -125,6 +125,21 @@ async fn wait_identity(
     .await
 }
 
+/// Starts an agent as `ann` on the enrolled `dir`.
+async fn start(dir: &DataDir) -> Agent {
+    Agent::start(common::config(dir, "ann", Arc::new(SystemClock)))
+        .await
+        .unwrap()
+}
+
+/// Waits until the agent on `dir` is connected to its server.
+async fn wait_connected(dir: &DataDir, what: &str) {
+    common::wait_status(dir, Duration::from_secs(30), what, |r| {
+        r.server.connection == Connection::Connected
+    })
+    .await;
+}
+
 /// Restarts `s` on the same address (agents know its URL).
 async fn restart(s: TestServer, configure: impl FnOnce(&mut deskrec_server::Config)) -> TestServer {
     let addr = s.addr;
@@ -161,13 +176,8 @@ async fn a_renewed_certificate_for_the_same_key_keeps_agents_connected() {
 
     issue("rec-2027.example");
     let s = restart(s, files).await;
-    let agent = Agent::start(common::config(&dir, "ann", Arc::new(SystemClock)))
-        .await
-        .unwrap();
-    common::wait_status(&dir, Duration::from_secs(30), "connected", |r| {
-        r.server.connection == Connection::Connected
-    })
-    .await;
+    let agent = start(&dir).await;
+    wait_connected(&dir, "connected").await;
     agent.shutdown().await;
     drop(s);
 }
@@ -182,13 +192,8 @@ async fn agents_follow_an_announced_key_through_a_rotation_and_others_are_cut_of
     );
     let old = enroll_agent(&s, &following).await.pin;
     enroll_agent(&s, &asleep).await;
-    let agent = Agent::start(common::config(&following, "ann", Arc::new(SystemClock)))
-        .await
-        .unwrap();
-    common::wait_status(&following, Duration::from_secs(30), "connected", |r| {
-        r.server.connection == Connection::Connected
-    })
-    .await;
+    let agent = start(&following).await;
+    wait_connected(&following, "connected").await;
 
     // The connected agent hears of the next key at once.
     let change = s.admin("POST", "/tls/next-key", Value::Null).await;
@@ -211,13 +216,7 @@ async fn agents_follow_an_announced_key_through_a_rotation_and_others_are_cut_of
         id.pin == next && id.next_pin.is_none()
     })
     .await;
-    common::wait_status(
-        &following,
-        Duration::from_secs(30),
-        "connected again",
-        |r| r.server.connection == Connection::Connected,
-    )
-    .await;
+    wait_connected(&following, "connected again").await;
     agent.shutdown().await;
 
     // A PC that never heard of the new key cannot be fooled into trusting
@@ -250,9 +249,7 @@ async fn an_agent_enrolled_with_a_certificate_pin_upgrades_to_the_key_pin() {
         .unwrap();
     assert_eq!(stored_identity(&dir).pin, s.fingerprint());
 
-    let agent = Agent::start(common::config(&dir, "ann", Arc::new(SystemClock)))
-        .await
-        .unwrap();
+    let agent = start(&dir).await;
     let upgraded =
         wait_identity(&dir, "the key pin", |id| id.pin.starts_with("spki-sha256:")).await;
     assert_eq!(upgraded.pin, s.pin());

@@ -6,9 +6,9 @@
 //! recording, so every contact is queued for each device the login was
 //! live on during the contact (`login_sessions`, from the devices' Hellos):
 //! a **delivery** with the device's own sequence number. A PC the agent
-//! has left, or one that claims the login only later, gets nothing. A connected device gets its deliveries at once; a
-//! disconnected one gets them, in order, after the cursor it sends in its
-//! next Hello. Deliveries are rows, not messages in memory, so a restart,
+//! has left, or one that claims the login only later, gets nothing. A
+//! connected device gets its deliveries at once; a disconnected one gets
+//! them, in order, after the cursor it sends in its next Hello. Deliveries are rows, not messages in memory, so a restart,
 //! a dropped connection or an agent that was off all night loses nothing.
 //!
 //! The **watermark** is the ACD's promise that every contact ending before
@@ -348,11 +348,7 @@ pub fn login_seen(conn: &Connection, device: &str, login: &str, since: i64) -> R
     let same = |l: &str| !login.is_empty() && l.eq_ignore_ascii_case(login);
     match &open {
         Some((_, l)) if same(l) => {
-            conn.execute(
-                "UPDATE device_logins SET last_seen_at = ?3
-                 WHERE device_id = ?1 AND windows_login = ?2",
-                params![device, login, now],
-            )?;
+            pair_seen(conn, device, login, now)?;
             return Ok(false);
         }
         Some((id, _)) => {
@@ -373,6 +369,25 @@ pub fn login_seen(conn: &Connection, device: &str, login: &str, since: i64) -> R
         params![device, login, since, now],
         |r| r.get(0),
     )?;
+    pair_seen(conn, device, login, now)?;
+    let backlog: Vec<i64> = conn
+        .prepare(
+            "SELECT c.id FROM contacts c
+             WHERE c.windows_login = ?2 AND c.status = 'pending' AND c.end_at >= ?3
+               AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.device_id = ?1 AND x.contact = c.id)
+             ORDER BY c.start_at",
+        )?
+        .query_map(params![device, login, started], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for row in &backlog {
+        queue_delivery(conn, device, *row, now)?;
+    }
+    Ok(!backlog.is_empty())
+}
+
+/// Notes the device-login pair at `now`; the first sighting is audited
+/// (`device.login_new`).
+fn pair_seen(conn: &Connection, device: &str, login: &str, now: i64) -> Result<()> {
     let new_pair = conn.execute(
         "INSERT INTO device_logins (device_id, windows_login, first_seen_at, last_seen_at)
          VALUES (?1, ?2, ?3, ?3)
@@ -393,19 +408,7 @@ pub fn login_seen(conn: &Connection, device: &str, login: &str, since: i64) -> R
             params![device, login, now],
         )?;
     }
-    let backlog: Vec<i64> = conn
-        .prepare(
-            "SELECT c.id FROM contacts c
-             WHERE c.windows_login = ?2 AND c.status = 'pending' AND c.end_at >= ?3
-               AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.device_id = ?1 AND x.contact = c.id)
-             ORDER BY c.start_at",
-        )?
-        .query_map(params![device, login, started], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for row in &backlog {
-        queue_delivery(conn, device, *row, now)?;
-    }
-    Ok(!backlog.is_empty())
+    Ok(())
 }
 
 /// Deliveries of `device` after `after`, oldest first, at most `limit`.
