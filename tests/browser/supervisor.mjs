@@ -1,7 +1,8 @@
 // A supervisor plays a contact's recording in Chromium, end to end against
 // a running deskrec-server that this script seeds through its APIs:
 //
-// 1. roles, a supervisor (view_recordings, with a password) and an agent;
+// 1. roles, a supervisor (view_recordings, with a password) and an agent,
+//    both in team North (a supervisor sees only their teams' contacts);
 // 2. a device enrolled with WORK/device.pub; `deskrec record` (synthetic
 //    numbered pictures) as that device, under WORK/server.pub, which is the
 //    server's recording key;
@@ -125,9 +126,9 @@ function cli(args) {
 async function seed() {
   await admin('PUT', '/roles/supervisor', { permissions: ['view_recordings'] });
   await admin('PUT', '/roles/agent', { permissions: ['record_screen'] });
-  const vic = await admin('POST', '/users', { name: 'Vic Visor', windows_login: 'CORP\\vic', roles: ['supervisor'] });
+  const vic = await admin('POST', '/users', { name: 'Vic Visor', windows_login: 'CORP\\vic', roles: ['supervisor'], teams: ['North'] });
   await admin('PUT', `/users/${vic.id}/password`, { password: PASSWORD });
-  await admin('POST', '/users', { name: 'Ann Agent', windows_login: 'CORP\\ann', roles: ['agent'] });
+  await admin('POST', '/users', { name: 'Ann Agent', windows_login: 'CORP\\ann', roles: ['agent'], teams: ['North'] });
 
   const { token } = await admin('POST', '/enrollment-tokens');
   const enrolled = await call('POST', '/api/v1/enroll', {

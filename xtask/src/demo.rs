@@ -26,6 +26,9 @@ const DEMO_PACKAGES: &[&str] = &["x11-apps", "xterm", "procps", "curl", "imagema
 const AGENT: &str = "DEMO\\agent";
 /// The demo supervisor and their password.
 const SUPERVISOR: &str = "DEMO\\supervisor";
+/// The team of the demo's agent and supervisor: a supervisor sees the
+/// contacts of their teams' agents.
+const DEMO_TEAM: &str = "Demo team";
 const PASSWORD: &str = "deskrec-demo-password";
 /// The port the demo server prefers (a free one if it is taken).
 const PORT: u16 = 8443;
@@ -87,7 +90,8 @@ pub fn run(_args: &[String]) -> Result<()> {
     let sup = api.admin(
         "POST",
         "/users",
-        json!({"name": "Demo Supervisor", "windows_login": SUPERVISOR, "roles": ["supervisor"]}),
+        json!({"name": "Demo Supervisor", "windows_login": SUPERVISOR, "roles": ["supervisor"],
+               "teams": [DEMO_TEAM]}),
     )?;
     api.admin(
         "PUT",
@@ -419,7 +423,7 @@ impl Api {
         self.admin(
             "POST",
             "/users",
-            json!({"name": name, "windows_login": login, "roles": ["agent"]}),
+            json!({"name": name, "windows_login": login, "roles": ["agent"], "teams": [DEMO_TEAM]}),
         )?;
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! The audit log: one row per change to the directory, settings or devices.
+//! The audit log: one row per change to the directory, settings or devices,
+//! and one per supervisor's playback or download of a recording.
 //!
 //! Written in the same transaction as the change it describes, so the log
 //! and the data cannot disagree. Details never hold secrets (tokens and
@@ -7,7 +8,7 @@
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
-use crate::db::now_micros;
+use crate::db::{Filter, now_micros};
 
 /// Who made a change, as written in the `actor` column.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +18,8 @@ pub enum Actor {
     /// The server itself, on behalf of a device (e.g. automatic user
     /// creation from a Hello).
     Device(String),
+    /// A signed-in user (a supervisor), by Windows login.
+    User(String),
     /// The server itself.
     System,
 }
@@ -26,6 +29,7 @@ impl std::fmt::Display for Actor {
         match self {
             Actor::Admin => f.write_str("admin-token"),
             Actor::Device(id) => write!(f, "device:{id}"),
+            Actor::User(login) => write!(f, "user:{login}"),
             Actor::System => f.write_str("system"),
         }
     }
@@ -101,12 +105,100 @@ pub fn segment_report(
     )
 }
 
-/// The newest `limit` rows, newest first.
-pub fn list(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<AuditEntry>> {
-    let mut st = conn.prepare_cached(
-        "SELECT id, at, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?1",
+/// What a supervisor did with a contact's recording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Played it in the browser (`recording.play`).
+    Play,
+    /// Downloaded it (`recording.download`).
+    Download,
+}
+
+impl Access {
+    /// The audit action.
+    pub fn action(self) -> &'static str {
+        match self {
+            Access::Play => "recording.play",
+            Access::Download => "recording.download",
+        }
+    }
+}
+
+/// How long one playback lasts for the audit: a player asks for the file
+/// many times (a Range request per seek), so a request within this long
+/// of the same user's last audited request of the same recording, for the
+/// same use, is part of that playback and not audited again.
+pub const ACCESS_WINDOW_MICROS: i64 = 10 * 60 * 1_000_000;
+
+/// Audits `user`'s access to `contact`'s recording, unless the same access
+/// was audited within [`ACCESS_WINDOW_MICROS`]. Returns whether it wrote a
+/// row. `detail` says what was served (e.g. the byte range).
+pub fn access(
+    conn: &Connection,
+    user: &str,
+    what: Access,
+    contact: &str,
+    detail: serde_json::Value,
+) -> rusqlite::Result<bool> {
+    let actor = Actor::User(user.to_owned());
+    let recent: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM audit
+         WHERE action = ?1 AND target = ?2 AND actor = ?3 AND at > ?4)",
+        params![
+            what.action(),
+            contact,
+            actor.to_string(),
+            now_micros() - ACCESS_WINDOW_MICROS
+        ],
+        |r| r.get(0),
     )?;
-    st.query_map([limit], |r| {
+    if recent {
+        return Ok(false);
+    }
+    record(conn, &actor, what.action(), contact, detail)?;
+    Ok(true)
+}
+
+/// Which audit rows to read: empty fields filter nothing.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Exact action, e.g. `recording.play`.
+    pub action: String,
+    /// Exact actor, e.g. `user:CORP\vic`.
+    pub actor: String,
+    /// Exact target, e.g. a contact id.
+    pub target: String,
+    /// Rows at or after this, µs.
+    pub from: Option<i64>,
+    /// Rows before this, µs.
+    pub to: Option<i64>,
+    /// Rows with a smaller id (paging back).
+    pub before_id: Option<i64>,
+}
+
+/// The newest `limit` rows `f` matches, newest first.
+pub fn list(conn: &Connection, f: &AuditFilter, limit: u32) -> rusqlite::Result<Vec<AuditEntry>> {
+    let mut filter = Filter::default();
+    filter.equal("action", ":action", &f.action);
+    filter.equal("actor", ":actor", &f.actor);
+    filter.equal("target", ":target", &f.target);
+    if let Some(from) = f.from {
+        filter.push("at >= :from", ":from", from);
+    }
+    if let Some(to) = f.to {
+        filter.push("at < :to", ":to", to);
+    }
+    if let Some(id) = f.before_id {
+        filter.push("id < :before_id", ":before_id", id);
+    }
+    filter.bind(":limit", limit);
+    let sql = format!(
+        "SELECT id, at, actor, action, target, detail FROM audit WHERE {}
+         ORDER BY id DESC LIMIT :limit",
+        filter.sql()
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    st.query_map(filter.params().as_slice(), |r| {
         let detail: String = r.get(5)?;
         Ok(AuditEntry {
             id: r.get(0)?,
@@ -118,6 +210,27 @@ pub fn list(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<AuditEntry>> 
         })
     })?
     .collect()
+}
+
+/// `rows` as CSV with a header: `id,at,actor,action,target,detail`, `at` in
+/// RFC 3339 (UTC), `detail` as JSON.
+pub fn to_csv(rows: &[AuditEntry]) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["id", "at", "actor", "action", "target", "detail"])?;
+    for r in rows {
+        let at = jiff::Timestamp::from_microsecond(r.at)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| r.at.to_string());
+        w.write_record([
+            r.id.to_string(),
+            at,
+            r.actor.clone(),
+            r.action.clone(),
+            r.target.clone(),
+            r.detail.to_string(),
+        ])?;
+    }
+    w.into_inner().map_err(|e| e.into_error().into())
 }
 
 #[cfg(test)]

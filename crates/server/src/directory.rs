@@ -81,6 +81,10 @@ pub struct User {
     pub active: bool,
     /// Names of the user's roles, sorted.
     pub roles: Vec<String>,
+    /// Names of the user's teams, sorted. A supervisor sees the contacts
+    /// of the users who share a team with them.
+    #[serde(default)]
+    pub teams: Vec<String>,
 }
 
 /// A user to create or import.
@@ -97,6 +101,10 @@ pub struct NewUser {
     /// Role names; every one must exist.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Team names (case-insensitive); a team that does not exist yet is
+    /// created.
+    #[serde(default)]
+    pub teams: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -115,6 +123,8 @@ pub struct UserPatch {
     pub active: Option<bool>,
     /// New complete role list.
     pub roles: Option<Vec<String>>,
+    /// New complete team list.
+    pub teams: Option<Vec<String>>,
 }
 
 /// A role and what it grants.
@@ -234,6 +244,7 @@ pub fn get_user(conn: &Connection, id: i64) -> Result<User> {
                     windows_login: r.get(2)?,
                     active: r.get(3)?,
                     roles: vec![],
+                    teams: vec![],
                 })
             },
         )
@@ -241,6 +252,7 @@ pub fn get_user(conn: &Connection, id: i64) -> Result<User> {
         .ok_or_else(|| DirectoryError::NotFound(format!("user {id}")))?;
     Ok(User {
         roles: user_roles(conn, id)?,
+        teams: user_teams(conn, id)?,
         ..user
     })
 }
@@ -289,6 +301,59 @@ fn set_user_roles(conn: &Connection, user_id: i64, roles: &[String]) -> Result<(
     Ok(())
 }
 
+fn user_teams(conn: &Connection, user_id: i64) -> Result<Vec<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT t.name FROM team_members m JOIN teams t ON t.id = m.team_id
+             WHERE m.user_id = ?1 ORDER BY t.name",
+        )?
+        .query_map([user_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Longest team name accepted.
+pub const MAX_TEAM_NAME: usize = 100;
+
+/// `names` as they will be stored: checked, each spelled as its existing
+/// team is (names compare case-insensitively), without duplicates, sorted.
+/// So importing `Team A` for a member of `team a` changes nothing.
+fn team_names(conn: &Connection, names: &[String]) -> Result<Vec<String>> {
+    let mut out = BTreeMap::new();
+    for n in names {
+        if n.trim().is_empty() || n.trim() != n || n.chars().count() > MAX_TEAM_NAME {
+            return Err(DirectoryError::Invalid(format!(
+                "team {n:?} must be 1 to {MAX_TEAM_NAME} characters without surrounding spaces"
+            )));
+        }
+        let stored: Option<String> = conn
+            .query_row("SELECT name FROM teams WHERE name = ?1", [n], |r| r.get(0))
+            .optional()?;
+        out.entry(n.to_lowercase())
+            .or_insert_with(|| stored.unwrap_or_else(|| n.clone()));
+    }
+    let mut names: Vec<String> = out.into_values().collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Makes `user_id` a member of exactly `teams` (as [`team_names`] gives
+/// them), creating the teams that do not exist.
+fn set_user_teams(conn: &Connection, user_id: i64, teams: &[String]) -> Result<()> {
+    conn.execute("DELETE FROM team_members WHERE user_id = ?1", [user_id])?;
+    for name in teams {
+        conn.execute(
+            "INSERT INTO teams (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+            params![name, now_micros()],
+        )?;
+        conn.execute(
+            "INSERT INTO team_members (team_id, user_id)
+             SELECT id, ?2 FROM teams WHERE name = ?1",
+            params![name, user_id],
+        )?;
+    }
+    Ok(())
+}
+
 fn sorted_unique(roles: &[String]) -> Vec<String> {
     roles
         .iter()
@@ -302,6 +367,7 @@ fn sorted_unique(roles: &[String]) -> Vec<String> {
 pub fn create_user(conn: &Connection, actor: &Actor, new: &NewUser) -> Result<User> {
     check_name("name", &new.name)?;
     check_login(&new.windows_login)?;
+    let teams = team_names(conn, &new.teams)?;
     if user_id_by_login(conn, &new.windows_login)?.is_some() {
         return Err(DirectoryError::Conflict(format!(
             "a user with windows_login {:?} exists",
@@ -316,6 +382,7 @@ pub fn create_user(conn: &Connection, actor: &Actor, new: &NewUser) -> Result<Us
     )?;
     let id = conn.last_insert_rowid();
     set_user_roles(conn, id, &new.roles)?;
+    set_user_teams(conn, id, &teams)?;
     let user = get_user(conn, id)?;
     audit::record(
         conn,
@@ -354,6 +421,9 @@ pub fn update_user(conn: &Connection, actor: &Actor, id: i64, patch: &UserPatch)
         role_ids(conn, r)?; // validate before writing anything
         after.roles = sorted_unique(r);
     }
+    if let Some(t) = &patch.teams {
+        after.teams = team_names(conn, t)?;
+    }
     write_user(conn, actor, "user.update", &before, &after)?;
     Ok(after)
 }
@@ -376,6 +446,9 @@ fn write_user(
     )?;
     if before.roles != after.roles {
         set_user_roles(conn, after.id, &after.roles)?;
+    }
+    if before.teams != after.teams {
+        set_user_teams(conn, after.id, &after.teams)?;
     }
     audit::record(
         conn,
@@ -438,6 +511,7 @@ pub fn import_users(conn: &Connection, actor: &Actor, users: &[NewUser]) -> Resu
                     },
                     active: u.active,
                     roles: sorted_unique(&u.roles),
+                    teams: team_names(conn, &u.teams).map_err(at)?,
                 };
                 if write_user(conn, actor, "user.import", &before, &after)? {
                     report.updated += 1;
@@ -450,9 +524,10 @@ pub fn import_users(conn: &Connection, actor: &Actor, users: &[NewUser]) -> Resu
     Ok(report)
 }
 
-/// One CSV row of an import: `name,windows_login,active,roles` with roles
-/// separated by `;` and `active` as `true`/`false`/`1`/`0`/`yes`/`no`
-/// (empty means true).
+/// One CSV row of an import: `name,windows_login,active,roles,teams` with
+/// roles and teams separated by `;` and `active` as
+/// `true`/`false`/`1`/`0`/`yes`/`no` (empty means true). `active`, `roles`
+/// and `teams` may be left out.
 #[derive(Debug, Deserialize)]
 struct CsvUser {
     name: String,
@@ -461,6 +536,17 @@ struct CsvUser {
     active: String,
     #[serde(default)]
     roles: String,
+    #[serde(default)]
+    teams: String,
+}
+
+/// The items of a `;`-separated CSV cell.
+fn list_cell(cell: &str) -> Vec<String> {
+    cell.split(';')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// Parses a CSV import (with a header row naming the columns).
@@ -485,13 +571,8 @@ pub fn parse_csv(text: &str) -> Result<Vec<NewUser>> {
             name: row.name,
             windows_login: row.windows_login,
             active,
-            roles: row
-                .roles
-                .split(';')
-                .map(str::trim)
-                .filter(|r| !r.is_empty())
-                .map(String::from)
-                .collect(),
+            roles: list_cell(&row.roles),
+            teams: list_cell(&row.teams),
         });
     }
     Ok(out)
@@ -689,6 +770,7 @@ mod tests {
                     windows_login: "CORP\\ann".into(),
                     active: true,
                     roles: vec!["agent".into(), "agent".into()],
+                    teams: vec![],
                 },
             )
             .unwrap();
@@ -698,6 +780,7 @@ mod tests {
                 windows_login: "corp\\ANN".into(),
                 active: true,
                 roles: vec![],
+                teams: vec![],
             };
             assert!(matches!(
                 create_user(c, &a, &dup),
@@ -729,5 +812,47 @@ mod tests {
         assert!(!users[1].active);
         assert!(parse_csv("name,windows_login,active\nA,B,maybe\n").is_err());
         assert!(parse_csv("name\nA\n").is_err());
+    }
+
+    #[test]
+    fn teams_come_with_the_import_idempotently_and_case_blind() {
+        let db = Db::open_in_memory().unwrap();
+        db.call_blocking(|c| {
+            let a = Actor::Admin;
+            let csv =
+                "name,windows_login,teams\nAnn,CORP\\ann,Team A;team a\nBob,CORP\\bob,TEAM A;B\n";
+            let users = parse_csv(csv).unwrap();
+            let r = import_users(c, &a, &users).unwrap();
+            assert_eq!(r.created, 2);
+            let ann = get_user(c, user_id_by_login(c, "CORP\\ann").unwrap().unwrap()).unwrap();
+            let bob = get_user(c, user_id_by_login(c, "CORP\\bob").unwrap().unwrap()).unwrap();
+            assert_eq!(ann.teams, vec!["Team A"]);
+            assert_eq!(
+                bob.teams,
+                vec!["B", "Team A"],
+                "one team, spelled as first seen"
+            );
+            let n = audit_count(c);
+            let r = import_users(c, &a, &users).unwrap();
+            assert_eq!((r.updated, r.unchanged), (0, 2));
+            assert_eq!(audit_count(c), n, "a second import changes nothing");
+            let teams: i64 = c
+                .query_row("SELECT count(*) FROM teams", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(teams, 2);
+            let patch = UserPatch {
+                teams: Some(vec![]),
+                ..UserPatch::default()
+            };
+            assert!(update_user(c, &a, bob.id, &patch).unwrap().teams.is_empty());
+            let long = UserPatch {
+                teams: Some(vec!["x".repeat(MAX_TEAM_NAME + 1)]),
+                ..UserPatch::default()
+            };
+            assert!(matches!(
+                update_user(c, &a, bob.id, &long),
+                Err(DirectoryError::Invalid(_))
+            ));
+        });
     }
 }

@@ -99,6 +99,7 @@ pub fn evaluate(
             windows_login: windows_login.to_owned(),
             active: true,
             roles: vec![],
+            teams: vec![],
         };
         directory::create_user(conn, &Actor::Device(device_id.to_owned()), &new)?;
         user = facts(conn, windows_login)?;

@@ -1,8 +1,10 @@
 //! The Deskrec recording server.
 //!
-//! It decides who is recorded and tells agent PCs over the RTE WebSocket;
-//! later slices add contact relay, uploads and playback. One binary, one
-//! TLS port, an embedded SQLite database and a data directory.
+//! It decides who is recorded and tells agent PCs over the RTE WebSocket,
+//! relays the contact centre's contacts to them, takes their verified
+//! recordings, and lets supervisors find and play the contacts they may
+//! see. One binary, one TLS port, an embedded SQLite database and a data
+//! directory.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,7 +30,8 @@
 //! - `secret`: random secrets, their hashes, private files;
 //! - `db`: SQLite and its numbered migrations;
 //! - `audit`: the audit log;
-//! - `directory`: users, roles, permissions, settings, bulk import;
+//! - `directory`: users, roles, teams, permissions, settings, bulk import;
+//! - `scope`: which contacts a supervisor may see (their teams');
 //! - `eligibility`: who is recorded, and why not;
 //! - `contacts`: contacts from the ACD, their relay to devices, the watermark;
 //! - `enrollment`: one-time tokens, device credentials, revocation;
@@ -66,6 +69,7 @@ pub mod logging;
 pub mod metrics;
 pub mod playback;
 pub mod rte;
+pub mod scope;
 pub mod secret;
 mod server;
 pub mod state;

@@ -31,6 +31,7 @@ use deskrec_vault::{DeviceIdentity, PublicKey};
 use rusqlite::{Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
+use crate::scope::Scope;
 use crate::state::AppState;
 use crate::storage::RecordingStore;
 
@@ -95,15 +96,22 @@ struct Stored {
     device_key_pem: String,
 }
 
-fn stored(conn: &Connection, contact: &str) -> Result<Stored, PlaybackError> {
+/// The stored recording of `contact`, if `scope` holds the contact; a
+/// contact outside it is [`PlaybackError::NoContact`], as if it did not
+/// exist.
+fn stored(conn: &Connection, scope: Scope, contact: &str) -> Result<Stored, PlaybackError> {
+    let sql = format!(
+        "SELECT c.status, r.storage_key, r.sha256, r.device_id, d.public_key_pem
+         FROM contacts c
+         LEFT JOIN recordings r ON r.contact_id = c.contact_id
+         LEFT JOIN devices d ON d.id = r.device_id
+         WHERE c.contact_id = :contact AND {}",
+        scope.condition()
+    );
     let row = conn
         .query_row(
-            "SELECT c.status, r.storage_key, r.sha256, r.device_id, d.public_key_pem
-             FROM contacts c
-             LEFT JOIN recordings r ON r.contact_id = c.contact_id
-             LEFT JOIN devices d ON d.id = r.device_id
-             WHERE c.contact_id = ?1",
-            [contact],
+            &sql,
+            rusqlite::named_params! { ":contact": contact, ":scope": scope.param() },
             |r| {
                 Ok((
                     r.get::<_, String>(0)?,
@@ -130,10 +138,15 @@ fn stored(conn: &Connection, contact: &str) -> Result<Stored, PlaybackError> {
     }
 }
 
-/// The cached MP4 of `contact`'s recording, exporting it first if needed.
-pub async fn cached_mp4(state: &AppState, contact: &str) -> Result<PathBuf, PlaybackError> {
+/// The cached MP4 of `contact`'s recording, exporting it first if needed;
+/// only for a contact in `scope`.
+pub async fn cached_mp4(
+    state: &AppState,
+    scope: Scope,
+    contact: &str,
+) -> Result<PathBuf, PlaybackError> {
     let c = contact.to_owned();
-    let stored = state.db().call(move |conn| stored(conn, &c)).await?;
+    let stored = state.db().call(move |conn| stored(conn, scope, &c)).await?;
     let failed = |reason: String| PlaybackError::Export {
         contact: contact.to_owned(),
         reason,

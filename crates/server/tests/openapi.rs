@@ -20,7 +20,7 @@ use deskrec_server::api::{self, admin, openapi};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use serde_json::Value;
-use util::{Reply, TestServer};
+use util::{Reply, TestServer, concrete, router_paths};
 
 /// The methods probed on every path. TRACE and CONNECT are never routed.
 const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -55,76 +55,11 @@ fn documents(doc: &Value, method: &str, path: &str) -> bool {
         .is_some()
 }
 
-/// The paths a router matches. axum has no API to list routes, so this
-/// reads them from the router's `Debug` output (the `path_router` part,
-/// before the fallback router), leaving out the catch-all paths `nest`
-/// registers for a nested router's fallback.
-fn router_paths(router: &axum::Router) -> BTreeSet<String> {
-    let debug = format!("{router:?}");
-    let routes = debug
-        .split_once("fallback_router")
-        .map_or(debug.as_str(), |(routes, _)| routes);
-    let mut paths = BTreeSet::new();
-    let mut chars = routes.chars();
-    // Every quoted string that starts with '/' is a path.
-    while let Some(c) = chars.next() {
-        if c != '"' {
-            continue;
-        }
-        let mut s = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => s.extend(chars.next()),
-                '"' => break,
-                c => s.push(c),
-            }
-        }
-        if s.starts_with('/') {
-            paths.insert(s);
-        }
-    }
-    const NEST_TAIL: &str = "{*__private__axum_nest_tail_param}";
-    let nested: Vec<String> = paths
-        .iter()
-        .filter_map(|p| p.strip_suffix(NEST_TAIL))
-        .map(str::to_owned)
-        .collect();
-    for prefix in nested {
-        paths.remove(&format!("{prefix}{NEST_TAIL}"));
-        paths.remove(&prefix);
-        paths.remove(prefix.trim_end_matches('/'));
-    }
-    assert!(
-        paths.contains("/api/v1/health") && paths.contains("/api/v1/admin/users"),
-        "could not read the routes from axum's Debug output (did axum change it?): \
-         {paths:?}\n{debug}"
-    );
-    assert!(
-        !paths.iter().any(|p| p.contains("__private__axum")),
-        "an unexpected axum-internal route: {paths:?}"
-    );
-    paths
-}
-
-/// `path` with every `{param}` replaced by `probe`.
-fn concrete(path: &str) -> String {
-    let mut out = String::new();
-    let mut rest = path;
-    while let Some(open) = rest.find('{') {
-        let close = rest[open..].find('}').expect("a closed placeholder") + open;
-        out.push_str(&rest[..open]);
-        out.push_str("probe");
-        rest = &rest[close + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
 /// One request with an empty body, optionally with a bearer token.
 async fn probe(s: &TestServer, method: &str, path: &str, token: Option<&str>) -> Reply {
     let mut req = hyper::Request::builder()
         .method(method)
-        .uri(concrete(path))
+        .uri(concrete(path, "probe"))
         .header("host", "localhost");
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));

@@ -24,7 +24,8 @@ const FRAME_US: i64 = 200_000;
 
 /// Roles `supervisor` (view_recordings) and `agent` (record_screen); users
 /// Vic (supervisor), Ina (inactive supervisor), Nora (agent only), all with
-/// [`PASSWORD`], and Ann (agent, no password).
+/// [`PASSWORD`], and Ann (agent, no password). Vic and Ann are team
+/// `north`, so Vic sees Ann's contacts.
 async fn seed(s: &TestServer) {
     s.admin(
         "PUT",
@@ -44,11 +45,17 @@ async fn seed(s: &TestServer) {
         ("Nora", "CORP\\nora", true, vec!["agent"], true),
         ("Ann", "CORP\\ann", true, vec!["agent"], false),
     ] {
+        let teams = if login == VIC || name == "Ann" {
+            vec!["north"]
+        } else {
+            vec![]
+        };
         let u = s
             .admin(
                 "POST",
                 "/users",
-                json!({"name": name, "windows_login": login, "active": active, "roles": roles}),
+                json!({"name": name, "windows_login": login, "active": active,
+                       "roles": roles, "teams": teams}),
             )
             .await;
         if password {
@@ -223,7 +230,10 @@ async fn pages_and_video_refuse_signed_out_and_wrong_role_requests() {
         .iter()
         .map(|p| p.replace("{contact_id}", "c-1"))
         .collect();
-    let video = "/api/v1/recordings/c-1/video.mp4";
+    let apis: Vec<String> = deskrec_server::web::SESSION_API
+        .iter()
+        .map(|p| p.replace("{contact_id}", "c-1"))
+        .collect();
     for cookie in [None, Some("not-a-session"), Some("")] {
         for p in &paths {
             let r = get(&s, p, cookie).await;
@@ -233,11 +243,14 @@ async fn pages_and_video_refuse_signed_out_and_wrong_role_requests() {
                 "{p} {cookie:?}"
             );
         }
-        let r = get(&s, video, cookie).await;
-        assert_eq!(
-            (r.status, r.json()["code"].as_str()),
-            (401, Some("unauthorized"))
-        );
+        for p in &apis {
+            let r = get(&s, p, cookie).await;
+            assert_eq!(
+                (r.status, r.json()["code"].as_str()),
+                (401, Some("unauthorized")),
+                "{p} {cookie:?}"
+            );
+        }
     }
     // The admin token is no session.
     let r = s
@@ -262,11 +275,14 @@ async fn pages_and_video_refuse_signed_out_and_wrong_role_requests() {
         assert_eq!(r.status, 403, "{p}");
         assert!(r.text().contains("view_recordings"), "{}", r.text());
     }
-    let r = get(&s, video, Some(&token)).await;
-    assert_eq!(
-        (r.status, r.json()["code"].as_str()),
-        (403, Some("forbidden"))
-    );
+    for p in &apis {
+        let r = get(&s, p, Some(&token)).await;
+        assert_eq!(
+            (r.status, r.json()["code"].as_str()),
+            (403, Some("forbidden")),
+            "{p}"
+        );
+    }
     // Deactivated: signed out.
     let vic = user_id(&s, VIC).await;
     s.admin("PATCH", &format!("/users/{vic}"), json!({"active": false}))
@@ -403,6 +419,18 @@ fn record(dir: &Path, device: &str, contact: &str, start: i64, end: i64) -> Path
 /// through the contacts import API and a real tus upload instead; here the
 /// damaged cases need recordings the upload path would refuse.
 fn store(s: &TestServer, contact: &str, start: i64, end: i64, upload: Option<(&str, &Path)>) {
+    store_for(s, "CORP\\ann", contact, start, end, upload)
+}
+
+/// [`store`] for `login`'s contact.
+fn store_for(
+    s: &TestServer,
+    login: &str,
+    contact: &str,
+    start: i64,
+    end: i64,
+    upload: Option<(&str, &Path)>,
+) {
     let now = deskrec_server::db::now_micros();
     let status = if upload.is_some() {
         "uploaded"
@@ -414,8 +442,8 @@ fn store(s: &TestServer, contact: &str, start: i64, end: i64, upload: Option<(&s
         c.execute(
             "INSERT INTO contacts (contact_id, windows_login, start_at, end_at, direction, queue,
                                    status, created_at, updated_at)
-             VALUES (?1, 'CORP\\ann', ?2, ?3, 'inbound', 'billing', ?4, ?5, ?5)",
-            rusqlite::params![contact, start, end, status, now],
+             VALUES (?1, ?6, ?2, ?3, 'inbound', 'billing', ?4, ?5, ?5)",
+            rusqlite::params![contact, start, end, status, now, login],
         )
         .unwrap()
     });
@@ -720,5 +748,464 @@ async fn pages_and_answers_carry_the_security_headers() {
         r.header("set-cookie").starts_with("__Host-"),
         "{}",
         r.header("set-cookie")
+    );
+}
+
+/// Team south joins by CSV import: Sam (supervisor) and Bea (agent); Ada
+/// administers, with no team. Teams are named case-blind.
+async fn seed_south(s: &TestServer) {
+    s.admin(
+        "PUT",
+        "/roles/admin",
+        json!({"permissions": ["admin", "view_recordings"]}),
+    )
+    .await;
+    let csv = "name,windows_login,active,roles,teams\n\
+               Sam,CORP\\sam,true,supervisor,South\n\
+               Bea,CORP\\bea,true,agent,south;SOUTH\n\
+               Ada,CORP\\ada,true,admin,\n";
+    for _ in 0..2 {
+        let (status, report) = s
+            .request(
+                "POST",
+                "/api/v1/admin/users/import",
+                Some(&s.admin_token),
+                "text/csv",
+                csv,
+            )
+            .await;
+        assert_eq!(status, 200, "{report}");
+    }
+    for login in ["CORP\\sam", "CORP\\ada"] {
+        let id = user_id(s, login).await;
+        let path = format!("/users/{id}/password");
+        s.admin("PUT", &path, json!({ "password": PASSWORD })).await;
+    }
+    let bea = s
+        .admin(
+            "GET",
+            &format!("/users/{}", user_id(s, "CORP\\bea").await),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        bea["teams"],
+        json!(["South"]),
+        "one team, however it is spelled"
+    );
+}
+
+#[tokio::test]
+#[cfg_attr(windows, ignore = "needs ffprobe")]
+async fn a_supervisor_gets_404_for_another_teams_contact_on_every_route() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    seed_south(&s).await;
+    let device = s.enroll().await.device_id;
+    let work = tempfile::tempdir().unwrap();
+    let (start, end) = (T0 + 1_000_000, T0 + 3_000_000);
+    for (login, contact) in [("CORP\\ann", "north-1"), ("CORP\\bea", "south-1")] {
+        let rec = record(work.path(), &device, contact, start, end);
+        store_for(&s, login, contact, start, end, Some((&device, &rec)));
+    }
+    store_for(&s, "CORP\\nobody", "stray-1", start, end, None);
+    let vic = sign_in(&s, VIC).await;
+    let sam = sign_in(&s, "CORP\\sam").await;
+    let ada = sign_in(&s, "CORP\\ada").await;
+
+    // Every route of the router, with the other team's contact in every
+    // placeholder: none shows it. Routes that name a contact answer 404
+    // (or refuse the session outright: admin, device and upload routes).
+    let router = deskrec_server::api::router(s.state.clone());
+    let paths = util::router_paths(&router);
+    let mut contact_routes = 0;
+    for path in &paths {
+        let probe = util::concrete(path, "south-1");
+        let r = get(&s, &probe, Some(&vic)).await;
+        let body = r.text();
+        // A 404 may echo the id asked for; nothing may show what only
+        // the contact holds (its agent).
+        assert!(
+            !["\\bea", "%5cbea"]
+                .iter()
+                .any(|l| body.to_lowercase().contains(l)),
+            "GET {probe} as Vic shows team south's contact: {} {body}",
+            r.status
+        );
+        if path.contains("{contact_id}") {
+            contact_routes += 1;
+            assert_eq!(r.status, 404, "GET {probe} as Vic: {body}");
+        } else if path.contains('{') {
+            assert!(
+                !(200..300).contains(&r.status),
+                "GET {probe} as Vic: {} {body}",
+                r.status
+            );
+        }
+    }
+    assert!(contact_routes >= 4, "{paths:?}");
+
+    // Each sees their own team's contact on every contact route, and the
+    // administrator sees all three.
+    for (who, token, own) in [
+        ("Vic", &vic, "north-1"),
+        ("Sam", &sam, "south-1"),
+        ("Ada", &ada, "north-1"),
+    ] {
+        for path in paths.iter().filter(|p| p.contains("{contact_id}")) {
+            let r = get(&s, &util::concrete(path, own), Some(token)).await;
+            assert_eq!(r.status, 200, "GET {path} for {own} as {who}: {}", r.text());
+        }
+    }
+    let list = |token: &str| {
+        let token = token.to_owned();
+        let s = &s;
+        async move {
+            let r = get(s, "/api/v1/contacts", Some(&token)).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            let mut ids: Vec<String> = r.json()["contacts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["contact_id"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            let page = get(s, "/", Some(&token)).await.text();
+            (ids, page)
+        }
+    };
+    let (ids, page) = list(&vic).await;
+    assert_eq!(ids, ["north-1"]);
+    assert!(
+        page.contains("north%2D1") && !page.contains("south%2D1") && !page.contains("stray"),
+        "{page}"
+    );
+    let (ids, page) = list(&sam).await;
+    assert_eq!(ids, ["south-1"]);
+    assert!(!page.contains("north%2D1"), "{page}");
+    let (ids, _) = list(&ada).await;
+    assert_eq!(ids, ["north-1", "south-1", "stray-1"]);
+
+    // Bea moves to north: her contacts move with her.
+    let bea = user_id(&s, "CORP\\bea").await;
+    s.admin(
+        "PATCH",
+        &format!("/users/{bea}"),
+        json!({"teams": ["north"]}),
+    )
+    .await;
+    assert_eq!(list(&vic).await.0, ["north-1", "south-1"]);
+    assert!(list(&sam).await.0.is_empty());
+}
+
+#[tokio::test]
+#[cfg_attr(windows, ignore = "needs ffprobe")]
+async fn every_playback_and_download_is_audited_and_exported() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let device = s.enroll().await.device_id;
+    let work = tempfile::tempdir().unwrap();
+    let (start, end) = (T0 + 1_000_000, T0 + 3_000_000);
+    let rec = record(work.path(), &device, "c-7", start, end);
+    store(&s, "c-7", start, end, Some((&device, &rec)));
+    let vic = sign_in(&s, VIC).await;
+    let audited = |action: &'static str| {
+        let s = &s;
+        async move {
+            s.admin(
+                "GET",
+                &format!("/audit?action={action}&target=c-7"),
+                Value::Null,
+            )
+            .await
+            .as_array()
+            .unwrap()
+            .len()
+        }
+    };
+    // Refused requests audit nothing.
+    assert_eq!(
+        get(&s, "/api/v1/recordings/c-7/video.mp4", None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(audited("recording.play").await, 0);
+
+    // A playback: the first request and its seeks are one audit row.
+    let video = "/api/v1/recordings/c-7/video.mp4";
+    assert_eq!(get(&s, video, Some(&vic)).await.status, 200);
+    assert_eq!(audited("recording.play").await, 1);
+    let r = s
+        .send(
+            request("GET", video, Some(&vic))
+                .header("range", "bytes=10-19")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, 206);
+    assert_eq!(
+        audited("recording.play").await,
+        1,
+        "a seek is the same playback"
+    );
+
+    // A download is its own row, and the file comes as an attachment.
+    let r = get(&s, "/api/v1/recordings/c-7/download.mp4", Some(&vic)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-disposition"),
+        "attachment; filename=\"contact-c-7.mp4\""
+    );
+    assert_eq!(audited("recording.download").await, 1);
+
+    // The playback window passes: the next play is a new row.
+    s.state.db().call_blocking(|c| {
+        c.execute(
+            "UPDATE audit SET at = at - 3600000000 WHERE action LIKE 'recording.%'",
+            [],
+        )
+        .unwrap()
+    });
+    assert_eq!(get(&s, video, Some(&vic)).await.status, 200);
+    assert_eq!(audited("recording.play").await, 2);
+
+    // The rows say who, which contact, when and what; the export holds them.
+    let rows = s
+        .admin("GET", "/audit?actor=user:CORP%5Cvic", Value::Null)
+        .await;
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r["target"] == "c-7" && r["at"].as_i64().unwrap() > 0)
+    );
+    let r = s
+        .send(
+            hyper::Request::builder()
+                .uri("/api/v1/admin/audit/export?target=c-7")
+                .header("host", "localhost")
+                .header("authorization", format!("Bearer {}", s.admin_token))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.header("content-type").starts_with("text/csv"));
+    let csv = r.text();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "id,at,actor,action,target,detail");
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains(",user:CORP\\vic,recording.play,c-7,"))
+            .count(),
+        2,
+        "{csv}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains(",recording.download,c-7,"))
+            .count(),
+        1,
+        "{csv}"
+    );
+    // Bad filters are refused, not ignored.
+    let (status, _) = s
+        .request(
+            "GET",
+            "/api/v1/admin/audit?from=yesterday",
+            Some(&s.admin_token),
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn the_search_filters_by_agent_time_queue_direction_and_status_and_pages_by_cursor() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    s.admin(
+        "POST",
+        "/users",
+        json!({"name": "Abe", "windows_login": "CORP\\abe", "teams": ["north"]}),
+    )
+    .await;
+    // 120 contacts a minute apart: Ann's and Abe's in turn, queues billing
+    // and sales in threes, every fifth outbound, every seventh failed.
+    let minute = 60_000_000;
+    s.state.db().call_blocking(|c| {
+        for i in 0..120i64 {
+            let login = if i % 2 == 0 { "CORP\\ann" } else { "corp\\ABE" };
+            let queue = if i % 3 == 0 { "sales" } else { "billing" };
+            let direction = if i % 5 == 0 { "outbound" } else { "inbound" };
+            let (status, reason) = if i % 7 == 0 {
+                ("failed", Some("upload_rejected"))
+            } else {
+                ("pending", None)
+            };
+            c.execute(
+                "INSERT INTO contacts (contact_id, windows_login, start_at, end_at, direction,
+                                       queue, status, status_reason, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?3 + 1000000, ?4, ?5, ?6, ?7, 0, 0)",
+                rusqlite::params![
+                    format!("k{i:03}"),
+                    login,
+                    T0 + i * minute,
+                    direction,
+                    queue,
+                    status,
+                    reason
+                ],
+            )
+            .unwrap();
+        }
+    });
+    let vic = sign_in(&s, VIC).await;
+    let search = |query: String| {
+        let (s, vic) = (&s, vic.clone());
+        async move {
+            let r = get(s, &format!("/api/v1/contacts?{query}"), Some(&vic)).await;
+            assert_eq!(r.status, 200, "{query}: {}", r.text());
+            let v = r.json();
+            let ids: Vec<i64> = v["contacts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["contact_id"].as_str().unwrap()[1..].parse().unwrap())
+                .collect();
+            (ids, v["next"].as_str().map(str::to_owned))
+        }
+    };
+    let expect = |f: &dyn Fn(i64) -> bool| (0..120).rev().filter(|i| f(*i)).collect::<Vec<i64>>();
+
+    // Each filter alone, and all of them at once.
+    let at = |i: i64| {
+        jiff::Timestamp::from_microsecond(T0 + i * minute)
+            .unwrap()
+            .to_string()
+    };
+    let cases: Vec<(String, Vec<i64>)> = vec![
+        ("login=CORP%5Cabe".into(), expect(&|i| i % 2 == 1)),
+        ("queue=sales".into(), expect(&|i| i % 3 == 0)),
+        ("direction=outbound".into(), expect(&|i| i % 5 == 0)),
+        ("status=failed".into(), expect(&|i| i % 7 == 0)),
+        (
+            format!("from={}&to={}", at(10), at(20)),
+            expect(&|i| (10..20).contains(&i)),
+        ),
+        (
+            format!(
+                "login=CORP%5Cann&queue=sales&direction=outbound&from={}",
+                at(30)
+            ),
+            expect(&|i| i >= 30 && i % 2 == 0 && i % 3 == 0 && i % 5 == 0),
+        ),
+    ];
+    for (query, wanted) in cases {
+        let (ids, next) = search(format!("{query}&limit=500")).await;
+        assert_eq!(ids, wanted, "{query}");
+        assert_eq!(next, None, "{query}");
+    }
+
+    // Paging: 50, 50, 20, in order, none twice, none left out.
+    let mut seen = vec![];
+    let mut before = String::new();
+    loop {
+        let (ids, next) = search(format!("before={before}")).await;
+        seen.extend(ids);
+        match next {
+            Some(n) => before = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, expect(&|_| true));
+
+    // The page shows the outcome and its reason, and links the next page
+    // with the same filters.
+    let page = get(&s, "/?status=failed", Some(&vic)).await.text();
+    assert!(page.contains("upload_rejected"), "{page}");
+    let page = get(&s, "/?queue=billing", Some(&vic)).await.text();
+    assert!(page.contains("/?queue=billing&amp;before="), "{page}");
+
+    // Malformed filters are refused with the reason, not ignored.
+    for bad in [
+        "from=yesterday",
+        "status=lost",
+        "before=12",
+        "limit=0",
+        "limit=501",
+    ] {
+        let r = get(&s, &format!("/api/v1/contacts?{bad}"), Some(&vic)).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+    let r = get(&s, "/?from=yesterday", Some(&vic)).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("is not a time"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn the_devices_page_filters_by_state_and_names_who_is_not_recorded() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let (mut recording, rec_id) = s.agent().await;
+    let (mut paused, paused_id) = s.agent().await;
+    let offline_id = s.enroll().await.device_id;
+    recording.hello(&rec_id, "CORP\\ann").await;
+    paused.hello(&paused_id, "CORP\\ann").await;
+    let status = |state: &str| {
+        serde_json::from_value::<deskrec_protocol::AgentMessage>(json!({
+            "type": "heartbeat",
+            "status": {"recording": state, "segments_on_disk": 3, "uploads_queued": 1,
+                       "disk_free_bytes": 1_000_000_000u64, "errors": ["screen locked"]},
+        }))
+        .unwrap()
+    };
+    recording.send(&status("recording")).await;
+    paused.send(&status("paused")).await;
+    let vic = sign_in(&s, VIC).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = get(&s, "/devices?state=not_recording", Some(&vic))
+            .await
+            .text();
+        if page.contains(&paused_id) {
+            assert!(
+                !page.contains(&rec_id) && !page.contains(&offline_id),
+                "{page}"
+            );
+            assert!(
+                page.contains("screen locked") && page.contains("1 uploads queued"),
+                "{page}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the paused PC never showed: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = get(&s, "/devices?state=recording", Some(&vic)).await.text();
+    assert!(
+        page.contains(&rec_id) && !page.contains(&paused_id),
+        "{page}"
+    );
+    let page = get(&s, "/devices?state=offline", Some(&vic)).await.text();
+    assert!(
+        page.contains(&offline_id) && !page.contains(&rec_id),
+        "{page}"
+    );
+    let page = get(&s, "/devices", Some(&vic)).await.text();
+    assert!(
+        [&rec_id, &paused_id, &offline_id]
+            .iter()
+            .all(|d| page.contains(*d)),
+        "{page}"
     );
 }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, JsonBody, bearer};
-use crate::audit::{self, Actor, AuditEntry};
+use crate::audit::{self, Actor, AuditEntry, AuditFilter};
 use crate::contacts::{self, Contact, ContactImport, ContactImportReport, ContactQuery};
 use crate::directory::{
     self, DirectoryError, ImportReport, NewUser, Permission, Role, Settings, User, UserPatch,
@@ -76,6 +76,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         e(Method::GET, "/devices", get(list_devices)),
         e(Method::POST, "/devices/{id}/revoke", post(revoke_device)),
         e(Method::GET, "/audit", get(list_audit)),
+        e(Method::GET, "/audit/export", get(export_audit)),
         e(Method::POST, "/recording-key/rotate", post(rotate_key)),
         e(Method::POST, "/tls/next-key", post(prepare_tls_key)),
         e(Method::POST, "/tls/rotate", post(rotate_tls_key)),
@@ -404,18 +405,89 @@ async fn revoke_device(
     Ok(Json(json!({ "revoked": true, "changed": changed })))
 }
 
+/// The filters of `GET /audit` and `GET /audit/export`.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AuditQuery {
     limit: Option<u32>,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    target: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    before_id: Option<i64>,
 }
+
+impl AuditQuery {
+    fn parse(
+        q: Result<Query<AuditQuery>, QueryRejection>,
+    ) -> Result<(Self, AuditFilter), ApiError> {
+        let Query(q) = q.map_err(|r| ApiError::bad_request(r.body_text()))?;
+        let time = |what, v: &str| {
+            crate::web::queries::parse_time(what, v)
+                .map_err(|e| ApiError::bad_request(e.to_string()))
+        };
+        let filter = AuditFilter {
+            action: q.action.clone(),
+            actor: q.actor.clone(),
+            target: q.target.clone(),
+            from: time("from", &q.from)?,
+            to: time("to", &q.to)?,
+            before_id: q.before_id,
+        };
+        Ok((q, filter))
+    }
+}
+
+/// Most rows in one audit export; narrow the time range for more.
+pub const MAX_AUDIT_EXPORT: u32 = 1_000_000;
 
 async fn list_audit(
     State(s): State<AppState>,
     q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-    let Query(q) = q.map_err(|r| ApiError::bad_request(r.body_text()))?;
-    let limit = q.limit.unwrap_or(100).min(1000);
-    Ok(Json(s.db().call(move |c| audit::list(c, limit)).await?))
+    let (q, filter) = AuditQuery::parse(q)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(
+        s.db().call(move |c| audit::list(c, &filter, limit)).await?,
+    ))
+}
+
+/// `GET /audit/export`: the rows the filters match, oldest first, as CSV
+/// (`id,at,actor,action,target,detail`, times in RFC 3339, the detail as
+/// JSON), for an auditor's spreadsheet or an archive.
+async fn export_audit(
+    State(s): State<AppState>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (q, filter) = AuditQuery::parse(q)?;
+    let limit = q
+        .limit
+        .unwrap_or(MAX_AUDIT_EXPORT)
+        .clamp(1, MAX_AUDIT_EXPORT);
+    let mut rows = s.db().call(move |c| audit::list(c, &filter, limit)).await?;
+    rows.reverse();
+    let csv = tokio::task::spawn_blocking(move || audit::to_csv(&rows))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"deskrec-audit.csv\"",
+            ),
+            (header::CACHE_CONTROL, "private, no-store"),
+        ],
+        csv,
+    )
+        .into_response())
 }
 
 /// `POST /contacts`: contacts from the ACD and/or a new watermark; queued

@@ -225,6 +225,30 @@ pub const MIGRATIONS: &[&str] = &[
                              ORDER BY s.ended_at DESC, s.id DESC LIMIT 1)
                      FROM (SELECT DISTINCT device_id FROM login_sessions) d);
     ",
+    // 7: teams, and what contact search needs. A supervisor sees the
+    // contacts of the users who share a team with them. The contact
+    // indexes serve the supervisors' search, newest first, by each filter
+    // (agent, queue, direction, status) and by time alone.
+    "
+    CREATE TABLE teams (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE team_members (
+        team_id INTEGER NOT NULL REFERENCES teams(id) ON DELETE CASCADE,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        PRIMARY KEY (team_id, user_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX team_members_by_user ON team_members(user_id);
+    DROP INDEX contacts_by_start;
+    CREATE INDEX contacts_by_start ON contacts(start_at, id);
+    CREATE INDEX contacts_by_login_start ON contacts(windows_login, start_at, id);
+    CREATE INDEX contacts_by_status_start ON contacts(status, start_at, id);
+    CREATE INDEX contacts_by_queue_start ON contacts(queue, start_at, id);
+    CREATE INDEX contacts_by_direction_start ON contacts(direction, start_at, id);
+    CREATE INDEX audit_by_at ON audit(at);
+    ",
 ];
 
 /// The schema version of the open database.

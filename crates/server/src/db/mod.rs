@@ -6,7 +6,10 @@
 //! code reaches it through [`Db::call`], which runs the closure on tokio's
 //! blocking pool so a slow disk never stalls the reactor.
 
+mod filter;
 mod migrations;
+
+pub use filter::Filter;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

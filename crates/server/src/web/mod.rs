@@ -1,14 +1,19 @@
-//! What supervisors use in a browser: sign-in, the contacts list, a
-//! contact with its player, the devices, and the video endpoint behind the
-//! player.
+//! What supervisors use in a browser: sign-in, the contact search, a
+//! contact with its player, the devices, and behind them the video, the
+//! download and the supervisors' JSON API.
 //!
 //! Pages are server-rendered HTML (see `pages`) and need a session whose
 //! user has `view_recordings`: signed-out requests are redirected to
-//! `/login`, signed-in users without the permission get 403. The video
-//! endpoint is an API: it answers 401/403 as JSON instead.
+//! `/login`, signed-in users without the permission get 403. The video,
+//! the download and the API answer 401/403 as JSON instead.
+//!
+//! Every route that shows a contact reads it within the user's
+//! [`Scope`](crate::scope::Scope): a contact outside it is answered 404,
+//! as one that does not exist. Every playback and download is audited
+//! ([`audit::access`]).
 
 mod pages;
-mod queries;
+pub mod queries;
 pub mod session;
 
 use axum::Router;
@@ -23,12 +28,14 @@ use serde::Deserialize;
 use tower_http::services::ServeFile;
 
 use crate::api::ApiError;
+use crate::audit::{self, Access};
 use crate::auth::{self, LoginError};
 use crate::enrollment;
 use crate::playback::{self, PlaybackError};
+use crate::scope::Scope;
 use crate::state::AppState;
 use crate::throttle::{MAX_LOGIN_BYTES, Refusal};
-use queries::ContactFilter;
+use queries::{ContactSearch, SearchError};
 use session::{ApiViewer, SameOrigin, Viewer, page_error};
 
 /// The pages and the video endpoint.
@@ -48,6 +55,12 @@ pub fn router() -> Router<AppState> {
         .route("/contacts/{contact_id}", get(contact))
         .route("/devices", get(devices))
         .route("/api/v1/recordings/{contact_id}/video.mp4", get(video))
+        .route(
+            "/api/v1/recordings/{contact_id}/download.mp4",
+            get(download),
+        )
+        .route("/api/v1/contacts", get(api_contacts))
+        .route("/api/v1/contacts/{contact_id}", get(api_contact))
 }
 
 /// The pages' `Content-Security-Policy`: nothing but this origin's video
@@ -70,6 +83,15 @@ pub fn content_security_policy() -> &'static str {
 
 /// Every page path that needs a session, for tests.
 pub const PAGES: &[&str] = &["/", "/contacts/{contact_id}", "/devices"];
+
+/// Every path the supervisors' session opens that is not a page, for
+/// tests.
+pub const SESSION_API: &[&str] = &[
+    "/api/v1/recordings/{contact_id}/video.mp4",
+    "/api/v1/recordings/{contact_id}/download.mp4",
+    "/api/v1/contacts",
+    "/api/v1/contacts/{contact_id}",
+];
 
 async fn login_form(headers: HeaderMap, State(state): State<AppState>) -> Response {
     // Already signed in: straight to the contacts.
@@ -196,20 +218,33 @@ fn set_cookie(resp: &mut Response, value: &str) {
     resp.headers_mut().append(header::SET_COOKIE, value);
 }
 
-/// `GET /?login=&status=&page=`.
+/// `GET /?login=&queue=&direction=&status=&from=&to=&before=`: the
+/// contact search.
 async fn contacts(
     Viewer(user): Viewer,
     State(state): State<AppState>,
-    filter: Result<Query<ContactFilter>, QueryRejection>,
+    search: Result<Query<ContactSearch>, QueryRejection>,
 ) -> Response {
     // A mangled query string shows the unfiltered list rather than an error.
-    let filter = filter.map(|Query(f)| f).unwrap_or_default();
-    let f = filter.clone();
-    match state.db().call(move |c| queries::contacts(c, &f)).await {
-        Ok((rows, more)) => {
-            Html(pages::contacts(&user, &filter, &rows, more).into_string()).into_response()
+    let search = search.map(|Query(f)| f).unwrap_or_default();
+    let (f, scope) = (search.clone(), Scope::of(&user));
+    let found = state
+        .db()
+        .call(move |c| queries::search(c, scope, &f, queries::PAGE_SIZE))
+        .await;
+    match found {
+        Ok(page) => {
+            Html(pages::contacts(&user, &search, &page, None).into_string()).into_response()
         }
-        Err(e) => page_error(&e),
+        Err(SearchError::Invalid(message)) => {
+            let empty = queries::ContactPage {
+                contacts: vec![],
+                next: None,
+            };
+            let html = pages::contacts(&user, &search, &empty, Some(&message));
+            (StatusCode::BAD_REQUEST, Html(html.into_string())).into_response()
+        }
+        Err(SearchError::Db(e)) => page_error(&e),
     }
 }
 
@@ -218,8 +253,12 @@ async fn contact(
     State(state): State<AppState>,
     Path(contact_id): Path<String>,
 ) -> Response {
-    let id = contact_id.clone();
-    match state.db().call(move |c| queries::contact(c, &id)).await {
+    let (id, scope) = (contact_id.clone(), Scope::of(&user));
+    match state
+        .db()
+        .call(move |c| queries::contact(c, scope, &id))
+        .await
+    {
         Ok(Some((c, rec))) => {
             Html(pages::contact(&user, &c, rec.as_ref()).into_string()).into_response()
         }
@@ -235,18 +274,34 @@ async fn contact(
     }
 }
 
-async fn devices(Viewer(user): Viewer, State(state): State<AppState>) -> Response {
+/// The filter of the devices page.
+#[derive(Clone, Debug, Default, Deserialize)]
+struct DeviceFilter {
+    /// One [`pages::DeviceState`] name; empty: every device.
+    #[serde(default)]
+    state: String,
+}
+
+/// `GET /devices?state=`: the fleet, by state.
+async fn devices(
+    Viewer(user): Viewer,
+    State(state): State<AppState>,
+    filter: Result<Query<DeviceFilter>, QueryRejection>,
+) -> Response {
+    let filter = filter.map(|Query(f)| f).unwrap_or_default();
+    let wanted = pages::DeviceState::parse(&filter.state);
     match state.db().call(|c| enrollment::list_devices(c)).await {
         Ok(list) => {
             let hub = state.hub();
             let rows: Vec<_> = list
                 .into_iter()
                 .map(|d| {
-                    let connected = hub.is_connected(&d.id);
-                    (d, connected)
+                    let s = pages::DeviceState::of(&d, hub.is_connected(&d.id));
+                    (d, s)
                 })
+                .filter(|(_, s)| wanted.is_none_or(|w| w == *s))
                 .collect();
-            Html(pages::devices(&user, &rows).into_string()).into_response()
+            Html(pages::devices(&user, wanted, &rows).into_string()).into_response()
         }
         Err(e) => page_error(&e),
     }
@@ -260,8 +315,67 @@ async fn video(
     Path(contact_id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let path = playback::cached_mp4(&state, &contact_id).await?;
-    tracing::debug!(contact = ?contact_id, user = ?user.windows_login, "recording served");
+    serve_recording(&state, &user, Access::Play, &contact_id, req).await
+}
+
+/// `GET /api/v1/recordings/{contact_id}/download.mp4`: the same file as a
+/// download, audited as one.
+async fn download(
+    ApiViewer(user): ApiViewer,
+    State(state): State<AppState>,
+    Path(contact_id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let mut resp = serve_recording(&state, &user, Access::Download, &contact_id, req).await?;
+    let name = format!(
+        "attachment; filename=\"contact-{}.mp4\"",
+        file_name(&contact_id)
+    );
+    let value = HeaderValue::from_str(&name).map_err(|e| ApiError::internal(&e))?;
+    resp.headers_mut()
+        .insert(header::CONTENT_DISPOSITION, value);
+    Ok(resp)
+}
+
+/// A contact id made safe for a file name: letters, digits, `-`, `_` and
+/// `.` are kept, everything else becomes `_`.
+fn file_name(contact_id: &str) -> String {
+    contact_id
+        .chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Serves the cached MP4 of a contact in `user`'s scope, audited as `what`
+/// before a byte leaves.
+async fn serve_recording(
+    state: &AppState,
+    user: &crate::auth::Supervisor,
+    what: Access,
+    contact_id: &str,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let path = playback::cached_mp4(state, Scope::of(user), contact_id).await?;
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (login, contact) = (user.windows_login.clone(), contact_id.to_owned());
+    let detail = serde_json::json!({ "range": range });
+    let audited = state
+        .db()
+        .call(move |c| audit::access(c, &login, what, &contact, detail))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    tracing::debug!(contact = ?contact_id, user = ?user.windows_login, audited, "recording served");
     let resp = ServeFile::new(path)
         .try_call(req)
         .await
@@ -273,6 +387,57 @@ async fn video(
         HeaderValue::from_static("private, no-store"),
     );
     Ok(resp)
+}
+
+/// `GET /api/v1/contacts`: the contact search as JSON, within the user's
+/// scope; `limit` up to [`queries::MAX_LIMIT`], `next` is the cursor of
+/// the next page (`before`).
+async fn api_contacts(
+    ApiViewer(user): ApiViewer,
+    State(state): State<AppState>,
+    search: Result<Query<ContactSearch>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(search) = search.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    let limit = search.limit.unwrap_or(queries::PAGE_SIZE);
+    if !(1..=queries::MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be in [1, {}]",
+            queries::MAX_LIMIT
+        )));
+    }
+    let scope = Scope::of(&user);
+    let page = state
+        .db()
+        .call(move |c| queries::search(c, scope, &search, limit))
+        .await
+        .map_err(|e| match e {
+            SearchError::Invalid(m) => ApiError::bad_request(m),
+            SearchError::Db(e) => ApiError::internal(&e),
+        })?;
+    Ok(axum::Json(page).into_response())
+}
+
+/// `GET /api/v1/contacts/{contact_id}`: one contact in the user's scope
+/// and its stored recording, as JSON.
+async fn api_contact(
+    ApiViewer(user): ApiViewer,
+    State(state): State<AppState>,
+    Path(contact_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (id, scope) = (contact_id.clone(), Scope::of(&user));
+    match state
+        .db()
+        .call(move |c| queries::contact(c, scope, &id))
+        .await
+    {
+        Ok(Some((contact, recording))) => Ok(axum::Json(serde_json::json!({
+            "contact": contact,
+            "recording": recording,
+        }))
+        .into_response()),
+        Ok(None) => Err(ApiError::not_found(format!("no contact {contact_id:?}"))),
+        Err(e) => Err(ApiError::internal(&e)),
+    }
 }
 
 impl From<PlaybackError> for ApiError {

@@ -6,7 +6,7 @@
 use maud::{DOCTYPE, Markup, html};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::queries::{ContactFilter, ContactRow, RecordingRow};
+use super::queries::{ContactPage, ContactRow, ContactSearch, RecordingRow, STATUSES};
 use crate::auth::Supervisor;
 use crate::enrollment::Device;
 
@@ -73,15 +73,32 @@ pub fn login(error: Option<&str>, login: &str) -> Markup {
     )
 }
 
-/// `/`: the contacts list.
-pub fn contacts(user: &Supervisor, f: &ContactFilter, rows: &[ContactRow], more: bool) -> Markup {
-    let page = f.page();
-    let link = |page: u32| {
-        format!(
-            "/?login={}&status={}&page={page}",
-            encode(f.login.trim()),
-            encode(&f.status)
-        )
+/// `/`: the contact search and one page of what it found.
+pub fn contacts(
+    user: &Supervisor,
+    f: &ContactSearch,
+    page: &ContactPage,
+    error: Option<&str>,
+) -> Markup {
+    // The same search, from the page after `before` (none: the newest).
+    let link = |before: Option<String>| {
+        let mut q = vec![];
+        for (k, v) in [
+            ("login", &f.login),
+            ("queue", &f.queue),
+            ("direction", &f.direction),
+            ("status", &f.status),
+            ("from", &f.from),
+            ("to", &f.to),
+        ] {
+            if !v.trim().is_empty() {
+                q.push(format!("{k}={}", encode(v.trim())));
+            }
+        }
+        if let Some(b) = before {
+            q.push(format!("before={}", encode(&b)));
+        }
+        format!("/?{}", q.join("&"))
     };
     layout(
         "Contacts",
@@ -89,22 +106,28 @@ pub fn contacts(user: &Supervisor, f: &ContactFilter, rows: &[ContactRow], more:
         html! {
             form.filter method="get" action="/" {
                 label { "Windows login" br; input name="login" value=(f.login); }
+                label { "Queue" br; input name="queue" value=(f.queue); }
+                label { "Direction" br; input name="direction" value=(f.direction); }
                 label { "Recording" br;
                     select name="status" {
-                        @for s in ["", "pending", "uploaded", "failed", "unrecoverable"] {
-                            option value=(s) selected[f.status == s] { (if s.is_empty() { "any" } else { s }) }
+                        option value="" selected[f.status.is_empty()] { "any" }
+                        @for s in STATUSES {
+                            option value=(s) selected[f.status == s] { (s) }
                         }
                     }
                 }
-                button type="submit" { "Filter" }
+                label { "From (UTC)" br; input name="from" type="datetime-local" value=(f.from); }
+                label { "To (UTC)" br; input name="to" type="datetime-local" value=(f.to); }
+                button type="submit" { "Search" }
             }
-            @if rows.is_empty() {
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            @if page.contacts.is_empty() {
                 p { "No contacts." }
             } @else {
                 table {
                     thead { tr { th { "Start (UTC)" } th { "Duration" } th { "Agent" } th { "Queue" } th { "Direction" } th { "Screen recording" } } }
                     tbody {
-                        @for c in rows {
+                        @for c in &page.contacts {
                             tr {
                                 td { a href=(contact_href(&c.contact_id)) { (when(c.start_at)) } }
                                 td { (duration(c.end_at - c.start_at)) }
@@ -118,9 +141,8 @@ pub fn contacts(user: &Supervisor, f: &ContactFilter, rows: &[ContactRow], more:
                 }
             }
             p {
-                @if page > 1 { a href=(link(page - 1)) { "← newer" } " " }
-                "page " (page)
-                @if more { " " a href=(link(page + 1)) { "older →" } }
+                @if !f.before.is_empty() { a href=(link(None)) { "← newest" } " " }
+                @if let Some(next) = page.next { a href=(link(Some(next.to_string()))) { "older →" } }
             }
         },
     )
@@ -156,26 +178,122 @@ pub fn contact(user: &Supervisor, c: &ContactRow, rec: Option<&RecordingRow>) ->
     )
 }
 
-/// `/devices`: every enrolled PC.
-pub fn devices(user: &Supervisor, devices: &[(Device, bool)]) -> Markup {
+/// Where a PC stands, as the devices page shows and filters it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceState {
+    /// Connected, and its last heartbeat said it is recording.
+    Recording,
+    /// Connected with someone logged on, and not recording: the agent
+    /// a supervisor must look at. The heartbeat says why.
+    NotRecording,
+    /// Connected with no one logged on.
+    Idle,
+    /// Not connected now.
+    Offline,
+    /// Revoked: its credential is refused.
+    Revoked,
+}
+
+impl DeviceState {
+    /// Every state, in the order the filter lists them.
+    pub const ALL: [DeviceState; 5] = [
+        DeviceState::NotRecording,
+        DeviceState::Recording,
+        DeviceState::Idle,
+        DeviceState::Offline,
+        DeviceState::Revoked,
+    ];
+
+    /// The state of `d`, connected now or not.
+    pub fn of(d: &Device, connected: bool) -> Self {
+        let recording = d
+            .last_status
+            .as_ref()
+            .and_then(|s| s.get("recording"))
+            .and_then(|v| v.as_str());
+        let logged_on = d.last_login.as_deref().is_some_and(|l| !l.is_empty());
+        if d.revoked_at.is_some() {
+            DeviceState::Revoked
+        } else if !connected {
+            DeviceState::Offline
+        } else if recording == Some("recording") {
+            DeviceState::Recording
+        } else if logged_on {
+            DeviceState::NotRecording
+        } else {
+            DeviceState::Idle
+        }
+    }
+
+    /// The name in `?state=`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceState::Recording => "recording",
+            DeviceState::NotRecording => "not_recording",
+            DeviceState::Idle => "idle",
+            DeviceState::Offline => "offline",
+            DeviceState::Revoked => "revoked",
+        }
+    }
+
+    /// The state named `s`; `None` (every device) for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.name() == s)
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            DeviceState::Recording => "recording",
+            DeviceState::NotRecording => "logged on, not recording",
+            DeviceState::Idle => "no one logged on",
+            DeviceState::Offline => "offline",
+            DeviceState::Revoked => "revoked",
+        }
+    }
+
+    fn class(self) -> &'static str {
+        match self {
+            DeviceState::Recording => "uploaded",
+            DeviceState::NotRecording | DeviceState::Revoked => "failed",
+            DeviceState::Idle | DeviceState::Offline => "pending",
+        }
+    }
+}
+
+/// `/devices`: the enrolled PCs in `wanted` state (all when `None`).
+pub fn devices(
+    user: &Supervisor,
+    wanted: Option<DeviceState>,
+    devices: &[(Device, DeviceState)],
+) -> Markup {
     layout(
         "Devices",
         Some(user),
         html! {
+            form.filter method="get" action="/devices" {
+                label { "State" br;
+                    select name="state" {
+                        option value="" selected[wanted.is_none()] { "any" }
+                        @for s in DeviceState::ALL {
+                            option value=(s.name()) selected[wanted == Some(s)] { (s.label()) }
+                        }
+                    }
+                }
+                button type="submit" { "Show" }
+            }
             @if devices.is_empty() {
-                p { "No devices are enrolled." }
+                p { "No devices." }
             } @else {
                 table {
-                    thead { tr { th { "Host" } th { "Last login" } th { "Connection" } th { "Agent" } th { "Last status" } } }
+                    thead { tr { th { "Host" } th { "State" } th { "Last login" } th { "Last heartbeat" } th { "Agent" } th { "Last status" } } }
                     tbody {
-                        @for (d, connected) in devices {
+                        @for (d, state) in devices {
                             tr {
                                 td { (d.host) br; span.reason { (d.id) } }
+                                td { span.status.(state.class()) { (state.label()) } }
                                 td { (d.last_login.as_deref().filter(|l| !l.is_empty()).unwrap_or("—")) }
                                 td {
-                                    @if d.revoked_at.is_some() { span.status.failed { "revoked" } }
-                                    @else if *connected { span.status.uploaded { "connected" } }
-                                    @else if let Some(t) = d.last_seen_at { "last seen " (when(t)) }
+                                    @if let Some(t) = d.last_seen_at { (when(t)) }
                                     @else { "never connected" }
                                 }
                                 td { (d.agent_version.as_deref().unwrap_or("—")) }
@@ -299,6 +417,7 @@ mod tests {
             permissions: Default::default(),
         };
         let c = ContactRow {
+            id: 1,
             contact_id: "<script>x</script>".into(),
             windows_login: "CORP\\ann".into(),
             agent_name: None,

@@ -1,13 +1,36 @@
-//! What the pages read from the database. Read-only, shaped for display.
+//! What the pages and the supervisors' API read from the database.
+//! Read-only, shaped for display, and always within a [`Scope`].
+//!
+//! The contact search builds its `WHERE` from the filters given
+//! ([`Filter`]). Each filter has an index that ends in
+//! `(start_at, id)` (migration 7), so a search reads the newest matching
+//! rows off one index and stops after a page. Pages are keyed by a cursor
+//! (the last row's start and id), not an offset, so the thousandth page
+//! costs what the first does.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use std::fmt;
+
+use rusqlite::{Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::db::Filter;
+use crate::scope::Scope;
 
 /// Contacts shown per page.
 pub const PAGE_SIZE: u32 = 50;
 
+/// Most contacts in one answer of the API.
+pub const MAX_LIMIT: u32 = 500;
+
+/// The recording statuses a search may ask for.
+pub const STATUSES: [&str; 4] = ["pending", "uploaded", "failed", "unrecoverable"];
+
 /// A contact as the pages show it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct ContactRow {
+    /// The database row id, for the paging cursor.
+    #[serde(skip)]
+    pub id: i64,
     /// The ACD's contact id.
     pub contact_id: String,
     /// The agent's Windows login.
@@ -29,7 +52,7 @@ pub struct ContactRow {
 }
 
 /// The stored recording of a contact.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct RecordingRow {
     /// The device that recorded it.
     pub device_id: String,
@@ -45,72 +68,207 @@ pub struct RecordingRow {
     pub stored_at: i64,
 }
 
-/// Filters of the contacts list.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
-pub struct ContactFilter {
-    /// Exact Windows login (case-insensitive); empty means any.
-    #[serde(default)]
+/// The filters of a contact search: the contacts page's form and
+/// `GET /api/v1/contacts`. Empty fields filter nothing.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ContactSearch {
+    /// The agent's Windows login (case-insensitive, exact).
     pub login: String,
-    /// One status; empty means any.
-    #[serde(default)]
+    /// The ACD queue (exact).
+    pub queue: String,
+    /// The direction (exact).
+    pub direction: String,
+    /// The recording status, one of [`STATUSES`].
     pub status: String,
-    /// Page number, from 1.
-    #[serde(default)]
-    pub page: Option<u32>,
+    /// Contacts starting at or after this (see [`parse_time`]).
+    pub from: String,
+    /// Contacts starting before this.
+    pub to: String,
+    /// The cursor of the page to show: `next` of the page before.
+    pub before: String,
+    /// Contacts per answer (the API only; at most [`MAX_LIMIT`]).
+    pub limit: Option<u32>,
 }
 
-impl ContactFilter {
-    /// The page number, from 1.
-    pub fn page(&self) -> u32 {
-        self.page.unwrap_or(1).max(1)
+/// Where a page of contacts ends: the start and row id of its last
+/// contact; the next page holds the contacts ordered after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    start_at: i64,
+    id: i64,
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.start_at, self.id)
     }
 }
 
-const CONTACT_COLUMNS: &str = "c.contact_id, c.windows_login, u.name, c.start_at, c.end_at,
+impl std::str::FromStr for Cursor {
+    type Err = SearchError;
+
+    fn from_str(s: &str) -> Result<Self, SearchError> {
+        let bad = || SearchError::Invalid(format!("before {s:?} is not a cursor from `next`"));
+        let (start, id) = s.split_once('.').ok_or_else(bad)?;
+        Ok(Cursor {
+            start_at: start.parse().map_err(|_| bad())?,
+            id: id.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// One page of a search, newest first.
+#[derive(Clone, Debug, Serialize)]
+pub struct ContactPage {
+    /// The contacts.
+    pub contacts: Vec<ContactRow>,
+    /// The cursor of the next (older) page, if there are more.
+    #[serde(serialize_with = "display_opt")]
+    pub next: Option<Cursor>,
+}
+
+fn display_opt<S: serde::Serializer>(c: &Option<Cursor>, s: S) -> Result<S::Ok, S::Error> {
+    match c {
+        Some(c) => s.collect_str(c),
+        None => s.serialize_none(),
+    }
+}
+
+/// Why a search cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// A filter is malformed; the message names it.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] rusqlite::Error),
+}
+
+/// A time filter: RFC 3339 (`2026-11-25T09:00:00Z`), or a date and time
+/// without a zone (`2026-11-25T09:00`, what a `datetime-local` input
+/// sends) or a date alone, both read as UTC, as the pages show times.
+/// Empty is no filter.
+pub fn parse_time(what: &str, s: &str) -> Result<Option<i64>, SearchError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let utc = jiff::tz::TimeZone::UTC;
+    let t = if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        Some(t)
+    } else if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
+        dt.to_zoned(utc).ok().map(|z| z.timestamp())
+    } else if let Ok(d) = s.parse::<jiff::civil::Date>() {
+        d.to_zoned(utc).ok().map(|z| z.timestamp())
+    } else {
+        None
+    };
+    t.map(|t| Some(t.as_microsecond())).ok_or_else(|| {
+        SearchError::Invalid(format!(
+            "{what} {s:?} is not a time: give RFC 3339 (2026-11-25T09:00:00Z) or a UTC date"
+        ))
+    })
+}
+
+const CONTACT_COLUMNS: &str = "c.id, c.contact_id, c.windows_login, u.name, c.start_at, c.end_at,
      c.direction, c.queue, c.status, c.status_reason
      FROM contacts c LEFT JOIN users u ON u.windows_login = c.windows_login";
 
 fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRow> {
     Ok(ContactRow {
-        contact_id: r.get(0)?,
-        windows_login: r.get(1)?,
-        agent_name: r.get(2)?,
-        start_at: r.get(3)?,
-        end_at: r.get(4)?,
-        direction: r.get(5)?,
-        queue: r.get(6)?,
-        status: r.get(7)?,
-        status_reason: r.get(8)?,
+        id: r.get(0)?,
+        contact_id: r.get(1)?,
+        windows_login: r.get(2)?,
+        agent_name: r.get(3)?,
+        start_at: r.get(4)?,
+        end_at: r.get(5)?,
+        direction: r.get(6)?,
+        queue: r.get(7)?,
+        status: r.get(8)?,
+        status_reason: r.get(9)?,
     })
 }
 
-/// One page of contacts, newest first, and whether there are more.
-pub fn contacts(conn: &Connection, f: &ContactFilter) -> rusqlite::Result<(Vec<ContactRow>, bool)> {
-    let offset = i64::from(f.page() - 1) * i64::from(PAGE_SIZE);
+/// One page of the contacts in `scope` that `f` matches, newest first,
+/// at most `limit` of them.
+pub fn search(
+    conn: &Connection,
+    scope: Scope,
+    f: &ContactSearch,
+    limit: u32,
+) -> Result<ContactPage, SearchError> {
+    if !f.status.trim().is_empty() && !STATUSES.contains(&f.status.trim()) {
+        return Err(SearchError::Invalid(format!(
+            "status {:?} is not one of {}",
+            f.status,
+            STATUSES.join(", ")
+        )));
+    }
+    let mut filter = Filter::default();
+    filter.push(scope.condition(), ":scope", scope.param());
+    filter.equal("c.windows_login", ":login", &f.login);
+    filter.equal("c.queue", ":queue", &f.queue);
+    filter.equal("c.direction", ":direction", &f.direction);
+    filter.equal("c.status", ":status", &f.status);
+    if let Some(from) = parse_time("from", &f.from)? {
+        filter.push("c.start_at >= :from", ":from", from);
+    }
+    if let Some(to) = parse_time("to", &f.to)? {
+        filter.push("c.start_at < :to", ":to", to);
+    }
+    if !f.before.trim().is_empty() {
+        let cursor: Cursor = f.before.trim().parse()?;
+        filter.push(
+            "(c.start_at, c.id) < (:before_start, :before_id)",
+            ":before_start",
+            cursor.start_at,
+        );
+        filter.bind(":before_id", cursor.id);
+    }
+    let limit = limit.clamp(1, MAX_LIMIT);
+    filter.bind(":limit", limit + 1);
     let sql = format!(
-        "SELECT {CONTACT_COLUMNS}
-         WHERE (?1 = '' OR c.windows_login = ?1) AND (?2 = '' OR c.status = ?2)
-         ORDER BY c.start_at DESC, c.id DESC LIMIT ?3 OFFSET ?4"
+        "SELECT {CONTACT_COLUMNS} WHERE {}
+         ORDER BY c.start_at DESC, c.id DESC LIMIT :limit",
+        filter.sql()
     );
-    let mut rows = conn
+    let mut contacts = conn
         .prepare_cached(&sql)?
-        .query_map(
-            params![f.login.trim(), f.status, PAGE_SIZE + 1, offset],
-            contact_row,
-        )?
+        .query_map(filter.params().as_slice(), contact_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let more = rows.len() > PAGE_SIZE as usize;
-    rows.truncate(PAGE_SIZE as usize);
-    Ok((rows, more))
+    let more = contacts.len() > limit as usize;
+    contacts.truncate(limit as usize);
+    let next = more.then(|| {
+        let last = contacts.last().expect("more than limit >= 1 rows");
+        Cursor {
+            start_at: last.start_at,
+            id: last.id,
+        }
+    });
+    Ok(ContactPage { contacts, next })
 }
 
-/// One contact and its stored recording, if any.
+/// One contact in `scope` and its stored recording, if any; `None` for a
+/// contact that does not exist or is outside the scope.
 pub fn contact(
     conn: &Connection,
+    scope: Scope,
     contact_id: &str,
 ) -> rusqlite::Result<Option<(ContactRow, Option<RecordingRow>)>> {
-    let sql = format!("SELECT {CONTACT_COLUMNS} WHERE c.contact_id = ?1");
-    let Some(contact) = conn.query_row(&sql, [contact_id], contact_row).optional()? else {
+    let sql = format!(
+        "SELECT {CONTACT_COLUMNS} WHERE c.contact_id = :contact AND {}",
+        scope.condition()
+    );
+    let Some(contact) = conn
+        .query_row(
+            &sql,
+            rusqlite::named_params! { ":contact": contact_id, ":scope": scope.param() },
+            contact_row,
+        )
+        .optional()?
+    else {
         return Ok(None);
     };
     let recording = conn
@@ -132,4 +290,30 @@ pub fn contact(
         )
         .optional()?;
     Ok(Some((contact, recording)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_rfc3339_or_utc_dates() {
+        let t = |s| parse_time("from", s).unwrap();
+        assert_eq!(t(""), None);
+        assert_eq!(t("1970-01-01T00:00:01Z"), Some(1_000_000));
+        assert_eq!(t("1970-01-01T00:01"), Some(60_000_000));
+        assert_eq!(t("1970-01-02"), Some(86_400_000_000));
+        assert!(parse_time("from", "yesterday").is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let c = Cursor {
+            start_at: 1_900_000_000_000_000,
+            id: 42,
+        };
+        assert_eq!(c.to_string().parse::<Cursor>().unwrap(), c);
+        assert!("12".parse::<Cursor>().is_err());
+        assert!("a.b".parse::<Cursor>().is_err());
+    }
 }

@@ -497,3 +497,68 @@ pub async fn read_status<S: tokio::io::AsyncReadExt + Unpin>(stream: &mut S) -> 
         .parse()
         .ok()
 }
+
+/// The paths a router matches. axum has no API to list routes, so this
+/// reads them from the router's `Debug` output (the `path_router` part,
+/// before the fallback router), leaving out the catch-all paths `nest`
+/// registers for a nested router's fallback.
+pub fn router_paths(router: &axum::Router) -> std::collections::BTreeSet<String> {
+    let debug = format!("{router:?}");
+    let routes = debug
+        .split_once("fallback_router")
+        .map_or(debug.as_str(), |(routes, _)| routes);
+    let mut paths = std::collections::BTreeSet::new();
+    let mut chars = routes.chars();
+    // Every quoted string that starts with '/' is a path.
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            continue;
+        }
+        let mut s = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => s.extend(chars.next()),
+                '"' => break,
+                c => s.push(c),
+            }
+        }
+        if s.starts_with('/') {
+            paths.insert(s);
+        }
+    }
+    const NEST_TAIL: &str = "{*__private__axum_nest_tail_param}";
+    let nested: Vec<String> = paths
+        .iter()
+        .filter_map(|p| p.strip_suffix(NEST_TAIL))
+        .map(str::to_owned)
+        .collect();
+    for prefix in nested {
+        paths.remove(&format!("{prefix}{NEST_TAIL}"));
+        paths.remove(&prefix);
+        paths.remove(prefix.trim_end_matches('/'));
+    }
+    assert!(
+        paths.contains("/api/v1/health") && paths.contains("/api/v1/admin/users"),
+        "could not read the routes from axum's Debug output (did axum change it?): \
+         {paths:?}\n{debug}"
+    );
+    assert!(
+        !paths.iter().any(|p| p.contains("__private__axum")),
+        "an unexpected axum-internal route: {paths:?}"
+    );
+    paths
+}
+
+/// `path` with every `{param}` replaced by `value` (not encoded).
+pub fn concrete(path: &str, value: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').expect("a closed placeholder") + open;
+        out.push_str(&rest[..open]);
+        out.push_str(value);
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
