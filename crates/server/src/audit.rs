@@ -112,6 +112,8 @@ pub enum Access {
     Play,
     /// Downloaded it (`recording.download`).
     Download,
+    /// Played the contact's call audio (`audio.play`).
+    Audio,
 }
 
 impl Access {
@@ -120,6 +122,7 @@ impl Access {
         match self {
             Access::Play => "recording.play",
             Access::Download => "recording.download",
+            Access::Audio => "audio.play",
         }
     }
 }

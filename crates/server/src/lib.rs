@@ -41,6 +41,7 @@
 //! - `api`: the HTTP router, errors, and the admin API (`api::admin`);
 //! - `auth`: supervisor passwords (Argon2id) and sessions;
 //! - `playback`: stored recordings exported to cached MP4;
+//! - `audio`: a contact's call audio, checked, sealed, stored and served;
 //! - `web`: the supervisor pages, sign-in, and the video endpoint;
 //! - `uploads`: resumable (tus) recording uploads, verified and stored;
 //! - `storage`: where verified recordings live ([`storage::RecordingStore`]).
@@ -51,6 +52,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod audio;
 pub mod audit;
 pub mod auth;
 pub mod config;

@@ -60,6 +60,10 @@ pub struct Limits {
     /// less is refused with 507, so uploads never fill the disk the
     /// database and stored recordings live on.
     pub disk_reserve_mib: u64,
+    /// MiB one contact's call audio may have (a two-hour call in 16-bit
+    /// stereo WAV at 44.1 kHz is about 1.2 GiB; ACDs export 8 kHz mu-law
+    /// or compressed audio, a few MB an hour).
+    pub audio_mib: u64,
 }
 
 impl Default for Limits {
@@ -73,6 +77,7 @@ impl Default for Limits {
             playback_cache_hours: 24,
             playback_cache_mib: 10 << 10,
             disk_reserve_mib: 1024,
+            audio_mib: 512,
         }
     }
 }
@@ -86,6 +91,11 @@ impl Limits {
     /// [`Limits::rte_idle_secs`] as a duration.
     pub fn rte_idle(&self) -> Duration {
         Duration::from_secs(self.rte_idle_secs)
+    }
+
+    /// [`Limits::audio_mib`] in bytes.
+    pub fn audio_bytes(&self) -> u64 {
+        self.audio_mib.saturating_mul(1 << 20)
     }
 
     /// [`Limits::disk_reserve_mib`] in bytes.

@@ -68,7 +68,7 @@ pub enum PlaybackError {
     Db(#[from] rusqlite::Error),
 }
 
-/// Per-file export locks. Entries are weak, so a lock lives only while some
+/// Per-file locks of the playback cache (video exports, opened audio). Entries are weak, so a lock lives only while some
 /// request holds or waits for it; dead entries are swept on insert.
 #[derive(Debug, Default)]
 pub struct Exports {
@@ -76,7 +76,7 @@ pub struct Exports {
 }
 
 impl Exports {
-    fn lock_for(&self, path: &Path) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn lock_for(&self, path: &Path) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(l) = locks.get(path).and_then(Weak::upgrade) {
             return l;

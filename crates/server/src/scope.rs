@@ -42,9 +42,12 @@ impl Scope {
             Scope::All => ":scope IS NULL",
             // The contact's login among the logins of the members of the
             // user's teams; `users.windows_login` and `contacts.windows_login`
-            // both compare case-insensitively.
+            // both compare case-insensitively (a unary `+` keeps the
+            // column's collation). The `+` keeps SQLite from reading the
+            // contacts by this list: a query reads them by its own
+            // filter, and checks each row's login against the list.
             Scope::TeamsOf(_) => {
-                "c.windows_login IN (
+                "+c.windows_login IN (
                     SELECT u.windows_login FROM team_members mine
                     JOIN team_members theirs ON theirs.team_id = mine.team_id
                     JOIN users u ON u.id = theirs.user_id

@@ -809,6 +809,9 @@ async fn a_supervisor_gets_404_for_another_teams_contact_on_every_route() {
         store_for(&s, login, contact, start, end, Some((&device, &rec)));
     }
     store_for(&s, "CORP\\nobody", "stray-1", start, end, None);
+    for contact in ["north-1", "south-1"] {
+        put_audio(&s, contact, util::wav_tone(440.0, 1.0, 8000), 201).await;
+    }
     let vic = sign_in(&s, VIC).await;
     let sam = sign_in(&s, "CORP\\sam").await;
     let ada = sign_in(&s, "CORP\\ada").await;
@@ -1207,5 +1210,260 @@ async fn the_devices_page_filters_by_state_and_names_who_is_not_recorded() {
             .iter()
             .all(|d| page.contains(*d)),
         "{page}"
+    );
+}
+
+/// `PUT /api/v1/admin/contacts/{contact}/audio` with `body`; the answer,
+/// which must have status `want`.
+async fn put_audio(s: &TestServer, contact: &str, body: Vec<u8>, want: u16) -> Value {
+    let r = s
+        .send(
+            hyper::Request::builder()
+                .method("PUT")
+                .uri(format!("/api/v1/admin/contacts/{contact}/audio"))
+                .header("host", "localhost")
+                .header("authorization", format!("Bearer {}", s.admin_token))
+                .header("content-type", "application/octet-stream")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, want, "PUT audio of {contact}: {}", r.text());
+    r.json()
+}
+
+/// Audio of `seconds` made by ffmpeg from a 440 Hz tone, with `args`
+/// choosing the codec, into `dir/name`.
+fn ffmpeg_audio(dir: &Path, name: &str, seconds: f64, args: &[&str]) -> Vec<u8> {
+    let out = dir.join(name);
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("sine=frequency=440:duration={seconds}"))
+        .args(args)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg is installed (cargo xtask setup)");
+    assert!(status.success(), "ffmpeg {args:?}");
+    std::fs::read(out).unwrap()
+}
+
+/// Rows of `contact_audio`, and files under the store's `audio/` and the
+/// temporary files of imports: what a refused import must not add to.
+fn audio_footprint(s: &TestServer) -> (i64, usize, usize) {
+    let rows = s.state.db().call_blocking(|c| {
+        c.query_row("SELECT count(*) FROM contact_audio", [], |r| r.get(0))
+            .unwrap()
+    });
+    let count = |dir: &Path, pred: &dyn Fn(&str) -> bool| match std::fs::read_dir(dir) {
+        Ok(d) => d
+            .filter(|e| pred(&e.as_ref().unwrap().file_name().to_string_lossy()))
+            .count(),
+        Err(_) => 0,
+    };
+    let stored = count(&s.dir.path().join("recordings/audio"), &|_| true);
+    let temps = count(&s.dir.path().join("uploads"), &|n| n.ends_with(".tmp"));
+    (rows, stored, temps)
+}
+
+#[tokio::test]
+#[cfg_attr(windows, ignore = "needs ffmpeg")]
+async fn call_audio_in_every_format_is_imported_sealed_and_served() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let work = tempfile::tempdir().unwrap();
+    let formats: [(&str, &str, &[&str], &str, &str); 6] = [
+        (
+            "wav-pcm",
+            "a.wav",
+            &["-ar", "8000", "-c:a", "pcm_s16le"],
+            "pcm_s16le",
+            "audio/wav",
+        ),
+        (
+            "wav-mulaw",
+            "u.wav",
+            &["-ar", "8000", "-c:a", "pcm_mulaw"],
+            "pcm_mulaw",
+            "audio/wav",
+        ),
+        (
+            "wav-alaw",
+            "l.wav",
+            &["-ar", "8000", "-c:a", "pcm_alaw"],
+            "pcm_alaw",
+            "audio/wav",
+        ),
+        (
+            "mp3",
+            "a.mp3",
+            &["-ar", "48000", "-c:a", "libmp3lame", "-b:a", "64k"],
+            "mp3",
+            "audio/mpeg",
+        ),
+        (
+            "m4a",
+            "a.m4a",
+            &["-ar", "48000", "-c:a", "aac", "-b:a", "64k"],
+            "aac",
+            "audio/mp4",
+        ),
+        (
+            "opus",
+            "a.opus",
+            &["-ar", "48000", "-c:a", "libopus", "-b:a", "32k"],
+            "opus",
+            "audio/ogg; codecs=opus",
+        ),
+    ];
+    let vic = sign_in(&s, VIC).await;
+    let seconds = 2.0;
+    for (name, file, args, codec, media_type) in formats {
+        let contact = format!("audio-{name}");
+        store(&s, &contact, T0, T0 + 2_000_000, None);
+        let bytes = ffmpeg_audio(work.path(), file, seconds, args);
+        let a = put_audio(&s, &contact, bytes.clone(), 201).await;
+        assert_eq!(a["changed"], true);
+        let audio = &a["audio"];
+        assert_eq!(audio["codec"], codec, "{name}: {audio}");
+        assert_eq!(audio["media_type"], media_type, "{name}");
+        let duration = audio["duration_us"].as_i64().unwrap() as f64 / 1e6;
+        assert!(
+            (duration - seconds).abs() <= 0.05,
+            "{name}: {duration} s, not {seconds} s"
+        );
+        // The same audio again: nothing changes, nothing is audited.
+        let audits = s.audit_count().await;
+        let again = put_audio(&s, &contact, bytes.clone(), 200).await;
+        assert_eq!(again["changed"], false);
+        assert_eq!(s.audit_count().await, audits);
+        // Served to a supervisor who may hear it, byte for byte.
+        let r = get(
+            &s,
+            &format!("/api/v1/recordings/{contact}/audio"),
+            Some(&vic),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        assert_eq!(r.header("content-type"), media_type);
+        assert_eq!(r.header("cache-control"), "private, no-store");
+        assert!(
+            r.body == bytes,
+            "{name}: the served audio differs from the imported"
+        );
+        let page = get(&s, &format!("/contacts/{contact}"), Some(&vic))
+            .await
+            .text();
+        let src = format!("/api/v1/recordings/{}/audio", contact.replace('-', "%2D"));
+        assert!(
+            page.contains(&format!(
+                "<audio id=\"call\" controls preload=\"metadata\" src=\"{src}\""
+            )),
+            "{page}"
+        );
+        let api = get(&s, &format!("/api/v1/contacts/{contact}"), Some(&vic))
+            .await
+            .json();
+        assert_eq!(api["audio"]["sha256"], audio["sha256"]);
+        let played = work.path().join(format!("played-{file}"));
+        std::fs::write(&played, &r.body).unwrap();
+        assert!((ffprobe_duration(&played) - seconds).abs() <= 0.1, "{name}");
+    }
+    // At rest the audio is sealed: no stored file holds the plaintext.
+    let wav = ffmpeg_audio(
+        work.path(),
+        "again.wav",
+        seconds,
+        &["-ar", "8000", "-c:a", "pcm_s16le"],
+    );
+    let sample = &wav[1000..1064];
+    let dir = s.dir.path().join("recordings/audio");
+    let stored: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(stored.len(), 6, "{stored:?}");
+    for f in stored {
+        let b = std::fs::read(&f).unwrap();
+        assert!(b.starts_with(b"DSKRSEAL"), "{f:?}");
+        assert!(!b.windows(64).any(|w| w == sample), "{f:?} holds plaintext");
+    }
+    // Every play was audited.
+    let plays = s
+        .admin("GET", "/audit?action=audio.play", Value::Null)
+        .await;
+    assert_eq!(plays.as_array().unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn bad_audio_gets_a_clear_4xx_and_changes_nothing_stored() {
+    let s = TestServer::start_with(tempfile::tempdir().unwrap(), |c| c.limits.audio_mib = 1).await;
+    seed(&s).await;
+    store(&s, "c-bad", T0, T0 + 2_000_000, None);
+    let good = util::wav_tone(440.0, 2.0, 8000);
+    put_audio(&s, "c-bad", good.clone(), 201).await;
+    let before = audio_footprint(&s);
+    let audits = s.audit_count().await;
+
+    // Cut short: the WAV declares more samples than it holds.
+    let r = put_audio(&s, "c-bad", good[..good.len() / 2].to_vec(), 422).await;
+    assert_eq!(r["code"], "bad_audio");
+    assert!(r["message"].as_str().unwrap().contains("declares"), "{r}");
+    // Not audio at all, and audio-looking garbage.
+    for body in [b"<html>not audio</html>".to_vec(), {
+        let mut b = good[..44].to_vec();
+        b.extend(std::iter::repeat_n(0xff, 64));
+        b[20] = 0x55; // an unknown WAV codec
+        b
+    }] {
+        let r = put_audio(&s, "c-bad", body, 422).await;
+        assert_eq!(r["code"], "bad_audio", "{r}");
+    }
+    // Over the limit (1 MiB here), declared or not.
+    let big = util::wav_tone(440.0, 70.0, 8000);
+    assert!(big.len() > 1 << 20);
+    let r = put_audio(&s, "c-bad", big, 413).await;
+    assert_eq!(r["code"], "audio_too_large");
+    // A declared size that lies: fewer bytes arrive, then the end.
+    let reply = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tls = s.tls().await;
+        let head = format!(
+            "PUT /api/v1/admin/contacts/c-bad/audio HTTP/1.1\r\nhost: localhost\r\n\
+             authorization: Bearer {}\r\ncontent-length: {}\r\n\r\n",
+            s.admin_token,
+            good.len() + 5000
+        );
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.write_all(&good).await.unwrap();
+        tls.shutdown().await.unwrap();
+        let mut out = Vec::new();
+        let _ = tls.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("incomplete_body"), "{reply}");
+    // No such contact.
+    put_audio(&s, "nope", good.clone(), 404).await;
+    // A supervisor cannot import.
+    let vic = sign_in(&s, VIC).await;
+    let r = s
+        .send(
+            request("PUT", "/api/v1/admin/contacts/c-bad/audio", Some(&vic))
+                .body(Full::new(Bytes::from(good.clone())))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+
+    assert_eq!(
+        audio_footprint(&s),
+        before,
+        "a refused import changed what is stored"
+    );
+    assert_eq!(s.audit_count().await, audits);
+    let served = get(&s, "/api/v1/recordings/c-bad/audio", Some(&vic)).await;
+    assert!(
+        served.body == good,
+        "the stored audio is still the good one"
     );
 }

@@ -36,7 +36,9 @@
 //! - `crypto`, `keys`: segment keys, AES-CBC, HMAC, RSA wrapping and keys;
 //! - `writer`, `reader`: writing segments, reading them without keys;
 //! - `splice`, `manifest`: cutting recordings and signing them;
-//! - `recording`, `verify`, `export`: reading, verifying, exporting them.
+//! - `recording`, `verify`, `export`: reading, verifying, exporting them;
+//! - `sealed`: other bytes the server keeps at rest (call audio), sealed
+//!   under its recording key.
 //!
 //! The byte layout and threat model are in `docs/format.md`.
 
@@ -53,6 +55,7 @@ mod manifest;
 mod reader;
 mod record;
 mod recording;
+mod sealed;
 mod segment;
 mod splice;
 mod time;
@@ -68,6 +71,7 @@ pub use manifest::{MANIFEST_VERSION, Manifest, ManifestSegment, SignedManifest};
 pub use reader::{ChunkInfo, ScanDepth, SegmentScan, scan_segment, scan_segment_from};
 pub use record::{Digest, FileKind, PREAMBLE_LEN, RECORD_OVERHEAD, VERSION};
 pub use recording::{RecordingPart, RecordingScan, scan_recording, scan_recording_from};
+pub use sealed::{SealInfo, seal, unseal};
 pub use segment::{ChunkHead, SegmentEnd, SegmentHeader, SegmentId};
 pub use splice::{SpliceOutcome, SplicePlan, SpliceRequest, plan, splice};
 pub use time::{Micros, TimeRange, now_micros};

@@ -39,6 +39,8 @@ pub enum FileKind {
     Segment,
     /// A recording spliced for one contact.
     Recording,
+    /// Other bytes sealed at rest under the server's key (`sealed`).
+    Sealed,
 }
 
 impl FileKind {
@@ -46,6 +48,7 @@ impl FileKind {
         match self {
             FileKind::Segment => b"SEGM",
             FileKind::Recording => b"RECD",
+            FileKind::Sealed => b"SEAL",
         }
     }
     /// "segment" or "recording".
@@ -53,6 +56,7 @@ impl FileKind {
         match self {
             FileKind::Segment => "segment",
             FileKind::Recording => "recording",
+            FileKind::Sealed => "sealed",
         }
     }
 }

@@ -13,12 +13,17 @@
 //!    arrive.
 //! 4. Uploads a real signed recording with tus (verified by the server)
 //!    and compares the time with `cp` of the same bytes (`ingest_vs_copy`).
+//! 5. Stops the server, writes 1,000,000 contacts into its database,
+//!    starts it again, and times a team supervisor's and an
+//!    administrator's searches and contact pages (`search`:
+//!    `contact_search_ms_p99`, `contact_page_ms_p99`).
 //!
 //! The agents and the clock are in this process, so latencies include the
 //! client side's scheduling on the same two cores: an upper bound.
 
 mod agents;
 mod ingest;
+mod search;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -104,8 +109,23 @@ async fn run_async(work: &Path) -> Result<Report> {
 
     let ingest = ingest::run(work, &addr, &mut admin, &devices[0], &device_key).await?;
     drop(fleet);
+    admin.supervisors().await?;
     let server_peak = server.peak_rss_mb()?;
     server.stop()?;
+
+    let seeded = Instant::now();
+    search::seed(&work.join("server"))?;
+    println!(
+        "seeded {} contacts in {:.1} s",
+        search::CONTACTS,
+        seeded.elapsed().as_secs_f64()
+    );
+    let server = ServerProcess::start(&work.join("server"))?;
+    let searched = search::run(&server.address).await?;
+    server.stop()?;
+    for (query, ms) in &searched.slowest {
+        println!("  slowest {ms:7.1} ms  {query}");
+    }
 
     let mut r = Report::default();
     r.add_goal_in(
@@ -183,6 +203,34 @@ async fn run_async(work: &Path) -> Result<Report> {
         ingest.copy_mb_per_s(),
         "MB/s",
         "cp of the same bytes",
+    );
+    r.add_goal_in(
+        "contact_search_ms_p99",
+        percentile(&searched.search_ms, 0.99),
+        "ms",
+        Goal::AtMost(50.0),
+        format!(
+            "contacts page with filters (agent, queue, direction, status, time, paging), {} \
+             contacts, a team supervisor and an administrator, 99th percentile of {}",
+            search::CONTACTS,
+            searched.search_ms.len()
+        ),
+    );
+    r.add(
+        "contact_search_ms_p50",
+        percentile(&searched.search_ms, 0.50),
+        "ms",
+        "same, median",
+    );
+    r.add_goal_in(
+        "contact_page_ms_p99",
+        percentile(&searched.page_ms, 0.99),
+        "ms",
+        Goal::AtMost(50.0),
+        format!(
+            "one contact's page, 99th percentile of {}",
+            searched.page_ms.len()
+        ),
     );
     r.note(format!(
         "{AGENTS} agents and the importers run in this process on the same cores as the server; \
@@ -324,7 +372,10 @@ impl Admin {
         )
         .await?;
         let users: Vec<_> = (0..n)
-            .map(|i| json!({"name": format!("Agent {i}"), "windows_login": login(i), "roles": ["agent"]}))
+            .map(|i| {
+                json!({"name": format!("Agent {i}"), "windows_login": login(i), "roles": ["agent"],
+                       "teams": [search::team(i)]})
+            })
             .collect();
         self.call(
             Method::POST,
@@ -355,6 +406,52 @@ impl Admin {
             });
         }
         Ok(devices)
+    }
+
+    /// The searching users: the supervisor of the first team and an
+    /// administrator, with [`search::PASSWORD`].
+    async fn supervisors(&mut self) -> Result<()> {
+        let admin = "/api/v1/admin";
+        for (role, permissions) in [
+            ("supervisor", json!(["view_recordings"])),
+            ("administrator", json!(["view_recordings", "admin"])),
+        ] {
+            self.call(
+                Method::PUT,
+                &format!("{admin}/roles/{role}"),
+                Some(json!({ "permissions": permissions })),
+            )
+            .await?;
+        }
+        for (name, user, role, teams) in [
+            (
+                "Supervisor",
+                search::SUPERVISOR,
+                "supervisor",
+                json!([search::team(0)]),
+            ),
+            (
+                "Administrator",
+                search::ADMINISTRATOR,
+                "administrator",
+                json!([]),
+            ),
+        ] {
+            let u = self
+                .call(
+                    Method::POST,
+                    &format!("{admin}/users"),
+                    Some(json!({"name": name, "windows_login": user, "roles": [role], "teams": teams})),
+                )
+                .await?;
+            self.call(
+                Method::PUT,
+                &format!("{admin}/users/{}/password", u["id"]),
+                Some(json!({ "password": search::PASSWORD })),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     async fn import_contact(&mut self, n: usize, agent: usize) -> Result<()> {

@@ -83,6 +83,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         e(Method::POST, "/contacts", post(import_contacts)),
         e(Method::GET, "/contacts", get(list_contacts)),
         e(Method::GET, "/contacts/{id}", get(get_contact)),
+        e(Method::PUT, "/contacts/{id}/audio", put(import_audio)),
+        e(Method::GET, "/contacts/{id}/audio", get(get_audio)),
     ]
 }
 
@@ -603,4 +605,38 @@ async fn rotate_key(State(s): State<AppState>) -> Result<Json<serde_json::Value>
         .await?;
     s.directory_changed();
     Ok(Json(detail))
+}
+
+/// `PUT /contacts/{id}/audio`: the contact's call audio, the body the file
+/// (WAV, MP3, M4A or Ogg/Opus; see `audio`).
+async fn import_audio(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let imported = crate::audio::import(&s, &id, declared, body).await?;
+    let status = if imported.changed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(imported)).into_response())
+}
+
+/// `GET /contacts/{id}/audio`: what the contact's stored audio is.
+async fn get_audio(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::audio::StoredAudio>, ApiError> {
+    let c = id.clone();
+    s.db()
+        .call(move |conn| crate::audio::stored(conn, crate::scope::Scope::All, &c))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("contact {id:?} has no audio")))
 }

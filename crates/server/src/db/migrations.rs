@@ -249,6 +249,25 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX contacts_by_direction_start ON contacts(direction, start_at, id);
     CREATE INDEX audit_by_at ON audit(at);
     ",
+    // 8: the call audio of a contact, sealed in the recording store
+    // (`audio`). One per contact; `sha256` is the plaintext's, so the same
+    // audio imported again is recognised and changes nothing.
+    "
+    CREATE TABLE contact_audio (
+        contact_id  TEXT PRIMARY KEY REFERENCES contacts(contact_id),
+        storage_key TEXT NOT NULL,
+        sha256      TEXT NOT NULL,
+        bytes       INTEGER NOT NULL,
+        container   TEXT NOT NULL,
+        codec       TEXT NOT NULL,
+        sample_rate INTEGER NOT NULL,
+        channels    INTEGER NOT NULL,
+        duration_us INTEGER NOT NULL,
+        media_type  TEXT NOT NULL,
+        stored_at   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX contact_audio_by_key ON contact_audio(storage_key);
+    ",
 ];
 
 /// The schema version of the open database.

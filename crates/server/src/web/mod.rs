@@ -55,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .route("/contacts/{contact_id}", get(contact))
         .route("/devices", get(devices))
         .route("/api/v1/recordings/{contact_id}/video.mp4", get(video))
+        .route("/api/v1/recordings/{contact_id}/audio", get(audio))
         .route(
             "/api/v1/recordings/{contact_id}/download.mp4",
             get(download),
@@ -89,6 +90,7 @@ pub const PAGES: &[&str] = &["/", "/contacts/{contact_id}", "/devices"];
 pub const SESSION_API: &[&str] = &[
     "/api/v1/recordings/{contact_id}/video.mp4",
     "/api/v1/recordings/{contact_id}/download.mp4",
+    "/api/v1/recordings/{contact_id}/audio",
     "/api/v1/contacts",
     "/api/v1/contacts/{contact_id}",
 ];
@@ -259,9 +261,7 @@ async fn contact(
         .call(move |c| queries::contact(c, scope, &id))
         .await
     {
-        Ok(Some((c, rec))) => {
-            Html(pages::contact(&user, &c, rec.as_ref()).into_string()).into_response()
-        }
+        Ok(Some(detail)) => Html(pages::contact(&user, &detail).into_string()).into_response(),
         Ok(None) => (
             StatusCode::NOT_FOUND,
             Html(
@@ -353,6 +353,21 @@ fn file_name(contact_id: &str) -> String {
         .collect()
 }
 
+/// `GET /api/v1/recordings/{contact_id}/audio`: the contact's call audio
+/// as imported, with Range support.
+async fn audio(
+    ApiViewer(user): ApiViewer,
+    State(state): State<AppState>,
+    Path(contact_id): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (path, media_type) = crate::audio::cached(&state, Scope::of(&user), &contact_id).await?;
+    let mut resp = serve_file(&state, &user, Access::Audio, &contact_id, path, req).await?;
+    let value = HeaderValue::from_str(&media_type).map_err(|e| ApiError::internal(&e))?;
+    resp.headers_mut().insert(header::CONTENT_TYPE, value);
+    Ok(resp)
+}
+
 /// Serves the cached MP4 of a contact in `user`'s scope, audited as `what`
 /// before a byte leaves.
 async fn serve_recording(
@@ -363,6 +378,20 @@ async fn serve_recording(
     req: Request,
 ) -> Result<Response, ApiError> {
     let path = playback::cached_mp4(state, Scope::of(user), contact_id).await?;
+    serve_file(state, user, what, contact_id, path, req).await
+}
+
+/// Serves `path`, a decrypted file of the playback cache, audited as
+/// `what` before a byte leaves; Range requests answered, nothing cached
+/// by the browser.
+async fn serve_file(
+    state: &AppState,
+    user: &crate::auth::Supervisor,
+    what: Access,
+    contact_id: &str,
+    path: std::path::PathBuf,
+    req: Request,
+) -> Result<Response, ApiError> {
     let range = req
         .headers()
         .get(header::RANGE)
@@ -430,11 +459,7 @@ async fn api_contact(
         .call(move |c| queries::contact(c, scope, &id))
         .await
     {
-        Ok(Some((contact, recording))) => Ok(axum::Json(serde_json::json!({
-            "contact": contact,
-            "recording": recording,
-        }))
-        .into_response()),
+        Ok(Some(detail)) => Ok(axum::Json(detail).into_response()),
         Ok(None) => Err(ApiError::not_found(format!("no contact {contact_id:?}"))),
         Err(e) => Err(ApiError::internal(&e)),
     }
@@ -462,6 +487,36 @@ impl From<PlaybackError> for ApiError {
                 )
             }
             PlaybackError::Db(e) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<crate::audio::AudioError> for ApiError {
+    fn from(e: crate::audio::AudioError) -> Self {
+        use crate::audio::AudioError as E;
+        match e {
+            E::NoContact(_) => ApiError::not_found(e.to_string()),
+            E::NoAudio(_) => ApiError::new(StatusCode::NOT_FOUND, "no_audio", e.to_string()),
+            E::TooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "audio_too_large",
+                e.to_string(),
+            ),
+            E::Incomplete(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "incomplete_body", e.to_string())
+            }
+            E::Bad(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_audio", e.to_string())
+            }
+            E::Storage(ref reason) => {
+                tracing::error!(reason, "audio storage failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "audio_storage_failed",
+                    "the audio could not be stored or opened; the server log has the reason",
+                )
+            }
+            E::Db(e) => ApiError::internal(&e),
         }
     }
 }

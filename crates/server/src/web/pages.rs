@@ -6,7 +6,7 @@
 use maud::{DOCTYPE, Markup, html};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::queries::{ContactPage, ContactRow, ContactSearch, RecordingRow, STATUSES};
+use super::queries::{ContactDetail, ContactPage, ContactRow, ContactSearch, STATUSES};
 use crate::auth::Supervisor;
 use crate::enrollment::Device;
 
@@ -148,8 +148,14 @@ pub fn contacts(
     )
 }
 
-/// `/contacts/{id}`: details and, once uploaded, the player.
-pub fn contact(user: &Supervisor, c: &ContactRow, rec: Option<&RecordingRow>) -> Markup {
+/// `/contacts/{id}`: details and, once uploaded, the player and the call
+/// audio.
+pub fn contact(user: &Supervisor, detail: &ContactDetail) -> Markup {
+    let (c, rec, audio) = (
+        &detail.contact,
+        detail.recording.as_ref(),
+        detail.audio.as_ref(),
+    );
     layout(
         &format!("Contact {}", c.contact_id),
         Some(user),
@@ -173,6 +179,15 @@ pub fn contact(user: &Supervisor, c: &ContactRow, rec: Option<&RecordingRow>) ->
                     "This browser cannot play the recording."
                 }
                 p.reason { "The first play prepares the video; a long contact can take a few seconds." }
+            }
+            h2 { "Call audio" }
+            @if let Some(a) = audio {
+                p { (a.info.codec) ", " (a.info.sample_rate) " Hz, " (duration(a.info.duration_us)) }
+                audio #call controls preload="metadata" src=(audio_href(&c.contact_id)) {
+                    "This browser cannot play the call audio."
+                }
+            } @else {
+                p.reason { "No call audio was imported for this contact." }
             }
         },
     )
@@ -348,6 +363,11 @@ pub fn contact_href(contact_id: &str) -> String {
     format!("/contacts/{}", encode(contact_id))
 }
 
+/// The call audio's path.
+pub fn audio_href(contact_id: &str) -> String {
+    format!("/api/v1/recordings/{}/audio", encode(contact_id))
+}
+
 /// The video endpoint's path.
 pub fn video_href(contact_id: &str) -> String {
     format!("/api/v1/recordings/{}/video.mp4", encode(contact_id))
@@ -428,7 +448,12 @@ mod tests {
             status: "pending".into(),
             status_reason: None,
         };
-        let html = contact(&user, &c, None).into_string();
+        let detail = ContactDetail {
+            contact: c,
+            recording: None,
+            audio: None,
+        };
+        let html = contact(&user, &detail).into_string();
         assert!(!html.contains("<script>x"), "{html}");
         assert!(!html.contains("<b>Vic"), "{html}");
         assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"));

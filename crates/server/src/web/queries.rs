@@ -193,51 +193,37 @@ fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRow> {
 
 /// One page of the contacts in `scope` that `f` matches, newest first,
 /// at most `limit` of them.
+///
+/// A supervisor's search without an agent runs once per agent of their
+/// teams, each reading that agent's newest matches off the
+/// `(windows_login, start_at, id)` index, and merges the pages: reading
+/// the whole team's contacts to sort them, or every contact to find the
+/// team's, would cost what the team or the server holds, not a page.
 pub fn search(
     conn: &Connection,
     scope: Scope,
     f: &ContactSearch,
     limit: u32,
 ) -> Result<ContactPage, SearchError> {
-    if !f.status.trim().is_empty() && !STATUSES.contains(&f.status.trim()) {
-        return Err(SearchError::Invalid(format!(
-            "status {:?} is not one of {}",
-            f.status,
-            STATUSES.join(", ")
-        )));
-    }
-    let mut filter = Filter::default();
-    filter.push(scope.condition(), ":scope", scope.param());
-    filter.equal("c.windows_login", ":login", &f.login);
-    filter.equal("c.queue", ":queue", &f.queue);
-    filter.equal("c.direction", ":direction", &f.direction);
-    filter.equal("c.status", ":status", &f.status);
-    if let Some(from) = parse_time("from", &f.from)? {
-        filter.push("c.start_at >= :from", ":from", from);
-    }
-    if let Some(to) = parse_time("to", &f.to)? {
-        filter.push("c.start_at < :to", ":to", to);
-    }
-    if !f.before.trim().is_empty() {
-        let cursor: Cursor = f.before.trim().parse()?;
-        filter.push(
-            "(c.start_at, c.id) < (:before_start, :before_id)",
-            ":before_start",
-            cursor.start_at,
-        );
-        filter.bind(":before_id", cursor.id);
-    }
+    let q = Query::parse(f)?;
     let limit = limit.clamp(1, MAX_LIMIT);
-    filter.bind(":limit", limit + 1);
-    let sql = format!(
-        "SELECT {CONTACT_COLUMNS} WHERE {}
-         ORDER BY c.start_at DESC, c.id DESC LIMIT :limit",
-        filter.sql()
-    );
-    let mut contacts = conn
-        .prepare_cached(&sql)?
-        .query_map(filter.params().as_slice(), contact_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut contacts = match scope {
+        // With a rare status the status index is read: it holds fewer
+        // rows than the team's agents together.
+        Scope::TeamsOf(_) if q.login.is_none() && q.rare_status().is_none() => {
+            let mut rows = vec![];
+            for login in scope_logins(conn, scope)? {
+                let one = Query {
+                    login: Some(login),
+                    ..q.clone()
+                };
+                rows.extend(one.run(conn, Scope::All, limit + 1)?);
+            }
+            rows.sort_by_key(|r| std::cmp::Reverse((r.start_at, r.id)));
+            rows
+        }
+        _ => q.run(conn, scope, limit + 1)?,
+    };
     let more = contacts.len() > limit as usize;
     contacts.truncate(limit as usize);
     let next = more.then(|| {
@@ -250,13 +236,143 @@ pub fn search(
     Ok(ContactPage { contacts, next })
 }
 
-/// One contact in `scope` and its stored recording, if any; `None` for a
-/// contact that does not exist or is outside the scope.
+/// The Windows logins of the users in `scope`'s teams.
+fn scope_logins(conn: &Connection, scope: Scope) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached(
+        "SELECT DISTINCT u.windows_login FROM team_members mine
+         JOIN team_members theirs ON theirs.team_id = mine.team_id
+         JOIN users u ON u.id = theirs.user_id
+         WHERE mine.user_id = ?1",
+    )?
+    .query_map([scope.param()], |r| r.get(0))?
+    .collect()
+}
+
+/// A search, checked and parsed.
+#[derive(Clone, Debug)]
+struct Query {
+    login: Option<String>,
+    queue: Option<String>,
+    direction: Option<String>,
+    status: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    before: Option<Cursor>,
+}
+
+impl Query {
+    fn parse(f: &ContactSearch) -> Result<Self, SearchError> {
+        let some = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        let status = some(&f.status);
+        if let Some(s) = &status
+            && !STATUSES.contains(&s.as_str())
+        {
+            return Err(SearchError::Invalid(format!(
+                "status {s:?} is not one of {}",
+                STATUSES.join(", ")
+            )));
+        }
+        Ok(Query {
+            login: some(&f.login),
+            queue: some(&f.queue),
+            direction: some(&f.direction),
+            status,
+            from: parse_time("from", &f.from)?,
+            to: parse_time("to", &f.to)?,
+            before: some(&f.before).map(|b| b.parse()).transpose()?,
+        })
+    }
+
+    /// The status filter, unless it is `uploaded`, which most contacts
+    /// have: the rare outcomes are what people search for.
+    fn rare_status(&self) -> Option<&str> {
+        self.status.as_deref().filter(|s| *s != "uploaded")
+    }
+
+    /// The newest `limit` matches in `scope`.
+    ///
+    /// SQLite keeps no statistics on how many rows each value has, so
+    /// left to itself it may read a whole queue's rows to find a rare
+    /// status in it. The query names the one index to read, the most
+    /// selective filter's: the agent, else a rare status, else the queue,
+    /// else the direction. The other filters are written `+column`, which
+    /// keeps SQLite from reading their indexes; every index ends in
+    /// `(start_at, id)`, so the time range and the cursor narrow whichever
+    /// is read.
+    fn run(
+        &self,
+        conn: &Connection,
+        scope: Scope,
+        limit: u32,
+    ) -> rusqlite::Result<Vec<ContactRow>> {
+        let driver = if self.login.is_some() {
+            "c.windows_login"
+        } else if self.rare_status().is_some() {
+            "c.status"
+        } else if self.queue.is_some() {
+            "c.queue"
+        } else if self.direction.is_some() {
+            "c.direction"
+        } else {
+            ""
+        };
+        let mut filter = Filter::default();
+        filter.push(scope.condition(), ":scope", scope.param());
+        for (column, name, value) in [
+            ("c.windows_login", ":login", &self.login),
+            ("c.status", ":status", &self.status),
+            ("c.queue", ":queue", &self.queue),
+            ("c.direction", ":direction", &self.direction),
+        ] {
+            if let Some(v) = value {
+                let plus = if column == driver { "" } else { "+" };
+                filter.push(format!("{plus}{column} = {name}"), name, v.clone());
+            }
+        }
+        if let Some(from) = self.from {
+            filter.push("c.start_at >= :from", ":from", from);
+        }
+        if let Some(to) = self.to {
+            filter.push("c.start_at < :to", ":to", to);
+        }
+        if let Some(cursor) = self.before {
+            filter.push(
+                "(c.start_at, c.id) < (:before_start, :before_id)",
+                ":before_start",
+                cursor.start_at,
+            );
+            filter.bind(":before_id", cursor.id);
+        }
+        filter.bind(":limit", limit);
+        let sql = format!(
+            "SELECT {CONTACT_COLUMNS} WHERE {}
+             ORDER BY c.start_at DESC, c.id DESC LIMIT :limit",
+            filter.sql()
+        );
+        conn.prepare_cached(&sql)?
+            .query_map(filter.params().as_slice(), contact_row)?
+            .collect()
+    }
+}
+
+/// A contact with what is stored of it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ContactDetail {
+    /// The contact.
+    pub contact: ContactRow,
+    /// Its screen recording, once stored.
+    pub recording: Option<RecordingRow>,
+    /// Its call audio, once imported.
+    pub audio: Option<crate::audio::StoredAudio>,
+}
+
+/// One contact in `scope` with its stored recording and audio; `None` for
+/// a contact that does not exist or is outside the scope.
 pub fn contact(
     conn: &Connection,
     scope: Scope,
     contact_id: &str,
-) -> rusqlite::Result<Option<(ContactRow, Option<RecordingRow>)>> {
+) -> rusqlite::Result<Option<ContactDetail>> {
     let sql = format!(
         "SELECT {CONTACT_COLUMNS} WHERE c.contact_id = :contact AND {}",
         scope.condition()
@@ -289,7 +405,11 @@ pub fn contact(
             },
         )
         .optional()?;
-    Ok(Some((contact, recording)))
+    Ok(Some(ContactDetail {
+        contact,
+        recording,
+        audio: crate::audio::stored(conn, scope, contact_id)?,
+    }))
 }
 
 #[cfg(test)]

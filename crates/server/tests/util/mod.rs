@@ -562,3 +562,29 @@ pub fn concrete(path: &str, value: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// A WAV file (16-bit PCM, mono) of a `hz` tone lasting `seconds` at
+/// `rate` samples a second, written by hand so tests need no tool for it.
+pub fn wav_tone(hz: f64, seconds: f64, rate: u32) -> Vec<u8> {
+    let samples = (seconds * f64::from(rate)) as u32;
+    let data_len = samples * 2;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let t = f64::from(i) / f64::from(rate);
+        let v = (t * hz * std::f64::consts::TAU).sin() * 12_000.0;
+        out.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    out
+}
