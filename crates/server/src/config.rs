@@ -29,6 +29,8 @@ pub struct Config {
     pub recording_key: RecordingKeyConfig,
     /// What one client may hold open, and for how long.
     pub limits: crate::limits::Limits,
+    /// The tool that muxes call audio into downloads.
+    pub mux: crate::mux::MuxConfig,
 }
 
 /// Protection of the recording private keys on disk. Without a passphrase
@@ -101,6 +103,7 @@ impl Default for Config {
             tls: TlsFiles::default(),
             recording_key: RecordingKeyConfig::default(),
             limits: crate::limits::Limits::default(),
+            mux: crate::mux::MuxConfig::default(),
         }
     }
 }

@@ -42,6 +42,7 @@
 //! - `auth`: supervisor passwords (Argon2id) and sessions;
 //! - `playback`: stored recordings exported to cached MP4;
 //! - `audio`: a contact's call audio, checked, sealed, stored and served;
+//! - `mux`: the download, the video with the call audio muxed in;
 //! - `web`: the supervisor pages, sign-in, and the video endpoint;
 //! - `uploads`: resumable (tus) recording uploads, verified and stored;
 //! - `storage`: where verified recordings live ([`storage::RecordingStore`]).
@@ -69,6 +70,7 @@ mod keys;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod mux;
 pub mod playback;
 pub mod rte;
 pub mod scope;

@@ -96,6 +96,8 @@ struct Inner {
     uploads: Uploads,
     /// Connection and request limits.
     limits: crate::limits::Limits,
+    /// Where ffmpeg is, for muxed downloads.
+    mux: crate::mux::MuxConfig,
 }
 
 /// Files in the data directory.
@@ -186,8 +188,14 @@ impl AppState {
                 recordings,
                 uploads,
                 limits: config.limits.clone(),
+                mux: config.mux.clone(),
             }),
         })
+    }
+
+    /// Where ffmpeg is, for muxed downloads.
+    pub fn mux(&self) -> &crate::mux::MuxConfig {
+        &self.inner.mux
     }
 
     /// Connection and request limits.

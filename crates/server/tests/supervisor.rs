@@ -1467,3 +1467,120 @@ async fn bad_audio_gets_a_clear_4xx_and_changes_nothing_stored() {
         "the stored audio is still the good one"
     );
 }
+
+/// Each stream's type and duration (s), as ffprobe reads them.
+fn ffprobe_streams(file: &Path) -> Vec<(String, f64)> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe is installed (cargo xtask setup)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (kind, duration) = l.split_once(',').unwrap_or((l, ""));
+            (kind.to_owned(), duration.trim().parse().unwrap_or(f64::NAN))
+        })
+        .collect()
+}
+
+#[tokio::test]
+#[cfg_attr(windows, ignore = "needs ffmpeg")]
+async fn the_download_muxes_the_call_audio_over_the_contacts_duration() {
+    let s = TestServer::start().await;
+    seed(&s).await;
+    let device = s.enroll().await.device_id;
+    let work = tempfile::tempdir().unwrap();
+    let (start, end) = (T0 + 1_300_000, T0 + 6_900_000);
+    for contact in ["c-mux", "c-mute"] {
+        let rec = record(work.path(), &device, contact, start, end);
+        store(&s, contact, start, end, Some((&device, &rec)));
+    }
+    // The call lasts longer than the recording shows: the download is cut
+    // to the recording.
+    put_audio(
+        &s,
+        "c-mux",
+        ffmpeg_audio(
+            work.path(),
+            "call.mp3",
+            8.0,
+            &["-ar", "8000", "-c:a", "libmp3lame"],
+        ),
+        201,
+    )
+    .await;
+    let vic = sign_in(&s, VIC).await;
+    let wanted = (end - start) as f64 / 1e6;
+
+    let r = get(&s, "/api/v1/recordings/c-mux/download.mp4", Some(&vic)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mp4 = work.path().join("muxed.mp4");
+    std::fs::write(&mp4, &r.body).unwrap();
+    let streams = ffprobe_streams(&mp4);
+    let kinds: Vec<&str> = streams.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["video", "audio"], "{streams:?}");
+    let (video, audio) = (streams[0].1, streams[1].1);
+    assert!(
+        (video - wanted).abs() <= FRAME_US as f64 / 1e6,
+        "video {video} s, contact {wanted} s"
+    );
+    assert!(
+        (audio - wanted).abs() <= 0.05,
+        "audio {audio} s, contact {wanted} s"
+    );
+    assert!((ffprobe_duration(&mp4) - wanted).abs() <= FRAME_US as f64 / 1e6);
+    // Asked again: the cached file.
+    let again = get(&s, "/api/v1/recordings/c-mux/download.mp4", Some(&vic)).await;
+    assert!(again.body == r.body);
+
+    // No audio: the video alone.
+    let r = get(&s, "/api/v1/recordings/c-mute/download.mp4", Some(&vic)).await;
+    assert_eq!(r.status, 200);
+    let mute = work.path().join("mute.mp4");
+    std::fs::write(&mute, &r.body).unwrap();
+    let kinds: Vec<String> = ffprobe_streams(&mute).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["video"]);
+}
+
+#[tokio::test]
+#[cfg_attr(windows, ignore = "needs ffmpeg")]
+async fn without_ffmpeg_the_muxed_download_says_so_and_the_video_still_plays() {
+    let s = TestServer::start_with(tempfile::tempdir().unwrap(), |c| {
+        c.mux.ffmpeg = "/nonexistent/ffmpeg".into()
+    })
+    .await;
+    seed(&s).await;
+    let device = s.enroll().await.device_id;
+    let work = tempfile::tempdir().unwrap();
+    let (start, end) = (T0 + 1_000_000, T0 + 3_000_000);
+    let rec = record(work.path(), &device, "c-1", start, end);
+    store(&s, "c-1", start, end, Some((&device, &rec)));
+    put_audio(&s, "c-1", util::wav_tone(440.0, 2.0, 8000), 201).await;
+    let vic = sign_in(&s, VIC).await;
+    let r = get(&s, "/api/v1/recordings/c-1/download.mp4", Some(&vic)).await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (503, Some("mux_unavailable"))
+    );
+    assert!(r.json()["message"].as_str().unwrap().contains("ffmpeg"));
+    assert_eq!(
+        get(&s, "/api/v1/recordings/c-1/video.mp4", Some(&vic))
+            .await
+            .status,
+        200
+    );
+}

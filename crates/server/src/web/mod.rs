@@ -326,7 +326,8 @@ async fn download(
     Path(contact_id): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let mut resp = serve_recording(&state, &user, Access::Download, &contact_id, req).await?;
+    let path = crate::mux::download(&state, Scope::of(&user), &contact_id).await?;
+    let mut resp = serve_file(&state, &user, Access::Download, &contact_id, path, req).await?;
     let name = format!(
         "attachment; filename=\"contact-{}.mp4\"",
         file_name(&contact_id)
@@ -517,6 +518,33 @@ impl From<crate::audio::AudioError> for ApiError {
                 )
             }
             E::Db(e) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<crate::mux::DownloadError> for ApiError {
+    fn from(e: crate::mux::DownloadError) -> Self {
+        use crate::mux::{DownloadError as D, MuxError};
+        match e {
+            D::Video(e) => e.into(),
+            D::Audio(e) => e.into(),
+            D::Db(e) => ApiError::internal(&e),
+            D::Mux(e @ MuxError::Unavailable(_)) => {
+                tracing::error!(error = %e, "muxed download unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "mux_unavailable",
+                    "this server cannot mux the call audio into downloads: install ffmpeg or set [mux] ffmpeg; the video alone plays at video.mp4",
+                )
+            }
+            D::Mux(e @ MuxError::Failed(_)) => {
+                tracing::error!(error = %e, "mux failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "mux_failed",
+                    "the download could not be muxed; the server log has the reason",
+                )
+            }
         }
     }
 }

@@ -66,6 +66,8 @@ pub struct RecordingRow {
     pub trim_end: i64,
     /// When it was stored, µs.
     pub stored_at: i64,
+    /// SHA-256 of the stored recording.
+    pub sha256: String,
 }
 
 /// The filters of a contact search: the contacts page's form and
@@ -389,7 +391,7 @@ pub fn contact(
     };
     let recording = conn
         .query_row(
-            "SELECT r.device_id, d.host, r.bytes, r.trim_start, r.trim_end, r.stored_at
+            "SELECT r.device_id, d.host, r.bytes, r.trim_start, r.trim_end, r.stored_at, r.sha256
              FROM recordings r LEFT JOIN devices d ON d.id = r.device_id
              WHERE r.contact_id = ?1",
             [contact_id],
@@ -401,6 +403,7 @@ pub fn contact(
                     trim_start: r.get(3)?,
                     trim_end: r.get(4)?,
                     stored_at: r.get(5)?,
+                    sha256: r.get(6)?,
                 })
             },
         )

@@ -502,7 +502,7 @@ pub async fn read_status<S: tokio::io::AsyncReadExt + Unpin>(stream: &mut S) -> 
 /// reads them from the router's `Debug` output (the `path_router` part,
 /// before the fallback router), leaving out the catch-all paths `nest`
 /// registers for a nested router's fallback.
-pub fn router_paths(router: &axum::Router) -> std::collections::BTreeSet<String> {
+pub fn router_paths(router: &impl std::fmt::Debug) -> std::collections::BTreeSet<String> {
     let debug = format!("{router:?}");
     let routes = debug
         .split_once("fallback_router")
