@@ -44,6 +44,9 @@ function readFrameNumber(selector) {
   return n >>> 0;
 }
 
+/** `readFrameNumber`, for `page.evaluate` with a selector. */
+export const readFrameNumberOf = readFrameNumber;
+
 /**
  * Waits until the <video> at `selector` has its first picture, then plays
  * it to the end. Returns {duration, first, ended, last, error}: `first` and

@@ -13,6 +13,15 @@
 //    list and plays its <video> to the end: the duration must match the
 //    contact within one frame, the first picture must be frame 16 (on
 //    screen from 3.2 s), the last frame 35.
+// 5. The call audio: a 440 Hz tone of the contact's length, made by ffmpeg
+//    in each format ACDs export (WAV PCM, mu-law, A-law, MP3, M4A,
+//    Ogg/Opus), is imported through the admin API and played by the
+//    page's player: the tone is heard (Web Audio's analyser finds 440 Hz)
+//    and the screen shows the picture of the player's time. After seeks and
+//    speed changes the audio and video clocks stay within 100 ms, and the
+//    timeline's markers sit where the contact's times put them.
+// 6. The download, the screen with the call audio muxed in, plays to its
+//    end in Chromium with sound, lasting the contact.
 //
 // Every HTTPS connection, Node's and Chromium's, trusts exactly the
 // server's certificate: Node pins its SHA-256, Chromium its public key
@@ -26,7 +35,7 @@ import { X509Certificate, createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { DefaultHttpStack, Upload } from 'tus-js-client';
-import { checkPlayed, launch, playToEnd } from './chromium.mjs';
+import { checkPlayed, launch, playToEnd, readFrameNumberOf } from './chromium.mjs';
 
 const [url, dataDir, deskrec, work] = process.argv.slice(2);
 const CONTACT = 'browser-2';
@@ -175,6 +184,91 @@ async function upload(credential, bytes) {
   if (c.status !== 'uploaded') throw new Error(`tus upload answered, but the contact is ${JSON.stringify(c)}`);
 }
 
+/** The tone's frequency, Hz. */
+const TONE_HZ = 440;
+
+/** The call audio in each format, made by ffmpeg: [name, file, codec args]. */
+const FORMATS = [
+  ['wav-pcm', 'call.wav', ['-ar', '16000', '-c:a', 'pcm_s16le']],
+  ['wav-mulaw', 'call-u.wav', ['-ar', '8000', '-c:a', 'pcm_mulaw']],
+  ['wav-alaw', 'call-a.wav', ['-ar', '8000', '-c:a', 'pcm_alaw']],
+  ['mp3', 'call.mp3', ['-ar', '16000', '-c:a', 'libmp3lame']],
+  ['m4a', 'call.m4a', ['-ar', '16000', '-c:a', 'aac']],
+  ['opus', 'call.opus', ['-ar', '48000', '-c:a', 'libopus']],
+];
+
+/** Imports a `seconds` tone made in format `args` as the contact's audio. */
+async function importAudio(file, args, seconds) {
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `sine=frequency=${TONE_HZ}:duration=${seconds}`,
+    ...args, file], { cwd: work });
+  const body = readFileSync(`${work}/${file}`);
+  const r = await call('PUT', `/api/v1/admin/contacts/${CONTACT}/audio`, {
+    token: adminToken, body, headers: { 'content-type': 'application/octet-stream' },
+  });
+  if (r.status !== 201) throw new Error(`audio ${file}: ${r.status} ${r.body}`);
+}
+
+// Runs in the page: plays the player from `at` for `ms` and listens to the
+// audio element through Web Audio; the strongest frequency heard, Hz, and
+// whether the audio clock moved.
+async function listen({ at, ms }) {
+  const p = window.deskrecPlayer;
+  const audio = document.querySelector('#contact-player audio');
+  const ctx = new AudioContext();
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 4096;
+  ctx.createMediaElementSource(audio).connect(analyser);
+  analyser.connect(ctx.destination);
+  await ctx.resume();
+  p.seek(at);
+  p.play();
+  const before = audio.currentTime;
+  const bins = new Float32Array(analyser.frequencyBinCount);
+  const peaks = [];
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    await new Promise((r) => setTimeout(r, 100));
+    analyser.getFloatFrequencyData(bins);
+    let best = 0;
+    for (let i = 1; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
+    if (bins[best] > -60) peaks.push((best * ctx.sampleRate) / analyser.fftSize);
+  }
+  p.pause();
+  const moved = audio.currentTime - before;
+  await ctx.close();
+  peaks.sort((a, b) => a - b);
+  return { hz: peaks.length ? peaks[Math.floor(peaks.length / 2)] : null, moved, error: audio.error?.code ?? null };
+}
+
+// Runs in the page: applies each step (a seek or a speed) to the player
+// while it plays, and reads both clocks 600 ms later.
+async function syncAfter(steps) {
+  const p = window.deskrecPlayer;
+  const out = [];
+  p.seek(0);
+  p.play();
+  for (const [kind, value] of steps) {
+    if (kind === 'seek') p.seek(value);
+    else p.setRate(value);
+    await new Promise((r) => setTimeout(r, 600));
+    const c = p.clocks();
+    out.push({ step: `${kind} ${value}`, ...c, apart: Math.abs(c.audio - c.video) });
+  }
+  p.pause();
+  return out;
+}
+
+// Runs in the page: where each marker is on the bar, as a fraction of it,
+// with the time it stands for.
+function markers() {
+  const bar = document.querySelector('#bar').getBoundingClientRect();
+  return [...document.querySelectorAll('#bar .marker')].map((m) => {
+    const box = m.getBoundingClientRect();
+    const centre = m.classList.contains('gap') ? box.left : box.left + box.width / 2;
+    return { kind: m.className, at: Number(m.dataset.at), x: (centre - bar.left) / bar.width };
+  });
+}
+
 let failed = [];
 let facts = {};
 const browser = await launch([`--ignore-certificate-errors-spki-list=${spki}`]);
@@ -191,6 +285,64 @@ try {
   facts = { ...facts, ...(await playToEnd(page, 'video')) };
   failed = checkPlayed(facts, seconds, 16, 35);
   if (facts.redirected !== '/login') failed.push(`signed out, / led to ${facts.redirected}, not /login`);
+
+  // The markers: contact start at the bar's left end, its end at the right.
+  const marks = await page.evaluate(markers);
+  facts.markers = marks;
+  for (const m of marks) {
+    if (Math.abs(m.x - m.at / seconds) > 0.01) failed.push(`marker ${m.kind} at ${m.x} of the bar, want ${m.at / seconds}`);
+  }
+  if (!marks.some((m) => m.kind.includes('start') && m.at === 0)) failed.push('no contact-start marker at 0');
+  if (!marks.some((m) => m.kind.includes('end') && Math.abs(m.at - seconds) < 0.001)) failed.push(`no contact-end marker at ${seconds} s`);
+
+  // The call audio, in every format: heard with the screen.
+  facts.formats = {};
+  for (const [name, file, args] of FORMATS) {
+    await importAudio(file, args, seconds);
+    await page.reload();
+    await page.waitForFunction(() => document.querySelector('#contact-player audio')?.readyState >= 2
+      && document.querySelector('#contact-player video')?.readyState >= 2, null, { timeout: 30000 });
+    const heard = await page.evaluate(listen, { at: 0.5, ms: 1500 });
+    // The picture at a known time: frame n is on screen from n * 0.2 s of
+    // the recording, which starts 3.3 s before the contact.
+    await page.evaluate(() => window.deskrecPlayer.seek(1.0));
+    await page.waitForFunction(() => {
+      const v = document.querySelector('#contact-player video');
+      return !v.seeking && v.readyState >= 2;
+    });
+    const frame = await page.evaluate(readFrameNumberOf, '#contact-player video');
+    facts.formats[name] = { ...heard, frame };
+    if (heard.error !== null) failed.push(`${name}: the audio element failed (${heard.error})`);
+    if (!(heard.moved > 0.5)) failed.push(`${name}: the audio clock moved ${heard.moved} s in 1.5 s`);
+    if (heard.hz === null || Math.abs(heard.hz - TONE_HZ) > 15) failed.push(`${name}: heard ${heard.hz} Hz, not ${TONE_HZ}`);
+    if (frame !== 21) failed.push(`${name}: at 1.0 s the screen shows picture ${frame}, not 21`);
+  }
+
+  // Seeks and speed changes: the two clocks stay within 100 ms. (A fresh
+  // page: the last one's audio went through a Web Audio graph, now closed.)
+  await page.reload();
+  await page.waitForFunction(() => document.querySelector('#contact-player audio')?.readyState >= 2
+    && document.querySelector('#contact-player video')?.readyState >= 2, null, { timeout: 30000 });
+  facts.sync = await page.evaluate(syncAfter, [['seek', 0.5], ['rate', 2], ['seek', 2.0], ['rate', 0.5],
+    ['seek', 1.2], ['rate', 1.5], ['seek', 0.2], ['rate', 1]]);
+  for (const s of facts.sync) {
+    if (!(s.apart <= 0.1)) failed.push(`after ${s.step}, audio at ${s.audio} s and video at ${s.video} s`);
+  }
+
+  // The download (screen and call audio muxed) plays in Chromium, with sound.
+  facts.download = await page.evaluate((src) => new Promise((ok) => {
+    const v = document.createElement('video');
+    v.muted = false;
+    v.addEventListener('ended', () => ok({ duration: v.duration, audioBytes: v.webkitAudioDecodedByteCount, ended: true }));
+    v.addEventListener('error', () => ok({ error: v.error?.code }));
+    v.src = src;
+    document.body.append(v);
+    v.play().catch((e) => ok({ error: String(e) }));
+  }), `/api/v1/recordings/${CONTACT}/download.mp4`);
+  const d = facts.download;
+  if (d.ended !== true) failed.push(`the download did not play: ${JSON.stringify(d)}`);
+  if (!(Math.abs(d.duration - seconds) <= 0.2)) failed.push(`the download lasts ${d.duration} s, not ${seconds}`);
+  if (!(d.audioBytes > 0)) failed.push('the download played no audio');
 } catch (e) {
   failed.push(String(e));
 } finally {

@@ -31,6 +31,8 @@ pub struct Config {
     pub limits: crate::limits::Limits,
     /// The tool that muxes call audio into downloads.
     pub mux: crate::mux::MuxConfig,
+    /// Where call audio may be fetched from by URL.
+    pub audio_fetch: crate::audio::fetch::FetchConfig,
 }
 
 /// Protection of the recording private keys on disk. Without a passphrase
@@ -104,6 +106,7 @@ impl Default for Config {
             recording_key: RecordingKeyConfig::default(),
             limits: crate::limits::Limits::default(),
             mux: crate::mux::MuxConfig::default(),
+            audio_fetch: crate::audio::fetch::FetchConfig::default(),
         }
     }
 }

@@ -98,6 +98,8 @@ struct Inner {
     limits: crate::limits::Limits,
     /// Where ffmpeg is, for muxed downloads.
     mux: crate::mux::MuxConfig,
+    /// Where call audio may be fetched from.
+    audio_fetch: crate::audio::fetch::FetchConfig,
 }
 
 /// Files in the data directory.
@@ -189,8 +191,14 @@ impl AppState {
                 uploads,
                 limits: config.limits.clone(),
                 mux: config.mux.clone(),
+                audio_fetch: config.audio_fetch.clone(),
             }),
         })
+    }
+
+    /// Where call audio may be fetched from.
+    pub fn audio_fetch(&self) -> &crate::audio::fetch::FetchConfig {
+        &self.inner.audio_fetch
     }
 
     /// Where ffmpeg is, for muxed downloads.

@@ -715,6 +715,9 @@ async fn pages_and_answers_carry_the_security_headers() {
         assert!(csp.contains("default-src 'none'"), "{path}: {csp:?}");
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp:?}");
         assert!(!csp.contains("unsafe-inline"), "{path}: {csp:?}");
+        // Scripts from this origin only (the player), never inline or eval.
+        assert!(csp.contains("script-src 'self';"), "{path}: {csp:?}");
+        assert!(!csp.contains("unsafe-eval"), "{path}: {csp:?}");
         assert_eq!(r.header("x-frame-options"), "DENY", "{path}");
         assert_eq!(r.header("x-content-type-options"), "nosniff", "{path}");
         assert_eq!(r.header("referrer-policy"), "same-origin", "{path}");
@@ -1355,9 +1358,7 @@ async fn call_audio_in_every_format_is_imported_sealed_and_served() {
             .text();
         let src = format!("/api/v1/recordings/{}/audio", contact.replace('-', "%2D"));
         assert!(
-            page.contains(&format!(
-                "<audio id=\"call\" controls preload=\"metadata\" src=\"{src}\""
-            )),
+            page.contains(&format!("<audio preload=\"auto\" controls src=\"{src}\"")),
             "{page}"
         );
         let api = get(&s, &format!("/api/v1/contacts/{contact}"), Some(&vic))
@@ -1583,4 +1584,131 @@ async fn without_ffmpeg_the_muxed_download_says_so_and_the_video_still_plays() {
             .status,
         200
     );
+}
+
+/// An HTTPS server on localhost that answers `GET /call.wav` with `body`
+/// and 404 otherwise: the ACD's recording store. Its address, and the PEM
+/// of its (self-signed) certificate, for the server to trust.
+async fn recording_store(body: Vec<u8>) -> (std::net::SocketAddr, String) {
+    use hyper::service::service_fn;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = Bytes::from(body);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (acceptor, body) = (acceptor.clone(), body.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let body = body.clone();
+                    async move {
+                        let found = req.uri().path() == "/call.wav";
+                        let resp = hyper::Response::builder()
+                            .status(if found { 200 } else { 404 })
+                            .body(Full::new(if found { body } else { Bytes::new() }))
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (addr, cert.pem())
+}
+
+#[tokio::test]
+async fn audio_is_fetched_only_from_allowed_https_hosts() {
+    let wav = util::wav_tone(440.0, 1.5, 8000);
+    let (store_addr, ca) = recording_store(wav.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("acd-ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let s = TestServer::start_with(dir, |c| {
+        c.audio_fetch.hosts = vec!["LOCALHOST".into()];
+        c.audio_fetch.ca_file = Some(ca_file.clone());
+    })
+    .await;
+    seed(&s).await;
+    store(&s, "c-url", T0, T0 + 1_500_000, None);
+    let port = store_addr.port();
+    let fetch = |url: String| {
+        let s = &s;
+        async move {
+            let (status, body) = s
+                .request(
+                    "POST",
+                    "/api/v1/admin/contacts/c-url/audio/fetch",
+                    Some(&s.admin_token),
+                    "application/json",
+                    &json!({ "url": url }).to_string(),
+                )
+                .await;
+            (status, body)
+        }
+    };
+    // Outside the allow-list, not HTTPS, or a failing answer: nothing stored.
+    let before = audio_footprint(&s);
+    for (url, status, code) in [
+        (
+            format!("https://127.0.0.1:{port}/call.wav"),
+            422,
+            "url_not_allowed",
+        ),
+        (
+            format!("http://localhost:{port}/call.wav"),
+            422,
+            "url_not_allowed",
+        ),
+        (
+            "https://attacker.example/call.wav".to_owned(),
+            422,
+            "url_not_allowed",
+        ),
+        ("not a url".to_owned(), 422, "url_not_allowed"),
+        (
+            format!("https://localhost:{port}/missing.wav"),
+            502,
+            "fetch_failed",
+        ),
+    ] {
+        let (got, body) = fetch(url.clone()).await;
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (status, Some(code)),
+            "{url}: {body}"
+        );
+    }
+    assert_eq!(audio_footprint(&s), before);
+
+    // From the allowed host, over TLS it trusts: imported as a PUT is.
+    let (status, body) = fetch(format!("https://localhost:{port}/call.wav")).await;
+    assert_eq!(status, 201, "{body}");
+    let sha = hex::encode(Sha256::digest(&wav));
+    assert_eq!(body["audio"]["sha256"], sha);
+    let (status, body) = fetch(format!("https://localhost:{port}/call.wav")).await;
+    assert_eq!((status, &body["changed"]), (200, &json!(false)));
 }

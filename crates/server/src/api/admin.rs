@@ -85,6 +85,11 @@ pub fn endpoints() -> Vec<Endpoint> {
         e(Method::GET, "/contacts/{id}", get(get_contact)),
         e(Method::PUT, "/contacts/{id}/audio", put(import_audio)),
         e(Method::GET, "/contacts/{id}/audio", get(get_audio)),
+        e(
+            Method::POST,
+            "/contacts/{id}/audio/fetch",
+            post(fetch_audio),
+        ),
     ]
 }
 
@@ -620,6 +625,30 @@ async fn import_audio(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let imported = crate::audio::import(&s, &id, declared, body).await?;
+    let status = if imported.changed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(imported)).into_response())
+}
+
+/// Body of `POST /contacts/{id}/audio/fetch`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FetchAudio {
+    /// An HTTPS URL on a host `[audio_fetch] hosts` names.
+    url: String,
+}
+
+/// `POST /contacts/{id}/audio/fetch`: the server fetches the contact's call
+/// audio from the URL and imports it as `PUT` does.
+async fn fetch_audio(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<FetchAudio>,
+) -> Result<Response, ApiError> {
+    let imported = crate::audio::import_url(&s, &id, &req.url).await?;
     let status = if imported.changed {
         StatusCode::CREATED
     } else {

@@ -20,6 +20,7 @@
 //! Playback opens the sealed file into the playback cache, as the video
 //! export does, and the cache's bounds apply to it.
 
+pub mod fetch;
 pub mod probe;
 
 use std::io::{BufReader, BufWriter};
@@ -59,6 +60,12 @@ pub enum AudioError {
     /// Not audio the server reads.
     #[error(transparent)]
     Bad(#[from] ProbeError),
+    /// A URL the server does not fetch from.
+    #[error("{0}")]
+    UrlNotAllowed(String),
+    /// The fetch from an allowed URL failed.
+    #[error("{0}")]
+    Fetch(String),
     /// Storage, sealing or the cache failed.
     #[error("audio storage failed: {0}")]
     Storage(String),
@@ -100,23 +107,13 @@ pub async fn import(
     body: Body,
 ) -> Result<Imported, AudioError> {
     let limit = state.limits().audio_bytes();
-    let too_large = || AudioError::TooLarge {
-        limit_mib: state.limits().audio_mib,
-    };
     if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
+        return Err(too_large(state));
     }
-    let c = contact.to_owned();
-    let exists = state
-        .db()
-        .call(move |conn| contact_exists(conn, &c))
-        .await?;
-    if !exists {
-        return Err(AudioError::NoContact(contact.to_owned()));
-    }
+    check_contact(state, contact).await?;
     let tmp = TempFile::new(state.data_dir(), "audio")?;
     receive(body, &tmp.0, limit).await.map_err(|e| match e {
-        Received::TooLarge => too_large(),
+        Received::TooLarge => too_large(state),
         Received::Failed(m) => AudioError::Incomplete(m),
     })?;
     let received = tokio::fs::metadata(&tmp.0)
@@ -129,7 +126,55 @@ pub async fn import(
             declared.unwrap_or_default()
         )));
     }
+    store_file(state, contact, &tmp).await
+}
 
+/// Fetches `url` (an allowed HTTPS host, see `fetch`) and imports what it
+/// answers as `contact`'s audio.
+pub async fn import_url(
+    state: &AppState,
+    contact: &str,
+    url: &str,
+) -> Result<Imported, AudioError> {
+    check_contact(state, contact).await?;
+    let tmp = TempFile::new(state.data_dir(), "audio")?;
+    let limit = state.limits().audio_bytes();
+    fetch::fetch(state.audio_fetch(), url, limit, &tmp.0)
+        .await
+        .map_err(|e| match e {
+            fetch::FetchError::NotAllowed(m) => AudioError::UrlNotAllowed(m),
+            fetch::FetchError::TooLarge => too_large(state),
+            e @ fetch::FetchError::Failed(_) => AudioError::Fetch(e.to_string()),
+        })?;
+    tracing::info!(contact, url, "call audio fetched");
+    store_file(state, contact, &tmp).await
+}
+
+fn too_large(state: &AppState) -> AudioError {
+    AudioError::TooLarge {
+        limit_mib: state.limits().audio_mib,
+    }
+}
+
+async fn check_contact(state: &AppState, contact: &str) -> Result<(), AudioError> {
+    let c = contact.to_owned();
+    let exists = state
+        .db()
+        .call(move |conn| contact_exists(conn, &c))
+        .await?;
+    if exists {
+        Ok(())
+    } else {
+        Err(AudioError::NoContact(contact.to_owned()))
+    }
+}
+
+/// Steps 2 to 4 of the import: decode, compare, seal, store, commit.
+async fn store_file(
+    state: &AppState,
+    contact: &str,
+    tmp: &TempFile,
+) -> Result<Imported, AudioError> {
     // Decode, hash and seal on the blocking pool.
     let server_pem = state.server_key().public_pem;
     let sealed = TempFile::new(state.data_dir(), "seal")?;

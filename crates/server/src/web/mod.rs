@@ -60,14 +60,16 @@ pub fn router() -> Router<AppState> {
             "/api/v1/recordings/{contact_id}/download.mp4",
             get(download),
         )
+        .route(PLAYER_JS, get(player_js))
         .route("/api/v1/contacts", get(api_contacts))
         .route("/api/v1/contacts/{contact_id}", get(api_contact))
 }
 
-/// The pages' `Content-Security-Policy`: nothing but this origin's video
-/// and the one inline style sheet (by its hash), no script at all, no
-/// framing, forms post only here. An injected tag, were the escaping ever
-/// to fail, could load and run nothing.
+/// The pages' `Content-Security-Policy`: nothing but this origin's media,
+/// the one inline style sheet (by its hash) and this origin's scripts (the
+/// player, [`PLAYER_JS`]; no inline script, no `eval`), no framing, forms
+/// post only here. An injected tag, were the escaping ever to fail, could
+/// load nothing from elsewhere and run no code of its own.
 pub fn content_security_policy() -> &'static str {
     static CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         use base64::Engine;
@@ -75,11 +77,26 @@ pub fn content_security_policy() -> &'static str {
         let style = base64::engine::general_purpose::STANDARD
             .encode(sha2::Sha256::digest(pages::STYLE.as_bytes()));
         format!(
-            "default-src 'none'; style-src 'sha256-{style}'; media-src 'self'; img-src 'self'; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; script-src 'self'; style-src 'sha256-{style}'; media-src 'self'; \
+             img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         )
     });
     &CSP
+}
+
+/// Where the contact page's player script is served.
+pub const PLAYER_JS: &str = "/static/player.js";
+
+/// `GET /static/player.js`: the player (no session: it holds no data).
+async fn player_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("player.js"),
+    )
+        .into_response()
 }
 
 /// Every page path that needs a session, for tests.
@@ -509,6 +526,12 @@ impl From<crate::audio::AudioError> for ApiError {
             E::Bad(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_audio", e.to_string())
             }
+            E::UrlNotAllowed(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "url_not_allowed",
+                e.to_string(),
+            ),
+            E::Fetch(_) => ApiError::new(StatusCode::BAD_GATEWAY, "fetch_failed", e.to_string()),
             E::Storage(ref reason) => {
                 tracing::error!(reason, "audio storage failed");
                 ApiError::new(

@@ -1,12 +1,17 @@
 //! The HTML of the supervisor pages, with `maud`: templates are Rust
 //! expressions checked at compile time, and every interpolated value is
 //! HTML-escaped unless explicitly marked otherwise (nothing here is).
-//! No JavaScript: the pages are plain documents and forms.
+//! The pages are plain documents and forms; the one script is the contact
+//! page's player (`player.js`, served from this origin), and every page
+//! but the player works without it.
 
 use maud::{DOCTYPE, Markup, html};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::queries::{ContactDetail, ContactPage, ContactRow, ContactSearch, STATUSES};
+use super::queries::{
+    ContactDetail, ContactPage, ContactRow, ContactSearch, RecordingRow, STATUSES,
+};
+use crate::audio::StoredAudio;
 use crate::auth::Supervisor;
 use crate::enrollment::Device;
 
@@ -20,6 +25,11 @@ table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3em .6e
 .reason{color:#555;font-size:90%}video{max-width:100%;background:#000}
 dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:600}
 form.filter{display:flex;gap:.8em;margin-bottom:1em;align-items:end}
+#contact-player{margin:1em 0}#contact-player audio{width:100%;margin-top:.4em}
+.controls{display:flex;gap:.8em;align-items:center;margin:.4em 0}#seek{flex:1}
+#bar{position:relative;height:12px;background:#dde3ea;margin:.2em 0}
+.marker{position:absolute;top:0;height:12px;width:2px;margin-left:-1px;background:#24364b;cursor:pointer}
+.marker.gap{margin-left:0;background:#a31515;opacity:.5}.missing{color:#a31515}
 ";
 
 /// A whole page: `title`, the navigation for `user` (none on the login
@@ -174,23 +184,79 @@ pub fn contact(user: &Supervisor, detail: &ContactDetail) -> Markup {
                     dt { "Shows" } dd { (when(r.trim_start)) " – " (when(r.trim_end)) }
                 }
             }
-            @if c.status == "uploaded" && rec.is_some() {
-                video #player controls preload="metadata" src=(video_href(&c.contact_id)) {
-                    "This browser cannot play the recording."
-                }
-                p.reason { "The first play prepares the video; a long contact can take a few seconds." }
-            }
-            h2 { "Call audio" }
+            (player(c, rec, audio))
             @if let Some(a) = audio {
-                p { (a.info.codec) ", " (a.info.sample_rate) " Hz, " (duration(a.info.duration_us)) }
-                audio #call controls preload="metadata" src=(audio_href(&c.contact_id)) {
-                    "This browser cannot play the call audio."
-                }
-            } @else {
-                p.reason { "No call audio was imported for this contact." }
+                p.reason { "Call audio: " (a.info.codec) ", " (a.info.sample_rate) " Hz, " (duration(a.info.duration_us)) "." }
+            }
+            p {
+                @if rec.is_some() { a href=(download_href(&c.contact_id)) download { "Download (screen and call audio, MP4)" } }
             }
         },
     )
+}
+
+/// Seconds, for the player's data attributes.
+fn secs(micros: i64) -> String {
+    format!("{:.3}", micros as f64 / 1e6)
+}
+
+/// The player: the screen and the call audio on the contact's timeline,
+/// with its markers (`player.js` runs it). Says what is missing and why.
+fn player(c: &ContactRow, rec: Option<&RecordingRow>, audio: Option<&StoredAudio>) -> Markup {
+    let length = c.end_at - c.start_at;
+    let video = rec.filter(|_| c.status == "uploaded");
+    let video_at = video.map_or(0, |r| (r.trim_start - c.start_at).max(0));
+    let video_end = video.map_or(0, |r| (r.trim_end - c.start_at).min(length));
+    // Where the timeline has no screen: before and after what the
+    // recording shows.
+    let mut gaps = vec![];
+    if video.is_some() && video_at > 0 {
+        gaps.push((0, video_at));
+    }
+    if video.is_some() && video_end < length {
+        gaps.push((video_end, length));
+    }
+    html! {
+        section #contact-player data-duration=(secs(length)) data-video-at=(secs(video_at)) data-audio-at="0" {
+            @if video.is_some() {
+                video preload="auto" controls src=(video_href(&c.contact_id)) {
+                    "This browser cannot play the recording."
+                }
+            } @else {
+                p.missing { "No screen recording: " (status(c)) }
+            }
+            @if audio.is_some() {
+                audio preload="auto" controls src=(audio_href(&c.contact_id)) {
+                    "This browser cannot play the call audio."
+                }
+            } @else {
+                p.missing { "No call audio: none was imported for this contact." }
+            }
+            @if video.is_some() || audio.is_some() {
+                div.controls {
+                    button #play type="button" { "Play" }
+                    input #seek type="range" min="0" step="0.01" value="0" aria-label="Position";
+                    span #clock { "0:00 / " (duration(length)) }
+                    label { "Speed "
+                        select #rate {
+                            @for r in ["0.5", "0.75", "1", "1.25", "1.5", "2"] {
+                                option value=(r) selected[r == "1"] { (r) "×" }
+                            }
+                        }
+                    }
+                }
+                div #bar {
+                    span.marker.start data-at="0" title=(format!("Contact start {}", when(c.start_at))) {}
+                    span.marker.end data-at=(secs(length)) title=(format!("Contact end {}", when(c.end_at))) {}
+                    @for (from, until) in &gaps {
+                        span.marker.gap data-at=(secs(*from)) data-until=(secs(*until)) title="No screen recording" {}
+                    }
+                }
+                p.reason { "Keys: space play/pause, ← → 5 s, j l 10 s, < > speed, Home End." }
+                script src="/static/player.js" {}
+            }
+        }
+    }
 }
 
 /// Where a PC stands, as the devices page shows and filters it.
@@ -361,6 +427,11 @@ fn status(c: &ContactRow) -> Markup {
 /// The contact page's path.
 pub fn contact_href(contact_id: &str) -> String {
     format!("/contacts/{}", encode(contact_id))
+}
+
+/// The download's path.
+pub fn download_href(contact_id: &str) -> String {
+    format!("/api/v1/recordings/{}/download.mp4", encode(contact_id))
 }
 
 /// The call audio's path.
