@@ -941,3 +941,31 @@ async fn a_disk_at_its_reserve_answers_507_and_free_space_is_a_metric() {
         .expect("the free-space gauge");
     assert!(free > 0.0, "{free}");
 }
+
+#[tokio::test]
+async fn the_gaps_inside_a_recording_are_stored_with_it() {
+    let s = TestServer::start().await;
+    let a = device(&s, test_key()).await;
+    contacts(&s, &["gappy"]).await;
+    // Chunk 1 (T0 + 2 s to T0 + 4 s) was never recorded.
+    let bytes = Take {
+        device_id: &a.id,
+        device_key: a.key,
+        contact_id: "gappy",
+        agent: ANN,
+        requested: TimeRange::new(T0 + SECOND, T0 + 7 * SECOND),
+        clock_offset: 0,
+    }
+    .record_skipping(Some(1));
+    assert_eq!(upload(&s, &a, "gappy", &bytes).await.status, 204);
+    let gaps: String = s.state.db().call_blocking(|c| {
+        c.query_row(
+            "SELECT gaps FROM recordings WHERE contact_id = 'gappy'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    });
+    let gaps: Vec<[i64; 2]> = serde_json::from_str(&gaps).unwrap();
+    assert_eq!(gaps, [[T0 + 2 * SECOND, T0 + 4 * SECOND]]);
+}

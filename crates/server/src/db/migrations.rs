@@ -268,6 +268,12 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX contact_audio_by_key ON contact_audio(storage_key);
     ",
+    // 9: the stretches inside a stored recording with no video (the agent
+    // paused or stopped recording), as verification found them: a JSON
+    // array of [start, end] µs pairs, shown on the player's timeline.
+    "
+    ALTER TABLE recordings ADD COLUMN gaps TEXT NOT NULL DEFAULT '[]';
+    ",
 ];
 
 /// The schema version of the open database.

@@ -107,6 +107,8 @@ pub struct Checked {
     pub bytes: u64,
     /// Lowercase hex SHA-256 of the whole file.
     pub sha256: String,
+    /// Stretches between its chunks with no video.
+    pub gaps: Vec<deskrec_vault::TimeRange>,
 }
 
 /// What to do with a checked recording.
@@ -217,6 +219,7 @@ fn check_file(
         manifest: verified.manifest,
         bytes,
         sha256,
+        gaps: verified.gaps,
     }))
 }
 
@@ -363,6 +366,12 @@ async fn store(state: &AppState, up: &Upload, checked: Checked) -> Result<()> {
     Ok(())
 }
 
+/// `gaps` as stored in `recordings.gaps`: `[[start, end], ...]`, µs.
+fn gaps_json(gaps: &[deskrec_vault::TimeRange]) -> String {
+    serde_json::to_string(&gaps.iter().map(|g| [g.start, g.end]).collect::<Vec<_>>())
+        .expect("integers always serialise")
+}
+
 /// The storing transaction. `Some(decision)` when the checks no longer
 /// say store (nothing written).
 fn commit_stored(
@@ -380,8 +389,8 @@ fn commit_stored(
     let trim = checked.manifest.trim;
     tx.execute(
         "INSERT INTO recordings (contact_id, device_id, upload_id, storage_key, bytes, sha256,
-                                 trim_start, trim_end, stored_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                 trim_start, trim_end, stored_at, gaps)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             up.contact_id,
             up.device_id,
@@ -391,7 +400,8 @@ fn commit_stored(
             checked.sha256,
             trim.start,
             trim.end,
-            now
+            now,
+            gaps_json(&checked.gaps)
         ],
     )?;
     set_upload_state(&tx, up, "stored", None)?;

@@ -216,6 +216,13 @@ fn player(c: &ContactRow, rec: Option<&RecordingRow>, audio: Option<&StoredAudio
     if video.is_some() && video_end < length {
         gaps.push((video_end, length));
     }
+    // And inside it, where the agent paused or stopped recording.
+    for [from, until] in video.map(|r| r.gaps.as_slice()).unwrap_or_default() {
+        let (from, until) = ((from - c.start_at).max(0), (until - c.start_at).min(length));
+        if from < until {
+            gaps.push((from, until));
+        }
+    }
     html! {
         section #contact-player data-duration=(secs(length)) data-video-at=(secs(video_at)) data-audio-at="0" {
             @if video.is_some() {
@@ -496,6 +503,57 @@ mod tests {
         assert_eq!(duration(3_723_000_000), "1:02:03");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1_572_864), "1.5 MiB");
+    }
+
+    #[test]
+    fn the_player_marks_the_contact_and_every_stretch_without_screen() {
+        let user = Supervisor {
+            user_id: 1,
+            name: "Vic".into(),
+            windows_login: "CORP\\vic".into(),
+            permissions: Default::default(),
+        };
+        let s = 1_000_000;
+        let c = ContactRow {
+            id: 1,
+            contact_id: "c-1".into(),
+            windows_login: "CORP\\ann".into(),
+            agent_name: None,
+            start_at: 100 * s,
+            end_at: 110 * s,
+            direction: None,
+            queue: None,
+            status: "uploaded".into(),
+            status_reason: None,
+        };
+        // The recording shows 101 s to 109 s, with nothing from 104 to 106.
+        let rec = RecordingRow {
+            device_id: "dev-1".into(),
+            host: None,
+            bytes: 1,
+            trim_start: 101 * s,
+            trim_end: 109 * s,
+            stored_at: 0,
+            sha256: "00".into(),
+            gaps: vec![[104 * s, 106 * s]],
+        };
+        let detail = ContactDetail {
+            contact: c,
+            recording: Some(rec),
+            audio: None,
+        };
+        let html = contact(&user, &detail).into_string();
+        for marker in [
+            r#"class="marker start" data-at="0""#,
+            r#"class="marker end" data-at="10.000""#,
+            r#"data-at="0.000" data-until="1.000""#,
+            r#"data-at="9.000" data-until="10.000""#,
+            r#"data-at="4.000" data-until="6.000""#,
+        ] {
+            assert!(html.contains(marker), "{marker} missing: {html}");
+        }
+        assert!(html.contains(r#"data-video-at="1.000""#), "{html}");
+        assert!(html.contains("No call audio"), "{html}");
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub struct RecordingRow {
     pub stored_at: i64,
     /// SHA-256 of the stored recording.
     pub sha256: String,
+    /// Stretches inside it with no video (recording paused or stopped),
+    /// `[start, end]` µs.
+    pub gaps: Vec<[i64; 2]>,
 }
 
 /// The filters of a contact search: the contacts page's form and
@@ -391,7 +394,8 @@ pub fn contact(
     };
     let recording = conn
         .query_row(
-            "SELECT r.device_id, d.host, r.bytes, r.trim_start, r.trim_end, r.stored_at, r.sha256
+            "SELECT r.device_id, d.host, r.bytes, r.trim_start, r.trim_end, r.stored_at, r.sha256,
+                    r.gaps
              FROM recordings r LEFT JOIN devices d ON d.id = r.device_id
              WHERE r.contact_id = ?1",
             [contact_id],
@@ -404,6 +408,9 @@ pub fn contact(
                     trim_end: r.get(4)?,
                     stored_at: r.get(5)?,
                     sha256: r.get(6)?,
+                    // Written by the server as JSON; unreadable would be
+                    // a bug, shown as no gaps rather than no page.
+                    gaps: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
                 })
             },
         )

@@ -69,6 +69,12 @@ pub struct Take<'a> {
 impl Take<'_> {
     /// The recording file's bytes.
     pub fn record(&self) -> Vec<u8> {
+        self.record_skipping(None)
+    }
+
+    /// [`Take::record`] with the `skip`th chunk (2 s of pictures) left
+    /// out, as when the agent paused recording: the recording has a gap.
+    pub fn record_skipping(&self, skip: Option<usize>) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let seg = dir.path().join("segment.dsk");
         let params = SegmentParams {
@@ -81,13 +87,20 @@ impl Take<'_> {
         let mut w = SegmentWriter::create(&seg, &params, super::test_key().public()).unwrap();
         // A chunk per GOP, as the recorder cuts them.
         let mut chunk: Vec<Frame> = Vec::new();
+        let mut n = 0;
         for f in frames() {
             if f.keyframe && !chunk.is_empty() {
-                w.append_chunk(&std::mem::take(&mut chunk)).unwrap();
+                let taken = std::mem::take(&mut chunk);
+                if skip != Some(n) {
+                    w.append_chunk(&taken).unwrap();
+                }
+                n += 1;
             }
             chunk.push(f.clone());
         }
-        w.append_chunk(&chunk).unwrap();
+        if skip != Some(n) {
+            w.append_chunk(&chunk).unwrap();
+        }
         w.finish().unwrap();
         let out = dir.path().join("recording.dskr");
         let req = SpliceRequest {
