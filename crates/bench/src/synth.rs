@@ -160,6 +160,7 @@ pub fn write_segment_at(
             duration: FRAME_US as u32,
             keyframe,
             data,
+            pause: None,
         });
     }
     seg.append_chunk(&chunk)?;

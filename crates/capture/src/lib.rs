@@ -61,6 +61,7 @@ pub mod annexb;
 pub mod encoder;
 mod error;
 pub mod frame;
+pub mod lettering;
 pub mod synthetic;
 #[cfg(all(feature = "test-utils", target_os = "linux"))]
 pub mod testing;

@@ -78,7 +78,7 @@ pub fn record(s: RecordSettings) -> Result<Value> {
     let server = PublicKey::load(&s.server_pub)?;
     let source = open_source(s.source, s.size, s.recorder.frame_interval())?;
     let dir = s.recorder.segment_dir.clone();
-    let recorder = Recorder::start(source, s.recorder, server)?;
+    let recorder = Recorder::start(source, s.recorder, server, Default::default())?;
     let deadline = Instant::now() + Duration::from_secs_f64(s.seconds);
     while Instant::now() < deadline && recorder.is_running() {
         std::thread::sleep(POLL.min(deadline.saturating_duration_since(Instant::now())));

@@ -29,11 +29,13 @@
 
 mod clock;
 mod config;
+mod pause;
 mod pipeline;
 mod status;
 
 pub use clock::Timeline;
 pub use config::RecorderConfig;
+pub use pause::{PauseControl, PauseProbe, PauseSwitch};
 pub use pipeline::{Recorder, segment_files};
 pub use status::{RecorderState, RecorderStatus};
 

@@ -12,6 +12,7 @@ use deskrec_capture::{
 };
 use deskrec_vault::{Frame, Micros, PublicKey, SegmentParams, SegmentWriter, VaultError};
 
+use crate::pause::{PauseControl, paused_picture};
 use crate::{RecorderConfig, RecorderError, RecorderState, RecorderStatus, Timeline};
 
 /// Pictures waiting for the encoder: a small bound, so a slow encoder means
@@ -32,11 +33,13 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts recording `source` into segments encrypted for `server_key`.
+    /// Starts recording `source` into segments encrypted for `server_key`,
+    /// pausing as `pause` says.
     pub fn start(
         source: Box<dyn FrameSource + Send>,
         config: RecorderConfig,
         server_key: PublicKey,
+        pause: PauseControl,
     ) -> Result<Self, RecorderError> {
         config.validate()?;
         std::fs::create_dir_all(&config.segment_dir).map_err(|e| {
@@ -62,6 +65,8 @@ impl Recorder {
         };
         let capture = Capture {
             source,
+            pause,
+            paused: None,
             new_segment: new_segment.clone(),
             interval: config.frame_interval(),
             heartbeat: Duration::from_secs_f64(config.chunk_seconds),
@@ -141,6 +146,8 @@ impl Drop for Recorder {
 struct Shot {
     pts: Micros,
     picture: Arc<Picture>,
+    /// Why recording is paused, when the picture is the paused mark.
+    pause: Option<Arc<str>>,
 }
 
 /// An encoded frame on its way to the writer.
@@ -150,6 +157,7 @@ struct Encoded {
     data: Vec<u8>,
     /// Set on the first frame of a new segment: its picture size.
     starts_segment: Option<FrameSize>,
+    pause: Option<Arc<str>>,
 }
 
 fn update(status: &Shared, f: impl FnOnce(&mut RecorderStatus)) {
@@ -159,6 +167,9 @@ fn update(status: &Shared, f: impl FnOnce(&mut RecorderStatus)) {
 /// The capture thread.
 struct Capture {
     source: Box<dyn FrameSource + Send>,
+    pause: PauseControl,
+    /// The paused picture being recorded, and its reason, while paused.
+    paused: Option<(Arc<str>, Arc<Picture>)>,
     /// Set to start a new segment when monitors change, even if the
     /// desktop's size stays the same.
     new_segment: Arc<AtomicBool>,
@@ -185,8 +196,15 @@ impl Capture {
                 continue;
             };
             let (picture, pts) = (shot.picture.clone(), shot.pts);
+            let paused = shot.pause.as_ref().map(|r| r.to_string());
             match tx.try_send(shot) {
-                Ok(()) => last = Some((picture, Instant::now(), pts)),
+                Ok(()) => {
+                    last = Some((picture, Instant::now(), pts));
+                    update(&self.status, |s| {
+                        s.paused_frames += paused.is_some() as u64;
+                        s.paused = paused;
+                    });
+                }
                 Err(TrySendError::Full(_)) => update(&self.status, |s| s.dropped_behind += 1),
                 Err(TrySendError::Disconnected(_)) => break,
             }
@@ -194,26 +212,94 @@ impl Capture {
         Ok(())
     }
 
-    /// The picture to send this tick, or `None` when the screen has not
-    /// changed and no heartbeat is due. Unchanged screens cost a DAMAGE
-    /// query (X11) or a comparison, not an encode.
+    /// The picture to send this tick: the screen's, or the paused mark's
+    /// while recording is paused; `None` when nothing changed and no
+    /// heartbeat is due.
     fn take_shot(
         &mut self,
         last: Option<&(Arc<Picture>, Instant, Micros)>,
     ) -> Result<Option<Shot>, RecorderError> {
         let heartbeat_due = last.is_none_or(|(_, sent, _)| sent.elapsed() >= self.heartbeat);
         let last_pts = last.map(|(_, _, pts)| *pts);
+        let shot = match self.pause.reason() {
+            Some(reason) => self.paused_shot(reason, last, heartbeat_due)?,
+            None => {
+                let shot = self.screen_shot(last, heartbeat_due)?;
+                // The probe is asked again after the picture was taken: a
+                // window that came to the front meanwhile may be on it.
+                match shot.is_some().then(|| self.pause.reason()).flatten() {
+                    Some(reason) => self.paused_shot(reason, last, heartbeat_due)?,
+                    None => shot,
+                }
+            }
+        };
+        // Frame times must increase: a source clock that disagrees with the
+        // timeline (or a tick within the same microsecond) skips the tick.
+        Ok(shot.filter(|s| last_pts.is_none_or(|t| s.pts > t)))
+    }
+
+    /// The paused picture for this tick: sent when the pause starts or its
+    /// reason changes, and again as the heartbeat. The screen is not read.
+    fn paused_shot(
+        &mut self,
+        reason: Arc<str>,
+        last: Option<&(Arc<Picture>, Instant, Micros)>,
+        heartbeat_due: bool,
+    ) -> Result<Option<Shot>, RecorderError> {
+        let size = self.source.size();
+        let current = self
+            .paused
+            .as_ref()
+            .filter(|(r, p)| *r == reason && p.size() == size)
+            .map(|(_, p)| p.clone());
+        let picture = match current {
+            Some(p) => p,
+            None => {
+                if self.paused.is_none() {
+                    tracing::info!(%reason, "recording paused");
+                }
+                let p = Arc::new(paused_picture(size, &reason, Instant::now())?);
+                self.paused = Some((reason.clone(), p.clone()));
+                p
+            }
+        };
+        let same = last.is_some_and(|(prev, _, _)| Arc::ptr_eq(prev, &picture));
+        if same && !heartbeat_due {
+            return Ok(None);
+        }
+        Ok(Some(Shot {
+            pts: self.timeline.at(Instant::now()),
+            picture,
+            pause: Some(reason),
+        }))
+    }
+
+    /// The screen's picture for this tick, or `None` when it has not changed
+    /// and no heartbeat is due. Unchanged screens cost a DAMAGE query (X11)
+    /// or a comparison, not an encode.
+    fn screen_shot(
+        &mut self,
+        last: Option<&(Arc<Picture>, Instant, Micros)>,
+        heartbeat_due: bool,
+    ) -> Result<Option<Shot>, RecorderError> {
+        // Right after a pause the last picture sent is the paused mark: the
+        // screen must be taken again whatever the damage says.
+        let resumed = self.paused.take().is_some();
+        if resumed {
+            tracing::info!("recording resumed");
+        }
         let changed = match self.source.changed_since_last() {
             Ok(changed) => changed,
             Err(CaptureError::LayoutChanged { .. }) => return self.layout_changed(),
             Err(e) => return Err(e.into()),
         };
-        let shot = match (changed, last) {
+        let shot = match (changed || resumed, last) {
             (false, Some((picture, _, _))) if heartbeat_due => Shot {
                 // The screen still shows the last picture: send it again so
                 // the chunk reaches the disk, stamped now.
                 pts: self.timeline.at(Instant::now()),
                 picture: picture.clone(),
+                pause: None,
             },
             (false, Some(_)) => return Ok(None),
             _ => {
@@ -228,12 +314,11 @@ impl Capture {
                 Shot {
                     pts: self.timeline.at(picture.captured_at()),
                     picture: Arc::new(picture),
+                    pause: None,
                 }
             }
         };
-        // Frame times must increase: a source clock that disagrees with the
-        // timeline (or a tick within the same microsecond) skips the tick.
-        Ok(Some(shot).filter(|s| last_pts.is_none_or(|t| s.pts > t)))
+        Ok(Some(shot))
     }
 
     /// The screen's size or monitors changed: the source has adapted, the
@@ -291,6 +376,7 @@ impl Encode {
                 keyframe: out.keyframe,
                 data: out.data,
                 starts_segment: starts_segment.then_some(size),
+                pause: shot.pause,
             };
             if tx.send(frame).is_err() {
                 break;
@@ -348,6 +434,7 @@ impl Write {
                 duration: 0,
                 keyframe: e.keyframe,
                 data: e.data,
+                pause: e.pause.map(|r| r.to_string()),
             });
         }
         if let Some(mut p) = pending.take() {
@@ -425,7 +512,12 @@ impl ChunkSink {
             update(&self.status, |s| s.dropped_disk_full += 1);
             return Ok(());
         }
-        if frame.keyframe {
+        // A pause starting or ending ends the chunk, so that the first
+        // paused picture reaches the disk at once (the pause is on record
+        // before what it hides can be on screen long) and a chunk is all
+        // screen or all paused.
+        let pause_changed = self.chunk.last().is_some_and(|l| l.pause != frame.pause);
+        if frame.keyframe || pause_changed {
             self.flush()?;
         }
         self.chunk.push(frame);

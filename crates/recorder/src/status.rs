@@ -46,6 +46,12 @@ pub struct RecorderStatus {
     pub bytes: u64,
     /// Largest wall-clock drift from the recording timeline seen, in µs.
     pub max_clock_drift_us: i64,
+    /// Why recording is paused, while the capture thread records the
+    /// paused picture instead of the screen.
+    pub paused: Option<String>,
+    /// Paused pictures sent to the encoder (the first one is when the
+    /// screen stopped being read).
+    pub paused_frames: u64,
 }
 
 impl Default for RecorderStatus {
@@ -62,6 +68,8 @@ impl Default for RecorderStatus {
             current_segment: None,
             bytes: 0,
             max_clock_drift_us: 0,
+            paused: None,
+            paused_frames: 0,
         }
     }
 }

@@ -28,7 +28,13 @@ fn record(
     cfg: RecorderConfig,
     seconds: f64,
 ) -> RecorderStatus {
-    let rec = Recorder::start(Box::new(source), cfg, server().public().clone()).unwrap();
+    let rec = Recorder::start(
+        Box::new(source),
+        cfg,
+        server().public().clone(),
+        Default::default(),
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_secs_f64(seconds));
     rec.stop().unwrap()
 }
@@ -178,6 +184,7 @@ fn a_full_disk_pauses_recording_and_space_coming_back_resumes_it() {
         Box::new(SyntheticSource::new(640, 360).unwrap()),
         cfg,
         server().public().clone(),
+        Default::default(),
     )
     .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

@@ -48,7 +48,13 @@ fn config(dir: &Path) -> RecorderConfig {
 
 /// Starts recording `source` with `config`.
 fn record(source: X11Source, config: RecorderConfig) -> Recorder {
-    Recorder::start(Box::new(source), config, server().public().clone()).unwrap()
+    Recorder::start(
+        Box::new(source),
+        config,
+        server().public().clone(),
+        Default::default(),
+    )
+    .unwrap()
 }
 
 /// Stops a recording that must have run without trouble.

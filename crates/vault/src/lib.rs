@@ -65,7 +65,7 @@ mod writer;
 
 pub use error::{Location, Result, VaultError};
 pub use export::{Exported, export_mp4};
-pub use frame::Frame;
+pub use frame::{Frame, MAX_PAUSE_REASON, pause_reason};
 pub use keys::{KEY_BITS, KeyId, Keyring, PrivateKey, PublicKey, is_encrypted_pem};
 pub use manifest::{MANIFEST_VERSION, Manifest, ManifestSegment, SignedManifest};
 pub use reader::{ChunkInfo, ScanDepth, SegmentScan, scan_segment, scan_segment_from};
@@ -75,7 +75,7 @@ pub use sealed::{SealInfo, seal, unseal};
 pub use segment::{ChunkHead, SegmentEnd, SegmentHeader, SegmentId};
 pub use splice::{SpliceOutcome, SplicePlan, SpliceRequest, plan, splice};
 pub use time::{Micros, TimeRange, now_micros};
-pub use verify::{DeviceIdentity, RecordingReader, Verified, verify_recording};
+pub use verify::{DeviceIdentity, PauseSpan, RecordingReader, Verified, verify_recording};
 pub use writer::{SegmentParams, SegmentWriter};
 
 /// Low-level pieces for benchmarks and fuzzing; not a stable API.

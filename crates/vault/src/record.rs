@@ -22,8 +22,12 @@ pub type Digest = [u8; 32];
 
 /// The first four bytes of every Deskrec file.
 pub const MAGIC: &[u8; 4] = b"DSKR";
-/// The format version this crate writes and reads.
-pub const VERSION: u16 = 1;
+/// The format version this crate writes. Version 2 added paused frames
+/// (a flag and a reason in the frame layout, `frame.rs`).
+pub const VERSION: u16 = 2;
+/// The oldest version this crate still reads: version 1 files are
+/// version 2 files in which no frame is paused.
+pub const OLDEST_VERSION: u16 = 1;
 /// Length of the preamble.
 pub const PREAMBLE_LEN: u64 = 12;
 /// Bytes a record adds around its body.
@@ -112,7 +116,7 @@ pub fn read_preamble(r: &mut impl Read, kind: FileKind) -> Result<()> {
         });
     }
     let version = u16::from_be_bytes([p[8], p[9]]);
-    if version != VERSION || p[10..] != [0, 0] {
+    if !(OLDEST_VERSION..=VERSION).contains(&version) || p[10..] != [0, 0] {
         return Err(VaultError::UnsupportedVersion {
             kind: kind.name(),
             version,

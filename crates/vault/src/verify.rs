@@ -38,6 +38,34 @@ pub struct Verified {
     pub frames: u64,
     /// Stretches between chunks with no video (recording paused or stopped).
     pub gaps: Vec<TimeRange>,
+    /// Stretches recorded as paused pictures, with why (format version 2).
+    pub pauses: Vec<PauseSpan>,
+}
+
+/// A stretch of a recording in which recording was paused: its frames are
+/// blank "paused" pictures, not the screen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PauseSpan {
+    /// When (UTC µs).
+    pub range: TimeRange,
+    /// Why, as the pause's reason code.
+    pub reason: String,
+}
+
+/// Adds `frame`'s time to the pause spans when it is a paused frame:
+/// consecutive paused frames with the same reason make one span.
+fn note_pause(spans: &mut Vec<PauseSpan>, frame: &Frame) {
+    let Some(reason) = &frame.pause else { return };
+    let range = frame.range();
+    match spans.last_mut() {
+        Some(last) if last.reason == *reason && last.range.end == range.start => {
+            last.range = TimeRange::new(last.range.start, range.end);
+        }
+        _ => spans.push(PauseSpan {
+            range,
+            reason: reason.clone(),
+        }),
+    }
 }
 
 /// A recording whose signature is verified, ready to stream its frames.
@@ -85,6 +113,7 @@ impl<'k> RecordingReader<'k> {
             chunks: 0,
             frames: 0,
             gaps: Vec::new(),
+            pauses: Vec::new(),
         };
         let mut prev_end = None;
         let mut buf = Vec::new();
@@ -103,6 +132,7 @@ impl<'k> RecordingReader<'k> {
                 }
                 prev_end = Some(info.head.range.end);
                 for frame in frames {
+                    note_pause(&mut out.pauses, &frame);
                     sink(&part.header, frame)?;
                     out.frames += 1;
                 }

@@ -37,6 +37,7 @@ fn three_segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
                 duration: FRAME_US as u32,
                 keyframe: encoded.keyframe,
                 data: encoded.data,
+                pause: None,
             });
         }
         let path = dir.join(format!("{s}.seg"));

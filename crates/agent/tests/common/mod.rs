@@ -384,6 +384,7 @@ pub fn write_segment(dir: &std::path::Path, device_id: &str, start: i64, seconds
             duration: STEP as u32,
             keyframe: e.keyframe,
             data: e.data,
+            pause: None,
         });
     }
     w.append_chunk(&chunk).unwrap();

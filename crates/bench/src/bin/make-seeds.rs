@@ -128,6 +128,7 @@ fn chunk_frames(start: Micros, c: usize) -> Vec<Frame> {
                 duration: FRAME_US as u32,
                 keyframe,
                 data,
+                pause: None,
             }
         })
         .collect()

@@ -44,6 +44,7 @@ fn frames() -> &'static [Frame] {
                     duration: FRAME_US as u32,
                     keyframe: encoded.keyframe,
                     data: encoded.data,
+                    pause: None,
                 }
             })
             .collect()

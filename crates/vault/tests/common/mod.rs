@@ -51,6 +51,7 @@ pub fn fake_frames(start: Micros, first_index: usize, n: usize, gop: usize) -> V
             duration: FRAME_US as u32,
             keyframe: i % gop == 0,
             data: format!("frame {i} of a test").into_bytes(),
+            pause: None,
         })
         .collect()
 }
