@@ -4,12 +4,12 @@
 //! The probe only reports; matching the title and process against the
 //! policy's patterns is the recorder's job. What it reads:
 //!
-//! - **X11** ([`X11Foreground`](crate::X11Foreground)): the window named by
+//! - **X11** (`X11Foreground`, Linux): the window named by
 //!   the root window's `_NET_ACTIVE_WINDOW` (EWMH, set by the window
 //!   manager); its `_NET_WM_NAME` (UTF-8, else `WM_NAME`), the class part
 //!   of `WM_CLASS`, and, when the window's client runs on this machine, the
 //!   executable of its `_NET_WM_PID`. Two round trips a call.
-//! - **Windows** ([`WindowsForeground`](crate::WindowsForeground)):
+//! - **Windows** (`WindowsForeground`, Windows):
 //!   `GetForegroundWindow`, its caption, class name, and the image file
 //!   name of the process that owns it.
 //!
@@ -55,13 +55,12 @@ pub trait ForegroundWindow: Send {
     fn foreground(&mut self) -> Result<Option<WindowInfo>, CaptureError>;
 }
 
-/// The platform's probe: [`X11Foreground`](crate::X11Foreground) on
-/// `$DISPLAY` on Linux, [`WindowsForeground`](crate::WindowsForeground) on
-/// Windows.
+/// The platform's probe: `X11Foreground` on `$DISPLAY` on Linux,
+/// `WindowsForeground` on Windows.
 ///
 /// # Errors
 ///
-/// Linux: as [`X11Foreground::open`](crate::X11Foreground::open) (no
+/// Linux: as `X11Foreground::open` (no
 /// `DISPLAY`, the display unreachable). Other platforms:
 /// [`CaptureError::Unsupported`].
 pub fn foreground_window() -> Result<Box<dyn ForegroundWindow>, CaptureError> {

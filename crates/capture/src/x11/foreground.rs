@@ -7,6 +7,8 @@
 //! active window's six properties requested together (pipelined), so their
 //! replies arrive in one go. Nothing is cached between calls, so a title
 //! change is seen at the next call.
+//! On Xvfb that is ~0.1 ms CPU, client and server together
+//! (`foreground_probe_cost` in `tests/x11.rs`).
 //!
 //! # Races
 //!
