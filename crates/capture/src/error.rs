@@ -66,6 +66,13 @@ pub enum CaptureError {
         /// How many monitors the new layout has.
         monitors: usize,
     },
+    /// This platform has no implementation of what was asked for (the
+    /// foreground-window probe outside Linux and Windows).
+    #[error("{what} is not supported on this platform")]
+    Unsupported {
+        /// What was asked for, e.g. `"telling the foreground window"`.
+        what: &'static str,
+    },
     /// No capture method works on this machine (Windows: Graphics Capture
     /// and desktop duplication both failed). Lists every method tried, in
     /// order, with why it failed.

@@ -24,6 +24,11 @@
 //!
 //! - [`frame`]: [`Frame`], [`FrameSize`] and the [`FrameSource`] trait that
 //!   the X11, Windows and synthetic sources implement.
+//! - [`foreground`]: [`ForegroundWindow`], which window is in front
+//!   ([`WindowInfo`]: title, class, process), for pausing while a matching
+//!   window is shown; `X11Foreground` (EWMH `_NET_ACTIVE_WINDOW`) and
+//!   `WindowsForeground` (`GetForegroundWindow`) implement it,
+//!   [`foreground_window`] picks the platform's.
 //! - [`synthetic`]: [`SyntheticSource`], numbered test pictures (moving or
 //!   still), and [`read_frame_number`] to recognise them after decoding.
 //! - [`encoder`]: [`H264Encoder`] and [`EncoderConfig`]: I420 to H.264
@@ -60,6 +65,7 @@
 pub mod annexb;
 pub mod encoder;
 mod error;
+pub mod foreground;
 pub mod frame;
 pub mod lettering;
 pub mod synthetic;
@@ -71,11 +77,12 @@ pub mod x11;
 pub mod yuv;
 
 #[cfg(windows)]
-pub use self::windows::{CaptureMethod, WindowsOptions, WindowsSource};
+pub use self::windows::{CaptureMethod, WindowsForeground, WindowsOptions, WindowsSource};
 pub use encoder::{EncodedFrame, EncoderConfig, H264Encoder};
 pub use error::{BoxError, CaptureError, EncodeError, FailedAttempt};
+pub use foreground::{ForegroundWindow, WindowInfo, foreground_window};
 pub use frame::{Frame, FrameSize, FrameSource, Monitor};
 pub use synthetic::{Motion, SyntheticSource, read_frame_number, read_frame_number_bgra};
 #[cfg(target_os = "linux")]
-pub use x11::{X11Options, X11Source};
+pub use x11::{X11Foreground, X11Options, X11Source};
 pub use yuv::YuvFrame;

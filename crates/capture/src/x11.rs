@@ -53,6 +53,7 @@
 //! ```
 
 mod damage;
+mod foreground;
 mod format;
 mod layout;
 mod shm;
@@ -69,6 +70,8 @@ use x11rb::protocol::Event;
 use x11rb::protocol::randr::{self, NotifyMask};
 use x11rb::protocol::xproto::{self, ChangeWindowAttributesAux, EventMask, ImageFormat, Window};
 use x11rb::rust_connection::RustConnection;
+
+pub use self::foreground::X11Foreground;
 
 use self::damage::DamageWatch;
 use self::format::PixelFormat;

@@ -1,11 +1,12 @@
 //! `X11Source` against a real X server: each test starts its own Xvfb on a
 //! free display, draws known pictures into it (`testing::Painter`), and
-//! checks what the source captures.
+//! checks what the source captures. And `X11Foreground`, with windows that
+//! `testing::WindowManager` creates and activates as a window manager would.
 //!
 //! Needs `Xvfb` (Debian: `xvfb`). Without it the tests pass with a message,
 //! except when `CI` is set: then they fail.
 //!
-//! CPU cost of a 1080p capture:
+//! CPU cost of a 1080p capture and of a foreground-window probe:
 //! `cargo test --release -p deskrec-capture --test x11 -- --ignored --nocapture`.
 
 #![cfg(target_os = "linux")]
@@ -14,10 +15,10 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use deskrec_capture::synthetic::render;
-use deskrec_capture::testing::{Painter, Xvfb, free_display_number};
+use deskrec_capture::testing::{Painter, WindowManager, Xvfb, free_display_number};
 use deskrec_capture::{
-    CaptureError, Frame, FrameSize, FrameSource, Monitor, X11Options, X11Source, YuvFrame,
-    read_frame_number_bgra,
+    CaptureError, ForegroundWindow, Frame, FrameSize, FrameSource, Monitor, WindowInfo,
+    X11Foreground, X11Options, X11Source, YuvFrame, read_frame_number_bgra,
 };
 
 const RED: u32 = 0xff0000;
@@ -352,6 +353,170 @@ fn unreachable_display_is_a_clear_error() {
     let err = X11Source::open(&X11Options::new().display(&display)).unwrap_err();
     assert!(matches!(err, CaptureError::Connect { .. }), "{err}");
     assert!(err.to_string().contains(&display), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// The foreground window
+
+/// The title the pause rules are tested with: not ASCII, not Latin-1.
+const PAYMENT: &str = "Paiement — carte 💳";
+
+/// The file name of this test executable, which `_NET_WM_PID` of this
+/// process must lead to.
+fn this_exe() -> String {
+    let exe = std::env::current_exe().unwrap();
+    exe.file_name().unwrap().to_str().unwrap().to_owned()
+}
+
+/// This machine's name, as a client would put it in `WM_CLIENT_MACHINE`.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+fn window(title: &str, class: &str, process: &str) -> WindowInfo {
+    WindowInfo {
+        title: title.to_owned(),
+        class: class.to_owned(),
+        process: process.to_owned(),
+    }
+}
+
+#[test]
+fn the_active_window_is_reported_with_its_title_class_and_process() {
+    let Some(xvfb) = Xvfb::start(640, 480) else {
+        return;
+    };
+    let wm = WindowManager::new(&xvfb);
+    let mut probe = X11Foreground::open(Some(xvfb.display())).unwrap();
+    // Xvfb alone: no window manager, no _NET_ACTIVE_WINDOW.
+    assert_eq!(probe.foreground().unwrap(), None);
+
+    let payment = wm.create(PAYMENT, "payment-app", "PaymentApp");
+    wm.set_pid(payment, std::process::id(), Some(&hostname()));
+    let other = wm.create("Inbox", "mail", "Mail");
+    wm.activate(Some(payment));
+    let exe = this_exe();
+    assert_eq!(
+        probe.foreground().unwrap(),
+        Some(window(PAYMENT, "PaymentApp", &exe))
+    );
+
+    // Titles are read afresh on every call.
+    wm.set_title(payment, "Paiement — confirmé ✓");
+    assert_eq!(
+        probe.foreground().unwrap(),
+        Some(window("Paiement — confirmé ✓", "PaymentApp", &exe))
+    );
+
+    // Another window in front; it has no _NET_WM_PID, so no process.
+    wm.activate(Some(other));
+    assert_eq!(
+        probe.foreground().unwrap(),
+        Some(window("Inbox", "Mail", ""))
+    );
+
+    // Nothing active (0), then no _NET_ACTIVE_WINDOW at all.
+    wm.activate(None);
+    assert_eq!(probe.foreground().unwrap(), None);
+    wm.activate(Some(payment));
+    assert!(probe.foreground().unwrap().is_some());
+    wm.forget_active();
+    assert_eq!(probe.foreground().unwrap(), None);
+}
+
+#[test]
+fn a_window_destroyed_while_active_is_none_not_an_error() {
+    let Some(xvfb) = Xvfb::start(640, 480) else {
+        return;
+    };
+    let wm = WindowManager::new(&xvfb);
+    let mut probe = X11Foreground::open(Some(xvfb.display())).unwrap();
+    let payment = wm.create(PAYMENT, "payment-app", "PaymentApp");
+    wm.activate(Some(payment));
+    assert!(probe.foreground().unwrap().is_some());
+    // _NET_ACTIVE_WINDOW still names it: the server answers BadWindow.
+    wm.destroy(payment);
+    for _ in 0..3 {
+        assert_eq!(probe.foreground().unwrap(), None);
+    }
+    // The probe goes on working when a window is active again.
+    let next = wm.create("Inbox", "mail", "Mail");
+    wm.activate(Some(next));
+    assert_eq!(
+        probe.foreground().unwrap(),
+        Some(window("Inbox", "Mail", ""))
+    );
+}
+
+#[test]
+fn legacy_titles_desktops_and_remote_clients() {
+    let Some(xvfb) = Xvfb::start(640, 480) else {
+        return;
+    };
+    let wm = WindowManager::new(&xvfb);
+    let mut probe = X11Foreground::open(Some(xvfb.display())).unwrap();
+    let old = wm.create("", "xterm", "XTerm");
+    wm.set_legacy_title(old, b"caf\xe9 cr\xe8me");
+    wm.activate(Some(old));
+    assert_eq!(
+        probe.foreground().unwrap(),
+        Some(window("café crème", "XTerm", ""))
+    );
+
+    // A pid without WM_CLIENT_MACHINE on a local display is taken as
+    // local; a client on another machine gets no process name, since its
+    // pid means nothing here.
+    wm.set_pid(old, std::process::id(), None);
+    assert_eq!(probe.foreground().unwrap().unwrap().process, this_exe());
+    wm.set_pid(old, std::process::id(), Some("elsewhere.invalid"));
+    assert_eq!(probe.foreground().unwrap().unwrap().process, "");
+
+    // Only the desktop in front (a file manager's desktop window).
+    let desktop = wm.create("Desktop", "desktop_window", "Nautilus");
+    wm.make_desktop(desktop);
+    wm.activate(Some(desktop));
+    assert_eq!(probe.foreground().unwrap(), None);
+}
+
+#[test]
+fn the_probe_names_an_unreachable_display() {
+    let display = format!(":{}", free_display_number());
+    let err = X11Foreground::open(Some(&display)).err().unwrap();
+    assert!(matches!(err, CaptureError::Connect { .. }), "{err}");
+    assert!(err.to_string().contains(&display), "{err}");
+}
+
+/// Prints the cost of one foreground-window probe (two round trips): CPU
+/// of this process and of the X server, and wall time.
+#[test]
+#[ignore = "measurement; run with --ignored --nocapture, ideally --release"]
+fn foreground_probe_cost() {
+    const CALLS: u32 = 2000;
+    let Some(xvfb) = Xvfb::start(640, 480) else {
+        return;
+    };
+    let wm = WindowManager::new(&xvfb);
+    let window = wm.create(PAYMENT, "payment-app", "PaymentApp");
+    wm.set_pid(window, std::process::id(), Some(&hostname()));
+    wm.activate(Some(window));
+    let mut probe = X11Foreground::open(Some(xvfb.display())).unwrap();
+    let started = std::time::Instant::now();
+    let (client, server) = cpu_per_call(&xvfb, CALLS, || {
+        assert!(probe.foreground().unwrap().is_some());
+    });
+    let wall = started.elapsed() / CALLS;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "foreground probe: {:.1} µs CPU per call ({:.1} µs client + {:.1} µs X server), \
+         {:.1} µs wall",
+        us(client + server),
+        us(client),
+        us(server),
+        us(wall)
+    );
 }
 
 /// Prints the CPU cost of one 1920x1080 capture: this process, the X server,

@@ -27,17 +27,22 @@
 //! - [`DecodedVideo`]: a video file decoded by `ffmpeg` into grey pictures
 //!   with their presentation times (`ffprobe`), read back with
 //!   [`read_frame_number`](crate::read_frame_number).
+//! - [`WindowManager`]: top-level windows with a title, class and pid,
+//!   one of them named in `_NET_ACTIVE_WINDOW`, for the foreground-window
+//!   probe (Xvfb has no window manager).
 //! - [`Tmpfs`]: a small filesystem to fill up (full-disk tests).
 //! - [`require_program`]: the skip-or-fail rule for missing tools.
 
 mod painter;
 mod tmpfs;
 mod video;
+mod window_manager;
 mod xvfb;
 
 pub use painter::Painter;
 pub use tmpfs::Tmpfs;
 pub use video::{DecodedFrame, DecodedVideo};
+pub use window_manager::WindowManager;
 pub use xvfb::{Xvfb, free_display_number};
 
 /// Whether `program` is on `PATH`. When it is not, a test that needs it

@@ -69,6 +69,8 @@ mod d3d;
 mod desktop;
 #[cfg(windows)]
 mod dxgi;
+#[cfg(windows)]
+mod foreground;
 #[cfg_attr(not(windows), allow(dead_code))]
 mod hresult;
 #[cfg_attr(not(windows), allow(dead_code))]
@@ -79,6 +81,8 @@ mod source;
 mod wgc;
 
 pub use blank::{BLANK_BGRA, BlankReason, GAP_BGRA, is_blank_frame};
+#[cfg(windows)]
+pub use foreground::WindowsForeground;
 pub use layout::{DesktopLayout, MAX_DESKTOP_SIDE, MonitorRect, Placement};
 #[cfg(windows)]
 pub use source::{CaptureMethod, WindowsOptions, WindowsSource, current_layout};
