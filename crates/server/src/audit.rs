@@ -35,6 +35,28 @@ impl std::fmt::Display for Actor {
     }
 }
 
+impl std::str::FromStr for Actor {
+    type Err = String;
+
+    /// The text form back: `admin-token`, `system`, `device:<id>`,
+    /// `user:<login>`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "admin-token" => Ok(Actor::Admin),
+            "system" => Ok(Actor::System),
+            _ => {
+                if let Some(id) = s.strip_prefix("device:") {
+                    Ok(Actor::Device(id.to_owned()))
+                } else if let Some(login) = s.strip_prefix("user:") {
+                    Ok(Actor::User(login.to_owned()))
+                } else {
+                    Err(format!("{s:?} is not an actor"))
+                }
+            }
+        }
+    }
+}
+
 /// One audit row.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AuditEntry {

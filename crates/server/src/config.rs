@@ -33,6 +33,8 @@ pub struct Config {
     pub mux: crate::mux::MuxConfig,
     /// Where call audio may be fetched from by URL.
     pub audio_fetch: crate::audio::fetch::FetchConfig,
+    /// How long recordings and call audio are kept (`compliance`).
+    pub retention: crate::compliance::retention::RetentionConfig,
 }
 
 /// Protection of the recording private keys on disk. Without a passphrase
@@ -107,6 +109,7 @@ impl Default for Config {
             limits: crate::limits::Limits::default(),
             mux: crate::mux::MuxConfig::default(),
             audio_fetch: crate::audio::fetch::FetchConfig::default(),
+            retention: Default::default(),
         }
     }
 }
@@ -164,6 +167,7 @@ impl Config {
             ));
         }
         self.limits.validate().map_err(ConfigError::Invalid)?;
+        self.retention.validate().map_err(ConfigError::Invalid)?;
         if let Some(url) = &self.public_url
             && !url.starts_with("https://")
         {

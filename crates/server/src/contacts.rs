@@ -126,6 +126,8 @@ pub struct Contact {
     pub status_reason: Option<String>,
     /// Devices the contact was relayed to, with their answer.
     pub deliveries: Vec<Delivery>,
+    /// Its recording and audio expired or were erased (`compliance`).
+    pub disposal: Option<crate::compliance::DisposalRecord>,
 }
 
 /// One device's copy of a contact.
@@ -524,7 +526,7 @@ pub struct ContactQuery {
 }
 
 const CONTACT_COLUMNS: &str = "id, contact_id, windows_login, start_at, end_at, direction, queue,
-     audio_ref, status, status_reason";
+     audio_ref, status, status_reason, disposal, disposal_at, disposal_by, disposal_reason";
 
 /// Contacts newest first.
 pub fn list(conn: &Connection, q: &ContactQuery) -> Result<Vec<Contact>> {
@@ -570,6 +572,7 @@ fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Contact)> {
             status: parse_status(&status),
             status_reason: r.get(9)?,
             deliveries: Vec::new(),
+            disposal: crate::compliance::DisposalRecord::from_row(r, 10)?,
         },
     ))
 }

@@ -30,6 +30,8 @@
 //! - `secret`: random secrets, their hashes, private files;
 //! - `db`: SQLite and its numbered migrations;
 //! - `audit`: the audit log;
+//! - `compliance`: retention, legal holds and erasure of recordings and
+//!   call audio;
 //! - `directory`: users, roles, teams, permissions, settings, bulk import;
 //! - `scope`: which contacts a supervisor may see (their teams');
 //! - `eligibility`: who is recorded, and why not;
@@ -56,6 +58,7 @@ pub mod api;
 pub mod audio;
 pub mod audit;
 pub mod auth;
+pub mod compliance;
 pub mod config;
 pub mod contacts;
 #[doc(hidden)]

@@ -55,6 +55,14 @@ pub enum PlaybackError {
         /// The contact's recording status.
         status: String,
     },
+    /// The recording was deleted: its retention ended, or it was erased.
+    #[error("the recording of contact {contact:?} is {}", disposal.state.as_str())]
+    Gone {
+        /// The contact id.
+        contact: String,
+        /// What became of it.
+        disposal: crate::compliance::DisposalRecord,
+    },
     /// The stored recording could not be read, verified or exported.
     #[error("the recording of contact {contact:?} could not be exported: {reason}")]
     Export {
@@ -86,6 +94,23 @@ impl Exports {
         locks.insert(path.to_owned(), Arc::downgrade(&l));
         l
     }
+
+    /// Waits until no request holds or waits for the lock of a file
+    /// `matches`: the exports in progress of a recording being deleted
+    /// finish (or fail) before its cache files are removed.
+    pub(crate) async fn wait_for(&self, matches: impl Fn(&Path) -> bool) {
+        let held: Vec<_> = {
+            let locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks
+                .iter()
+                .filter(|(path, _)| matches(path))
+                .filter_map(|(_, l)| l.upgrade())
+                .collect()
+        };
+        for lock in held {
+            drop(lock.lock().await);
+        }
+    }
 }
 
 /// What the export needs from the database.
@@ -98,14 +123,16 @@ struct Stored {
 
 /// The stored recording of `contact`, if `scope` holds the contact; a
 /// contact outside it is [`PlaybackError::NoContact`], as if it did not
-/// exist.
+/// exist, and one whose recording was deleted (expired, erased, or being
+/// so) is [`PlaybackError::Gone`].
 fn stored(conn: &Connection, scope: Scope, contact: &str) -> Result<Stored, PlaybackError> {
     let sql = format!(
-        "SELECT c.status, r.storage_key, r.sha256, r.device_id, d.public_key_pem
+        "SELECT c.status, r.storage_key, r.sha256, r.device_id, d.public_key_pem, {}
          FROM contacts c
          LEFT JOIN recordings r ON r.contact_id = c.contact_id
          LEFT JOIN devices d ON d.id = r.device_id
          WHERE c.contact_id = :contact AND {}",
+        crate::compliance::COLUMNS,
         scope.condition()
     );
     let row = conn
@@ -119,18 +146,27 @@ fn stored(conn: &Connection, scope: Scope, contact: &str) -> Result<Stored, Play
                     r.get::<_, Option<String>>(2)?,
                     r.get::<_, Option<String>>(3)?,
                     r.get::<_, Option<String>>(4)?,
+                    crate::compliance::DisposalRecord::from_row(r, 5)?,
                 ))
             },
         )
         .optional()?
         .ok_or_else(|| PlaybackError::NoContact(contact.to_owned()))?;
+    if let Some(disposal) = row.5 {
+        return Err(PlaybackError::Gone {
+            contact: contact.to_owned(),
+            disposal,
+        });
+    }
     match row {
-        (_, Some(storage_key), Some(sha256), Some(device_id), Some(device_key_pem)) => Ok(Stored {
-            storage_key,
-            sha256,
-            device_id,
-            device_key_pem,
-        }),
+        (_, Some(storage_key), Some(sha256), Some(device_id), Some(device_key_pem), _) => {
+            Ok(Stored {
+                storage_key,
+                sha256,
+                device_id,
+                device_key_pem,
+            })
+        }
         (status, ..) => Err(PlaybackError::NoRecording {
             contact: contact.to_owned(),
             status,

@@ -50,6 +50,9 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
     // Expired and unfinished uploads: now, then periodically; it stops at
     // shutdown by itself.
     tokio::spawn(crate::uploads::run_sweeper(state.clone()));
+    // Disposals a crash interrupted are finished, then retention runs now
+    // and every `retention.interval_hours`.
+    tokio::spawn(crate::compliance::retention::run_scheduled(state.clone()));
     loop {
         let permit = tokio::select! {
             p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),

@@ -100,6 +100,8 @@ struct Inner {
     mux: crate::mux::MuxConfig,
     /// Where call audio may be fetched from.
     audio_fetch: crate::audio::fetch::FetchConfig,
+    /// How long recordings and call audio are kept.
+    retention: crate::compliance::retention::RetentionConfig,
 }
 
 /// Files in the data directory.
@@ -192,6 +194,7 @@ impl AppState {
                 limits: config.limits.clone(),
                 mux: config.mux.clone(),
                 audio_fetch: config.audio_fetch.clone(),
+                retention: config.retention.clone(),
             }),
         })
     }
@@ -199,6 +202,11 @@ impl AppState {
     /// Where call audio may be fetched from.
     pub fn audio_fetch(&self) -> &crate::audio::fetch::FetchConfig {
         &self.inner.audio_fetch
+    }
+
+    /// The retention policy.
+    pub fn retention(&self) -> &crate::compliance::retention::RetentionConfig {
+        &self.inner.retention
     }
 
     /// Where ffmpeg is, for muxed downloads.

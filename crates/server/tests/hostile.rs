@@ -7,6 +7,7 @@
 //! not where these defences differ.
 #![cfg(unix)]
 
+mod fixtures;
 #[allow(dead_code)] // each test binary uses part of the fixtures
 mod util;
 
@@ -14,6 +15,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use deskrec_protocol::{AgentMessage, EnrollResponse, Hello, PROTOCOL_VERSION, ServerMessage};
+use fixtures::spawn_server;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use util::TestServer;
@@ -381,61 +383,6 @@ async fn a_forged_agent_cannot_get_or_replace_another_logins_recording() {
     let c = s.admin("GET", "/contacts/c-1", Value::Null).await;
     assert_eq!(c["status"], "pending");
     assert_eq!(c["deliveries"].as_array().unwrap().len(), 1, "{c}");
-}
-
-/// A `deskrec-server` in its own process, so it can die as in a power cut.
-struct Spawned {
-    child: std::process::Child,
-    client: util::Client,
-    // Held open: the server prints to it at start.
-    _stdout: std::io::BufReader<std::process::ChildStdout>,
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the server binary on `dir`, crashing at `crash_at` if given:
-/// `DESKREC_SERVER_BIN` when set (`cargo xtask hostile` sets the release
-/// build), else the one cargo built for these tests.
-fn spawn_server(dir: &std::path::Path, crash_at: Option<&str>) -> Spawned {
-    use std::io::BufRead;
-    let binary = std::env::var_os("DESKREC_SERVER_BIN")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_deskrec-server").into());
-    let mut cmd = std::process::Command::new(binary);
-    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .env_remove(deskrec_server::crashpoint::ENV)
-        .stdout(std::process::Stdio::piped());
-    if let Some(point) = crash_at {
-        cmd.env(deskrec_server::crashpoint::ENV, point);
-    }
-    let mut child = cmd.spawn().expect("the server binary starts");
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let (mut addr, mut fingerprint) = (None, None);
-    let mut line = String::new();
-    while addr.is_none() || fingerprint.is_none() {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "the server exited at start"
-        );
-        if let Some(a) = line.trim().strip_prefix("deskrec-server listening on ") {
-            addr = Some(a.parse().unwrap());
-        }
-        if let Some(f) = line.trim().strip_prefix("TLS certificate SHA-256: ") {
-            fingerprint = Some(f.to_owned());
-        }
-    }
-    Spawned {
-        child,
-        client: util::Client::new(addr.unwrap(), fingerprint.unwrap(), dir),
-        _stdout: stdout,
-    }
 }
 
 /// A PATCH of `body` at `offset` on its own connection: the status, or

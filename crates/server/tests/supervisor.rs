@@ -3,19 +3,20 @@
 //! OpenH264 pictures, spliced and signed like an agent does).
 
 // This binary uses only part of the shared fixtures.
+mod fixtures;
 #[allow(dead_code)]
 mod util;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use deskrec_vault::TimeRange;
+use fixtures::record;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use util::recording::{T0, Take};
-use util::{Reply, TestServer, test_key};
+use util::recording::T0;
+use util::{Reply, TestServer};
 
 const PASSWORD: &str = "a long enough password";
 const VIC: &str = "CORP\\vic";
@@ -393,36 +394,12 @@ async fn login_posts_from_another_origin_are_refused() {
 
 // ------------------------------------------------------------- recordings
 
-/// A real recording of `contact` by `device` (signed with the test key,
-/// which every enrolled test device has) for `start..end`, written into
-/// `dir`.
-fn record(dir: &Path, device: &str, contact: &str, start: i64, end: i64) -> PathBuf {
-    let bytes = Take {
-        device_id: device,
-        device_key: test_key(),
-        contact_id: contact,
-        agent: "CORP\\ann",
-        requested: TimeRange::new(start, end),
-        clock_offset: 0,
-    }
-    .record();
-    let out = dir.join(format!("{contact}.dskr"));
-    std::fs::write(&out, bytes).unwrap();
-    out
-}
-
-/// Adds a contact, and when `upload` is given stores its recording as the
-/// upload path does: the file in the server's `RecordingStore`, an
-/// `uploads` row, a `recordings` row, status `uploaded`.
-///
-/// Test-only shortcut: the browser test (`cargo xtask browser`) goes
-/// through the contacts import API and a real tus upload instead; here the
-/// damaged cases need recordings the upload path would refuse.
+/// [`store_for`] for Ann's contact.
 fn store(s: &TestServer, contact: &str, start: i64, end: i64, upload: Option<(&str, &Path)>) {
     store_for(s, "CORP\\ann", contact, start, end, upload)
 }
 
-/// [`store`] for `login`'s contact.
+/// `login`'s contact in queue `billing` (see `fixtures::store_contact`).
 fn store_for(
     s: &TestServer,
     login: &str,
@@ -431,55 +408,7 @@ fn store_for(
     end: i64,
     upload: Option<(&str, &Path)>,
 ) {
-    let now = deskrec_server::db::now_micros();
-    let status = if upload.is_some() {
-        "uploaded"
-    } else {
-        "pending"
-    };
-    let db = s.state.db();
-    db.call_blocking(|c| {
-        c.execute(
-            "INSERT INTO contacts (contact_id, windows_login, start_at, end_at, direction, queue,
-                                   status, created_at, updated_at)
-             VALUES (?1, ?6, ?2, ?3, 'inbound', 'billing', ?4, ?5, ?5)",
-            rusqlite::params![contact, start, end, status, now, login],
-        )
-        .unwrap()
-    });
-    let Some((device, file)) = upload else {
-        return;
-    };
-    let key = format!("{contact}.dskr");
-    s.state.recordings().put(&key, file).unwrap();
-    let bytes = std::fs::read(file).unwrap();
-    let sha = hex::encode(Sha256::digest(&bytes));
-    db.call_blocking(|c| {
-        c.execute(
-            "INSERT INTO uploads (id, device_id, contact_id, length, received, state,
-                                  created_at, updated_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?4, 'stored', ?5, ?5, ?5)",
-            rusqlite::params![format!("up-{contact}"), device, contact, bytes.len(), now],
-        )
-        .unwrap();
-        c.execute(
-            "INSERT INTO recordings (contact_id, device_id, upload_id, storage_key, bytes, sha256,
-                                     trim_start, trim_end, stored_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            rusqlite::params![
-                contact,
-                device,
-                format!("up-{contact}"),
-                key,
-                bytes.len(),
-                sha,
-                start,
-                end,
-                now
-            ],
-        )
-        .unwrap()
-    });
+    fixtures::store_contact(s, login, "billing", contact, (start, end), upload)
 }
 
 fn ffprobe_duration(mp4: &Path) -> f64 {

@@ -20,6 +20,7 @@ use deskrec_protocol::EnrollmentToken;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::compliance as c;
 use super::{ApiError, JsonBody, bearer};
 use crate::audit::{self, Actor, AuditEntry, AuditFilter};
 use crate::contacts::{self, Contact, ContactImport, ContactImportReport, ContactQuery};
@@ -90,6 +91,11 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/contacts/{id}/audio/fetch",
             post(fetch_audio),
         ),
+        e(Method::POST, "/contacts/{id}/erase", post(c::erase_contact)),
+        e(Method::POST, "/holds", post(c::set_hold)),
+        e(Method::GET, "/holds", get(c::list_holds)),
+        e(Method::DELETE, "/holds/{id}", delete(c::lift_hold)),
+        e(Method::POST, "/retention/run", post(c::run_retention)),
     ]
 }
 

@@ -8,6 +8,7 @@
 //! message, so internals never leak to clients.
 
 pub mod admin;
+mod compliance;
 mod error;
 pub mod openapi;
 
@@ -18,6 +19,7 @@ use axum::{Json, Router};
 use deskrec_protocol::{EnrollRequest, EnrollResponse};
 use serde::de::DeserializeOwned;
 
+pub(crate) use compliance::gone;
 pub use error::ApiError;
 
 use crate::enrollment;

@@ -45,6 +45,15 @@ pub enum AudioError {
     /// No contact with this id (in the caller's scope).
     #[error("no contact {0:?}")]
     NoContact(String),
+    /// The contact's audio was deleted (expired or erased), or, for an
+    /// import, the contact was erased: nothing of it is stored again.
+    #[error("the call audio of contact {contact:?} is {}", disposal.state.as_str())]
+    Gone {
+        /// The contact.
+        contact: String,
+        /// What became of it.
+        disposal: crate::compliance::DisposalRecord,
+    },
     /// The contact has no audio.
     #[error("contact {0:?} has no audio")]
     NoAudio(String),
@@ -156,16 +165,21 @@ fn too_large(state: &AppState) -> AudioError {
     }
 }
 
+/// The contact exists and its content was not disposed of: audio for an
+/// erased or expired contact is not stored again.
 async fn check_contact(state: &AppState, contact: &str) -> Result<(), AudioError> {
     let c = contact.to_owned();
-    let exists = state
+    let found = state
         .db()
-        .call(move |conn| contact_exists(conn, &c))
+        .call(move |conn| crate::compliance::in_scope(conn, Scope::All, &c))
         .await?;
-    if exists {
-        Ok(())
-    } else {
-        Err(AudioError::NoContact(contact.to_owned()))
+    match found {
+        None => Err(AudioError::NoContact(contact.to_owned())),
+        Some(Some(disposal)) => Err(AudioError::Gone {
+            contact: contact.to_owned(),
+            disposal,
+        }),
+        Some(None) => Ok(()),
     }
 }
 
@@ -222,15 +236,35 @@ async fn store_file(
     };
     let row = audio.clone();
     let k = key.clone();
-    let replaced = state
+    let written = state
         .db()
-        .call(move |conn| -> rusqlite::Result<Option<String>> {
+        .call(move |conn| -> rusqlite::Result<_> {
             let tx = conn.transaction()?;
+            // Erased (or expired) since the check: stored nothing.
+            if let Some(Some(disposal)) =
+                crate::compliance::in_scope(&tx, Scope::All, &row.contact_id)?
+            {
+                return Ok(Err(disposal));
+            }
             let old = write_row(&tx, &row, &k)?;
             tx.commit()?;
-            Ok(old)
+            Ok(Ok(old))
         })
         .await?;
+    let replaced = match written {
+        Ok(old) => old,
+        Err(disposal) => {
+            let k = key.clone();
+            if !state.db().call(move |conn| key_in_use(conn, &k)).await? {
+                let (store, k) = (state.recordings().clone(), key.clone());
+                let _ = tokio::task::spawn_blocking(move || store.delete(&k)).await;
+            }
+            return Err(AudioError::Gone {
+                contact: contact.to_owned(),
+                disposal,
+            });
+        }
+    };
     if let Some(old) = replaced.filter(|old| *old != key) {
         let store = state.recordings().clone();
         let db = state.db().clone();
@@ -260,10 +294,10 @@ pub async fn cached(
     contact: &str,
 ) -> Result<(PathBuf, String), AudioError> {
     let c = contact.to_owned();
-    let (exists, audio, key) = state
+    let (found, audio, key) = state
         .db()
         .call(move |conn| -> rusqlite::Result<_> {
-            let exists = in_scope(conn, scope, &c)?;
+            let found = crate::compliance::in_scope(conn, scope, &c)?;
             let key: Option<String> = conn
                 .query_row(
                     "SELECT storage_key FROM contact_audio WHERE contact_id = ?1",
@@ -271,11 +305,18 @@ pub async fn cached(
                     |r| r.get(0),
                 )
                 .optional()?;
-            Ok((exists, stored(conn, scope, &c)?, key))
+            Ok((found, stored(conn, scope, &c)?, key))
         })
         .await?;
-    if !exists {
-        return Err(AudioError::NoContact(contact.to_owned()));
+    match found {
+        None => return Err(AudioError::NoContact(contact.to_owned())),
+        Some(Some(disposal)) => {
+            return Err(AudioError::Gone {
+                contact: contact.to_owned(),
+                disposal,
+            });
+        }
+        Some(None) => {}
     }
     let (Some(audio), Some(key)) = (audio, key) else {
         return Err(AudioError::NoAudio(contact.to_owned()));
@@ -348,22 +389,6 @@ pub fn stored(
         },
     )
     .optional()
-}
-
-fn contact_exists(conn: &Connection, contact: &str) -> rusqlite::Result<bool> {
-    in_scope(conn, Scope::All, contact)
-}
-
-fn in_scope(conn: &Connection, scope: Scope, contact: &str) -> rusqlite::Result<bool> {
-    let sql = format!(
-        "SELECT EXISTS (SELECT 1 FROM contacts c WHERE c.contact_id = :contact AND {})",
-        scope.condition()
-    );
-    conn.query_row(
-        &sql,
-        rusqlite::named_params! { ":contact": contact, ":scope": scope.param() },
-        |r| r.get(0),
-    )
 }
 
 /// Writes `audio`'s row (stored under `key`) with its audit row; the key

@@ -274,6 +274,40 @@ pub const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE recordings ADD COLUMN gaps TEXT NOT NULL DEFAULT '[]';
     ",
+    // 10: retention, legal holds and erasure (`compliance`). A contact's
+    // stored recording and call audio are disposed of by expiry or on
+    // request: the intent (`expiring`, `erasing`) commits before any file
+    // is deleted, the outcome (`expired`, `erased`) after, with the
+    // `recordings` and `contact_audio` rows gone. NULL: nothing disposed.
+    // A hold covers the contacts every one of its criteria matches: the
+    // contact, the agent's login, and the time range (overlapping it).
+    "
+    ALTER TABLE contacts ADD COLUMN disposal TEXT
+        CHECK (disposal IN ('expiring', 'expired', 'erasing', 'erased'));
+    ALTER TABLE contacts ADD COLUMN disposal_at INTEGER;
+    ALTER TABLE contacts ADD COLUMN disposal_by TEXT;
+    ALTER TABLE contacts ADD COLUMN disposal_reason TEXT;
+    CREATE INDEX contacts_by_end ON contacts(end_at);
+    CREATE INDEX contacts_disposing ON contacts(disposal)
+        WHERE disposal IN ('expiring', 'erasing');
+    CREATE TABLE legal_holds (
+        id            INTEGER PRIMARY KEY,
+        reason        TEXT NOT NULL,
+        contact_id    TEXT,
+        windows_login TEXT COLLATE NOCASE,
+        from_at       INTEGER,
+        to_at         INTEGER,
+        created_at    INTEGER NOT NULL,
+        created_by    TEXT NOT NULL,
+        lifted_at     INTEGER,
+        lifted_by     TEXT,
+        lift_reason   TEXT,
+        CHECK (contact_id IS NOT NULL OR windows_login IS NOT NULL
+               OR from_at IS NOT NULL OR to_at IS NOT NULL),
+        CHECK (from_at IS NULL OR to_at IS NULL OR from_at < to_at)
+    );
+    CREATE INDEX legal_holds_active ON legal_holds(id) WHERE lifted_at IS NULL;
+    ",
 ];
 
 /// The schema version of the open database.

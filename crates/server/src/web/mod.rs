@@ -487,6 +487,7 @@ impl From<PlaybackError> for ApiError {
     fn from(e: PlaybackError) -> Self {
         match e {
             PlaybackError::NoContact(_) => ApiError::not_found(e.to_string()),
+            PlaybackError::Gone { ref disposal, .. } => crate::api::gone(disposal, e.to_string()),
             PlaybackError::NoRecording { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "no_recording", e.to_string())
             }
@@ -514,6 +515,7 @@ impl From<crate::audio::AudioError> for ApiError {
         use crate::audio::AudioError as E;
         match e {
             E::NoContact(_) => ApiError::not_found(e.to_string()),
+            E::Gone { ref disposal, .. } => crate::api::gone(disposal, e.to_string()),
             E::NoAudio(_) => ApiError::new(StatusCode::NOT_FOUND, "no_audio", e.to_string()),
             E::TooLarge { .. } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -189,7 +189,7 @@ pub fn contact(user: &Supervisor, detail: &ContactDetail) -> Markup {
                 p.reason { "Call audio: " (a.info.codec) ", " (a.info.sample_rate) " Hz, " (duration(a.info.duration_us)) "." }
             }
             p {
-                @if rec.is_some() { a href=(download_href(&c.contact_id)) download { "Download (screen and call audio, MP4)" } }
+                @if rec.is_some() && c.disposal.is_none() { a href=(download_href(&c.contact_id)) download { "Download (screen and call audio, MP4)" } }
             }
         },
     )
@@ -204,6 +204,12 @@ fn secs(micros: i64) -> String {
 /// with its markers (`player.js` runs it). Says what is missing and why.
 fn player(c: &ContactRow, rec: Option<&RecordingRow>, audio: Option<&StoredAudio>) -> Markup {
     let length = c.end_at - c.start_at;
+    // Expired or erased: nothing plays, whatever rows an unfinished
+    // disposal still holds.
+    let (rec, audio) = match c.disposal {
+        Some(_) => (None, None),
+        None => (rec, audio),
+    };
     let video = rec.filter(|_| c.status == "uploaded");
     let video_at = video.map_or(0, |r| (r.trim_start - c.start_at).max(0));
     let video_end = video.map_or(0, |r| (r.trim_end - c.start_at).min(length));
@@ -236,6 +242,8 @@ fn player(c: &ContactRow, rec: Option<&RecordingRow>, audio: Option<&StoredAudio
                 audio preload="auto" controls src=(audio_href(&c.contact_id)) {
                     "This browser cannot play the call audio."
                 }
+            } @else if c.disposal.is_some() {
+                p.missing { "No call audio: " (status(c)) }
             } @else {
                 p.missing { "No call audio: none was imported for this contact." }
             }
@@ -424,7 +432,23 @@ fn agent(c: &ContactRow) -> Markup {
     }
 }
 
+/// The recording's status, or what became of it: `expired` or `erased`,
+/// by whom, when and why.
 fn status(c: &ContactRow) -> Markup {
+    if let Some(d) = &c.disposal {
+        let what = if d.state.is_expiry() {
+            "expired"
+        } else {
+            "erased"
+        };
+        return html! {
+            span.status.(what) { (what) }
+            " " span.reason {
+                "by " (d.by) ", " (when(d.at))
+                @if let Some(r) = &d.reason { ": " (r) }
+            }
+        };
+    }
     html! {
         span.status.(c.status) { (c.status) }
         @if let Some(r) = &c.status_reason { " " span.reason { (r) } }
@@ -525,6 +549,7 @@ mod tests {
             queue: None,
             status: "uploaded".into(),
             status_reason: None,
+            disposal: None,
         };
         // The recording shows 101 s to 109 s, with nothing from 104 to 106.
         let rec = RecordingRow {
@@ -576,6 +601,7 @@ mod tests {
             queue: Some("\"><img src=x>".into()),
             status: "pending".into(),
             status_reason: None,
+            disposal: None,
         };
         let detail = ContactDetail {
             contact: c,

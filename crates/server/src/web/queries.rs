@@ -49,6 +49,8 @@ pub struct ContactRow {
     pub status: String,
     /// Why it failed or is unrecoverable.
     pub status_reason: Option<String>,
+    /// Its recording and audio expired or were erased (`compliance`).
+    pub disposal: Option<crate::compliance::DisposalRecord>,
 }
 
 /// The stored recording of a contact.
@@ -178,7 +180,8 @@ pub fn parse_time(what: &str, s: &str) -> Result<Option<i64>, SearchError> {
 }
 
 const CONTACT_COLUMNS: &str = "c.id, c.contact_id, c.windows_login, u.name, c.start_at, c.end_at,
-     c.direction, c.queue, c.status, c.status_reason
+     c.direction, c.queue, c.status, c.status_reason,
+     c.disposal, c.disposal_at, c.disposal_by, c.disposal_reason
      FROM contacts c LEFT JOIN users u ON u.windows_login = c.windows_login";
 
 fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRow> {
@@ -193,6 +196,7 @@ fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContactRow> {
         queue: r.get(7)?,
         status: r.get(8)?,
         status_reason: r.get(9)?,
+        disposal: crate::compliance::DisposalRecord::from_row(r, 10)?,
     })
 }
 
