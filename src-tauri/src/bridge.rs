@@ -47,6 +47,11 @@ pub async fn run(app: AppHandle, handle: AgentHandle) {
                         NoticeKind::Uploaded => None,
                         NoticeKind::Rejected => Some("notice:rejected".to_string()),
                         NoticeKind::SegmentsDeleted => Some(format!("notice:deleted:{}", notice.body)),
+                        // The agent is told when the screen stops and starts
+                        // being recorded again, whoever paused it.
+                        NoticeKind::Paused | NoticeKind::Resumed => {
+                            Some(format!("notice:pause:{}", notice.at))
+                        }
                     };
                     if let Some(key) = key {
                         notify(&app, &key, &notice.title, &notice.body);

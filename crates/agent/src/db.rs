@@ -114,6 +114,24 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE segments ADD COLUMN findings TEXT;
     ALTER TABLE segments ADD COLUMN report_pending INTEGER NOT NULL DEFAULT 0;
     ",
+    // 5: pauses (crate::pause), committed before the recorder is told;
+    // `reported` is what the server has heard: 0 nothing, 1 the start,
+    // 2 the end.
+    "
+    CREATE TABLE pauses (
+        id           TEXT PRIMARY KEY,
+        source       TEXT NOT NULL,
+        reason       TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        login        TEXT NOT NULL,
+        started_at   INTEGER NOT NULL,
+        until        INTEGER,
+        ended_at     INTEGER,
+        end_reason   TEXT,
+        reported     INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX pauses_open ON pauses (ended_at);
+    ",
 ];
 
 /// A shared handle to the database; clones share the connection.

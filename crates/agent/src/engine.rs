@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deskrec_capture::{CaptureError, FrameSource};
+use deskrec_capture::{CaptureError, ForegroundWindow, FrameSource};
 use deskrec_client::ServerAddress;
 use deskrec_protocol::RecordingState;
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,11 @@ use crate::{AgentError, DataDir};
 /// Makes the session watcher when the agent starts.
 pub type SessionFactory = Arc<dyn Fn() -> Box<dyn SessionWatcher> + Send + Sync>;
 
+/// Opens the probe of the window in front when recording starts under a
+/// policy with pause rules.
+pub type ForegroundFactory =
+    Arc<dyn Fn() -> Result<Box<dyn ForegroundWindow>, CaptureError> + Send + Sync>;
+
 /// Opens the picture source when recording starts.
 pub type SourceFactory =
     Arc<dyn Fn() -> Result<Box<dyn FrameSource + Send>, CaptureError> + Send + Sync>;
@@ -57,6 +62,8 @@ pub struct AgentConfig {
     pub session: SessionFactory,
     /// The screen (or, in tests, the synthetic source).
     pub source: SourceFactory,
+    /// Which window is in front, for the policy's pause rules.
+    pub foreground: ForegroundFactory,
     /// The agent's clock.
     pub clock: Arc<dyn Clock>,
     /// Padding added before and after each contact.
@@ -102,6 +109,7 @@ impl AgentConfig {
             login: None,
             session: Arc::new(platform_watcher),
             source: Arc::new(screen_source),
+            foreground: Arc::new(deskrec_capture::foreground_window),
             clock: Arc::new(SystemClock),
             pad: Duration::from_secs(5),
             policy_max_age: Duration::from_secs(7 * 24 * 3600),
@@ -262,6 +270,8 @@ pub(crate) struct Shared {
     pub ending: watch::Sender<Option<&'static str>>,
     /// Whether the recorder is running (the controller keeps it current).
     pub recording: watch::Sender<bool>,
+    /// Pauses in effect, and the recorder's switch.
+    pub pauses: crate::pause::Pauses,
     pub offset: Mutex<Option<ClockOffset>>,
     pub live: LiveStatus,
     /// Contacts changed: the uploader looks again.
@@ -333,7 +343,14 @@ impl Shared {
             last_error: live.last_error,
             last_error_at: live.last_error_at,
             disk_free_bytes: crate::status::disk_free(&self.config.data_dir.segments()),
-            disk_floor_bytes: policy.map(|p| p.policy.retention.min_free_disk_bytes),
+            disk_floor_bytes: policy
+                .as_ref()
+                .map(|p| p.policy.retention.min_free_disk_bytes),
+            pause: self.pauses.current(),
+            pause_reasons: policy
+                .as_ref()
+                .map(|p| p.policy.pause.agent_reasons.clone())
+                .unwrap_or_default(),
             allow_quit: desktop.allow_quit,
             offline_notice_minutes: desktop.offline_notice_minutes,
             updated_at: live.updated_at,
@@ -448,6 +465,7 @@ impl Agent {
             login: watch::Sender::new(config.login.clone().unwrap_or_default()),
             ending: watch::Sender::new(None),
             recording: watch::Sender::new(false),
+            pauses: crate::pause::Pauses::default(),
             offset: Mutex::new(offset),
             config,
             db,
@@ -460,6 +478,7 @@ impl Agent {
             events: broadcast::channel(EVENT_BACKLOG).0,
             rates: Mutex::new(HashMap::new()),
         });
+        crate::pause::restore(&shared).await?;
         shared.update_live(|l| l.reason = "started".into()).await;
         let (shutdown, rx) = watch::channel(false);
         let tasks = vec![

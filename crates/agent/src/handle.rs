@@ -112,6 +112,41 @@ impl AgentHandle {
         })
     }
 
+    /// Pauses recording for one of the policy's reasons, from the tray:
+    /// the screen stops being recorded within a frame, and recording
+    /// resumes by itself after the policy's maximum duration.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentError::Refused`] when the policy does not let agents pause,
+    /// or not for `reason`.
+    pub async fn pause(&self, reason: &str) -> Result<crate::PauseView, AgentError> {
+        let by = self.shared.login.borrow().clone();
+        crate::pause::start(
+            &self.shared,
+            deskrec_protocol::PauseSource::Agent,
+            None,
+            reason,
+            &by,
+            None,
+        )
+        .await
+    }
+
+    /// Ends the agent's own pauses (not one the contact centre's systems
+    /// asked for, nor a rule's). False when there was none.
+    pub async fn resume(&self) -> Result<bool, AgentError> {
+        let own = self
+            .shared
+            .pauses
+            .current()
+            .filter(|p| p.source == deskrec_protocol::PauseSource::Agent);
+        match own {
+            Some(p) => crate::pause::end(&self.shared, Some(&p.id), "resumed").await,
+            None => Ok(false),
+        }
+    }
+
     /// The newest `limit` audit entries, newest first.
     pub async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, AgentError> {
         self.shared
@@ -278,6 +313,8 @@ impl Status {
             last_error_at: None,
             disk_free_bytes: crate::status::disk_free(&dir.segments()),
             disk_floor_bytes: None,
+            pause: None,
+            pause_reasons: Vec::new(),
             allow_quit: true,
             offline_notice_minutes: 0,
             updated_at: deskrec_vault::now_micros(),

@@ -59,6 +59,7 @@ mod indicator;
 mod live;
 mod lock;
 mod pacer;
+mod pause;
 mod pins;
 mod platform;
 mod policy;
@@ -76,12 +77,14 @@ mod view;
 use std::path::{Path, PathBuf};
 
 pub use engine::{
-    Agent, AgentConfig, Connection, Live, SessionFactory, SourceFactory, process_login,
+    Agent, AgentConfig, Connection, ForegroundFactory, Live, SessionFactory, SourceFactory,
+    process_login,
 };
 pub use error::AgentError;
 pub use handle::{AgentHandle, EVENT_BACKLOG, Event};
 pub use indicator::{Absence, Alert, Indicator, IndicatorKind};
 pub use lock::Holder;
+pub use pause::PauseView;
 pub use platform::is_admin;
 pub use view::{
     AuditEntry, CheckedSegment, ContactEntry, Diagnostics, Notice, NoticeKind, PolicyView, Queue,

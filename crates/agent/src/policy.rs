@@ -87,6 +87,7 @@ mod tests {
                 server_key_id: String::new(),
                 desktop: Default::default(),
                 server_pins: None,
+                pause: Default::default(),
             },
             login: "CORP\\ann".into(),
             received_at: 1_000,

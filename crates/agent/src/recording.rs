@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deskrec_protocol::{Policy, RecordingState};
-use deskrec_recorder::{Recorder, RecorderConfig, RecorderState};
+use deskrec_recorder::{PauseControl, Recorder, RecorderConfig, RecorderState};
 use deskrec_vault::PublicKey;
 use tokio::sync::watch;
 
 use crate::AgentError;
 use crate::engine::Shared;
+use crate::pause::WindowRules;
 use crate::policy::{Decision, decide};
 
 /// How often the controller looks at the recorder and the policy's age
@@ -86,6 +87,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             }
         }
         shared.recording.send_replace(running.is_some());
+        if let Err(e) = follow_pauses(&shared, running.as_ref()).await {
+            shared.error("cannot record a pause", &e).await;
+        }
         report(&shared, &shown, running.as_ref()).await;
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
@@ -110,6 +114,14 @@ fn same_recording(old: &Policy, new: &Policy) -> bool {
         && old.segment_seconds == new.segment_seconds
         && old.gop_seconds == new.gop_seconds
         && old.server_key_id == new.server_key_id
+        && old.pause.rules == new.pause.rules
+}
+
+/// Ends pauses whose time is up and records the recorder's rule pauses.
+async fn follow_pauses(shared: &Shared, running: Option<&Running>) -> Result<(), AgentError> {
+    crate::pause::expire(shared).await?;
+    let paused = running.and_then(|r| r.recorder.status().paused);
+    crate::pause::observe_rule(shared, paused.as_deref()).await
 }
 
 async fn start(shared: &Arc<Shared>, policy: Policy) -> Result<Running, AgentError> {
@@ -124,9 +136,26 @@ async fn start(shared: &Arc<Shared>, policy: Policy) -> Result<Running, AgentErr
         ..RecorderConfig::default()
     };
     let source = shared.config.source.clone();
+    let foreground = shared.config.foreground.clone();
+    let switch = shared.pauses.switch.clone();
+    let rules = policy.pause.rules.clone();
     let recorder = tokio::task::spawn_blocking(move || -> Result<Recorder, AgentError> {
         let source = source().map_err(deskrec_recorder::RecorderError::from)?;
-        Ok(Recorder::start(source, config, key)?)
+        // The rules' probe opens only when there are rules; one that
+        // cannot open stops recording from starting (and is retried),
+        // rather than record what the rules are there to hide.
+        let probe = match rules.is_empty() {
+            true => None,
+            false => WindowRules::new(
+                &rules,
+                foreground().map_err(deskrec_recorder::RecorderError::from)?,
+            )?,
+        };
+        let pause = PauseControl {
+            switch,
+            probe: probe.map(|p| Box::new(p) as Box<dyn deskrec_recorder::PauseProbe>),
+        };
+        Ok(Recorder::start(source, config, key, pause)?)
     })
     .await
     .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
@@ -168,7 +197,12 @@ async fn report(shared: &Shared, decision: &Decision, running: Option<&Running>)
                 state = RecordingState::Error;
                 reason = format!("recorder_failed: {why}");
             }
-            RecorderState::Recording | RecorderState::Stopped => {}
+            RecorderState::Recording | RecorderState::Stopped => {
+                if status.paused.is_some() {
+                    state = RecordingState::Paused;
+                    reason = "paused".into();
+                }
+            }
         }
     }
     let login = shared.login.borrow().clone();

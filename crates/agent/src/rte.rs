@@ -221,6 +221,23 @@ impl<'a> Session<'a> {
             ServerMessage::RecordingStored(stored) => {
                 crate::uploader::acknowledged(shared, &stored.contact_id).await?;
             }
+            ServerMessage::Pause(p) => {
+                let started = crate::pause::start(
+                    shared,
+                    deskrec_protocol::PauseSource::Api,
+                    Some(p.pause_id.clone()),
+                    &p.reason,
+                    &p.requested_by,
+                    Some(p.max_seconds),
+                )
+                .await;
+                if let Err(e) = started {
+                    shared.error("the server's pause was refused", &e).await;
+                }
+            }
+            ServerMessage::Resume(r) => {
+                crate::pause::end(shared, Some(&r.pause_id), "resumed").await?;
+            }
             ServerMessage::Error(e) => {
                 shared
                     .error("the server reported", &format!("{}: {}", e.code, e.message))
@@ -260,6 +277,14 @@ impl<'a> Session<'a> {
             self.shared
                 .db
                 .call(move |c| crate::contacts::outcome_sent(c, &o.contact_id, o.seq))
+                .await?;
+        }
+        let pauses = self.shared.db.call(|c| crate::pause::unreported(c)).await?;
+        for p in pauses {
+            sock.send(&AgentMessage::Pause(p.clone())).await?;
+            self.shared
+                .db
+                .call(move |c| crate::pause::reported(c, &p))
                 .await?;
         }
         let reports = self

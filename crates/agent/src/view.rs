@@ -45,6 +45,13 @@ pub struct Status {
     pub disk_free_bytes: Option<u64>,
     /// The free space the policy keeps (oldest segments go below it).
     pub disk_floor_bytes: Option<u64>,
+    /// The pause in effect, if recording is paused.
+    #[serde(default)]
+    pub pause: Option<crate::PauseView>,
+    /// The reasons the agent may pause for (empty: no pausing from the
+    /// tray).
+    #[serde(default)]
+    pub pause_reasons: Vec<String>,
     /// Whether the policy lets the agent quit the app.
     pub allow_quit: bool,
     /// Minutes offline after which the agent is told (0: never).
@@ -156,6 +163,10 @@ pub enum NoticeKind {
     Rejected,
     /// Retention deleted segments to keep the disk floor or a hard limit.
     SegmentsDeleted,
+    /// Recording was paused (the screen is not recorded).
+    Paused,
+    /// A pause ended: the screen is recorded again.
+    Resumed,
 }
 
 /// A segment on disk with what a check of it found.

@@ -34,11 +34,13 @@
 
 mod enroll;
 mod error;
+mod pause;
 mod pins;
 mod rte;
 
 pub use enroll::{EnrollRequest, EnrollResponse, EnrollmentToken, TokenError};
 pub use error::ErrorBody;
+pub use pause::{PauseCommand, PausePolicy, PauseReport, PauseRule, PauseSource, ResumeCommand};
 pub use pins::{CERT_PIN_PREFIX, SPKI_PIN_PREFIX, ServerPins, next_pin_message};
 pub use rte::{
     AgentMessage, AgentStatus, ClockProbe, ClockReply, ContactAck, ContactOutcome, ContactRelay,

@@ -32,6 +32,8 @@ pub enum AgentMessage {
     /// A segment the agent deleted had discrepancies (damage, truncation,
     /// gaps, time running backwards); sent at least once.
     SegmentReport(SegmentReport),
+    /// A pause started or ended; sent at least once.
+    Pause(crate::PauseReport),
 }
 
 /// A message from the server to the agent.
@@ -49,6 +51,10 @@ pub enum ServerMessage {
     Watermark(Watermark),
     /// A recording was verified and stored: the agent may delete its copy.
     RecordingStored(RecordingStored),
+    /// Pause recording now (the contact centre's systems asked).
+    Pause(crate::PauseCommand),
+    /// End a pause the server started.
+    Resume(crate::ResumeCommand),
     /// A protocol-level error; the connection may close after it.
     Error(RteError),
 }
@@ -292,6 +298,9 @@ pub struct Policy {
     /// through it. Absent from older servers' policies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_pins: Option<crate::ServerPins>,
+    /// How recording may be paused. Absent from older servers' policies.
+    #[serde(default)]
+    pub pause: crate::PausePolicy,
 }
 
 /// What the desktop (tray) app lets the agent at the keyboard do and how
@@ -450,6 +459,7 @@ mod tests {
             server_key_id: "ab".repeat(32),
             desktop: DesktopPolicy::default(),
             server_pins: None,
+            pause: crate::PausePolicy::default(),
         }
     }
 

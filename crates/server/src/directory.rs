@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use deskrec_protocol::{DesktopPolicy, RetentionLimits, UploadLimits};
+use deskrec_protocol::{DesktopPolicy, PausePolicy, RetentionLimits, UploadLimits};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -160,6 +160,9 @@ pub struct Settings {
     pub upload: UploadLimits,
     /// What the tray app lets agents do, sent in policies.
     pub desktop: DesktopPolicy,
+    /// How recording may be paused (agent reasons, the longest pause,
+    /// window rules), sent in policies.
+    pub pause: PausePolicy,
 }
 
 impl Default for Settings {
@@ -173,6 +176,7 @@ impl Default for Settings {
             retention: RetentionLimits::default(),
             upload: UploadLimits::default(),
             desktop: DesktopPolicy::default(),
+            pause: PausePolicy::default(),
         }
     }
 }
@@ -192,6 +196,7 @@ impl Settings {
         if self.upload.max_parallel == 0 {
             return bad("upload.max_parallel must be at least 1");
         }
+        self.validate_pause()?;
         if let Some(phc) = &self.desktop.diagnostics_pin_phc
             && (!phc.starts_with("$argon2id$")
                 || argon2::password_hash::phc::PasswordHash::new(phc).is_err())
@@ -199,6 +204,48 @@ impl Settings {
             return bad(
                 "desktop.diagnostics_pin_phc must be an Argon2id PHC string ($argon2id$v=19$...)",
             );
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// Pause settings: reasons a frame can carry, a sane maximum, rules
+    /// with at least one pattern that compiles (the agent would refuse
+    /// them, and record nothing, otherwise).
+    fn validate_pause(&self) -> Result<()> {
+        let bad = |m: String| Err(DirectoryError::Invalid(m));
+        let p = &self.pause;
+        if !(1..=86_400).contains(&p.max_seconds) {
+            return bad("pause.max_seconds must be in [1, 86400]".into());
+        }
+        let reasons = p
+            .agent_reasons
+            .iter()
+            .chain(p.rules.iter().map(|r| &r.reason));
+        for reason in reasons {
+            if reason.trim().is_empty() || reason.len() > deskrec_vault::MAX_PAUSE_REASON {
+                return bad(format!(
+                    "pause reason {reason:?} must have 1 to {} bytes",
+                    deskrec_vault::MAX_PAUSE_REASON
+                ));
+            }
+        }
+        for (i, rule) in p.rules.iter().enumerate() {
+            let patterns = [&rule.title, &rule.class, &rule.process];
+            if patterns.iter().all(|p| p.is_none()) {
+                return bad(format!(
+                    "pause.rules[{i}] has no title, class or process pattern"
+                ));
+            }
+            for pattern in patterns.into_iter().flatten() {
+                if let Err(e) = regex::RegexBuilder::new(pattern)
+                    .size_limit(1 << 20)
+                    .build()
+                {
+                    return bad(format!("pause.rules[{i}]: {e}"));
+                }
+            }
         }
         Ok(())
     }

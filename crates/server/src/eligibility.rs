@@ -73,6 +73,7 @@ pub fn policy(settings: &Settings, reason: PolicyReason, key: &ServerKey) -> Pol
         server_key_id: key.key_id.clone(),
         desktop: settings.desktop.clone(),
         server_pins: None,
+        pause: settings.pause.clone(),
     }
 }
 

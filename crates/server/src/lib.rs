@@ -74,6 +74,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod mux;
+pub mod pause;
 pub mod playback;
 pub mod rte;
 pub mod scope;

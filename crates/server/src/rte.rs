@@ -304,6 +304,15 @@ impl Session {
                     .call(move |c| audit::segment_report(c, &device, &report))
                     .await?;
             }
+            AgentMessage::Pause(report) => {
+                let device = self.device_id.clone();
+                tracing::info!(device = %device, pause = %report.pause_id, source = report.source.as_str(),
+                    ended = report.ended_at.is_some(), "pause reported");
+                self.state
+                    .db()
+                    .call(move |c| crate::pause::report(c, &device, &report, now_micros()))
+                    .await?;
+            }
             AgentMessage::Heartbeat(hb) => {
                 let device = self.device_id.clone();
                 let status = serde_json::to_string(&hb.status).unwrap_or_default();

@@ -96,6 +96,13 @@ pub fn endpoints() -> Vec<Endpoint> {
         e(Method::GET, "/holds", get(c::list_holds)),
         e(Method::DELETE, "/holds/{id}", delete(c::lift_hold)),
         e(Method::POST, "/retention/run", post(c::run_retention)),
+        e(Method::POST, "/pauses", post(super::pauses::pause)),
+        e(Method::GET, "/pauses", get(super::pauses::list)),
+        e(
+            Method::POST,
+            "/pauses/{id}/resume",
+            post(super::pauses::resume),
+        ),
     ]
 }
 

@@ -11,6 +11,7 @@ pub mod admin;
 mod compliance;
 mod error;
 pub mod openapi;
+mod pauses;
 
 use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;

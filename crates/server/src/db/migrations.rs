@@ -308,6 +308,29 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX legal_holds_active ON legal_holds(id) WHERE lifted_at IS NULL;
     ",
+    // 11: pauses. `recordings.pauses` holds the spans a recording shows
+    // as paused pictures, with their reasons, as verification found them
+    // (a JSON array of {range, reason}); `pauses` holds every pause the
+    // devices reported (agent clock), and the API's requests.
+    "
+    ALTER TABLE recordings ADD COLUMN pauses TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE pauses (
+        device_id     TEXT NOT NULL,
+        pause_id      TEXT NOT NULL,
+        source        TEXT NOT NULL,
+        reason        TEXT NOT NULL,
+        requested_by  TEXT NOT NULL,
+        windows_login TEXT NOT NULL,
+        started_at    INTEGER,
+        until         INTEGER,
+        ended_at      INTEGER,
+        end_reason    TEXT,
+        requested_at  INTEGER,
+        reported_at   INTEGER,
+        PRIMARY KEY (device_id, pause_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX pauses_by_login ON pauses(windows_login, started_at);
+    ",
 ];
 
 /// The schema version of the open database.

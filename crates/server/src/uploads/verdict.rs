@@ -109,6 +109,8 @@ pub struct Checked {
     pub sha256: String,
     /// Stretches between its chunks with no video.
     pub gaps: Vec<deskrec_vault::TimeRange>,
+    /// Stretches recorded as paused pictures, with why.
+    pub pauses: Vec<deskrec_vault::PauseSpan>,
 }
 
 /// What to do with a checked recording.
@@ -220,6 +222,7 @@ fn check_file(
         bytes,
         sha256,
         gaps: verified.gaps,
+        pauses: verified.pauses,
     }))
 }
 
@@ -389,8 +392,8 @@ fn commit_stored(
     let trim = checked.manifest.trim;
     tx.execute(
         "INSERT INTO recordings (contact_id, device_id, upload_id, storage_key, bytes, sha256,
-                                 trim_start, trim_end, stored_at, gaps)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                 trim_start, trim_end, stored_at, gaps, pauses)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             up.contact_id,
             up.device_id,
@@ -401,7 +404,8 @@ fn commit_stored(
             trim.start,
             trim.end,
             now,
-            gaps_json(&checked.gaps)
+            gaps_json(&checked.gaps),
+            serde_json::to_string(&checked.pauses).expect("pause spans always serialise")
         ],
     )?;
     set_upload_state(&tx, up, "stored", None)?;

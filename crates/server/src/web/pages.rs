@@ -29,7 +29,7 @@ form.filter{display:flex;gap:.8em;margin-bottom:1em;align-items:end}
 .controls{display:flex;gap:.8em;align-items:center;margin:.4em 0}#seek{flex:1}
 #bar{position:relative;height:12px;background:#dde3ea;margin:.2em 0}
 .marker{position:absolute;top:0;height:12px;width:2px;margin-left:-1px;background:#24364b;cursor:pointer}
-.marker.gap{margin-left:0;background:#a31515;opacity:.5}.missing{color:#a31515}
+.marker.gap{margin-left:0;background:#a31515;opacity:.5}.marker.pause{margin-left:0;background:#8a6d00;opacity:.6}.missing{color:#a31515}
 ";
 
 /// A whole page: `title`, the navigation for `user` (none on the login
@@ -229,6 +229,22 @@ fn player(c: &ContactRow, rec: Option<&RecordingRow>, audio: Option<&StoredAudio
             gaps.push((from, until));
         }
     }
+    // Where recording was paused (the recording shows a "paused" picture),
+    // with why.
+    let pauses: Vec<(i64, i64, &str)> = video
+        .map(|r| r.pauses.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let from = (p.range.start - c.start_at).max(0);
+            (
+                from,
+                (p.range.end - c.start_at).min(length),
+                p.reason.as_str(),
+            )
+        })
+        .filter(|(from, until, _)| from < until)
+        .collect();
     html! {
         section #contact-player data-duration=(secs(length)) data-video-at=(secs(video_at)) data-audio-at="0" {
             @if video.is_some() {
@@ -265,6 +281,10 @@ fn player(c: &ContactRow, rec: Option<&RecordingRow>, audio: Option<&StoredAudio
                     span.marker.end data-at=(secs(length)) title=(format!("Contact end {}", when(c.end_at))) {}
                     @for (from, until) in &gaps {
                         span.marker.gap data-at=(secs(*from)) data-until=(secs(*until)) title="No screen recording" {}
+                    }
+                    @for (from, until, reason) in &pauses {
+                        span.marker.pause data-at=(secs(*from)) data-until=(secs(*until)) data-reason=(reason)
+                            title=(format!("Recording paused: {reason}")) {}
                     }
                 }
                 p.reason { "Keys: space play/pause, ← → 5 s, j l 10 s, < > speed, Home End." }
@@ -530,7 +550,7 @@ mod tests {
     }
 
     #[test]
-    fn the_player_marks_the_contact_and_every_stretch_without_screen() {
+    fn the_player_marks_the_contact_every_stretch_without_screen_and_every_pause() {
         let user = Supervisor {
             user_id: 1,
             name: "Vic".into(),
@@ -561,6 +581,10 @@ mod tests {
             stored_at: 0,
             sha256: "00".into(),
             gaps: vec![[104 * s, 106 * s]],
+            pauses: vec![deskrec_vault::PauseSpan {
+                range: deskrec_vault::TimeRange::new(107 * s, 108 * s),
+                reason: "card_payment".into(),
+            }],
         };
         let detail = ContactDetail {
             contact: c,
@@ -574,6 +598,7 @@ mod tests {
             r#"data-at="0.000" data-until="1.000""#,
             r#"data-at="9.000" data-until="10.000""#,
             r#"data-at="4.000" data-until="6.000""#,
+            r#"class="marker pause" data-at="7.000" data-until="8.000" data-reason="card_payment""#,
         ] {
             assert!(html.contains(marker), "{marker} missing: {html}");
         }

@@ -73,6 +73,8 @@ pub struct RecordingRow {
     /// Stretches inside it with no video (recording paused or stopped),
     /// `[start, end]` µs.
     pub gaps: Vec<[i64; 2]>,
+    /// Stretches recorded as paused pictures, with why.
+    pub pauses: Vec<deskrec_vault::PauseSpan>,
 }
 
 /// The filters of a contact search: the contacts page's form and
@@ -399,7 +401,7 @@ pub fn contact(
     let recording = conn
         .query_row(
             "SELECT r.device_id, d.host, r.bytes, r.trim_start, r.trim_end, r.stored_at, r.sha256,
-                    r.gaps
+                    r.gaps, r.pauses
              FROM recordings r LEFT JOIN devices d ON d.id = r.device_id
              WHERE r.contact_id = ?1",
             [contact_id],
@@ -415,6 +417,7 @@ pub fn contact(
                     // Written by the server as JSON; unreadable would be
                     // a bug, shown as no gaps rather than no page.
                     gaps: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+                    pauses: serde_json::from_str(&r.get::<_, String>(8)?).unwrap_or_default(),
                 })
             },
         )
