@@ -206,11 +206,9 @@ pub(crate) async fn expire(shared: &Shared) -> Result<(), AgentError> {
     Ok(())
 }
 
-/// Follows the recorder's own (rule) pause: `paused` is the reason the
-/// recorder records the paused picture for, if it does. A rule pause is
-/// one the switch did not ask for.
-pub(crate) async fn observe_rule(shared: &Shared, paused: Option<&str>) -> Result<(), AgentError> {
-    let by_rule = paused.filter(|_| shared.pauses.switch.reason().is_none());
+/// Follows the recorder's rule pause: `by_rule` is the reason the rules
+/// pause recording for, if they do (the recorder's status says).
+pub(crate) async fn observe_rule(shared: &Shared, by_rule: Option<&str>) -> Result<(), AgentError> {
     let open = shared
         .pauses
         .rule

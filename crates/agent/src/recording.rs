@@ -120,7 +120,7 @@ fn same_recording(old: &Policy, new: &Policy) -> bool {
 /// Ends pauses whose time is up and records the recorder's rule pauses.
 async fn follow_pauses(shared: &Shared, running: Option<&Running>) -> Result<(), AgentError> {
     crate::pause::expire(shared).await?;
-    let paused = running.and_then(|r| r.recorder.status().paused);
+    let paused = running.and_then(|r| r.recorder.status().rule_pause);
     crate::pause::observe_rule(shared, paused.as_deref()).await
 }
 
@@ -151,10 +151,10 @@ async fn start(shared: &Arc<Shared>, policy: Policy) -> Result<Running, AgentErr
                 foreground().map_err(deskrec_recorder::RecorderError::from)?,
             )?,
         };
-        let pause = PauseControl {
+        let pause = PauseControl::new(
             switch,
-            probe: probe.map(|p| Box::new(p) as Box<dyn deskrec_recorder::PauseProbe>),
-        };
+            probe.map(|p| Box::new(p) as Box<dyn deskrec_recorder::PauseProbe>),
+        );
         Ok(Recorder::start(source, config, key, pause)?)
     })
     .await

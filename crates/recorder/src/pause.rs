@@ -50,14 +50,35 @@ pub struct PauseControl {
     pub switch: PauseSwitch,
     /// The rules, when the policy has any.
     pub probe: Option<Box<dyn PauseProbe>>,
+    /// The probe's reason at the last check, when the switch was off: a
+    /// pause the rules made.
+    rule: Option<Arc<str>>,
 }
 
 impl PauseControl {
+    /// Pauses by `switch`, and by `probe` when there is one.
+    pub fn new(switch: PauseSwitch, probe: Option<Box<dyn PauseProbe>>) -> Self {
+        Self {
+            switch,
+            probe,
+            rule: None,
+        }
+    }
+
     /// The reason to pause now: the switch first, then the probe.
     pub(crate) fn reason(&mut self) -> Option<Arc<str>> {
-        self.switch
-            .reason()
-            .or_else(|| self.probe.as_mut().and_then(|p| p.pause_reason()))
+        let switched = self.switch.reason();
+        self.rule = match switched {
+            Some(_) => None,
+            None => self.probe.as_mut().and_then(|p| p.pause_reason()),
+        };
+        switched.or_else(|| self.rule.clone())
+    }
+
+    /// The reason of a pause the rules (not the switch) made, as of the
+    /// last check.
+    pub(crate) fn rule_reason(&self) -> Option<&str> {
+        self.rule.as_deref()
     }
 }
 
@@ -137,13 +158,16 @@ mod tests {
                 Some("rule".into())
             }
         }
-        let mut c = PauseControl {
-            switch: PauseSwitch::default(),
-            probe: Some(Box::new(Probe(0))),
-        };
+        let mut c = PauseControl::new(PauseSwitch::default(), Some(Box::new(Probe(0))));
         assert_eq!(c.reason().as_deref(), Some("rule"));
+        assert_eq!(c.rule_reason(), Some("rule"));
         c.switch.set(Some("agent"));
         assert_eq!(c.reason().as_deref(), Some("agent"));
+        assert_eq!(
+            c.rule_reason(),
+            None,
+            "the switch's pause is not the rule's"
+        );
         c.switch.set(None);
         c.probe = None;
         assert_eq!(c.reason(), None);

@@ -191,7 +191,10 @@ impl Capture {
             // instead of capturing a burst to catch up.
             next = (next + self.interval).max(Instant::now());
             self.count_tick();
-            let Some(shot) = self.take_shot(last.as_ref())? else {
+            let shot = self.take_shot(last.as_ref())?;
+            let rule = self.pause.rule_reason().map(str::to_owned);
+            update(&self.status, |s| s.rule_pause = rule);
+            let Some(shot) = shot else {
                 update(&self.status, |s| s.unchanged += 1);
                 continue;
             };

@@ -49,6 +49,9 @@ pub struct RecorderStatus {
     /// Why recording is paused, while the capture thread records the
     /// paused picture instead of the screen.
     pub paused: Option<String>,
+    /// Why the rules (not the agent's switch) pause recording, as of the
+    /// last capture tick.
+    pub rule_pause: Option<String>,
     /// Paused pictures sent to the encoder (the first one is when the
     /// screen stopped being read).
     pub paused_frames: u64,
@@ -69,6 +72,7 @@ impl Default for RecorderStatus {
             bytes: 0,
             max_clock_drift_us: 0,
             paused: None,
+            rule_pause: None,
             paused_frames: 0,
         }
     }

@@ -102,6 +102,7 @@ pub fn config(dir: &DataDir, login: &str, clock: Arc<dyn Clock>) -> AgentConfig 
             Duration::from_millis(200),
         )))
     });
+    c.foreground = Arc::new(|| Ok(Box::new(NoWindow)));
     c.clock = clock;
     c.pad = Duration::from_secs(1);
     c.chunk_seconds = 1.0;
@@ -111,6 +112,17 @@ pub fn config(dir: &DataDir, login: &str, clock: Arc<dyn Clock>) -> AgentConfig 
     c.upload_chunk_bytes = 64 << 10;
     c.retention_interval = Duration::from_millis(500);
     c
+}
+
+/// The synthetic desktop has no windows: pause rules never match.
+pub struct NoWindow;
+
+impl deskrec_capture::ForegroundWindow for NoWindow {
+    fn foreground(
+        &mut self,
+    ) -> Result<Option<deskrec_capture::WindowInfo>, deskrec_capture::CaptureError> {
+        Ok(None)
+    }
 }
 
 /// Enrolls a fresh data directory and starts an agent in it.

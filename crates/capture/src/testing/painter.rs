@@ -102,9 +102,35 @@ impl Painter {
     /// little-endian order (what [`render`](crate::synthetic::render)'s BGRA
     /// is), as on Xvfb's `WxHx24` screens on x86.
     pub fn show_on(&self, area: &Monitor, picture: u32) {
+        let size = FrameSize::new(area.width, area.height);
+        self.put_bgra(area, &render(size, picture));
+    }
+
+    /// Writes `text` in white on black in large type, its top-left corner
+    /// at (`x`, `y`), each font pixel `scale` px wide
+    /// ([`lettering`](crate::lettering)); [`DecodedFrame::shows_text`]
+    /// finds it in a recording.
+    ///
+    /// [`DecodedFrame::shows_text`]: super::DecodedFrame::shows_text
+    pub fn write(&self, text: &str, (x, y): (i32, i32), scale: usize) {
+        let (w, h) = crate::lettering::text_size(text, scale);
+        let mut pixels = [0, 0, 0, 0xff].repeat(w * h);
+        crate::lettering::draw_text(&mut pixels, (w, h), (0, 0), scale, text, [0xff; 4]);
+        let area = Monitor {
+            name: "text".into(),
+            x,
+            y,
+            width: w as u32,
+            height: h as u32,
+            primary: false,
+        };
+        self.put_bgra(&area, &pixels);
+    }
+
+    /// Puts BGRA pixels, `area.width` a row, into `area` of the window.
+    fn put_bgra(&self, area: &Monitor, pixels: &[u8]) {
         self.check_bgra_screen();
         let size = FrameSize::new(area.width, area.height);
-        let pixels = render(size, picture);
         let stride = size.width as usize * BYTES_PER_PIXEL;
         // Requests are limited in size: send the picture in bands of rows.
         let max_rows = (self.conn.maximum_request_bytes() - PUT_IMAGE_HEADER) / stride;

@@ -84,6 +84,32 @@ impl DecodedFrame {
         )
     }
 
+    /// Whether the frame shows `text` as [`Painter::write`] wrote it at
+    /// (`x`, `y`) and `scale`: inside its box, the glyphs' pixels are much
+    /// brighter than the rest (by more than half the luma range), however
+    /// the codec blurred the edges.
+    ///
+    /// [`Painter::write`]: super::Painter::write
+    #[must_use]
+    pub fn shows_text(&self, text: &str, (x, y): (usize, usize), scale: usize) -> bool {
+        let (w, h) = crate::lettering::text_size(text, scale);
+        let width = self.size.width as usize;
+        let (mut ink, mut paper) = ((0u64, 0u64), (0u64, 0u64));
+        for ty in 0..h.min((self.size.height as usize).saturating_sub(y)) {
+            for tx in 0..w.min(width.saturating_sub(x)) {
+                let luma = u64::from(self.gray[(y + ty) * width + x + tx]);
+                let sum = if crate::lettering::is_ink(text, scale, tx, ty) {
+                    &mut ink
+                } else {
+                    &mut paper
+                };
+                *sum = (sum.0 + luma, sum.1 + 1);
+            }
+        }
+        let mean = |(sum, n): (u64, u64)| sum.checked_div(n).unwrap_or(0);
+        ink.1 > 0 && mean(ink) > mean(paper) + 110
+    }
+
     /// The number of the synthetic picture shown in `area` of the frame
     /// (e.g. one monitor, see [`Painter::show_on`](super::Painter::show_on)).
     ///
