@@ -39,6 +39,9 @@ pub enum AgentMessage {
 /// A message from the server to the agent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// A policy is the largest message by far, and messages live only as long
+// as one send or receive: boxing it would cost every reader for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum ServerMessage {
     /// Whether and how to record; sent after each Hello and on every
     /// directory change.

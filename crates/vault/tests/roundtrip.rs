@@ -174,3 +174,58 @@ fn the_writer_refuses_frames_that_would_break_splicing() {
         "an existing segment is never overwritten"
     );
 }
+
+#[test]
+fn paused_frames_keep_their_reason_and_verification_lists_the_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut frames = fake_frames(T0, 0, 30, 10);
+    for f in &mut frames[12..18] {
+        f.pause = Some("card_payment".into());
+    }
+    frames[18].pause = Some("x".repeat(64));
+    let path = write_segment(
+        &dir.path().join("p.seg"),
+        &chunked(frames.clone(), 5),
+        keys().server.public(),
+    );
+    let out = dir.path().join("rec.dskr");
+    let req = request(vec![path], T0, T0 + 6_000_000);
+    splice(&req, &keys().device, &out).unwrap();
+    let ring = keyring();
+    let reader = RecordingReader::open(&out, &ring, device()).unwrap();
+    let mut got = Vec::new();
+    let verified = reader
+        .for_each_frame(|_, f| {
+            got.push(f);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(got, frames);
+    let spans: Vec<(i64, i64, &str)> = verified
+        .pauses
+        .iter()
+        .map(|p| (p.range.start - T0, p.range.end - T0, p.reason.as_str()))
+        .collect();
+    let x64 = "x".repeat(64);
+    assert_eq!(
+        spans,
+        [
+            (12 * FRAME_US, 18 * FRAME_US, "card_payment"),
+            (18 * FRAME_US, 19 * FRAME_US, x64.as_str())
+        ]
+    );
+}
+
+#[test]
+fn version_1_files_are_still_read_and_unknown_versions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = small_segment(dir.path(), "a.seg", T0, 4);
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert_eq!(&bytes[8..10], &VERSION.to_be_bytes());
+    for (version, readable) in [(1u16, true), (VERSION + 1, false), (0, false)] {
+        bytes[8..10].copy_from_slice(&version.to_be_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let scan = scan_segment(&path, ScanDepth::Full);
+        assert_eq!(scan.is_ok(), readable, "version {version}: {scan:?}");
+    }
+}
