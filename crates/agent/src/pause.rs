@@ -102,7 +102,7 @@ pub(crate) async fn start(
             )
         }));
     }
-    if reason.is_empty() || reason.len() > deskrec_vault::MAX_PAUSE_REASON {
+    if !deskrec_vault::valid_pause_reason(reason) {
         return Err(AgentError::Invalid(format!(
             "a pause reason has 1 to {} bytes",
             deskrec_vault::MAX_PAUSE_REASON

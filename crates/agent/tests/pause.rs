@@ -50,6 +50,18 @@ async fn wait_paused(dir: &deskrec_agent::DataDir, paused: bool) {
     .await;
 }
 
+/// An agent on the synthetic screen, once it records.
+async fn recording_agent(dir: &deskrec_agent::DataDir) -> Agent {
+    let agent = Agent::start(config(dir, ANN, Arc::new(SystemClock)))
+        .await
+        .unwrap();
+    wait_status(dir, WAIT, "recording", |r| {
+        r.state == RecordingState::Recording
+    })
+    .await;
+    agent
+}
+
 /// The server's audit rows of `action`, as (target, detail).
 fn server_audit(s: &TestServer, action: &str) -> Vec<(String, Value)> {
     let db = server_db(s);
@@ -80,13 +92,7 @@ async fn wait_server_audit(s: &TestServer, action: &str, n: usize) -> Vec<(Strin
 async fn an_agent_pause_needs_a_reason_the_policy_allows_and_ends_at_its_maximum() {
     let s = TestServer::start().await;
     let (_tmp, dir) = eligible_enrolled(&s).await;
-    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
-        .await
-        .unwrap();
-    wait_status(&dir, WAIT, "recording", |r| {
-        r.state == RecordingState::Recording
-    })
-    .await;
+    let agent = recording_agent(&dir).await;
     let handle = agent.handle();
     // The default policy lets no agent pause.
     let refused = handle.pause(REASON).await.unwrap_err();
@@ -141,13 +147,7 @@ async fn the_api_pauses_by_login_and_by_device_and_resumes_by_itself() {
     let s = TestServer::start().await;
     let (_tmp, dir) = eligible_enrolled(&s).await;
     pause_settings(&s, 60).await;
-    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
-        .await
-        .unwrap();
-    wait_status(&dir, WAIT, "recording", |r| {
-        r.state == RecordingState::Recording
-    })
-    .await;
+    let agent = recording_agent(&dir).await;
     let device = agent.handle().status().device_id.unwrap();
 
     // By login, resumed by the API.

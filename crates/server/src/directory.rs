@@ -224,7 +224,7 @@ impl Settings {
             .iter()
             .chain(p.rules.iter().map(|r| &r.reason));
         for reason in reasons {
-            if reason.trim().is_empty() || reason.len() > deskrec_vault::MAX_PAUSE_REASON {
+            if !deskrec_vault::valid_pause_reason(reason) {
                 return bad(format!(
                     "pause reason {reason:?} must have 1 to {} bytes",
                     deskrec_vault::MAX_PAUSE_REASON

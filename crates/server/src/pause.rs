@@ -137,7 +137,7 @@ fn targets(conn: &Connection, req: &PauseRequest) -> Result<Vec<(String, String)
 
 /// Checks a reason: 1 to 64 bytes, what a segment's frame can carry.
 fn check_reason(reason: &str) -> Result<(), PauseError> {
-    if reason.trim().is_empty() || reason.len() > deskrec_vault::MAX_PAUSE_REASON {
+    if !deskrec_vault::valid_pause_reason(reason) {
         return Err(PauseError::Invalid(format!(
             "reason must have 1 to {} bytes",
             deskrec_vault::MAX_PAUSE_REASON

@@ -39,6 +39,13 @@ pub const MAX_PAUSE_REASON: usize = 64;
 const KEYFRAME: u8 = 1;
 const PAUSED: u8 = 2;
 
+/// Whether `reason` is one a paused frame can carry whole: not blank, at
+/// most [`MAX_PAUSE_REASON`] bytes. The one rule the agent, the server's
+/// API and its settings check.
+pub fn valid_pause_reason(reason: &str) -> bool {
+    !reason.trim().is_empty() && reason.len() <= MAX_PAUSE_REASON
+}
+
 /// `reason` cut to [`MAX_PAUSE_REASON`] bytes on a character boundary.
 pub fn pause_reason(reason: &str) -> &str {
     let mut end = reason.len().min(MAX_PAUSE_REASON);

@@ -65,7 +65,7 @@ mod writer;
 
 pub use error::{Location, Result, VaultError};
 pub use export::{Exported, export_mp4};
-pub use frame::{Frame, MAX_PAUSE_REASON, pause_reason};
+pub use frame::{Frame, MAX_PAUSE_REASON, pause_reason, valid_pause_reason};
 pub use keys::{KEY_BITS, KeyId, Keyring, PrivateKey, PublicKey, is_encrypted_pem};
 pub use manifest::{MANIFEST_VERSION, Manifest, ManifestSegment, SignedManifest};
 pub use reader::{ChunkInfo, ScanDepth, SegmentScan, scan_segment, scan_segment_from};
