@@ -332,14 +332,24 @@ fn read_chunk(r: &mut Input<'_>, seq: u64) -> RecipeChunk {
     let ctl = r.u8();
     let n = r.u8();
     let frames: Vec<Frame> = (0..n)
-        .map(|_| Frame {
-            pts: r.i64(),
-            duration: r.u32(),
-            keyframe: r.u8() & 1 == 1,
-            data: {
-                let len = r.u16();
-                r.take(len.into()).to_vec()
-            },
+        .map(|_| {
+            let pts = r.i64();
+            let duration = r.u32();
+            let flags = r.u8();
+            // Bit 1 pauses the frame, with a reason of up to the longest
+            // the format allows, in printable letters so it stays valid.
+            let pause = (flags & 2 != 0).then(|| {
+                let len = usize::from(r.u8()) % (deskrec_vault::MAX_PAUSE_REASON + 1);
+                r.take(len).iter().map(|b| char::from(b'a' + b % 26)).collect()
+            });
+            let len = r.u16();
+            Frame {
+                pts,
+                duration,
+                keyframe: flags & 1 == 1,
+                pause,
+                data: r.take(len.into()).to_vec(),
+            }
         })
         .collect();
     let head = if ctl & RAW_HEAD != 0 {
