@@ -44,9 +44,10 @@
 //!   frame ([`windows::is_blank_frame`]). Its layout and blank-frame logic
 //!   compiles and is tested on every platform.
 //! - [`annexb`]: splitting Annex-B streams into NAL units.
-//! - `testing` (feature `test-utils`, Linux only): test support shared by
-//!   the workspace's tests: an Xvfb fixture, a painter that shows numbered
-//!   pictures on it, ffmpeg decoding of recorded video.
+//! - `testing` (feature `test-utils`): test support shared by the
+//!   workspace's tests: an Xvfb fixture, a painter that shows numbered
+//!   pictures on it, ffmpeg decoding of recorded video; on Windows a window
+//!   of the test's own.
 //! - [`yuv`]: [`YuvFrame`], pictures converted to I420 (`yuvutils-rs`,
 //!   BT.709, limited range) for the encoder.
 //! - `error`: [`CaptureError`] and [`EncodeError`].
@@ -69,7 +70,7 @@ pub mod foreground;
 pub mod frame;
 pub mod lettering;
 pub mod synthetic;
-#[cfg(all(feature = "test-utils", target_os = "linux"))]
+#[cfg(feature = "test-utils")]
 pub mod testing;
 pub mod windows;
 #[cfg(target_os = "linux")]

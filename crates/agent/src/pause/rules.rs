@@ -188,6 +188,52 @@ mod tests {
         assert_eq!(reason(&rules, Err(())).as_deref(), Some(RULES_UNAVAILABLE));
     }
 
+    /// The real probe (`GetForegroundWindow` and the window's process) on
+    /// Windows and under wine (`cargo xtask windows`), with a window of a
+    /// known title in front: a rule pauses while its title matches, not
+    /// before and not after; class and process patterns match the same
+    /// window.
+    #[cfg(windows)]
+    #[test]
+    fn the_window_in_front_pauses_by_its_rule_on_windows() {
+        use deskrec_capture::testing::{TEST_WINDOW_CLASS, TestWindow};
+
+        let exe = std::env::current_exe().expect("this exe's path");
+        let exe = exe
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("an exe name");
+        let probe = || deskrec_capture::foreground_window().expect("a probe on Windows");
+        let title_and_process = [rule(
+            "card_payment",
+            Some("card payment|checkout"),
+            Some(&format!("^{}$", regex::escape(exe))),
+        )];
+        let mut by_title = WindowRules::new(&title_and_process, probe())
+            .unwrap()
+            .unwrap();
+        let by_class = [PauseRule {
+            class: Some(format!("^{TEST_WINDOW_CLASS}$")),
+            ..rule("payterm", None, None)
+        }];
+        let mut by_class = WindowRules::new(&by_class, probe()).unwrap().unwrap();
+        let reason = |rules: &mut WindowRules| rules.pause_reason().map(|r| r.to_string());
+
+        let window = TestWindow::show("Customer record — Jane Doe");
+        window.bring_to_front();
+        assert_eq!(reason(&mut by_title), None);
+        assert_eq!(reason(&mut by_class).as_deref(), Some("payterm"));
+
+        window.set_title("Card Payment — order 1234");
+        assert_eq!(reason(&mut by_title).as_deref(), Some("card_payment"));
+
+        window.set_title("Customer record — Jane Doe");
+        assert_eq!(reason(&mut by_title), None);
+
+        drop(window);
+        assert_eq!(reason(&mut by_class), None);
+    }
+
     #[test]
     fn bad_rules_are_refused() {
         let probe = || Box::new(Fixed(Ok(None)));

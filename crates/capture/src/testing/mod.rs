@@ -1,6 +1,7 @@
-//! Test support (feature `test-utils`, Linux only): a virtual X server, a
+//! Test support (feature `test-utils`): on Linux a virtual X server, a
 //! client that paints known pictures into it, ffmpeg decoding of the
-//! recorded video back into picture numbers, and a small filesystem to fill.
+//! recorded video back into picture numbers, and a small filesystem to fill;
+//! on Windows (and wine) a window of the test's own to bring to the front.
 //!
 //! Not part of the capture API: it exists so the capture, recorder and CLI
 //! tests share one fixture instead of copies. Everything here panics on
@@ -32,17 +33,34 @@
 //!   probe (Xvfb has no window manager).
 //! - [`Tmpfs`]: a small filesystem to fill up (full-disk tests).
 //! - [`require_program`]: the skip-or-fail rule for missing tools.
+//! - `TestWindow` (Windows only): a top-level window with a known title
+//!   and class, brought to the front, for the foreground-window probe and
+//!   the agent's pause rules under wine.
 
+#[cfg(target_os = "linux")]
 mod painter;
+#[cfg(windows)]
+mod test_window;
+#[cfg(target_os = "linux")]
 mod tmpfs;
+#[cfg(target_os = "linux")]
 mod video;
+#[cfg(target_os = "linux")]
 mod window_manager;
+#[cfg(target_os = "linux")]
 mod xvfb;
 
+#[cfg(target_os = "linux")]
 pub use painter::Painter;
+#[cfg(windows)]
+pub use test_window::{TEST_WINDOW_CLASS, TestWindow};
+#[cfg(target_os = "linux")]
 pub use tmpfs::Tmpfs;
+#[cfg(target_os = "linux")]
 pub use video::{DecodedFrame, DecodedVideo};
+#[cfg(target_os = "linux")]
 pub use window_manager::WindowManager;
+#[cfg(target_os = "linux")]
 pub use xvfb::{Xvfb, free_display_number};
 
 /// Whether `program` is on `PATH`. When it is not, a test that needs it
