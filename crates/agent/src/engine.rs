@@ -346,7 +346,7 @@ impl Shared {
             disk_floor_bytes: policy
                 .as_ref()
                 .map(|p| p.policy.retention.min_free_disk_bytes),
-            pause: self.pauses.current(),
+            pause: self.pauses.current_at(self.now()),
             pause_reasons: policy
                 .as_ref()
                 .map(|p| p.policy.pause.agent_reasons.clone())

@@ -134,17 +134,11 @@ impl AgentHandle {
     }
 
     /// Ends the agent's own pauses (not one the contact centre's systems
-    /// asked for, nor a rule's). False when there was none.
+    /// asked for, nor a rule's: recording stays paused while those last).
+    /// False when there was none.
     pub async fn resume(&self) -> Result<bool, AgentError> {
-        let own = self
-            .shared
-            .pauses
-            .current()
-            .filter(|p| p.source == deskrec_protocol::PauseSource::Agent);
-        match own {
-            Some(p) => crate::pause::end(&self.shared, Some(&p.id), "resumed").await,
-            None => Ok(false),
-        }
+        let own = |p: &crate::PauseView| p.source == deskrec_protocol::PauseSource::Agent;
+        crate::pause::end(&self.shared, own, "resumed").await
     }
 
     /// The newest `limit` audit entries, newest first.

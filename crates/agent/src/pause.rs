@@ -45,6 +45,11 @@ pub struct PauseView {
     /// When recording resumes by itself (µs); `None` for a rule's, which
     /// lasts while its window is in front.
     pub until: Option<i64>,
+    /// Since when the recorder records the paused picture instead of the
+    /// screen (agent clock, µs): a moment after `started_at`, at its next
+    /// picture; `None` until then, and while nothing records.
+    #[serde(default)]
+    pub in_effect_at: Option<i64>,
 }
 
 /// The pauses of a running agent.
@@ -65,6 +70,21 @@ impl Pauses {
         open.first()
             .cloned()
             .or_else(|| self.rule.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// [`current`](Self::current), with when it took effect in the
+    /// recorder (`now` is the agent clock's µs). A rule's pause is seen in
+    /// the recorder's status, so it was in effect when it started.
+    pub fn current_at(&self, now: i64) -> Option<PauseView> {
+        let mut view = self.current()?;
+        view.in_effect_at = match view.source {
+            PauseSource::Rule => Some(view.started_at),
+            PauseSource::Agent | PauseSource::Api => self
+                .switch
+                .in_effect_since()
+                .map(|since| now - i64::try_from(since.elapsed().as_micros()).unwrap_or(i64::MAX)),
+        };
+        Some(view)
     }
 
     /// Points the recorder's switch at the oldest open pause.
@@ -116,6 +136,7 @@ pub(crate) async fn start(
         reason: reason.to_owned(),
         started_at: now,
         until: Some(now + i64::from(seconds) * 1_000_000),
+        in_effect_at: None,
     };
     let (row, by, login) = (
         view.clone(),
@@ -152,16 +173,16 @@ pub(crate) async fn start(
     Ok(view)
 }
 
-/// Ends the open agent or API pause `id` (`None`: every one), as
-/// `end_reason`. False when there was none.
+/// Ends the open agent or API pauses that `which` picks, as `end_reason`.
+/// False when there was none.
 pub(crate) async fn end(
     shared: &Shared,
-    id: Option<&str>,
+    which: impl Fn(&PauseView) -> bool,
     end_reason: &'static str,
 ) -> Result<bool, AgentError> {
     let ended: Vec<PauseView> = {
         let mut open = shared.pauses.open.lock().unwrap_or_else(|e| e.into_inner());
-        let (gone, kept) = open.drain(..).partition(|p| id.is_none_or(|id| p.id == id));
+        let (gone, kept) = open.drain(..).partition(|p| which(p));
         *open = kept;
         gone
     };
@@ -201,7 +222,7 @@ pub(crate) async fn expire(shared: &Shared) -> Result<(), AgentError> {
         .map(|p| p.id.clone())
         .collect();
     for id in due {
-        end(shared, Some(&id), "expired").await?;
+        end(shared, |p| p.id == id, "expired").await?;
     }
     Ok(())
 }
@@ -236,6 +257,7 @@ pub(crate) async fn observe_rule(shared: &Shared, by_rule: Option<&str>) -> Resu
             reason: reason.to_owned(),
             started_at: now,
             until: None,
+            in_effect_at: None,
         };
         let (row, login) = (view.clone(), shared.login.borrow().clone());
         shared
@@ -364,6 +386,7 @@ fn open_pauses(c: &Connection) -> Result<Vec<PauseView>, AgentError> {
                 reason: r.get(2)?,
                 started_at: r.get(3)?,
                 until: r.get(4)?,
+                in_effect_at: None,
             })
         })?
         .collect::<Result<_, _>>()?;

@@ -215,3 +215,24 @@ async fn report(shared: &Shared, decision: &Decision, running: Option<&Running>)
         })
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    /// A policy's frame rate the recorder or the encoder refused would
+    /// stop every agent from recording: the ranges must nest.
+    #[test]
+    fn every_frame_rate_a_policy_may_ask_for_can_be_recorded() {
+        let (policy, encoder) = (
+            deskrec_protocol::FPS_RANGE,
+            deskrec_capture::encoder::FPS_RANGE,
+        );
+        assert!(encoder.start() <= policy.start() && policy.end() <= encoder.end());
+        let config = |fps| deskrec_recorder::RecorderConfig {
+            fps,
+            ..Default::default()
+        };
+        for fps in [*policy.start(), 1.0, *policy.end()] {
+            config(fps).validate().unwrap();
+        }
+    }
+}

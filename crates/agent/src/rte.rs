@@ -236,7 +236,7 @@ impl<'a> Session<'a> {
                 }
             }
             ServerMessage::Resume(r) => {
-                crate::pause::end(shared, Some(&r.pause_id), "resumed").await?;
+                crate::pause::end(shared, |p| p.id == r.pause_id, "resumed").await?;
             }
             ServerMessage::Error(e) => {
                 shared

@@ -108,13 +108,21 @@ async fn an_agent_pause_needs_a_reason_the_policy_allows_and_ends_at_its_maximum
     assert!(handle.status().pause.is_none());
 
     let pause = handle.pause(REASON).await.unwrap();
-    assert_eq!(handle.status().pause.as_ref(), Some(&pause));
+    assert_eq!(handle.status().pause.map(|p| p.id), Some(pause.id.clone()));
     let until = pause.until.unwrap();
     assert!(
         (until - pause.started_at - 2_000_000).abs() < 1000,
         "{pause:?}"
     );
     wait_paused(&dir, true).await;
+    // The status says when the recorder stopped recording the screen: at
+    // once, not at its next tick.
+    let shown = handle.status().pause.unwrap();
+    let in_effect = shown.in_effect_at.expect("in effect once paused");
+    assert!(
+        (pause.started_at..pause.started_at + 1_000_000).contains(&in_effect),
+        "{shown:?}"
+    );
     // No resume asked: it ends by itself after 2 s.
     wait_paused(&dir, false).await;
     assert!(handle.status().pause.is_none());

@@ -46,8 +46,13 @@ use crate::{EncodeError, Frame, FrameSize, YuvFrame};
 
 mod openh264_log;
 
-/// Frame rate range OpenH264 accepts (it clamps anything else silently).
-const FPS_RANGE: std::ops::RangeInclusive<f32> = 1.0..=60.0;
+/// Frame rates the encoder takes. OpenH264's own floor is 1 fps (it
+/// clamps silently); below it OpenH264 is told 1 fps, which only makes its
+/// bit budget per frame smaller (quality mode, under a bit-rate cap), and
+/// keyframe spacing is counted here at the real rate.
+pub const FPS_RANGE: std::ops::RangeInclusive<f32> = 0.2..=60.0;
+/// OpenH264's lowest frame rate (`MIN_FRAME_RATE` in its `wels_const.h`).
+const OPENH264_MIN_FPS: f32 = 1.0;
 /// Smallest width and height accepted.
 const MIN_SIDE: u32 = 16;
 /// OpenH264 supports up to level 5.2: 3840x2160 landscape or portrait.
@@ -62,7 +67,8 @@ pub struct EncoderConfig {
     pub width: u32,
     /// Picture height in pixels; even, 16 to 2160 (3840 if portrait).
     pub height: u32,
-    /// Capture frame rate in frames per second, 1 to 60 (default 5).
+    /// Capture frame rate in frames per second, within [`FPS_RANGE`]
+    /// (default 5).
     pub fps: f32,
     /// Longest time between keyframes (default 10 s).
     pub gop: Duration,
@@ -160,7 +166,7 @@ impl EncoderConfig {
             .usage_type(UsageType::ScreenContentRealTime)
             .rate_control_mode(RateControlMode::Quality)
             .bitrate(BitRate::from_bps(self.max_bitrate_bps))
-            .max_frame_rate(FrameRate::from_hz(self.fps))
+            .max_frame_rate(FrameRate::from_hz(self.fps.max(OPENH264_MIN_FPS)))
             .skip_frames(false)
             .scene_change_detect(true)
             .adaptive_quantization(false)

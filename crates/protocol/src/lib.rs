@@ -44,7 +44,7 @@ pub use pause::{PauseCommand, PausePolicy, PauseReport, PauseRule, PauseSource, 
 pub use pins::{CERT_PIN_PREFIX, SPKI_PIN_PREFIX, ServerPins, next_pin_message};
 pub use rte::{
     AgentMessage, AgentStatus, ClockProbe, ClockReply, ContactAck, ContactOutcome, ContactRelay,
-    DesktopPolicy, Heartbeat, Hello, PROTOCOL_VERSION, Policy, PolicyReason, RecordingState,
-    RecordingStored, RetentionLimits, RteError, SegmentFindings, SegmentReport, ServerMessage,
-    UnrecoverableReason, UploadLimits, Watermark,
+    DesktopPolicy, FPS_RANGE, Heartbeat, Hello, PROTOCOL_VERSION, Policy, PolicyReason,
+    RecordingState, RecordingStored, RetentionLimits, RteError, SegmentFindings, SegmentReport,
+    ServerMessage, UnrecoverableReason, UploadLimits, Watermark,
 };

@@ -270,6 +270,11 @@ pub enum RecordingState {
     Error,
 }
 
+/// The frame rates a policy may ask for. The agent's recorder and encoder
+/// take every one of them (their own range is checked to cover this one);
+/// the server refuses settings outside it.
+pub const FPS_RANGE: std::ops::RangeInclusive<f32> = 0.2..=60.0;
+
 /// What the agent must do: record or not, and with which parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
@@ -277,7 +282,7 @@ pub struct Policy {
     pub record: bool,
     /// Why (`eligible` when `record` is true).
     pub reason: PolicyReason,
-    /// Capture frame rate, frames per second.
+    /// Capture frame rate, frames per second, within [`FPS_RANGE`].
     pub fps: f32,
     /// Length of a segment file, seconds.
     pub segment_seconds: u32,

@@ -49,8 +49,12 @@ impl RecorderConfig {
     /// Checks the values, naming the first bad one.
     pub fn validate(&self) -> Result<(), RecorderError> {
         let bad = |m: String| Err(RecorderError::Config(m));
-        if !(0.2..=60.0).contains(&self.fps) {
-            return bad(format!("fps {} is outside 0.2..=60", self.fps));
+        if !deskrec_capture::encoder::FPS_RANGE.contains(&self.fps) {
+            return bad(format!(
+                "fps {} is outside {:?}",
+                self.fps,
+                deskrec_capture::encoder::FPS_RANGE
+            ));
         }
         if !positive(self.gop_seconds) {
             return bad(format!("gop_seconds {} must be positive", self.gop_seconds));

@@ -11,7 +11,7 @@
 //!   picture is taken (a rule matching the window in front): a picture
 //!   taken while the probe turned to "pause" is thrown away unseen.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use deskrec_capture::lettering::{GLYPH, draw_text, text_size};
@@ -20,18 +20,88 @@ use deskrec_capture::{CaptureError, FrameSize, YuvFrame};
 /// The agent's pause: set with a reason, cleared to record again. Cheap to
 /// clone; every clone is the same switch, and it outlives recorder
 /// restarts.
+///
+/// It works both ways: the capture thread wakes as soon as the switch
+/// changes (a pause takes effect at once, not at the next tick), and it
+/// says when its first paused picture went to the encoder
+/// ([`in_effect_since`](Self::in_effect_since)), from which moment the
+/// screen is no longer recorded.
 #[derive(Debug, Clone, Default)]
-pub struct PauseSwitch(Arc<Mutex<Option<Arc<str>>>>);
+pub struct PauseSwitch(Arc<Switch>);
+
+#[derive(Debug, Default)]
+struct Switch {
+    state: Mutex<SwitchState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SwitchState {
+    reason: Option<Arc<str>>,
+    /// Bumped by every change, so a waiting capture thread sees it.
+    version: u64,
+    /// When the recorder first handed on a paused picture since the
+    /// switch last went from recording to paused.
+    in_effect_since: Option<Instant>,
+}
 
 impl PauseSwitch {
     /// Pauses with `reason` (`Some`) or resumes (`None`).
     pub fn set(&self, reason: Option<&str>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = reason.map(Arc::from);
+        let reason = reason.map(Arc::from);
+        let mut s = self.lock();
+        if s.reason == reason {
+            return;
+        }
+        // A new reason for a pause already in effect keeps the screen
+        // unrecorded: only starting or ending a pause resets the time.
+        if s.reason.is_none() || reason.is_none() {
+            s.in_effect_since = None;
+        }
+        s.reason = reason;
+        s.version += 1;
+        drop(s);
+        self.0.changed.notify_all();
     }
 
     /// The reason recording is paused, while it is.
     pub fn reason(&self) -> Option<Arc<str>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.lock().reason.clone()
+    }
+
+    /// While paused: when the recorder handed its first paused picture to
+    /// the encoder (`None` until it has, for at most one capture tick).
+    pub fn in_effect_since(&self) -> Option<Instant> {
+        self.lock().in_effect_since
+    }
+
+    /// The capture thread handed on a paused picture at `at`.
+    pub(crate) fn paused_picture_sent(&self, at: Instant) {
+        let mut s = self.lock();
+        if s.reason.is_some() {
+            s.in_effect_since.get_or_insert(at);
+        }
+    }
+
+    /// The change count, for [`wait_until`](Self::wait_until).
+    pub(crate) fn version(&self) -> u64 {
+        self.lock().version
+    }
+
+    /// Sleeps until `deadline`, or less when the switch changes after
+    /// `seen` (a [`version`](Self::version)); true when it did.
+    pub(crate) fn wait_until(&self, deadline: Instant, seen: u64) -> bool {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let (s, _) = self
+            .0
+            .changed
+            .wait_timeout_while(self.lock(), timeout, |s| s.version == seen)
+            .unwrap_or_else(|e| e.into_inner());
+        s.version != seen
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SwitchState> {
+        self.0.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -185,12 +185,18 @@ impl Capture {
         let mut next = Instant::now();
         // The last picture sent, when, and its time on the timeline.
         let mut last: Option<(Arc<Picture>, Instant, Micros)> = None;
+        let mut switch_seen = self.pause.switch.version();
         while !self.stop.load(Ordering::SeqCst) {
-            std::thread::sleep(next.saturating_duration_since(Instant::now()));
-            // After a stall (suspend, overload) resume the rhythm from now
-            // instead of capturing a burst to catch up.
-            next = (next + self.interval).max(Instant::now());
-            self.count_tick();
+            // A change of the pause switch cuts the wait short: a pause
+            // (or a resume) is recorded at once, and the rhythm goes on.
+            if self.pause.switch.wait_until(next, switch_seen) {
+                switch_seen = self.pause.switch.version();
+            } else {
+                // After a stall (suspend, overload) resume the rhythm from
+                // now instead of capturing a burst to catch up.
+                next = (next + self.interval).max(Instant::now());
+                self.count_tick();
+            }
             let shot = self.take_shot(last.as_ref())?;
             let rule = self.pause.rule_reason().map(str::to_owned);
             update(&self.status, |s| s.rule_pause = rule);
@@ -202,7 +208,11 @@ impl Capture {
             let paused = shot.pause.as_ref().map(|r| r.to_string());
             match tx.try_send(shot) {
                 Ok(()) => {
-                    last = Some((picture, Instant::now(), pts));
+                    let sent = Instant::now();
+                    if paused.is_some() {
+                        self.pause.switch.paused_picture_sent(sent);
+                    }
+                    last = Some((picture, sent, pts));
                     update(&self.status, |s| {
                         s.paused_frames += paused.is_some() as u64;
                         s.paused = paused;

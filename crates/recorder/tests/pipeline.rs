@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use common::{assert_continuous, segments, server};
 use deskrec_capture::{CaptureError, Frame, FrameSize, FrameSource, Motion, SyntheticSource};
-use deskrec_recorder::{Recorder, RecorderConfig, RecorderState, RecorderStatus};
+use deskrec_recorder::{
+    PauseControl, PauseSwitch, Recorder, RecorderConfig, RecorderState, RecorderStatus,
+};
 
 fn config(dir: &Path) -> RecorderConfig {
     RecorderConfig {
@@ -320,4 +322,60 @@ fn a_still_screen_gets_keyframes_by_encoded_frames_not_by_time() {
         status.encoded
     );
     assert!(status.encoded >= 8, "{status:?}");
+}
+
+/// Polls `f` every 10 ms for up to `within`.
+fn poll<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = std::time::Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// At 0.2 fps a tick is 5 s away, yet a pause is recorded at once, the
+/// switch says when, and a resume records the screen again at once.
+#[test]
+fn a_pause_takes_effect_at_once_not_at_the_next_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.fps = 0.2;
+    cfg.gop_seconds = 10.0;
+    cfg.segment_seconds = 60.0;
+    cfg.chunk_seconds = 10.0;
+    let switch = PauseSwitch::default();
+    let rec = Recorder::start(
+        Box::new(SyntheticSource::new(640, 360).unwrap()),
+        cfg,
+        server().public().clone(),
+        PauseControl::new(switch.clone(), None),
+    )
+    .unwrap();
+    let within = Duration::from_secs(2);
+    // The first picture is encoded: the next tick is 5 s away.
+    assert!(poll(within, || (rec.status().encoded >= 1).then_some(())).is_some());
+    std::thread::sleep(Duration::from_millis(300));
+
+    let asked = std::time::Instant::now();
+    switch.set(Some("card_payment"));
+    let since = poll(within, || switch.in_effect_since())
+        .unwrap_or_else(|| panic!("no paused picture within 2 s: {:?}", rec.status()));
+    assert!(since >= asked);
+    let status = rec.status();
+    assert_eq!(status.paused.as_deref(), Some("card_payment"));
+    assert_eq!(status.paused_frames, 1, "{status:?}");
+
+    switch.set(None);
+    assert_eq!(switch.in_effect_since(), None);
+    assert!(
+        poll(within, || rec.status().paused.is_none().then_some(())).is_some(),
+        "the screen recorded again within 2 s of a 5 s tick"
+    );
+    let status = rec.stop().unwrap();
+    assert_eq!(status.paused_frames, 1, "{status:?}");
 }

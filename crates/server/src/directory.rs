@@ -184,8 +184,11 @@ impl Default for Settings {
 impl Settings {
     fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(DirectoryError::Invalid(m.into()));
-        if !(self.fps > 0.0 && self.fps <= 60.0) {
-            return bad("fps must be in (0, 60]");
+        if !deskrec_protocol::FPS_RANGE.contains(&self.fps) {
+            return Err(DirectoryError::Invalid(format!(
+                "fps must be in {:?}",
+                deskrec_protocol::FPS_RANGE
+            )));
         }
         if !(10..=3600).contains(&self.segment_seconds) {
             return bad("segment_seconds must be in [10, 3600]");
