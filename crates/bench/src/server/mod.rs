@@ -11,9 +11,12 @@
 //!    the time from the start of the import call to the agent task reading
 //!    it off its socket (`relay_p50_ms`, `relay_p99_ms`). Every contact must
 //!    arrive.
-//! 4. Uploads a real signed recording with tus (verified by the server)
+//! 4. Starts one real agent (the engine, in this process) among them and
+//!    times API pauses of it, from the call to its recorder's first paused
+//!    picture (`pause_relay_p99_ms`; see [`pause`]).
+//! 5. Uploads a real signed recording with tus (verified by the server)
 //!    and compares the time with `cp` of the same bytes (`ingest_vs_copy`).
-//! 5. Stops the server, writes 1,000,000 contacts into its database,
+//! 6. Stops the server, writes 1,000,000 contacts into its database,
 //!    starts it again, and times a team supervisor's and an
 //!    administrator's searches and contact pages (`search`:
 //!    `contact_search_ms_p99`, `contact_page_ms_p99`).
@@ -23,6 +26,7 @@
 
 mod agents;
 mod ingest;
+pub mod pause;
 mod search;
 
 use std::path::Path;
@@ -107,6 +111,13 @@ async fn run_async(work: &Path) -> Result<Report> {
     );
     let rss_1000 = *rss_peak.lock().unwrap();
 
+    let pauses = pause::run(work, &mut admin).await?;
+    ensure!(
+        fleet.all_alive(),
+        "agents lost their connection during the pauses: {}",
+        fleet.failures()
+    );
+
     let ingest = ingest::run(work, &addr, &mut admin, &devices[0], &device_key).await?;
     drop(fleet);
     admin.supervisors().await?;
@@ -157,6 +168,23 @@ async fn run_async(work: &Path) -> Result<Report> {
         "contacts",
         Goal::AtMost(0.0),
         "contacts imported that no agent received within 10 s",
+    );
+    r.add_goal_in(
+        "pause_relay_p99_ms",
+        percentile(&pauses, 0.99),
+        "ms",
+        Goal::AtMost(1000.0),
+        format!(
+            "API pause call start to the agent recorder's first paused picture, 99th percentile \
+             ({} pauses, {AGENTS} agents connected)",
+            pauses.len()
+        ),
+    );
+    r.add(
+        "pause_relay_p50_ms",
+        percentile(&pauses, 0.50),
+        "ms",
+        "same, median",
     );
     r.add_goal_in(
         "rss_mb_1000_agents",
