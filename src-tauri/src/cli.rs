@@ -17,7 +17,8 @@ pub struct Cli {
     /// Enroll this PC first: the server's URL and an enrollment token
     /// (the compact token the server gives, or its secret with
     /// --fingerprint).
-    #[arg(long, num_args = 2, value_names = ["URL", "TOKEN"])]
+    /// Tokens are base64url: one in 64 starts with `-`, a value here.
+    #[arg(long, num_args = 2, value_names = ["URL", "TOKEN"], allow_hyphen_values = true)]
     pub enroll: Option<Vec<String>>,
     /// The server's key pin (`spki-sha256:<hex>`), for --enroll with a
     /// plain secret.
@@ -69,5 +70,19 @@ impl Cli {
         self.log_dir
             .clone()
             .unwrap_or_else(crate::logs::default_dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    /// Tokens are base64url, so one in 64 starts with `-`.
+    #[test]
+    fn an_enrollment_token_that_starts_with_a_dash_is_a_token() {
+        let token = "-dTRcXJEIFNF0NtWXXi4410kiBAEeU9JwLB_ryWrKBg";
+        let cli = super::Cli::try_parse_from(["deskrec-tray", "--enroll", "https://x", token])
+            .unwrap();
+        assert_eq!(cli.enroll.unwrap(), ["https://x", token]);
     }
 }

@@ -22,6 +22,9 @@ enum Command {
     /// Enrolls this PC with a compact enrollment token from the server.
     Enroll {
         /// The token (`enrollment_token` of `POST /api/v1/admin/enrollment-tokens`).
+        /// Tokens are base64url: one in 64 starts with `-`, which is a
+        /// value here, not an option.
+        #[arg(allow_hyphen_values = true)]
         token: String,
         /// The agent's data directory.
         #[arg(long, default_value_os_t = DataDir::platform_default().root().to_path_buf())]
@@ -59,8 +62,9 @@ enum Command {
         /// `SERVER_FINGERPRINT`: its key pin, `spki-sha256:<hex>`.
         #[arg(long, default_value = "")]
         fingerprint: String,
-        /// `ENROLL_TOKEN`: a fleet or one-time enrollment token.
-        #[arg(long, default_value = "")]
+        /// `ENROLL_TOKEN`: a fleet or one-time enrollment token (it may
+        /// start with `-`).
+        #[arg(long, default_value = "", allow_hyphen_values = true)]
         token: String,
     },
     /// The uninstaller's action for `REMOVE_DATA`: `1` removes the data
@@ -270,4 +274,23 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    /// Seen in CI: the MSI passed a token starting with `-` and the
+    /// install failed on "unexpected argument '-d'".
+    #[test]
+    fn a_token_that_starts_with_a_dash_is_a_token() {
+        let token = "-dTRcXJEIFNF0NtWXXi4410kiBAEeU9JwLB_ryWrKBg";
+        let cli = Cli::try_parse_from(["deskrec-agent", "enroll", token]).unwrap();
+        assert!(matches!(cli.command, Command::Enroll { token: t, .. } if t == token));
+        let deploy = ["deskrec-agent", "deploy", "--server-url", "https://x", "--token", token];
+        let cli = Cli::try_parse_from(deploy).unwrap();
+        assert!(matches!(cli.command, Command::Deploy { token: t, .. } if t == token));
+    }
 }
