@@ -168,6 +168,7 @@
     err.hidden = !s.last_error;
 
     renderDisk(s);
+    renderPause(s);
     $('quit').hidden = s.allow_quit !== true;
     renderSegments();
   }
@@ -196,6 +197,44 @@
       ? `${fmtBytes(free)} free: below the floor of ${fmtBytes(floor)}. Recording stops and the oldest recordings are deleted.`
       : `${fmtBytes(free)} free; recording stops below ${fmtBytes(floor)}.`;
     text.classList.toggle('problem', below);
+  }
+
+  // ------------------------------------------------------------------ pause
+
+  /** A pause reason as people read it (as the engine's `pause_label`):
+   * `card_payment` is "Card payment". */
+  function reasonLabel(reason) {
+    const words = String(reason).replace(/[_-]/g, ' ').trim();
+    return words ? words[0].toUpperCase() + words.slice(1) : String(reason);
+  }
+
+  const PAUSED_BY = {
+    agent: 'You paused recording',
+    api: "The contact centre's systems paused recording",
+    rule: 'A window in front paused recording',
+  };
+
+  /** The pause in effect and what the agent may do, as the tray's menu:
+   * the policy's reasons while nothing is paused, "Resume recording"
+   * while the agent's own pause is in effect, neither while the contact
+   * centre's systems or a window rule pause (only they end theirs). */
+  function renderPause(s) {
+    const p = s.pause || null;
+    const reasons = p ? [] : (s.pause_reasons || []);
+    const state = $('pause-state');
+    state.replaceChildren();
+    if (p) {
+      state.dataset.source = p.source;
+      state.append(h('strong', {}, `${PAUSED_BY[p.source] || 'Recording is paused'}: ${reasonLabel(p.reason)}`), '. ',
+        ...(p.until !== null && p.until !== undefined
+          ? ['It resumes by itself at ', ...when(p.until), '.']
+          : ['It resumes when that window is no longer in front.']));
+    }
+    state.hidden = !p;
+    $('pause-reasons').replaceChildren(...reasons.map((r) => h('button', { type: 'button', dataset: { reason: r } }, reasonLabel(r))));
+    $('pause-offer').hidden = reasons.length === 0;
+    $('resume').hidden = !(p && p.source === 'agent');
+    $('pause').hidden = !p && reasons.length === 0;
   }
 
   // ------------------------------------------------------------------ queue
@@ -427,6 +466,21 @@
     }
   }
 
+  /** Runs `cmd` from the pause card with its buttons disabled; the page
+   * changes when the status event follows. A refusal shows the engine's
+   * words. */
+  async function pauseCommand(cmd, args, what) {
+    const buttons = [...document.querySelectorAll('#pause button')];
+    for (const b of buttons) b.disabled = true;
+    try {
+      await call(cmd, args);
+    } catch (e) {
+      showError(what, e);
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+  }
+
   async function quit() {
     try {
       await call('quit');
@@ -458,6 +512,11 @@
     $('error-close').addEventListener('click', () => { $('error').hidden = true; });
     $('retry-now').addEventListener('click', retryNow);
     $('quit').addEventListener('click', quit);
+    $('pause-reasons').addEventListener('click', (ev) => {
+      const button = ev.target.closest('button[data-reason]');
+      if (button) pauseCommand('pause', { reason: button.dataset.reason }, 'Could not pause recording');
+    });
+    $('resume').addEventListener('click', () => pauseCommand('resume', undefined, 'Could not resume recording'));
     $('pin-form').addEventListener('submit', unlock);
     $('save-diag').addEventListener('click', saveDiagnostics);
     window.addEventListener('hashchange', route);

@@ -122,6 +122,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             crate::commands::retry_now,
             crate::commands::diagnostics,
             crate::commands::save_diagnostics,
+            crate::commands::pause,
+            crate::commands::resume,
             crate::commands::quit,
         ])
         .setup(move |app| {
@@ -168,8 +170,44 @@ pub fn menu_clicked(app: &AppHandle, id: &str) {
         entry::OPEN => crate::window::open(app, View::Status),
         entry::DIAGNOSTICS => crate::window::open(app, View::Diagnostics),
         entry::QUIT if app.state::<Shared>().status().allow_quit => quit(app),
-        _ => {}
+        entry::RESUME => pause_or_resume(app, None),
+        _ => {
+            if let Some(reason) = id.strip_prefix(entry::PAUSE_FOR) {
+                pause_or_resume(app, Some(reason.to_owned()));
+            }
+        }
     }
+}
+
+/// Pauses recording for `reason` (`None`: resumes the agent's own pause),
+/// as the window's commands do; the menu shows the result when the
+/// engine's status changes. A refusal is told in a notification, in the
+/// engine's words: the menu has nowhere else to say it.
+fn pause_or_resume(app: &AppHandle, reason: Option<String>) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let shared = app.state::<Shared>();
+        let (result, title) = match reason {
+            Some(reason) => (
+                crate::commands::pause(shared.clone(), reason)
+                    .await
+                    .map(drop),
+                "Recording not paused",
+            ),
+            None => (
+                crate::commands::resume(shared.clone()).await.map(drop),
+                "Recording not resumed",
+            ),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "{title}");
+            shared.notifier.lock().expect("notifier lock").send(
+                "pause:failed",
+                title,
+                &e.to_string(),
+            );
+        }
+    });
 }
 
 /// Quits: the engine finishes its segment first (see [`stop_engine`]).

@@ -1,7 +1,7 @@
 //! What the window may call (`docs/tray.md`, "Commands"). Each is a line
 //! or two over the engine's handle; errors go back as `{code, message}`.
 
-use deskrec_agent::{AgentError, Diagnostics, Queue, Status};
+use deskrec_agent::{AgentError, Diagnostics, PauseView, Queue, Status};
 use serde::Serialize;
 use tauri::{AppHandle, State};
 
@@ -24,6 +24,12 @@ impl From<AgentError> for CommandError {
             code,
             message: e.to_string(),
         }
+    }
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
@@ -79,6 +85,25 @@ pub async fn save_diagnostics(
         .save_diagnostics(pin.as_deref(), Some(shared.log_dir()), &out)
         .await?;
     Ok(path.display().to_string())
+}
+
+/// Pauses recording for `reason`, one of the status's `pause_reasons`;
+/// the pause started. Refused (`code: "refused"`, the engine's words) for
+/// a reason the policy does not give.
+#[tauri::command]
+pub async fn pause(shared: State<'_, Shared>, reason: String) -> Result<PauseView, CommandError> {
+    Ok(shared
+        .handle()
+        .ok_or_else(no_engine)?
+        .pause(&reason)
+        .await?)
+}
+
+/// Ends the agent's own pause (not the contact centre's, nor a window
+/// rule's); false when there was none.
+#[tauri::command]
+pub async fn resume(shared: State<'_, Shared>) -> Result<bool, CommandError> {
+    Ok(shared.handle().ok_or_else(no_engine)?.resume().await?)
 }
 
 /// Quits, where the policy allows it.

@@ -1,6 +1,13 @@
 //! The tray icon: one picture per [`IndicatorKind`], the state and its
 //! reason in the tooltip, and a menu with the state line, "Open Deskrec",
-//! "Diagnostics" and — only where the policy allows it — "Quit Deskrec".
+//! "Diagnostics", the pause entries and — only where the policy allows
+//! it — "Quit Deskrec".
+//!
+//! Pausing follows the engine's status: a "Pause recording" submenu with
+//! one entry per reason the policy lets the agent pause for, while no
+//! pause is in effect; "Resume recording" while the agent's own pause is;
+//! neither while the contact centre's systems or a window rule pause
+//! recording (the agent cannot end those: the state line says "Paused").
 //!
 //! The icons are the PNGs rendered from `assets/tray/*.svg`, embedded; the
 //! size is picked for the display's scale (Windows draws tray icons at
@@ -9,8 +16,9 @@
 //! app: tray-icon handles `TaskbarCreated` on Windows.
 
 use deskrec_agent::{IndicatorKind, Status};
+use deskrec_protocol::PauseSource;
 use tauri::image::Image;
-use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
 use tauri::{AppHandle, Wry};
 
@@ -27,6 +35,61 @@ pub mod entry {
     pub const DIAGNOSTICS: &str = "diagnostics";
     /// Quits (only where the policy allows it).
     pub const QUIT: &str = "quit";
+    /// The "Pause recording" submenu.
+    pub const PAUSE: &str = "pause";
+    /// Starts of the submenu's entries' ids: the reason follows
+    /// (`pause:card_payment`).
+    pub const PAUSE_FOR: &str = "pause:";
+    /// Ends the agent's own pause.
+    pub const RESUME: &str = "resume";
+}
+
+/// The pause entries the menu offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PauseEntries {
+    /// None: the policy gives no reason, or someone else paused.
+    None,
+    /// "Pause recording", one entry per reason.
+    Pause(Vec<String>),
+    /// "Resume recording": the agent's own pause is in effect.
+    Resume,
+}
+
+impl PauseEntries {
+    fn of(status: &Status) -> Self {
+        match &status.pause {
+            Some(p) if p.source == PauseSource::Agent => Self::Resume,
+            // The contact centre's systems or a window rule paused: only
+            // they end it (and a pause of the agent's own on top could
+            // not be resumed until theirs ended).
+            Some(_) => Self::None,
+            None if status.pause_reasons.is_empty() => Self::None,
+            None => Self::Pause(status.pause_reasons.clone()),
+        }
+    }
+}
+
+/// What the menu holds beyond its fixed entries: it is built again when
+/// this changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shape {
+    allow_quit: bool,
+    pause: PauseEntries,
+}
+
+impl Shape {
+    fn of(status: &Status) -> Self {
+        Self {
+            allow_quit: status.allow_quit,
+            pause: PauseEntries::of(status),
+        }
+    }
+}
+
+/// `text` as a menu shows it: `&` marks an access key in menu labels
+/// (muda), so one meant as text is doubled.
+fn menu_text(text: &str) -> String {
+    text.replace('&', "&&")
 }
 
 /// The sizes rendered in `assets/tray/png`.
@@ -68,7 +131,7 @@ pub struct Tray {
     state_line: MenuItem<Wry>,
     /// The pixel size of the icons on this display.
     px: u32,
-    shown: Option<(IndicatorKind, String, bool)>,
+    shown: Option<(IndicatorKind, String, Shape)>,
     /// A standing note under the state (the window cannot open).
     note: Option<String>,
 }
@@ -86,11 +149,11 @@ impl Tray {
         let state_line = MenuItem::with_id(
             app,
             entry::STATE,
-            &status.indicator.headline,
+            menu_text(&status.indicator.headline),
             false,
             None::<&str>,
         )?;
-        let menu = menu(app, &state_line, status.allow_quit)?;
+        let menu = menu(app, &state_line, &Shape::of(status))?;
         let icon = TrayIconBuilder::with_id(ID)
             .icon(Image::from_bytes(png(status.indicator.kind, px))?)
             .tooltip(tooltip(status, None))
@@ -124,9 +187,9 @@ impl Tray {
         let now = (
             status.indicator.kind,
             tooltip(status, self.note.as_deref()),
-            status.allow_quit,
+            Shape::of(status),
         );
-        let Some((kind, tip, quit)) = self.shown.clone() else {
+        let Some((kind, tip, shape)) = self.shown.clone() else {
             return;
         };
         let result = (|| -> tauri::Result<()> {
@@ -138,11 +201,13 @@ impl Tray {
                 // What the user sees, in the log the diagnostics carry.
                 tracing::info!(tooltip = %now.1, "tray shows");
                 self.icon.set_tooltip(Some(&now.1))?;
-                self.state_line.set_text(&status.indicator.headline)?;
+                self.state_line
+                    .set_text(menu_text(&status.indicator.headline))?;
             }
-            if quit != now.2 {
+            if shape != now.2 {
+                tracing::info!(shape = ?now.2, "tray menu rebuilt");
                 self.icon
-                    .set_menu(Some(menu(app, &self.state_line, now.2)?))?;
+                    .set_menu(Some(menu(app, &self.state_line, &now.2)?))?;
             }
             Ok(())
         })();
@@ -156,7 +221,7 @@ impl Tray {
         self.shown = Some((
             status.indicator.kind,
             tooltip(status, self.note.as_deref()),
-            status.allow_quit,
+            Shape::of(status),
         ));
     }
 
@@ -181,17 +246,46 @@ fn tooltip(status: &Status, note: Option<&str>) -> String {
     tip
 }
 
-fn menu(app: &AppHandle, state_line: &MenuItem<Wry>, allow_quit: bool) -> tauri::Result<Menu<Wry>> {
-    let menu = Menu::with_items(
+fn menu(app: &AppHandle, state_line: &MenuItem<Wry>, shape: &Shape) -> tauri::Result<Menu<Wry>> {
+    let menu = Menu::with_items(app, &[state_line, &PredefinedMenuItem::separator(app)?])?;
+    match &shape.pause {
+        PauseEntries::None => {}
+        PauseEntries::Pause(reasons) => {
+            let pause = Submenu::with_id(app, entry::PAUSE, "Pause recording", true)?;
+            for reason in reasons {
+                pause.append(&MenuItem::with_id(
+                    app,
+                    format!("{}{reason}", entry::PAUSE_FOR),
+                    menu_text(&deskrec_agent::pause_label(reason)),
+                    true,
+                    None::<&str>,
+                )?)?;
+            }
+            menu.append(&pause)?;
+        }
+        PauseEntries::Resume => menu.append(&MenuItem::with_id(
+            app,
+            entry::RESUME,
+            "Resume recording",
+            true,
+            None::<&str>,
+        )?)?,
+    }
+    menu.append(&MenuItem::with_id(
         app,
-        &[
-            state_line,
-            &PredefinedMenuItem::separator(app)?,
-            &MenuItem::with_id(app, entry::OPEN, "Open Deskrec", true, None::<&str>)?,
-            &MenuItem::with_id(app, entry::DIAGNOSTICS, "Diagnostics", true, None::<&str>)?,
-        ],
-    )?;
-    if allow_quit {
+        entry::OPEN,
+        "Open Deskrec",
+        true,
+        None::<&str>,
+    )?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        entry::DIAGNOSTICS,
+        "Diagnostics",
+        true,
+        None::<&str>,
+    )?)?;
+    if shape.allow_quit {
         menu.append(&PredefinedMenuItem::separator(app)?)?;
         menu.append(&MenuItem::with_id(
             app,

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use deskrec_capture::testing::Xvfb;
-use deskrec_e2e::{Item, ItemState, Notifications, PrivateBus, Watcher};
+use deskrec_e2e::{Item, ItemState, MenuEntry, Notifications, PrivateBus, Watcher};
 use serde_json::{Value, json};
 use server::TestServer;
 
@@ -183,31 +183,42 @@ async fn wait_icon(item: &Item, kind: &str) {
     .unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// Waits until `check` accepts the item's menu, and returns the menu then.
+/// The menu is looked up again each time: the app replaces it when its
+/// entries change (quit, pause), and the old one's path can vanish
+/// between two calls.
+async fn wait_menu(
+    item: &Item,
+    what: &str,
+    mut check: impl FnMut(&MenuEntry) -> bool,
+) -> MenuEntry {
+    let end = Instant::now() + LIMIT;
+    loop {
+        let root = match item.menu().await {
+            Ok(menu) => menu.layout().await.ok(),
+            Err(_) => None,
+        };
+        match root {
+            Some(root) if check(&root) => return root,
+            root => assert!(
+                Instant::now() < end,
+                "the menu does not show {what}: {:?}",
+                root.map(|r| r.visible_labels())
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until the menu's first line (the state line) reads `headline`,
 /// and returns the menu's labels then. The app sets the icon and then the
 /// line, so a reader can see one before the other.
 async fn wait_headline(item: &Item, headline: &str) -> Vec<String> {
-    let end = Instant::now() + LIMIT;
-    loop {
-        // The app replaces its menu when the quit entry comes or goes: the
-        // old one's path can vanish between two calls.
-        let labels = match item.menu().await {
-            Ok(menu) => menu
-                .layout()
-                .await
-                .map(|l| l.visible_labels())
-                .unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
-        if labels.first().map(String::as_str) == Some(headline) {
-            return labels;
-        }
-        assert!(
-            Instant::now() < end,
-            "the menu does not say {headline:?}: {labels:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_menu(item, &format!("the state line {headline:?}"), |m| {
+        m.visible_labels().first().map(String::as_str) == Some(headline)
+    })
+    .await
+    .visible_labels()
 }
 
 /// Whether an X window with `title` exists on `display`.
@@ -410,6 +421,133 @@ async fn the_tray_follows_the_servers_policy_notifies_and_opens_the_window() {
         .wait_for_items(LIMIT, "the item gone", |items| items.is_empty())
         .await
         .unwrap();
+}
+
+/// The pause settings: agents may pause for `reasons`, at most 10 minutes.
+async fn agent_reasons(s: &TestServer, reasons: &[&str]) {
+    s.admin(
+        "PATCH",
+        "/settings",
+        json!({"pause": {"agent_reasons": reasons, "max_seconds": 600, "rules": []}}),
+    )
+    .await;
+}
+
+/// The labels of the "Pause recording" submenu, if the menu has one.
+fn pause_labels(menu: &MenuEntry) -> Option<Vec<String>> {
+    menu.find("Pause recording").map(MenuEntry::visible_labels)
+}
+
+/// Whether the menu has a "Resume recording" entry.
+fn has_resume(menu: &MenuEntry) -> bool {
+    menu.find("Resume recording").is_some()
+}
+
+/// Waits until the server holds the pause of ann's PC that `check`
+/// accepts (the PC reports each start and end of a pause), and returns it.
+async fn wait_reported(s: &TestServer, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let end = Instant::now() + LIMIT;
+    loop {
+        let pauses = s
+            .admin("GET", "/pauses?windows_login=ann", Value::Null)
+            .await;
+        if let Some(p) = pauses.as_array().and_then(|a| a.iter().find(|p| check(p))) {
+            return p.clone();
+        }
+        assert!(Instant::now() < end, "the server has no {what}: {pauses}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_pauses_from_the_menu_for_the_policys_reasons_and_resumes_only_its_own_pause() {
+    let d = desktop().await;
+    let s = TestServer::start().await;
+    let (_, token) = eligible_ann(&s).await;
+    let args = recording_args(&s, &token);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut app = App::start(&d.bus, d.xvfb.display(), d.dir.path(), &args);
+    let item = the_item(d.tray()).await;
+
+    // The default policy lets no agent pause: no pause entries.
+    let labels = wait_headline(&item, "Recording").await;
+    assert!(
+        !labels
+            .iter()
+            .any(|l| l.contains("Pause") || l.contains("Resume")),
+        "{labels:?}"
+    );
+
+    // The server gives two reasons: the menu offers them, readable.
+    agent_reasons(&s, &["card_payment", "private_call"]).await;
+    wait_menu(&item, "the policy's pause reasons", |m| {
+        pause_labels(m).is_some_and(|l| l == ["Card payment", "Private call"]) && !has_resume(m)
+    })
+    .await;
+
+    // Clicked: the real agent pauses, as the agent's pause with that
+    // reason (the server has its report); the menu says so and offers
+    // only the resume.
+    item.menu()
+        .await
+        .unwrap()
+        .click_label("Card payment")
+        .await
+        .unwrap();
+    let menu = wait_menu(&item, "the resume entry", has_resume).await;
+    assert_eq!(menu.visible_labels()[0], "Paused: Card payment", "{menu:?}");
+    assert_eq!(pause_labels(&menu), None, "{menu:?}");
+    let paused = wait_reported(&s, "agent pause", |p| {
+        p["source"] == "agent" && p["reason"] == "card_payment" && p["ended_at"].is_null()
+    })
+    .await;
+
+    // Resumed from the menu: that pause ends as resumed, recording and
+    // the reasons are back.
+    item.menu()
+        .await
+        .unwrap()
+        .click_label("Resume recording")
+        .await
+        .unwrap();
+    wait_reported(&s, "resumed agent pause", |p| {
+        p["pause_id"] == paused["pause_id"] && p["end_reason"] == "resumed"
+    })
+    .await;
+    wait_headline(&item, "Recording").await;
+    wait_menu(&item, "the reasons again", |m| {
+        pause_labels(m).is_some() && !has_resume(m)
+    })
+    .await;
+
+    // The contact centre's systems pause: the state line says so, but the
+    // agent can neither resume it nor pause on top of it.
+    let api = s
+        .admin(
+            "POST",
+            "/pauses",
+            json!({"windows_login": "ann", "reason": "supervisor_call"}),
+        )
+        .await;
+    let labels = wait_headline(&item, "Paused: Supervisor call").await;
+    assert!(
+        !labels
+            .iter()
+            .any(|l| l.contains("Pause rec") || l.contains("Resume")),
+        "{labels:?}"
+    );
+    let id = api["pause_id"].as_str().unwrap();
+    s.admin("POST", &format!("/pauses/{id}/resume"), json!({}))
+        .await;
+    wait_headline(&item, "Recording").await;
+
+    // The policy takes the reasons away: the entries go.
+    agent_reasons(&s, &[]).await;
+    wait_menu(&item, "no pause entries", |m| {
+        pause_labels(m).is_none() && !has_resume(m)
+    })
+    .await;
+    app.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

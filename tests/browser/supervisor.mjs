@@ -5,14 +5,17 @@
 //    both in team North (a supervisor sees only their teams' contacts);
 // 2. a device enrolled with WORK/device.pub; `deskrec record` (synthetic
 //    numbered pictures) as that device, under WORK/server.pub, which is the
-//    server's recording key;
+//    server's recording key, paused for a while as an agent would pause
+//    (`--pause`: blank "paused" pictures carrying the reason);
 // 3. the contact imported (3.3 s to 7.1 s into the recording), spliced with
 //    `deskrec vault splice` and uploaded as the device by a standard tus
 //    client (tus-js-client, in 16 KiB PATCHes);
 // 4. Chromium signs in through the login form, opens the contact from the
 //    list and plays its <video> to the end: the duration must match the
 //    contact within one frame, the first picture must be frame 16 (on
-//    screen from 3.2 s), the last frame 35.
+//    screen from 3.2 s), the last frame 35. The timeline marks the pause
+//    where its paused pictures are, with its reason, and the screen shows
+//    no numbered picture there.
 // 5. The call audio: a 440 Hz tone of the contact's length, made by ffmpeg
 //    in each format ACDs export (WAV PCM, mu-law, A-law, MP3, M4A,
 //    Ogg/Opus), is imported through the admin API and played by the
@@ -40,6 +43,17 @@ import { checkPlayed, launch, playToEnd, readFrameNumberOf } from './chromium.mj
 const [url, dataDir, deskrec, work] = process.argv.slice(2);
 const CONTACT = 'browser-2';
 const PASSWORD = 'a browser test password';
+/** The pause in the recording (`deskrec record --pause`), seconds after
+ * its start. Pictures are due every 0.2 s: the first paused one is the one
+ * due at 4.6 s, the first after the pause the one due at 5.8 s, so the
+ * span the server reads from the recording is 4.6 s to 5.8 s. */
+const PAUSE = { arg: '4.5..5.7=card_payment', reason: 'card_payment', from: 4.6, until: 5.8 };
+/** Where the contact starts in the recording, seconds. */
+const CONTACT_AT = 3.3;
+/** How far a marker's edge may be from its time, seconds: the recorder
+ * stamps a paused picture when its tick comes, a few ms late on a busy
+ * machine. */
+const EDGE_S = 0.1;
 const certPem = readFileSync(`${dataDir}/tls/cert.pem`, 'utf8');
 const cert = new X509Certificate(certPem);
 const spki = createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
@@ -149,8 +163,8 @@ async function seed() {
 
   const rec = cli(['record', '--source', 'synthetic', '--out', 'segments', '--server-pub', 'server.pub',
     '--device-id', device.device_id, '--seconds', '8', '--gop-seconds', '2', '--segment-seconds', '3',
-    '--size', '640x360']);
-  const [start, end] = [rec.start + 3_300_000, rec.start + 7_100_000];
+    '--size', '640x360', '--pause', PAUSE.arg]);
+  const [start, end] = [rec.start + CONTACT_AT * 1e6, rec.start + 7_100_000];
   await admin('POST', '/contacts', {
     contacts: [{ contact_id: CONTACT, windows_login: 'CORP\\ann', start: rfc3339(start), end: rfc3339(end),
       direction: 'inbound', queue: 'billing' }],
@@ -259,13 +273,19 @@ async function syncAfter(steps) {
 }
 
 // Runs in the page: where each marker is on the bar, as a fraction of it,
-// with the time it stands for.
+// with the time it stands for; a span's (a gap's, a pause's) left edge and
+// its right edge (`end`) with the time it ends, and its title.
 function markers() {
   const bar = document.querySelector('#bar').getBoundingClientRect();
   return [...document.querySelectorAll('#bar .marker')].map((m) => {
     const box = m.getBoundingClientRect();
-    const centre = m.classList.contains('gap') ? box.left : box.left + box.width / 2;
-    return { kind: m.className, at: Number(m.dataset.at), x: (centre - bar.left) / bar.width };
+    const span = m.dataset.until !== undefined;
+    const x = span ? box.left : box.left + box.width / 2;
+    return {
+      kind: m.className, at: Number(m.dataset.at), x: (x - bar.left) / bar.width,
+      ...(span ? { until: Number(m.dataset.until), end: (box.right - bar.left) / bar.width } : {}),
+      title: m.title,
+    };
   });
 }
 
@@ -294,6 +314,26 @@ try {
   }
   if (!marks.some((m) => m.kind.includes('start') && m.at === 0)) failed.push('no contact-start marker at 0');
   if (!marks.some((m) => m.kind.includes('end') && Math.abs(m.at - seconds) < 0.001)) failed.push(`no contact-end marker at ${seconds} s`);
+
+  // The pause: one span from where its first paused picture is to where
+  // the screen is recorded again, named with its reason.
+  const pauses = marks.filter((m) => m.kind.split(' ').includes('pause'));
+  const [from, until] = [PAUSE.from - CONTACT_AT, PAUSE.until - CONTACT_AT];
+  if (pauses.length !== 1) failed.push(`${pauses.length} pause markers, want 1: ${JSON.stringify(marks)}`);
+  for (const p of pauses) {
+    if (!(Math.abs(p.x * seconds - from) <= EDGE_S)) failed.push(`the pause marker starts at ${p.x * seconds} s, want ${from} s`);
+    if (!(Math.abs(p.end * seconds - until) <= EDGE_S)) failed.push(`the pause marker ends at ${p.end * seconds} s, want ${until} s`);
+    if (Math.abs(p.end - p.until / seconds) > 0.01) failed.push(`the pause marker ends at ${p.end} of the bar, its time at ${p.until / seconds}`);
+    if (!p.title.includes(PAUSE.reason)) failed.push(`the pause marker's title ${JSON.stringify(p.title)} lacks ${PAUSE.reason}`);
+  }
+  // Where the marker is, the screen shows the paused picture (no number).
+  await page.evaluate((t) => window.deskrecPlayer.seek(t), (from + until) / 2);
+  await page.waitForFunction(() => {
+    const v = document.querySelector('#contact-player video');
+    return !v.seeking && v.readyState >= 2;
+  });
+  facts.pausedPicture = await page.evaluate(readFrameNumberOf, '#contact-player video');
+  if (facts.pausedPicture !== null) failed.push(`inside the pause the screen shows picture ${facts.pausedPicture}`);
 
   // The call audio, in every format: heard with the screen.
   facts.formats = {};

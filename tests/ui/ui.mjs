@@ -72,6 +72,8 @@ function status(over = {}) {
     last_error_at: null,
     disk_free_bytes: 50 * GB,
     disk_floor_bytes: 2 * GB,
+    pause: null,
+    pause_reasons: [],
     allow_quit: false,
     updated_at: NOW - 1 * S,
     ...over,
@@ -143,6 +145,8 @@ function answers(over = {}) {
     status: status(),
     queue: queue(),
     retry_now: 1,
+    pause: null,
+    resume: true,
     diagnostics,
     save_diagnostics: SAVED,
     quit: null,
@@ -285,6 +289,8 @@ test('recording: banner, server, uploads today, segments, disk, no quit', { shot
   await w.isShown('#quit', false);
   await w.isShown('#retry-now', false);
   await w.isShown('#error', false);
+  // The policy gives no pause reason: nothing to pause with.
+  await w.isShown('#pause', false);
 });
 
 const notRecording = (reason, headline, detail, over = {}) => status({
@@ -510,6 +516,73 @@ test('diagnostics: refused with a wrong PIN, shown with the right one, saved', {
   check(calls.length === 1 && calls[0].args.pin === PIN, `save_diagnostics called with ${JSON.stringify(calls)}`);
   await w.page.screenshot({ path: path.join(SHOTS, 'diagnostics-saved.png') });
   await w.page.evaluate(() => window.scrollTo(0, 0));
+});
+
+/** A pause in effect, as the engine's status has it. */
+function pauseView(source, reason, until) {
+  return { id: `${source}-0123456789abcdef`, source, reason, started_at: NOW - 1 * MIN, until };
+}
+
+/** The status while `pause` is in effect, `headline` saying so (`reasons`
+ * the policy's). */
+function paused(pause, headline, reasons = ['card_payment', 'private_call']) {
+  return status({
+    indicator: { kind: 'not_recording', headline, detail: 'Your screen is not recorded.' },
+    state: 'paused', reason: 'paused', pause, pause_reasons: reasons, updated_at: NOW,
+  });
+}
+
+/** The labels of the pause card's reason buttons. */
+const reasonButtons = (w) => w.page.locator('#pause-reasons button:visible').allInnerTexts();
+
+test("pause: the policy's reasons pause; the agent's own pause shows its reason and end, and resumes", {
+  shot: 'paused',
+  answers: answers({ status: status({ pause_reasons: ['card_payment', 'private_call'] }) }),
+}, async (w) => {
+  await w.isShown('#pause');
+  const labels = await reasonButtons(w);
+  check(JSON.stringify(labels) === '["Card payment","Private call"]', `reason buttons ${JSON.stringify(labels)}`);
+  await w.isShown('#resume', false);
+  await w.isShown('#pause-state', false);
+  await w.page.click('#pause-reasons button[data-reason="card_payment"]');
+  await w.page.waitForFunction(() => window.__fake.calls.some((c) => c.cmd === 'pause'), null, { timeout: 3000 })
+    .catch(() => { throw new Failed('pause was not called'); });
+  const calls = await w.calls('pause');
+  check(calls.length === 1 && calls[0].args.reason === 'card_payment', `pause called with ${JSON.stringify(calls)}`);
+  await w.emit('deskrec://status', paused(pauseView('agent', 'card_payment', NOW + 5 * MIN), 'Paused: Card payment'));
+  await w.shows('#pause-state', 'You paused recording: Card payment');
+  await w.shows('#pause-state', 'It resumes by itself at 10:47 (in 5 min)');
+  check((await reasonButtons(w)).length === 0, 'reasons offered while paused');
+  await w.isShown('#resume');
+  await w.page.click('#resume');
+  await w.page.waitForFunction(() => window.__fake.calls.some((c) => c.cmd === 'resume'), null, { timeout: 3000 })
+    .catch(() => { throw new Failed('resume was not called'); });
+  await w.isShown('#error', false);
+});
+
+test("pause: a refusal shows the engine's words", {
+  answers: answers({
+    status: status({ pause_reasons: ['card_payment'] }),
+    pause: { __error: { code: 'refused', message: '"card_payment" is not a pause reason the policy allows (private_call)' } },
+  }),
+}, async (w) => {
+  await w.page.click('#pause-reasons button[data-reason="card_payment"]');
+  await w.waitShown('#error');
+  await w.shows('#error', 'Could not pause recording: "card_payment" is not a pause reason the policy allows (private_call)');
+});
+
+test("pause: the contact centre's or a window rule's pause shows, and the agent cannot end it", {
+  answers: answers({ status: paused(pauseView('api', 'supervisor_call', NOW + 3 * MIN), 'Paused: Supervisor call') }),
+}, async (w) => {
+  await w.isShown('#pause');
+  await w.shows('#pause-state', "The contact centre's systems paused recording: Supervisor call");
+  await w.shows('#pause-state', 'It resumes by itself at 10:45 (in 3 min)');
+  await w.isShown('#resume', false);
+  check((await reasonButtons(w)).length === 0, 'reasons offered during the API pause');
+  await w.emit('deskrec://status', paused(pauseView('rule', 'card_payment', null), 'Paused: Card payment', []));
+  await w.shows('#pause-state', 'A window in front paused recording: Card payment');
+  await w.shows('#pause-state', 'no longer in front');
+  await w.isShown('#resume', false);
 });
 
 test('quit: hidden unless the status allows it, then calls quit', { shot: 'quit' }, async (w) => {

@@ -325,8 +325,9 @@ impl Shared {
             .as_ref()
             .map(|p| p.policy.desktop.clone())
             .unwrap_or_default();
+        let pause = self.pauses.current_at(self.now());
         Status {
-            indicator: Indicator::of(&live, self.now()),
+            indicator: Indicator::of(&live, pause.as_ref(), self.now()),
             state: live.state,
             reason: live.reason,
             login: live.login,
@@ -346,7 +347,7 @@ impl Shared {
             disk_floor_bytes: policy
                 .as_ref()
                 .map(|p| p.policy.retention.min_free_disk_bytes),
-            pause: self.pauses.current_at(self.now()),
+            pause,
             pause_reasons: policy
                 .as_ref()
                 .map(|p| p.policy.pause.agent_reasons.clone())

@@ -3,13 +3,16 @@
 //! app, so every front end says the same thing.
 //!
 //! Precedence: something needs attention (not enrolled, disk full or at
-//! its floor, a recording refused, the recorder failed) over offline
-//! (recording goes on, uploads wait) over recording over not recording.
+//! its floor, a recording refused, the recorder failed) over a pause in
+//! effect over offline (recording goes on, uploads wait) over recording
+//! over not recording.
 
-use deskrec_protocol::RecordingState;
+use deskrec_protocol::{PauseSource, RecordingState};
 use serde::{Deserialize, Serialize};
 
+use crate::PauseView;
 use crate::engine::{Connection, Live};
+use crate::pause::pause_label;
 
 /// How long a one-off alert (a refused upload, segments deleted at the
 /// disk floor) keeps the attention icon up.
@@ -82,8 +85,9 @@ impl Indicator {
         }
     }
 
-    /// What a running engine's live state says at `now`.
-    pub(crate) fn of(live: &Live, now: i64) -> Self {
+    /// What a running engine's live state and the pause in effect (if
+    /// any) say at `now`.
+    pub(crate) fn of(live: &Live, pause: Option<&PauseView>, now: i64) -> Self {
         use IndicatorKind::*;
         if let Some(a) = live.alert.as_ref().filter(|a| now - a.at < ALERT_US) {
             return Self::new(Attention, &a.headline, a.detail.clone());
@@ -114,6 +118,15 @@ impl Indicator {
             };
         }
         let offline = live.connection == Connection::Offline;
+        // A pause shows only where the screen would be recorded without
+        // it: the recorder follows a pause within a frame (its state is
+        // then `paused`), and a pause changes nothing for a PC that does
+        // not record anyway.
+        let would_record = live.state == RecordingState::Recording
+            || (live.state == RecordingState::Paused && reason == "paused");
+        if let Some(p) = pause.filter(|_| would_record) {
+            return Self::paused(p, offline);
+        }
         if live.state == RecordingState::Recording {
             let locked = if live.locked {
                 " The session is locked; recording goes on."
@@ -170,6 +183,35 @@ impl Indicator {
             "Not recording"
         };
         Self::new(NotRecording, headline, why)
+    }
+
+    /// Recording paused by `p`: who paused, for what, and how it ends.
+    fn paused(p: &PauseView, offline: bool) -> Self {
+        let label = pause_label(&p.reason);
+        let (who, ends) = match p.source {
+            PauseSource::Agent => (
+                "You paused recording",
+                "Resume it from Deskrec when you are done; it resumes by itself at the time limit the policy sets.",
+            ),
+            PauseSource::Api => (
+                "The contact centre's systems paused recording",
+                "It resumes when they end the pause, or by itself at the time limit the policy sets.",
+            ),
+            PauseSource::Rule => (
+                "A window in front paused recording",
+                "It resumes when that window is no longer in front.",
+            ),
+        };
+        let offline = if offline {
+            " The recording server cannot be reached."
+        } else {
+            ""
+        };
+        Self::new(
+            IndicatorKind::NotRecording,
+            &format!("Paused: {label}"),
+            format!("{who} ({label}): your screen is not recorded. {ends}{offline}"),
+        )
     }
 
     /// What the app shows when there is no engine.
@@ -282,7 +324,7 @@ mod tests {
             ),
         ];
         for (state, reason, conn, kind, words) in cases {
-            let i = Indicator::of(&live(state, reason, conn), 0);
+            let i = Indicator::of(&live(state, reason, conn), None, 0);
             assert_eq!(i.kind, kind, "{reason}: {i:?}");
             assert!(i.detail.contains(words), "{reason}: {i:?}");
         }
@@ -296,11 +338,48 @@ mod tests {
             detail: "the server refused contact c1".into(),
             at: 1_000,
         });
-        assert_eq!(Indicator::of(&l, 2_000).kind, IndicatorKind::Attention);
         assert_eq!(
-            Indicator::of(&l, 1_000 + ALERT_US).kind,
+            Indicator::of(&l, None, 2_000).kind,
+            IndicatorKind::Attention
+        );
+        assert_eq!(
+            Indicator::of(&l, None, 1_000 + ALERT_US).kind,
             IndicatorKind::Recording
         );
+    }
+
+    #[test]
+    fn a_pause_names_its_reason_and_who_can_end_it_where_the_screen_would_be_recorded() {
+        let pause = |source| PauseView {
+            id: "p1".into(),
+            source,
+            reason: "card_payment".into(),
+            started_at: 0,
+            until: Some(1),
+            in_effect_at: Some(0),
+        };
+        let recording = live(RecordingState::Recording, "eligible", Connection::Connected);
+        let followed = live(RecordingState::Paused, "paused", Connection::Offline);
+        for (source, words) in [
+            (PauseSource::Agent, "You paused"),
+            (PauseSource::Api, "contact centre's systems"),
+            (PauseSource::Rule, "window in front"),
+        ] {
+            for l in [&recording, &followed] {
+                let i = Indicator::of(l, Some(&pause(source)), 0);
+                assert_eq!(i.kind, IndicatorKind::NotRecording, "{i:?}");
+                assert_eq!(i.headline, "Paused: Card payment", "{i:?}");
+                assert!(i.detail.contains(words), "{i:?}");
+            }
+        }
+        // Not eligible anyway: that is what the agent needs to know.
+        let ne = live(
+            RecordingState::NotEligible,
+            "user_inactive",
+            Connection::Connected,
+        );
+        let i = Indicator::of(&ne, Some(&pause(PauseSource::Agent)), 0);
+        assert_eq!(i.headline, "Not recording: not eligible", "{i:?}");
     }
 
     #[test]

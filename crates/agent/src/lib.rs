@@ -84,7 +84,7 @@ pub use error::AgentError;
 pub use handle::{AgentHandle, EVENT_BACKLOG, Event};
 pub use indicator::{Absence, Alert, Indicator, IndicatorKind};
 pub use lock::Holder;
-pub use pause::PauseView;
+pub use pause::{PauseView, pause_label};
 pub use platform::is_admin;
 pub use view::{
     AuditEntry, CheckedSegment, ContactEntry, Diagnostics, Notice, NoticeKind, PolicyView, Queue,

@@ -52,6 +52,23 @@ pub struct PauseView {
     pub in_effect_at: Option<i64>,
 }
 
+/// A pause reason as people read it: `card_payment` is "Card payment".
+/// Reasons are ids (the policy, the API and the recording carry them
+/// as they are); the tray's menu and the status's headline show this.
+///
+/// ```
+/// assert_eq!(deskrec_agent::pause_label("card_payment"), "Card payment");
+/// assert_eq!(deskrec_agent::pause_label("private-call"), "Private call");
+/// ```
+pub fn pause_label(reason: &str) -> String {
+    let words = reason.replace(['_', '-'], " ");
+    let mut chars = words.trim().chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => reason.to_owned(),
+    }
+}
+
 /// The pauses of a running agent.
 #[derive(Debug, Default)]
 pub(crate) struct Pauses {

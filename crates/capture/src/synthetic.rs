@@ -76,6 +76,9 @@ enum Clock {
     Real,
     /// Frame `n` (counting every frame produced) at `start + n * interval`.
     Fixed { start: Instant, interval: Duration },
+    /// Each frame at the last `start + n * interval` before it is taken,
+    /// showing picture `n`.
+    Grid { start: Instant, interval: Duration },
 }
 
 /// A [`FrameSource`] that draws numbered test pictures (see the module docs).
@@ -129,6 +132,18 @@ impl SyntheticSource {
         self
     }
 
+    /// Stamps a frame taken between `start + n * interval` and the next
+    /// such time with the first, and shows picture `n` (when moving): the
+    /// pictures keep to real time, and those whose moment was not taken (a
+    /// recorder that paused or stalled) are missing, as a real screen's
+    /// moments would be. With [`with_fixed_clock`](Self::with_fixed_clock)
+    /// they would move later instead.
+    #[must_use]
+    pub fn with_grid_clock(mut self, start: Instant, interval: Duration) -> Self {
+        self.clock = Clock::Grid { start, interval };
+        self
+    }
+
     /// Starts in the given motion mode.
     #[must_use]
     pub fn with_motion(mut self, motion: Motion) -> Self {
@@ -172,14 +187,25 @@ impl SyntheticSource {
         }
     }
 
-    /// Capture time of the frame about to be returned.
-    fn capture_time(&self) -> Instant {
+    /// With the grid clock, the number of the grid time now is at or after.
+    fn grid_slot(&self) -> Option<u32> {
+        let Clock::Grid { start, interval } = self.clock else {
+            return None;
+        };
+        let n = start.elapsed().as_nanos() / interval.as_nanos().max(1);
+        Some(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Capture time of the frame about to be returned (`slot`: its grid
+    /// time's number, with the grid clock).
+    fn capture_time(&self, slot: Option<u32>) -> Instant {
         match self.clock {
             Clock::Real => Instant::now(),
             Clock::Fixed { start, interval } => {
                 let n = u32::try_from(self.produced).unwrap_or(u32::MAX);
                 start + interval * n
             }
+            Clock::Grid { start, interval } => start + interval * slot.unwrap_or_default(),
         }
     }
 }
@@ -190,7 +216,11 @@ impl FrameSource for SyntheticSource {
     }
 
     fn next_frame(&mut self) -> Result<Frame, CaptureError> {
-        let picture = self.next_picture();
+        let slot = self.grid_slot();
+        let picture = match (slot, self.motion) {
+            (Some(n), Motion::Moving) => n,
+            _ => self.next_picture(),
+        };
         let pixels = self.pixels(picture);
         let stride = self.size.width as usize * BYTES_PER_PIXEL;
         let frame = Frame::new(
@@ -198,7 +228,7 @@ impl FrameSource for SyntheticSource {
             self.size.height,
             stride,
             pixels,
-            self.capture_time(),
+            self.capture_time(slot),
         )?;
         self.last_picture = Some(picture);
         self.produced += 1;
@@ -407,6 +437,25 @@ mod tests {
             .map(|_| source.next_frame().unwrap().captured_at())
             .collect();
         assert_eq!(times, [start, start + interval, start + 2 * interval]);
+    }
+
+    #[test]
+    fn the_grid_clock_keeps_pictures_to_real_time_and_skips_moments_not_taken() {
+        let interval = Duration::from_millis(20);
+        // Started 3.5 intervals ago: the next frame is picture 3, at 3.
+        let start = Instant::now() - interval * 7 / 2;
+        let mut source = SyntheticSource::new(640, 360)
+            .unwrap()
+            .with_grid_clock(start, interval);
+        let first = source.next_frame().unwrap();
+        assert_eq!(read_frame_number_bgra(&first), Some(3));
+        assert_eq!(first.captured_at(), start + interval * 3);
+        // Five intervals go by untaken: the next picture is 8 or later.
+        std::thread::sleep(interval * 5);
+        let later = source.next_frame().unwrap();
+        let n = read_frame_number_bgra(&later).unwrap();
+        assert!(n >= 8, "{n}");
+        assert_eq!(later.captured_at(), start + interval * n);
     }
 
     #[test]

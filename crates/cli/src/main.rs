@@ -69,6 +69,11 @@ enum Command {
         /// Size of synthetic pictures, WIDTHxHEIGHT.
         #[arg(long, default_value = "1280x720")]
         size: String,
+        /// Pause recording from FROM to UNTIL seconds after the start, for
+        /// REASON, as an agent's pause would (repeatable):
+        /// `--pause 4.5..5.7=card_payment`.
+        #[arg(long = "pause", value_name = "FROM..UNTIL=REASON")]
+        pauses: Vec<record::TimedPause>,
     },
     /// Segment and recording files.
     #[command(subcommand)]
@@ -169,6 +174,7 @@ fn run(cli: Cli) -> Result<()> {
             gop_seconds,
             source,
             size,
+            pauses,
         } => {
             let file = match &config {
                 Some(path) => record::read_config(path)?,
@@ -196,6 +202,7 @@ fn run(cli: Cli) -> Result<()> {
                 source: source.or(file.source).unwrap_or(record::SourceKind::Screen),
                 seconds,
                 size,
+                pauses,
             })?
         }
         Command::Vault(Vault::Inspect { file }) => inspect(&file)?,
