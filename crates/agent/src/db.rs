@@ -189,7 +189,9 @@ impl Db {
         // Foreign keys on only after migrating: a migration that rebuilds
         // a parent table (6) drops it while its children still point at
         // the name, which the rebuilt table takes again (SQLite's own
-        // procedure for schema changes ALTER TABLE cannot make).
+        // procedure for schema changes ALTER TABLE cannot make). Off
+        // explicitly: the bundled SQLite is built with them on by default.
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
         migrate(&mut conn)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         Ok(Self {
