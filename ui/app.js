@@ -244,6 +244,14 @@
     queued: 'Waiting', splicing: 'Preparing', uploading: 'Uploading',
     done: 'Uploaded', unrecoverable: 'Not uploaded',
   };
+  // A disposed contact: the server erased it (or its retention ended)
+  // before the recording arrived; the recording was deleted here.
+  const DISPOSED_LABEL = { erased: 'Erased on the server', expired: 'Expired on the server' };
+
+  function stateLabel(c) {
+    if (c.state === 'disposed') return DISPOSED_LABEL[c.reason] || DISPOSED_LABEL.erased;
+    return STATE_LABEL[c.state] || c.state;
+  }
 
   function span(c) {
     const secs = (Number(c.end) - Number(c.start)) / 1e6;
@@ -252,7 +260,7 @@
 
   function contactItem(c) {
     const waiting = c.next_attempt_at !== null && c.next_attempt_at !== undefined;
-    const label = waiting ? 'Waiting to retry' : (STATE_LABEL[c.state] || c.state);
+    const label = waiting ? 'Waiting to retry' : stateLabel(c);
     const li = h('li', { class: 'contact', dataset: { contact: c.contact_id, state: c.state } },
       h('div', { class: 'contact-head' },
         h('strong', { class: 'contact-id' }, c.contact_id),
@@ -281,15 +289,23 @@
 
   function recentItem(c) {
     const ok = c.state === 'done';
-    return h('li', { class: `contact ${ok ? '' : 'failed'}`, dataset: { contact: c.contact_id, state: c.state } },
+    // Not a failure: nothing to fix, nothing kept.
+    const disposed = c.state === 'disposed';
+    let note = null;
+    if (disposed) {
+      note = h('div', { class: 'meta' }, 'Not uploaded: the server no longer keeps this contact. The recording was deleted from this PC.');
+    } else if (!ok) {
+      note = h('div', { class: 'problem' },
+        [c.reason && `Reason: ${c.reason.replaceAll('_', ' ')}`, c.last_error].filter(Boolean).join('. '));
+    }
+    return h('li', { class: `contact ${ok || disposed ? '' : 'failed'}`, dataset: { contact: c.contact_id, state: c.state } },
       h('div', { class: 'contact-head' },
         h('strong', { class: 'contact-id' }, c.contact_id),
-        h('span', { class: `badge state-${c.state}` }, STATE_LABEL[c.state] || c.state)),
+        h('span', { class: `badge state-${c.state}` }, stateLabel(c))),
       h('div', { class: 'meta' }, ok
         ? [fmtBytes(c.bytes), ' uploaded at ', fmtTime(c.updated_at)]
         : [span(c)]),
-      ok ? null : h('div', { class: 'problem' },
-        [c.reason && `Reason: ${c.reason.replaceAll('_', ' ')}`, c.last_error].filter(Boolean).join('. ')));
+      note);
   }
 
   function renderQueue(q) {

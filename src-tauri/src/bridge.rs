@@ -45,6 +45,9 @@ pub async fn run(app: AppHandle, handle: AgentHandle) {
                         // Every upload is in the window; a toast for each
                         // would be noise on a busy day.
                         NoticeKind::Uploaded => None,
+                        // Not the agent's doing nor theirs to fix: the
+                        // window's queue says so.
+                        NoticeKind::Disposed => None,
                         NoticeKind::Rejected => Some("notice:rejected".to_string()),
                         NoticeKind::SegmentsDeleted => Some(format!("notice:deleted:{}", notice.body)),
                         // The agent is told when the screen stops and starts

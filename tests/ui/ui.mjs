@@ -414,6 +414,30 @@ test('needs attention: an upload refused by the server', {
   await w.shows('#no-contacts', 'Nothing waiting to upload');
 });
 
+test('a contact erased on the server before its upload is told apart from a failure', {
+  shot: 'queue-disposed',
+  answers: answers({
+    queue: queue({
+      contacts: [
+        contact('demo-4', {
+          state: 'disposed', reason: 'erased', uploaded_bytes: 0, bytes: 2 * MB, rate_bytes_per_second: 0,
+          last_error: 'contact "demo-4" was erased on the server: its recording is not taken; delete the local copy',
+          updated_at: NOW - 2 * MIN,
+        }),
+        contact('demo-5', { state: 'disposed', reason: 'expired', uploaded_bytes: 0, bytes: 2 * MB, rate_bytes_per_second: 0, updated_at: NOW - 3 * MIN }),
+      ],
+    }),
+  }),
+}, async (w) => {
+  await w.isShown('#recent-box');
+  const erased = '#recent li[data-contact="demo-4"]';
+  await w.shows(erased, 'Erased on the server');
+  await w.shows(erased, 'The recording was deleted from this PC.');
+  await w.shows('#recent li[data-contact="demo-5"]', 'Expired on the server');
+  check(!(await w.prop(erased, 'className')).includes('failed'), 'an erased contact is not shown as failed');
+  await w.shows('#no-contacts', 'Nothing waiting to upload');
+});
+
 test('needs attention: engine error', {
   shot: 'attention-error',
   answers: answers({

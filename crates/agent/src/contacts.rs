@@ -1,5 +1,7 @@
 //! Contacts in the local state: stored when relayed, then spliced,
-//! uploaded and done, or unrecoverable with a reason for the server.
+//! uploaded and done, or unrecoverable with a reason for the server, or
+//! disposed: the server erased the contact's content (or it expired)
+//! before the recording arrived, and refuses it.
 
 use deskrec_protocol::{ContactOutcome, ContactRelay, UnrecoverableReason};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -23,6 +25,11 @@ pub enum ContactState {
     Done,
     /// No recording can be made; the reason goes to the server.
     Unrecoverable,
+    /// The server erased the contact's recorded content, or its retention
+    /// ended, before the recording arrived: it refuses the recording
+    /// (410), for good. `reason` says which (`erased`, `expired`); the
+    /// local copy is deleted, as after an upload, and nothing is retried.
+    Disposed,
 }
 
 impl ContactState {
@@ -34,6 +41,7 @@ impl ContactState {
             ContactState::Uploading => "uploading",
             ContactState::Done => "done",
             ContactState::Unrecoverable => "unrecoverable",
+            ContactState::Disposed => "disposed",
         }
     }
 
@@ -44,6 +52,7 @@ impl ContactState {
             "uploading" => ContactState::Uploading,
             "done" => ContactState::Done,
             "unrecoverable" => ContactState::Unrecoverable,
+            "disposed" => ContactState::Disposed,
             other => {
                 return Err(rusqlite::Error::InvalidColumnType(
                     0,
@@ -97,8 +106,9 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Contact> {
 
 /// Stores a relayed contact and moves the cursor, in one transaction. A
 /// newer `seq` for a known contact replaces its times and starts it over
-/// unless its recording is already on the server; an older or equal one
-/// (a replay) changes nothing. Returns the cursor to acknowledge.
+/// unless its recording is already on the server, or the server disposed
+/// of it (it would refuse it again); an older or equal one (a replay)
+/// changes nothing. Returns the cursor to acknowledge.
 pub fn store_relay(conn: &mut Connection, c: &ContactRelay, now: i64) -> Result<u64, AgentError> {
     let tx = crate::db::write_tx(conn)?;
     let cursor: Option<u64> = get_meta(&tx, keys::CURSOR)?;
@@ -111,7 +121,9 @@ pub fn store_relay(conn: &mut Connection, c: &ContactRelay, now: i64) -> Result<
         .optional()?;
     match existing {
         Some((seq, _)) if seq >= c.seq => {}
-        Some((_, state)) if state == ContactState::Done.as_str() => {
+        Some((_, state))
+            if state == ContactState::Done.as_str() || state == ContactState::Disposed.as_str() =>
+        {
             tx.execute(
                 "UPDATE contacts SET seq = ?2, start_at = ?3, end_at = ?4, updated_at = ?5
                  WHERE contact_id = ?1",
@@ -322,6 +334,8 @@ pub struct Counts {
     pub done: u64,
     /// Reported unrecoverable.
     pub unrecoverable: u64,
+    /// Refused by the server: erased or expired there first.
+    pub disposed: u64,
 }
 
 /// How many contacts are in each state.
@@ -337,6 +351,7 @@ pub fn counts(conn: &Connection) -> Result<Counts, AgentError> {
             ContactState::Uploading => c.uploading = n,
             ContactState::Done => c.done = n,
             ContactState::Unrecoverable => c.unrecoverable = n,
+            ContactState::Disposed => c.disposed = n,
         }
     }
     Ok(c)
@@ -395,7 +410,7 @@ pub fn listing(conn: &Connection, since: i64) -> Result<Vec<ContactEntry>, Agent
                 rate_bytes_per_second: None,
                 attempts: r.get(6)?,
                 next_attempt_at: (next > 0).then_some(next),
-                last_error: if state == "unrecoverable" {
+                last_error: if state == "unrecoverable" || state == "disposed" {
                     detail
                 } else {
                     r.get(8)?
@@ -489,36 +504,85 @@ pub fn recording(conn: &Connection, id: &str) -> Result<Option<Recording>, Agent
 
 /// The server has the contact's recording: the contact is done and its
 /// local copy to be deleted (returned; the caller deletes it after this
-/// commit). Unknown or already done contacts return `None`.
+/// commit). Unknown or already finished contacts return `None`.
 pub fn stored_on_server(
     conn: &mut Connection,
     id: &str,
+    now: i64,
+) -> Result<Option<Recording>, AgentError> {
+    release(conn, id, Release::Stored, now)
+}
+
+/// The server refused the contact's recording for good because it erased
+/// the contact's content or let it expire (`disposal`: `erased` or
+/// `expired`; `detail`: the server's words): the contact is disposed, and
+/// its local copy to be deleted (returned; the caller deletes it after
+/// this commit), its segments free for retention like an uploaded
+/// contact's. Unknown or already finished contacts return `None`.
+pub fn disposed_on_server(
+    conn: &mut Connection,
+    id: &str,
+    disposal: &str,
+    detail: &str,
+    now: i64,
+) -> Result<Option<Recording>, AgentError> {
+    release(conn, id, Release::Disposed { disposal, detail }, now)
+}
+
+/// Why the agent no longer needs a contact's recording.
+enum Release<'a> {
+    /// The server stored it.
+    Stored,
+    /// The server disposed of the contact's content and refuses it.
+    Disposed { disposal: &'a str, detail: &'a str },
+}
+
+/// Ends a contact whose recording the agent no longer needs, marks that
+/// recording deleted and audits it, in one transaction; returns the file
+/// to delete. A contact already done or disposed is left alone.
+fn release(
+    conn: &mut Connection,
+    id: &str,
+    why: Release<'_>,
     now: i64,
 ) -> Result<Option<Recording>, AgentError> {
     let tx = crate::db::write_tx(conn)?;
     let Some(contact) = get(&tx, id)? else {
         return Ok(None);
     };
-    if contact.state == ContactState::Done {
+    if matches!(contact.state, ContactState::Done | ContactState::Disposed) {
         return Ok(None);
     }
     let rec = recording(&tx, id)?;
+    let bytes = rec.as_ref().map(|r| r.bytes);
+    let (state, reason, detail, action, audited) = match why {
+        Release::Stored => (
+            ContactState::Done,
+            None,
+            None,
+            "recording.uploaded",
+            serde_json::json!({ "bytes": bytes }),
+        ),
+        Release::Disposed { disposal, detail } => (
+            ContactState::Disposed,
+            Some(disposal),
+            Some(detail),
+            "recording.disposed_on_server",
+            serde_json::json!({ "disposal": disposal, "detail": detail, "bytes": bytes }),
+        ),
+    };
+    // The server knows a disposed contact's fate: no outcome to send.
     tx.execute(
-        "UPDATE contacts SET state = 'done', next_attempt_at = 0, last_error = NULL, updated_at = ?2
+        "UPDATE contacts SET state = ?2, reason = ?3, detail = ?4, outcome_sent = 1,
+                next_attempt_at = 0, last_error = NULL, updated_at = ?5
          WHERE contact_id = ?1",
-        params![id, now],
+        params![id, state.as_str(), reason, detail, now],
     )?;
     tx.execute(
         "UPDATE recordings SET deleted_at = ?2 WHERE contact_id = ?1 AND deleted_at IS NULL",
         params![id, now],
     )?;
-    audit(
-        &tx,
-        now,
-        "recording.uploaded",
-        id,
-        serde_json::json!({"bytes": rec.as_ref().map(|r| r.bytes)}),
-    )?;
+    audit(&tx, now, action, id, audited)?;
     tx.commit()?;
     Ok(rec)
 }

@@ -132,6 +132,39 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX pauses_open ON pauses (ended_at);
     ",
+    // 6: a contact can end `disposed`: the server erased its recorded
+    // content or let it expire before the recording arrived, and refuses
+    // it (410); `reason` says which (`erased`, `expired`). SQLite cannot
+    // change a CHECK in place, so the table is rebuilt (foreign keys are
+    // off while migrating, see `Db::open`); no column moved since 1.
+    "
+    CREATE TABLE contacts_v6 (
+        contact_id    TEXT PRIMARY KEY,
+        seq           INTEGER NOT NULL,
+        windows_login TEXT NOT NULL,
+        start_at      INTEGER NOT NULL,
+        end_at        INTEGER NOT NULL,
+        state         TEXT NOT NULL CHECK (state IN
+                      ('queued', 'splicing', 'uploading', 'done', 'unrecoverable', 'disposed')),
+        -- unrecoverable: the protocol's reason and a detail for people;
+        -- disposed: `erased` or `expired`, and the server's message.
+        reason        TEXT,
+        detail        TEXT,
+        -- The contact_outcome went out on the RTE channel.
+        outcome_sent  INTEGER NOT NULL DEFAULT 0,
+        upload_url    TEXT,
+        upload_offset INTEGER NOT NULL DEFAULT 0,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL DEFAULT 0,
+        last_error    TEXT,
+        received_at   INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO contacts_v6 SELECT * FROM contacts;
+    DROP TABLE contacts;
+    ALTER TABLE contacts_v6 RENAME TO contacts;
+    CREATE INDEX contacts_by_state ON contacts(state, seq);
+    ",
 ];
 
 /// A shared handle to the database; clones share the connection.
@@ -152,9 +185,15 @@ impl Db {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Foreign keys on only after migrating: a migration that rebuilds
+        // a parent table (6) drops it while its children still point at
+        // the name, which the rebuilt table takes again (SQLite's own
+        // procedure for schema changes ALTER TABLE cannot make). Off
+        // explicitly: the bundled SQLite is built with them on by default.
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
         migrate(&mut conn)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -183,7 +222,8 @@ fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
     conn.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Brings the schema to the newest version.
+/// Brings the schema to the newest version. Foreign keys must be off
+/// (see [`Db::open`]); each migration checks them before it commits.
 fn migrate(conn: &mut Connection) -> Result<(), AgentError> {
     let found: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as u32;
@@ -193,6 +233,15 @@ fn migrate(conn: &mut Connection) -> Result<(), AgentError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = write_tx(conn)?;
         tx.execute_batch(sql)?;
+        let broken: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()?;
+        if let Some(table) = broken {
+            return Err(AgentError::Invalid(format!(
+                "migration {} left rows of {table} pointing nowhere",
+                i + 1
+            )));
+        }
         tx.pragma_update(None, "user_version", i as u32 + 1)?;
         tx.commit()?;
     }
@@ -308,5 +357,49 @@ mod tests {
             Db::open(&path),
             Err(AgentError::SchemaTooNew { found: 99, .. })
         ));
+    }
+
+    #[test]
+    fn the_contacts_rebuild_keeps_rows_and_their_recordings_and_takes_disposed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.db");
+        // A database as version 5 left it, with a contact and its recording.
+        let conn = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute_batch(
+            "INSERT INTO contacts (contact_id, seq, windows_login, start_at, end_at, state,
+                                   received_at, updated_at)
+             VALUES ('c-1', 3, 'ann', 10, 20, 'uploading', 1, 1);
+             INSERT INTO recordings (contact_id, path, bytes, requested_start, requested_end,
+                                     trim_start, trim_end, created_at)
+             VALUES ('c-1', '/r/c-1.dskr', 9, 10, 20, 10, 20, 1);",
+        )
+        .unwrap();
+        drop(conn);
+        let db = Db::open(&path).unwrap();
+        db.call_blocking(|c| {
+            let (seq, state): (u64, String) = c
+                .query_row(
+                    "SELECT seq, state FROM contacts WHERE contact_id = 'c-1'",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!((seq, state.as_str()), (3, "uploading"));
+            c.execute(
+                "UPDATE contacts SET state = 'disposed' WHERE contact_id = 'c-1'",
+                [],
+            )
+            .unwrap();
+            assert!(c.execute("UPDATE contacts SET state = 'gone'", []).is_err());
+            // Foreign keys are on again, and point at the rebuilt table.
+            let orphan = "INSERT INTO recordings (contact_id, path, bytes, requested_start,
+                          requested_end, trim_start, trim_end, created_at)
+                          VALUES ('nope', '/r/x', 1, 0, 0, 0, 0, 0)";
+            assert!(c.execute(orphan, []).is_err());
+        });
     }
 }

@@ -8,7 +8,10 @@
 //! pieces with the confirmed offset committed after each. The recording is
 //! deleted once the server has acknowledged it (the final PATCH's 204, or
 //! `recording_stored` on the RTE channel). A contact no segment covers is
-//! reported `not_recorded`.
+//! reported `not_recorded`. A contact the server answers 410 `erased` or
+//! `expired` for (its content was erased, or its retention ended, while
+//! this PC could not upload) is final: the contact becomes `disposed`,
+//! nothing is retried, and the local copy is deleted as after an upload.
 //!
 //! Every step is committed before it starts, so a crash resumes: a contact
 //! left `splicing` is spliced again (the recording file appears only
@@ -178,7 +181,7 @@ async fn step(
             }
         }
         ContactState::Uploading => upload(shared, conn, contact).await,
-        ContactState::Done | ContactState::Unrecoverable => Ok(None),
+        ContactState::Done | ContactState::Unrecoverable | ContactState::Disposed => Ok(None),
     }
 }
 
@@ -342,7 +345,10 @@ async fn upload(
         let location = match url.take() {
             Some(u) => u,
             None => {
-                let u = http.tus_create(credential, rec.bytes, &id).await?;
+                let u = match http.tus_create(credential, rec.bytes, &id).await {
+                    Ok(u) => u,
+                    Err(e) => return disposed_or(shared, &id, e.into()).await,
+                };
                 commit_offset(shared, &id, Some(&u), 0).await?;
                 tracing::info!(contact = %id, upload = %u, bytes = rec.bytes, "upload created");
                 u
@@ -353,6 +359,8 @@ async fn upload(
                 acknowledged(shared, &id).await?;
                 return Ok(None);
             }
+            // Before the upload's own 410: this one is the contact's.
+            Err(e) if disposal(&e).is_some() => return disposed_or(shared, &id, e).await,
             Err(AgentError::Client(ClientError::Api {
                 status: 404 | 410, ..
             })) => {
@@ -403,6 +411,81 @@ async fn upload(
     Err(AgentError::Invalid(format!(
         "the upload of contact {id} keeps being refused"
     )))
+}
+
+/// The server's codes for a contact whose recorded content it erased or
+/// let expire (the playback routes' 410 codes too).
+const DISPOSAL_CODES: [&str; 2] = ["erased", "expired"];
+
+/// `Some((code, message))` when `e` is the server's final 410 for the
+/// contact (not for one upload of it, `upload_gone`, which a new upload
+/// follows).
+fn disposal(e: &AgentError) -> Option<(&str, &str)> {
+    match e {
+        AgentError::Client(ClientError::Api {
+            status: 410,
+            code,
+            message,
+        }) if DISPOSAL_CODES.contains(&code.as_str()) => Some((code, message)),
+        _ => None,
+    }
+}
+
+/// Settles a contact the server disposed of ([`disposal`]); any other
+/// error is handed back for a retry.
+async fn disposed_or(
+    shared: &Shared,
+    id: &str,
+    e: AgentError,
+) -> Result<Option<Duration>, AgentError> {
+    let Some((code, message)) = disposal(&e) else {
+        return Err(e);
+    };
+    tracing::warn!(contact = %id, disposal = code, %message,
+        "the server disposed of the contact; its recording is deleted, not uploaded");
+    let what = if code == "expired" {
+        "expired"
+    } else {
+        "was erased"
+    };
+    let (cid, code, detail, now) = (
+        id.to_owned(),
+        code.to_owned(),
+        message.to_owned(),
+        shared.now(),
+    );
+    let rec = shared
+        .db
+        .call(move |c| contacts::disposed_on_server(c, &cid, &code, &detail, now))
+        .await?;
+    if let Some(rec) = rec {
+        delete_local(shared, &rec).await;
+        shared.notice(
+            NoticeKind::Disposed,
+            "Recording not uploaded",
+            format!(
+                "Contact {id} {what} on the server before its recording arrived; \
+                 the recording was deleted from this PC."
+            ),
+        );
+        shared.queue_changed();
+    }
+    Ok(None)
+}
+
+/// Deletes a local recording whose contact is finished (after the commit
+/// that says so: a crash in between leaves only a file that the next
+/// start removes).
+async fn delete_local(shared: &Shared, rec: &Recording) {
+    match std::fs::remove_file(&rec.path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            shared
+                .error("cannot delete a finished contact's recording", &e)
+                .await
+        }
+    }
 }
 
 /// Gives up on a contact with `reason`; `told` when the server already
@@ -518,15 +601,7 @@ pub(crate) async fn acknowledged(shared: &Shared, id: &str) -> Result<(), AgentE
         .call(move |c| contacts::stored_on_server(c, &cid, now))
         .await?;
     if let Some(rec) = rec {
-        match std::fs::remove_file(&rec.path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                shared
-                    .error("cannot delete an uploaded recording", &e)
-                    .await
-            }
-        }
+        delete_local(shared, &rec).await;
         tracing::info!(contact = %id, "recording uploaded; local copy deleted");
         shared.rates.lock().expect("rates lock").remove(&id);
         shared.notice(

@@ -94,7 +94,8 @@ pub struct SegmentEntry {
 pub struct ContactEntry {
     /// The contact centre's id.
     pub contact_id: String,
-    /// `queued`, `splicing`, `uploading`, `done` or `unrecoverable`.
+    /// `queued`, `splicing`, `uploading`, `done`, `unrecoverable` or
+    /// `disposed` (erased or expired on the server; `reason` says which).
     pub state: String,
     /// Start (server clock, µs).
     pub start: i64,
@@ -112,7 +113,8 @@ pub struct ContactEntry {
     pub next_attempt_at: Option<i64>,
     /// The last failure, or an unrecoverable contact's detail.
     pub last_error: Option<String>,
-    /// An unrecoverable contact's reason (`not_eligible`, `too_large`, …).
+    /// An unrecoverable contact's reason (`not_eligible`, `too_large`, …),
+    /// or a disposed one's (`erased`, `expired`).
     pub reason: Option<String>,
     /// When its state last changed (µs).
     pub updated_at: i64,
@@ -161,6 +163,10 @@ pub enum NoticeKind {
     Uploaded,
     /// The server refused a recording, or it cannot be sent.
     Rejected,
+    /// The server erased the contact's content (or it expired) before the
+    /// recording arrived: it was deleted here, not uploaded. Nothing for
+    /// the agent to do.
+    Disposed,
     /// Retention deleted segments to keep the disk floor or a hard limit.
     SegmentsDeleted,
     /// Recording was paused (the screen is not recorded).

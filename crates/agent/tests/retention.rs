@@ -194,3 +194,61 @@ async fn at_the_disk_floor_the_oldest_segments_go_until_the_floor_is_kept() {
     assert_eq!(deleted[0]["reason"], "disk_floor");
     assert!(deleted[0]["findings"]["chunks"].as_u64().unwrap() > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_segments_of_a_contact_erased_before_its_upload_go_like_an_uploaded_ones() {
+    let s = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    let id = enroll_agent(&s, &dir).await;
+    let now = SystemClock.now();
+    let start = now - 1200 * SECOND;
+    write_segment(&dir.segments(), &id.device_id, start, 60);
+    // ann is unknown here: the PC does not record beside this segment. It
+    // says who is logged on once, then is switched off.
+    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
+        .await
+        .unwrap();
+    wait_status(&dir, WAIT, "connected", |r| r.clock_offset.is_some()).await;
+    agent.shutdown().await;
+
+    // While it is off, a contact of that segment comes in, the contact
+    // centre's watermark passes it, and the customer's erasure is done.
+    s.admin(
+        "POST",
+        "/contacts",
+        json!({"contacts": [{"contact_id": "c-gone", "windows_login": ANN,
+                             "start": rfc3339(start + 10 * SECOND),
+                             "end": rfc3339(start + 40 * SECOND)}],
+               "watermark": rfc3339(now - 60 * SECOND)}),
+    )
+    .await;
+    s.erase("c-gone").await;
+
+    // Back on, the PC splices the contact, the server refuses it for good,
+    // and nothing holds the segment back any more.
+    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
+        .await
+        .unwrap();
+    let r = wait_status(&dir, WAIT, "the contact disposed, its segment gone", |r| {
+        r.contacts.disposed == 1 && r.segments.count == 0
+    })
+    .await;
+    assert_eq!(r.contacts.uploading, 0, "{r:#?}");
+    assert_eq!(local_recordings(&dir), 0);
+    assert!(stored_recordings(&s).is_empty());
+    let audit = deskrec_agent::status::audit(&dir, 50).unwrap();
+    let deleted = audit
+        .iter()
+        .find(|e| e.action == "segment.deleted")
+        .unwrap_or_else(|| panic!("{audit:?}"));
+    let detail: serde_json::Value = serde_json::from_str(&deleted.detail).unwrap();
+    assert_eq!(detail["reason"], "watermark", "{detail}");
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "recording.disposed_on_server"),
+        "{audit:?}"
+    );
+    agent.shutdown().await;
+}

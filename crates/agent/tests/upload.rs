@@ -340,3 +340,86 @@ async fn a_recording_over_the_servers_limit_is_reported_too_large() {
     .await;
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_erased_while_the_pc_was_offline_is_refused_once_and_its_recording_deleted() {
+    let s = TestServer::start().await;
+    eligible_setup(&s).await;
+    let proxy = Proxy::start(s.addr).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    proxy.enroll(&s, &dir).await;
+    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
+        .await
+        .unwrap();
+    recording_for(&dir, 1).await;
+
+    // The contact reaches the PC while it is on the call; the network goes
+    // before the PC can upload its recording.
+    let now = SystemClock.now();
+    import_contact(&s, "c-erased", ANN, now - SECOND, now + 3 * SECOND).await;
+    wait_status(&dir, WAIT, "the contact relayed", |r| {
+        r.contacts.queued == 1
+    })
+    .await;
+    proxy.cut();
+    wait_status(&dir, WAIT, "spliced and waiting to upload", |r| {
+        r.contacts.uploading == 1 && r.server.connection == deskrec_agent::Connection::Offline
+    })
+    .await;
+    assert_eq!(local_recordings(&dir), 1, "the recording waits on the PC");
+
+    // Meanwhile the customer's erasure request is carried out.
+    let erased = s.erase("c-erased").await;
+    assert_eq!(erased["disposal"]["state"], "erased", "{erased}");
+    let before = upload_requests(&s).await;
+
+    proxy.heal();
+    let r = wait_status(&dir, WAIT, "the contact disposed", |r| {
+        r.contacts.disposed == 1
+    })
+    .await;
+    // No contact with work left: none holds segments back from retention.
+    assert_eq!(
+        (
+            r.contacts.queued,
+            r.contacts.splicing,
+            r.contacts.uploading,
+            r.contacts.done
+        ),
+        (0, 0, 0, 0),
+        "{r:#?}"
+    );
+    assert_eq!(local_recordings(&dir), 0, "the local recording is deleted");
+    // The agent says why.
+    let db = rusqlite::Connection::open(dir.db_path()).unwrap();
+    let (state, reason, detail): (String, String, String) = db
+        .query_row(
+            "SELECT state, reason, detail FROM contacts WHERE contact_id = 'c-erased'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), reason.as_str()), ("disposed", "erased"));
+    assert!(detail.contains("erased on the server"), "{detail}");
+
+    // The server stored nothing, and was asked once: it refused the
+    // creation, and the agent never tried again.
+    assert!(
+        stored_recordings(&s).is_empty(),
+        "{:?}",
+        stored_recordings(&s)
+    );
+    assert!(server_uploads(&s, "c-erased").is_empty());
+    assert_eq!(s.audited("upload.refused", "c-erased").await.len(), 1);
+    assert_eq!(
+        upload_requests(&s).await - before,
+        1,
+        "one refused creation"
+    );
+    // Several of the tests' back-offs (at most 1 s) later, still nothing.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(upload_requests(&s).await - before, 1, "never retried");
+    assert_eq!(local_recordings(&dir), 0);
+    agent.shutdown().await;
+}

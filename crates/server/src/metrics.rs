@@ -51,7 +51,8 @@ pub struct StateLabels {
 /// Labels of a finished upload.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    /// `stored` or `rejected`.
+    /// `stored`, `rejected`, or `refused` (the contact was erased or
+    /// expired meanwhile).
     pub outcome: String,
 }
 

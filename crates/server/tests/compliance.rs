@@ -158,19 +158,6 @@ fn none_exist(files: &[PathBuf]) -> bool {
     files.iter().all(|f| !f.exists())
 }
 
-/// The audit rows with `action` about `target`.
-async fn audited(s: &util::Client, action: &str, target: &str) -> Vec<Value> {
-    let path = format!(
-        "/audit?action={action}&target={}",
-        target.replace(':', "%3A")
-    );
-    s.admin("GET", &path, Value::Null)
-        .await
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 async fn run(s: &util::Client) -> Value {
     s.admin("POST", "/retention/run", Value::Null).await
 }
@@ -296,7 +283,7 @@ async fn expired_recordings_and_audio_are_deleted_and_audited_and_the_rest_stay(
         let shown = s
             .admin("GET", &format!("/contacts/{id}"), Value::Null)
             .await;
-        let rows = audited(&s, "recording.expired", id).await;
+        let rows = s.audited("recording.expired", id).await;
         if expires {
             // young-sales holds the same sealed audio: that object stays.
             let gone: Vec<&PathBuf> = f
@@ -335,7 +322,7 @@ async fn expired_recordings_and_audio_are_deleted_and_audited_and_the_rest_stay(
     let again = run(&s).await;
     assert_eq!(again["expired_count"], 0, "{again}");
     for id in expected {
-        assert_eq!(audited(&s, "recording.expired", id).await.len(), 1);
+        assert_eq!(s.audited("recording.expired", id).await.len(), 1);
     }
 }
 
@@ -384,7 +371,7 @@ async fn held_recordings_stay_past_retention_until_the_hold_is_lifted() {
         assert_eq!(status, 422, "{body}");
     }
     for id in &holds {
-        let rows = audited(&s, "hold.set", &format!("hold:{id}")).await;
+        let rows = s.audited("hold.set", &format!("hold:{id}")).await;
         assert_eq!(rows.len(), 1, "{rows:?}");
         assert_eq!(rows[0]["actor"], "admin-token");
     }
@@ -434,7 +421,7 @@ async fn held_recordings_stay_past_retention_until_the_hold_is_lifted() {
     assert_eq!(lifted["active"], false, "{lifted}");
     assert_eq!(lifted["lifted_by"], "admin-token");
     assert!(lifted["lifted_at"].as_i64().unwrap() > 0);
-    let rows = audited(&s, "hold.lift", &format!("hold:{}", holds[0])).await;
+    let rows = s.audited("hold.lift", &format!("hold:{}", holds[0])).await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["detail"]["reason"], "case 17 closed");
     let listed = s.admin("GET", "/holds", Value::Null).await;
@@ -545,7 +532,7 @@ async fn an_erased_contact_has_no_files_its_page_says_so_and_its_media_are_gone(
     assert_eq!(api["contact"]["disposal"]["state"], "erased", "{api}");
 
     // Audited once, without the content; again changes nothing.
-    let rows = audited(&s, "recording.erased", "c-1").await;
+    let rows = s.audited("recording.erased", "c-1").await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["actor"], "admin-token");
     assert_eq!(rows[0]["detail"]["reason"], "data subject request 4");
@@ -554,7 +541,7 @@ async fn an_erased_contact_has_no_files_its_page_says_so_and_its_media_are_gone(
         .admin("POST", "/contacts/c-1/erase", json!({"reason": "again"}))
         .await;
     assert_eq!(again["changed"], false, "{again}");
-    assert_eq!(audited(&s, "recording.erased", "c-1").await.len(), 1);
+    assert_eq!(s.audited("recording.erased", "c-1").await.len(), 1);
     // Nothing of it is stored again.
     assert_eq!(audio(&s, "c-1", 440.0).await.status, 410);
     let (status, _) = s
@@ -582,7 +569,7 @@ async fn the_scheduled_run_at_start_expires_what_retention_ended() {
         .retention;
     let s = TestServer::start_with(dir, |c| c.retention = policy).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while audited(&s, "recording.expired", "old").await.is_empty() {
+    while s.audited("recording.expired", "old").await.is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "the run at start did not expire it"
@@ -730,7 +717,7 @@ async fn a_crash_in_a_retention_run_or_an_erasure_leaves_no_half_state() {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         for id in &done {
-            while audited(c, &action, id).await.is_empty() {
+            while c.audited(&action, id).await.is_empty() {
                 assert!(Instant::now() < deadline, "{point}: {id} never finished");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -749,7 +736,7 @@ async fn a_crash_in_a_retention_run_or_an_erasure_leaves_no_half_state() {
             };
             assert_eq!(shown["disposal"]["state"], expect, "{point}: {shown}");
             assert!(none_exist(stored), "{point}: {id}: {stored:?}");
-            let rows = audited(c, &format!("recording.{expect}"), id).await;
+            let rows = c.audited(&format!("recording.{expect}"), id).await;
             assert_eq!(rows.len(), 1, "{point}: {id}: {rows:?}");
         }
         let db = rusqlite::Connection::open(dir.path().join("deskrec.db")).unwrap();

@@ -969,3 +969,198 @@ async fn the_gaps_inside_a_recording_are_stored_with_it() {
     let gaps: Vec<[i64; 2]> = serde_json::from_str(&gaps).unwrap();
     assert_eq!(gaps, [[T0 + 2 * SECOND, T0 + 4 * SECOND]]);
 }
+
+/// Marks a contact's content disposed of in the database, as a disposal's
+/// intent (step 1) commits it, without running the rest: the moment
+/// between the intent and the deletion of the files.
+async fn dispose(s: &TestServer, contact: &str, disposal: &str) {
+    let (contact, disposal) = (contact.to_owned(), disposal.to_owned());
+    s.state
+        .db()
+        .call(move |c| {
+            c.execute(
+                "UPDATE contacts SET disposal = ?2, disposal_at = 1, disposal_by = 'admin-token'
+                 WHERE contact_id = ?1",
+                [contact, disposal],
+            )
+        })
+        .await
+        .unwrap();
+}
+
+/// The state of an upload, from the database.
+async fn upload_state(s: &TestServer, path: &str) -> String {
+    let id = upload_id(path);
+    s.state
+        .db()
+        .call(move |c| {
+            c.query_row("SELECT state FROM uploads WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+        })
+        .await
+        .unwrap()
+}
+
+/// Files under the server's recording store.
+fn store_files(s: &TestServer) -> Vec<PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&s.dir.path().join("recordings"), &mut files);
+    files
+}
+
+/// `(status, code)` of an answer (no code when it has no JSON body).
+fn refusal(r: &Reply) -> (u16, String) {
+    let body: Value = serde_json::from_str(&r.text()).unwrap_or_default();
+    (
+        r.status,
+        body["code"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn an_upload_under_way_when_its_contact_is_erased_is_refused_and_its_bytes_go() {
+    let s = TestServer::start().await;
+    let d = device(&s, test_key()).await;
+    contacts(&s, &["c-1"]).await;
+    let bytes = d.recording("c-1");
+    let half = bytes.len() / 2;
+    let path = create_ok(&s, &d, "c-1", bytes.len()).await;
+    let r = patch(&s, &d, &path, 0, &bytes[..half]).await;
+    assert_eq!((r.status, offset(&r)), (204, half), "{}", r.text());
+    let part = s.state.uploads().part_path(&upload_id(&path));
+    assert!(part.exists());
+
+    let erased = s.erase("c-1").await;
+    assert_eq!(erased["disposal"]["state"], "erased", "{erased}");
+    // The erasure ended the upload and deleted what had arrived.
+    assert_eq!(upload_state(&s, &path).await, "terminated");
+    assert!(!part.exists(), "the partial upload is erased too");
+
+    // The agent, unaware, sends the rest: refused, nothing stored.
+    let r = patch(&s, &d, &path, half, &bytes[half..]).await;
+    assert_eq!(refusal(&r), (410, "erased".to_owned()), "{}", r.text());
+    assert!(r.text().contains("delete the local copy"), "{}", r.text());
+    assert!(
+        !r.text().contains("the customer asked"),
+        "the reason stays on the server"
+    );
+    assert_eq!(head(&s, &d, &path).await.status, 410, "HEAD has no body");
+    // A new upload for it is refused at creation.
+    let r = create(&s, &d, "c-1", bytes.len()).await;
+    assert_eq!(refusal(&r), (410, "erased".to_owned()), "{}", r.text());
+    assert_eq!(stored(&s, "c-1").await, None);
+    assert!(store_files(&s).is_empty(), "{:?}", store_files(&s));
+    assert!(part_files(&s).is_empty(), "{:?}", part_files(&s));
+
+    // Each refusal is audited once, without content: the upload the
+    // erasure ended (not again when the PATCH and HEAD were refused), and
+    // the creation.
+    let rows = s.audited("upload.refused", "c-1").await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let of_upload: Vec<_> = rows
+        .iter()
+        .filter(|r| r["detail"]["upload"] == json!(upload_id(&path)))
+        .collect();
+    assert_eq!(of_upload.len(), 1, "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["actor"], json!(format!("device:{}", d.id)));
+        assert_eq!(row["detail"]["disposal"], "erased");
+        let mut keys: Vec<_> = row["detail"].as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["disposal", "upload"],
+            "nothing of the content: {row}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_upload_is_refused_from_the_moment_a_disposal_commits_its_intent() {
+    let s = TestServer::start().await;
+    let d = device(&s, test_key()).await;
+    contacts(&s, &["c-patch", "c-finish", "c-new"]).await;
+
+    // An erasure whose intent committed but whose files are not deleted
+    // yet (it runs, or a crash interrupted it): the next PATCH is refused
+    // and deletes the partial upload itself.
+    let bytes = d.recording("c-patch");
+    let path = create_ok(&s, &d, "c-patch", bytes.len()).await;
+    patch(&s, &d, &path, 0, &bytes[..100]).await;
+    dispose(&s, "c-patch", "erasing").await;
+    let r = patch(&s, &d, &path, 100, &bytes[100..]).await;
+    assert_eq!(refusal(&r), (410, "erased".to_owned()), "{}", r.text());
+    assert_eq!(upload_state(&s, &path).await, "terminated");
+    assert!(!s.state.uploads().part_path(&upload_id(&path)).exists());
+    assert_eq!(s.audited("upload.refused", "c-patch").await.len(), 1);
+    // The interrupted erasure finishes at the next start as before.
+    let finished = deskrec_server::compliance::resume(&s.state).await.unwrap();
+    assert_eq!(finished, ["c-patch"]);
+    assert_eq!(s.audited("upload.refused", "c-patch").await.len(), 1);
+
+    // The last byte arrived just before a crash, and the recording had
+    // been put in the store under the upload's key, when the contact's
+    // erasure committed: the sweep that finishes the upload refuses it,
+    // and neither the upload's bytes nor the stored object remain.
+    let bytes = d.recording("c-finish");
+    let path = create_ok(&s, &d, "c-finish", bytes.len()).await;
+    let id = upload_id(&path);
+    std::fs::write(s.state.uploads().part_path(&id), &bytes).unwrap();
+    let hex = id.trim_start_matches("up-");
+    let object = s
+        .dir
+        .path()
+        .join("recordings")
+        .join(&hex[..2])
+        .join(format!("{id}.dskr"));
+    std::fs::create_dir_all(object.parent().unwrap()).unwrap();
+    std::fs::write(&object, &bytes).unwrap();
+    let (length, i) = (bytes.len() as i64, id.clone());
+    s.state
+        .db()
+        .call(move |c| {
+            c.execute(
+                "UPDATE uploads SET received = ?2 WHERE id = ?1",
+                rusqlite::params![i, length],
+            )
+        })
+        .await
+        .unwrap();
+    dispose(&s, "c-finish", "erasing").await;
+    deskrec_server::uploads::sweep(&s.state).await.unwrap();
+    assert_eq!(stored(&s, "c-finish").await, None);
+    assert!(
+        !object.exists(),
+        "the object the cut-short store put is gone"
+    );
+    assert!(store_files(&s).is_empty(), "{:?}", store_files(&s));
+    assert!(part_files(&s).is_empty(), "{:?}", part_files(&s));
+    assert_eq!(upload_state(&s, &path).await, "terminated");
+    assert_eq!(
+        s.metric(r#"deskrec_uploads_finished_total{outcome="refused"}"#)
+            .await,
+        Some(1.0)
+    );
+
+    // Retention's disposal refuses the same way, with its own code.
+    dispose(&s, "c-new", "expired").await;
+    let r = create(&s, &d, "c-new", 100).await;
+    assert_eq!(refusal(&r), (410, "expired".to_owned()), "{}", r.text());
+    let rows = s.audited("upload.refused", "c-new").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        rows[0]["detail"],
+        json!({"upload": null, "disposal": "expired"})
+    );
+}

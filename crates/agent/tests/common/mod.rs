@@ -462,6 +462,19 @@ pub async fn successful_patches(s: &TestServer) -> u64 {
         .sum()
 }
 
+/// How many requests the server's upload routes (`/api/v1/uploads…`:
+/// creation, HEAD, PATCH, DELETE) answered, whatever the answer.
+pub async fn upload_requests(s: &TestServer) -> u64 {
+    s.metrics()
+        .await
+        .lines()
+        .filter(|l| {
+            l.starts_with("deskrec_http_requests_total{") && l.contains(r#"route="/api/v1/uploads"#)
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64)
+        .sum()
+}
+
 /// The contact's recording was stored once and nothing else: one upload,
 /// complete, one recording file, one `stored` outcome.
 pub async fn assert_stored_once(s: &TestServer, contact: &str) {

@@ -26,22 +26,19 @@ impl From<ComplianceError> for ApiError {
             ComplianceError::Invalid(m) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
             }
-            ComplianceError::Store(_) | ComplianceError::Cache(_) | ComplianceError::Db(_) => {
-                ApiError::internal(&e)
-            }
+            ComplianceError::Store(_)
+            | ComplianceError::Cache(_)
+            | ComplianceError::Upload(_)
+            | ComplianceError::Db(_) => ApiError::internal(&e),
         }
     }
 }
 
 /// 410 for content that was deleted: `expired` or `erased`, after the
-/// scope check (a contact outside the scope is 404 before this).
+/// scope check (a contact outside the scope is 404 before this). Also an
+/// agent's upload of such a contact's recording.
 pub(crate) fn gone(disposal: &DisposalRecord, message: String) -> ApiError {
-    let code = if disposal.state.is_expiry() {
-        "expired"
-    } else {
-        "erased"
-    };
-    ApiError::new(StatusCode::GONE, code, message)
+    ApiError::new(StatusCode::GONE, disposal.state.code(), message)
 }
 
 /// A request that needs a reason: erasure, lifting a hold.

@@ -4,9 +4,11 @@
 //!
 //! The contact row stays, marked `erased` with who, when and why, and one
 //! `recording.erased` audit row records it without the content. Its video,
-//! audio and download answer 410 from then on, and an audio import for it
-//! is refused (410). (An agent's upload of its recording is not refused
-//! yet: see `docs/compliance.md`, "Not built yet".) A contact a legal
+//! audio and download answer 410 from then on, an audio import for it is
+//! refused (410), and so is an agent's upload of its recording: one not
+//! started yet (a PC that was offline uploads it later), or one under way,
+//! which the erasure ends and whose bytes it deletes (`crate::uploads`).
+//! A contact a legal
 //! hold covers is refused (409 `held`): lift the hold first, which is
 //! itself audited. Erasing an erased contact changes nothing; erasing an
 //! expired one marks it erased (its files are gone already).

@@ -10,9 +10,11 @@
 //!    that no legal hold covers it. From then on its video, audio and
 //!    download answer 410, and no playback starts from it;
 //! 2. **the files go**: the stored recording, the sealed audio (unless
-//!    another contact holds the same file) and every playback-cache file
-//!    made from them. Deleting a missing file is no error, so this step
-//!    can run again;
+//!    another contact holds the same file), every playback-cache file
+//!    made from them, and the bytes of any agent's upload of the contact
+//!    still receiving (the upload ends first, audited: no upload of a
+//!    disposed contact is taken, see `crate::uploads`). Deleting a
+//!    missing file is no error, so this step can run again;
 //! 3. **the outcome commits**: `expired` or `erased`, the `recordings` and
 //!    `contact_audio` rows deleted, and one audit row, in one transaction
 //!    that changes only a contact still in its intent.
@@ -68,6 +70,11 @@ pub enum ComplianceError {
     /// and is finished at the next run or start.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An upload of the contact still receiving could not be ended (its
+    /// bytes deleted); the disposal stays in its intent and is finished
+    /// at the next run or start.
+    #[error("ending the contact's upload: {0}")]
+    Upload(#[from] crate::uploads::UploadError),
     /// The cache could not be cleared.
     #[error("playback cache: {0}")]
     Cache(std::io::Error),
@@ -115,6 +122,13 @@ impl Disposal {
                 ));
             }
         })
+    }
+
+    /// What the content is once the disposal is through, as the API's
+    /// 410 answers name it (`expired` or `erased`): an intent counts as
+    /// its outcome, since the content is no longer served from it.
+    pub fn code(self) -> &'static str {
+        self.outcome().as_str()
     }
 
     /// Whether this is a retention's (not an erasure's) disposal.
@@ -398,6 +412,9 @@ async fn finish(
     let c = contact.to_owned();
     let objects = state.db().call(move |conn| objects(conn, &c)).await?;
     delete_files(state, &objects).await?;
+    // An agent's upload of the contact still receiving holds part of its
+    // recording: it ends, and its bytes go, like the stored files.
+    crate::uploads::end_disposed(state, contact).await?;
     crate::crashpoint::hit(intent.crash_points().1);
     let deleted = Deleted {
         recording: objects.recording.is_some(),

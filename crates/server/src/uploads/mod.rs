@@ -13,6 +13,16 @@
 //! row; a bad one is refused with an operator-readable reason that the
 //! contact then shows.
 //!
+//! A contact whose recorded content was disposed of (erased, or expired
+//! by retention: `crate::compliance`) takes no recording again: creating
+//! an upload for it, and every later request or the verification of one
+//! under way, is refused with 410 (`erased` or `expired`, the codes the
+//! playback routes answer), the upload ends, its bytes are deleted, and
+//! one `upload.refused` audit row says so ([`refuse`]). The storing
+//! transaction checks the disposal too, so an erasure committing at the
+//! same moment either finds the recording stored (and deletes it) or the
+//! upload refused: never a stored recording of an erased contact.
+//!
 //! Uploads that stop receiving data expire after [`UPLOAD_TTL`]; a sweep
 //! at start and every [`SWEEP_INTERVAL`] removes them, finishes uploads
 //! whose last byte arrived just before a crash, and deletes leftover files.
@@ -26,6 +36,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::audit::{self, Actor};
+use crate::compliance::DisposalRecord;
 use crate::db::now_micros;
 use crate::directory::DirectoryError;
 use crate::secret::random_bytes;
@@ -83,7 +95,8 @@ pub enum UploadState {
     Stored,
     /// Complete but refused; `reason` says why.
     Rejected,
-    /// Cancelled by the agent (DELETE) or expired.
+    /// Cancelled by the agent (DELETE), expired, or ended because its
+    /// contact's content was erased or expired ([`refuse`]).
     Terminated,
 }
 
@@ -201,6 +214,20 @@ pub enum UploadError {
         "contact \"{0}\" was not relayed to this device: only a device that recorded it may upload it"
     )]
     NotDelivered(String),
+    /// The contact's recorded content was erased or has expired on the
+    /// server: its recording is not taken again, now or ever, and the
+    /// device should delete its copy. (The disposal's reason, an
+    /// administrator's words, is not told to devices.)
+    #[error(
+        "contact \"{contact}\" was {} on the server: its recording is not taken; delete the local copy",
+        disposal.state.code()
+    )]
+    Disposed {
+        /// The contact.
+        contact: String,
+        /// What became of its content.
+        disposal: DisposalRecord,
+    },
     /// The device has as many uploads receiving as it may.
     #[error(
         "this device has {open} uploads open (limits.open_uploads_per_device): finish or terminate one first"
@@ -324,6 +351,15 @@ pub fn create(
     if !delivered {
         return Err(UploadError::NotDelivered(contact_id.to_owned()));
     }
+    // After the delivery check: only the device that recorded the contact
+    // learns what became of it.
+    if let Some(disposal) = disposal(conn, contact_id)? {
+        audit_refusal(conn, device_id, contact_id, None, &disposal)?;
+        return Err(UploadError::Disposed {
+            contact: contact_id.to_owned(),
+            disposal,
+        });
+    }
     let open: u32 = conn.query_row(
         "SELECT count(*) FROM uploads WHERE device_id = ?1 AND state = 'receiving' AND expires_at > ?2",
         params![device_id, now_micros()],
@@ -379,15 +415,125 @@ pub fn find(conn: &Connection, id: &str, device_id: &str) -> rusqlite::Result<Op
 
 /// Records that the upload grew from `from` to `to` bytes (synced), and
 /// pushes its expiry back. False if it is no longer receiving at `from`
-/// (expired or terminated meanwhile).
+/// (expired or terminated meanwhile), or its contact's content was
+/// disposed of meanwhile (the caller then refuses it).
 pub fn advance(conn: &Connection, id: &str, from: u64, to: u64) -> rusqlite::Result<bool> {
     let now = now_micros();
     let n = conn.execute(
         "UPDATE uploads SET received = ?3, updated_at = ?4, expires_at = ?5
-         WHERE id = ?1 AND received = ?2 AND state = 'receiving'",
+         WHERE id = ?1 AND received = ?2 AND state = 'receiving'
+           AND NOT EXISTS (SELECT 1 FROM contacts c
+                           WHERE c.contact_id = uploads.contact_id AND c.disposal IS NOT NULL)",
         params![id, from as i64, to as i64, now, expiry_from(now)],
     )?;
     Ok(n == 1)
+}
+
+/// The disposal of `contact_id`'s content, if it was disposed of (or is
+/// being: an intent counts, as it does for playback).
+pub fn disposal(conn: &Connection, contact_id: &str) -> rusqlite::Result<Option<DisposalRecord>> {
+    Ok(crate::compliance::in_scope(conn, crate::scope::Scope::All, contact_id)?.flatten())
+}
+
+/// The one audit row of a refused upload (`upload` is `None` for a
+/// refused creation): who, which upload, and what became of the contact;
+/// nothing of the content.
+fn audit_refusal(
+    conn: &Connection,
+    device_id: &str,
+    contact_id: &str,
+    upload: Option<&str>,
+    disposal: &DisposalRecord,
+) -> rusqlite::Result<()> {
+    audit::record(
+        conn,
+        &Actor::Device(device_id.to_owned()),
+        "upload.refused",
+        contact_id,
+        serde_json::json!({ "upload": upload, "disposal": disposal.state.code() }),
+    )
+}
+
+/// Ends `up`, whose contact's content was disposed of, and audits it, in
+/// one transaction. Only the request (or disposal) that ends it audits:
+/// an upload ended already is refused again without a second row.
+fn end_refused(
+    conn: &mut Connection,
+    up: &Upload,
+    disposal: &DisposalRecord,
+) -> rusqlite::Result<bool> {
+    let tx = conn.transaction()?;
+    let reason = format!(
+        "contact \"{}\" was {} on the server",
+        up.contact_id,
+        disposal.state.code()
+    );
+    let ended = terminate(&tx, &up.id, &reason)?;
+    if ended {
+        audit_refusal(&tx, &up.device_id, &up.contact_id, Some(&up.id), disposal)?;
+    }
+    tx.commit()?;
+    Ok(ended)
+}
+
+/// Refuses `up` (never a stored upload) because its contact's content
+/// was disposed of: the upload ends (committed and audited first, see
+/// [`end_refused`]), then its bytes are deleted: the `.part` file and the
+/// object a verification cut short may have put in the store under the
+/// upload's own key, which no row names. The caller holds the upload's
+/// lock or, for a disposal, relies on the ended state: a PATCH writing
+/// meanwhile cannot commit its bytes ([`advance`]) and is refused in
+/// turn. Returns the error to answer.
+pub async fn refuse(state: &AppState, up: &Upload, disposal: DisposalRecord) -> UploadError {
+    let (u, d) = (up.clone(), disposal.clone());
+    if let Err(e) = state.db().call(move |c| end_refused(c, &u, &d)).await {
+        return e.into();
+    }
+    // Always, not only when this call ended it: a PATCH that opened the
+    // file after a disposal removed it may have created it again.
+    remove_file(&state.uploads().part_path(&up.id));
+    let (store, key) = (state.recordings().clone(), verdict::storage_key(&up.id));
+    if let Err(e) = blocking(move || Ok(store.delete(&key)?)).await {
+        // The object is named by no row; the next request for this
+        // upload (answered 500 now) is refused again and tries again.
+        return e;
+    }
+    tracing::warn!(upload = %up.id, device = %up.device_id, contact = ?up.contact_id,
+        disposal = disposal.state.code(), "upload refused: the contact's content was disposed of");
+    UploadError::Disposed {
+        contact: up.contact_id.clone(),
+        disposal,
+    }
+}
+
+/// Ends every upload of `contact` still receiving, whose content is being
+/// disposed of (step 2 of a disposal, `crate::compliance`), and deletes
+/// their bytes; returns how many ended. A device's later request for one
+/// is answered 410 like a new one.
+pub async fn end_disposed(state: &AppState, contact: &str) -> Result<usize> {
+    let c = contact.to_owned();
+    let (open, disposed) = state
+        .db()
+        .call(move |conn| {
+            let open: Vec<Upload> = conn
+                .prepare(&format!(
+                    "SELECT {COLUMNS} WHERE contact_id = ?1 AND state = 'receiving'"
+                ))?
+                .query_map([&c], from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok::<_, rusqlite::Error>((open, disposal(conn, &c)?))
+        })
+        .await?;
+    let Some(disposed) = disposed else {
+        return Ok(0);
+    };
+    for up in &open {
+        match refuse(state, up, disposed.clone()).await {
+            UploadError::Disposed { .. } => {}
+            failed => return Err(failed),
+        }
+    }
+    Ok(open.len())
 }
 
 /// Ends a receiving upload (`DELETE`, expiry). False if it was not
@@ -442,7 +588,7 @@ pub async fn sweep(state: &AppState) -> Result<()> {
             continue;
         };
         match verdict::finish(state, upload).await {
-            Ok(_) | Err(UploadError::Rejected(_)) => {}
+            Ok(_) | Err(UploadError::Rejected(_) | UploadError::Disposed { .. }) => {}
             Err(e) => tracing::error!(upload = %upload.id, error = %e, "finishing upload failed"),
         }
         drop(guard);

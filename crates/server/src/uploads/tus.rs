@@ -249,13 +249,25 @@ async fn lock(state: &AppState, id: &str, device: &str) -> Result<super::Guard> 
 }
 
 /// The device's upload `id`, if it still is (or was successfully) one.
+/// One whose contact's content was erased or expired meanwhile is
+/// refused ([`super::refuse`]): every request after a disposal is, not
+/// only the creation.
 async fn current(state: &AppState, id: &str, device: &str) -> Result<Upload> {
     let (id, device) = (id.to_owned(), device.to_owned());
-    let up = state
+    let (up, disposal) = state
         .db()
-        .call(move |c| super::find(c, &id, &device))
+        .call(move |c| {
+            let Some(up) = super::find(c, &id, &device)? else {
+                return Ok(None);
+            };
+            let disposal = super::disposal(c, &up.contact_id)?;
+            Ok::<_, rusqlite::Error>(Some((up, disposal)))
+        })
         .await?
         .ok_or(UploadError::NotFound)?;
+    if let Some(disposal) = disposal.filter(|_| up.state != UploadState::Stored) {
+        return Err(super::refuse(state, &up, disposal).await);
+    }
     let expired = up.state == UploadState::Receiving && up.expires_at <= crate::db::now_micros();
     match up.state {
         UploadState::Receiving if !expired => Ok(up),
@@ -391,7 +403,8 @@ impl Hasher {
 
 /// `PATCH`: append the body at `Upload-Offset`. The PATCH that brings the
 /// last byte answers only once the recording is verified and stored (204)
-/// or refused (422, or 409 `already_stored`).
+/// or refused (422, or 409 `already_stored`, or 410 `erased`/`expired`
+/// when the contact's content was disposed of).
 async fn append(
     TusDevice(device): TusDevice,
     State(state): State<AppState>,
@@ -579,6 +592,9 @@ impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> Self {
         let status = |code: u16| StatusCode::from_u16(code).expect("a valid status");
         let (status, code) = match &e {
+            UploadError::Disposed { disposal, .. } => {
+                return crate::api::gone(disposal, e.to_string());
+            }
             UploadError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             UploadError::Gone { .. } => (StatusCode::GONE, "upload_gone"),
             UploadError::OffsetMismatch { .. } => (StatusCode::CONFLICT, "offset_mismatch"),

@@ -12,6 +12,13 @@
 //! and an audit row; only after the commit is the upload file removed and
 //! the agent told (`RecordingStored`). A rejection is likewise committed
 //! (upload, contact status, audit) before the file is deleted.
+//!
+//! A contact whose content was erased or expired takes no recording: the
+//! checks say so before storing and again inside the storing transaction,
+//! which an erasure's intent (one transaction on the same connection)
+//! either precedes — the erasure then finds the recording and deletes it —
+//! or follows, and the upload is refused ([`super::refuse`]) and the
+//! object it put in the store removed.
 
 use std::io::Read;
 use std::path::Path;
@@ -121,16 +128,21 @@ enum Decision {
     /// missed the acknowledgement and uploaded again.
     Duplicate,
     Reject(Rejection),
+    /// The contact's content was erased or expired: refuse, keep nothing.
+    Disposed(crate::compliance::DisposalRecord),
 }
 
 /// Verifies and stores or rejects the complete upload `up`. The caller
 /// holds its lock. `Ok` means the recording is stored (now or before);
-/// [`UploadError::Rejected`] that it was refused and the refusal recorded.
+/// [`UploadError::Rejected`] that it was refused and the refusal recorded;
+/// [`UploadError::Disposed`] that its contact's content was disposed of
+/// and nothing was kept.
 pub async fn finish(state: &AppState, up: &Upload) -> Result<()> {
     let result = decide_and_act(state, up).await;
     let outcome = match &result {
         Ok(()) => "stored",
         Err(UploadError::Rejected(_)) => "rejected",
+        Err(UploadError::Disposed { .. }) => "refused",
         Err(_) => return result, // the server's failure, not the upload's
     };
     state
@@ -158,8 +170,17 @@ async fn decide_and_act(state: &AppState, up: &Upload) -> Result<()> {
     };
     match decision {
         Decision::Store => store(state, up, checked).await,
+        other => not_stored(state, up, other).await,
+    }
+}
+
+/// Acts on a decision other than [`Decision::Store`].
+async fn not_stored(state: &AppState, up: &Upload, decision: Decision) -> Result<()> {
+    match decision {
         Decision::Duplicate => duplicate(state, up).await,
         Decision::Reject(r) => reject(state, up, r).await,
+        Decision::Disposed(d) => Err(super::refuse(state, up, d).await),
+        Decision::Store => unreachable!("a recording to store is stored, not refused"),
     }
 }
 
@@ -264,6 +285,11 @@ fn decide(
     m: &Manifest,
     sha256: &str,
 ) -> rusqlite::Result<Decision> {
+    // First: nothing of an erased or expired contact is kept, whoever
+    // sends it.
+    if let Some(d) = super::disposal(conn, &up.contact_id)? {
+        return Ok(Decision::Disposed(d));
+    }
     if m.contact_id != up.contact_id {
         return Ok(Decision::Reject(Rejection::WrongContact {
             recording: m.contact_id.clone(),
@@ -323,7 +349,7 @@ fn decide(
 
 /// Where an upload's recording is stored: sharded by the id's first byte
 /// so no directory grows huge.
-fn storage_key(upload_id: &str) -> String {
+pub(super) fn storage_key(upload_id: &str) -> String {
     let hex = upload_id.trim_start_matches("up-");
     format!("{}/{upload_id}.dskr", &hex[..2.min(hex.len())])
 }
@@ -353,13 +379,10 @@ async fn store(state: &AppState, up: &Upload, checked: Checked) -> Result<()> {
     };
     crate::crashpoint::hit("store.committed");
     if let Some(decision) = verdict {
-        // Another upload of this contact was stored meanwhile.
+        // Another upload of this contact was stored meanwhile, or the
+        // contact was erased: the object no row names goes.
         unstore(state, &key).await;
-        return match decision {
-            Decision::Duplicate => duplicate(state, up).await,
-            Decision::Reject(r) => reject(state, up, r).await,
-            Decision::Store => unreachable!("commit_stored stores"),
-        };
+        return not_stored(state, up, decision).await;
     }
     remove_file(&path);
     tracing::info!(upload = %up.id, device = %up.device_id, contact = ?up.contact_id,

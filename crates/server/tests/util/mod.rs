@@ -294,6 +294,29 @@ impl Client {
             .map(|v| v.trim().parse().unwrap())
     }
 
+    /// The audit rows of `action` on `target`, newest first.
+    pub async fn audited(&self, action: &str, target: &str) -> Vec<Value> {
+        let path = format!(
+            "/audit?action={action}&target={}",
+            target.replace(':', "%3A")
+        );
+        self.admin("GET", &path, Value::Null)
+            .await
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Erases a contact's recording and audio as an administrator does.
+    pub async fn erase(&self, contact: &str) -> Value {
+        self.admin(
+            "POST",
+            &format!("/contacts/{contact}/erase"),
+            serde_json::json!({"reason": "the customer asked for erasure"}),
+        )
+        .await
+    }
+
     pub async fn audit_count(&self) -> usize {
         self.admin("GET", "/audit?limit=1000", Value::Null)
             .await
