@@ -379,3 +379,37 @@ fn a_pause_takes_effect_at_once_not_at_the_next_tick() {
     let status = rec.stop().unwrap();
     assert_eq!(status.paused_frames, 1, "{status:?}");
 }
+
+/// A window rule that matches from its second question on: the window
+/// came to the front while the first picture was being taken.
+struct FrontDuringCapture(u32);
+
+impl deskrec_recorder::PauseProbe for FrontDuringCapture {
+    fn pause_reason(&mut self) -> Option<std::sync::Arc<str>> {
+        self.0 += 1;
+        (self.0 > 1).then(|| "card_payment".into())
+    }
+}
+
+/// The probe is asked again after the picture is taken: a screen picture
+/// taken while the protected window came to the front is thrown away and
+/// never encoded; only paused pictures are.
+#[test]
+fn a_window_that_comes_to_the_front_during_the_capture_is_never_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recorder::start(
+        Box::new(SyntheticSource::new(640, 360).unwrap()),
+        config(dir.path()),
+        server().public().clone(),
+        PauseControl::new(
+            PauseSwitch::default(),
+            Some(Box::new(FrontDuringCapture(0))),
+        ),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let status = rec.stop().unwrap();
+    assert!(status.paused_frames >= 1, "{status:?}");
+    assert_eq!(status.encoded, status.paused_frames, "{status:?}");
+    assert_eq!(status.rule_pause.as_deref(), Some("card_payment"));
+}
