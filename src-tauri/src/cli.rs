@@ -81,8 +81,8 @@ mod tests {
     #[test]
     fn an_enrollment_token_that_starts_with_a_dash_is_a_token() {
         let token = "-dTRcXJEIFNF0NtWXXi4410kiBAEeU9JwLB_ryWrKBg";
-        let cli = super::Cli::try_parse_from(["deskrec-tray", "--enroll", "https://x", token])
-            .unwrap();
+        let cli =
+            super::Cli::try_parse_from(["deskrec-tray", "--enroll", "https://x", token]).unwrap();
         assert_eq!(cli.enroll.unwrap(), ["https://x", token]);
     }
 }

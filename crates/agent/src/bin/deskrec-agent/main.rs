@@ -289,7 +289,14 @@ mod tests {
         let token = "-dTRcXJEIFNF0NtWXXi4410kiBAEeU9JwLB_ryWrKBg";
         let cli = Cli::try_parse_from(["deskrec-agent", "enroll", token]).unwrap();
         assert!(matches!(cli.command, Command::Enroll { token: t, .. } if t == token));
-        let deploy = ["deskrec-agent", "deploy", "--server-url", "https://x", "--token", token];
+        let deploy = [
+            "deskrec-agent",
+            "deploy",
+            "--server-url",
+            "https://x",
+            "--token",
+            token,
+        ];
         let cli = Cli::try_parse_from(deploy).unwrap();
         assert!(matches!(cli.command, Command::Deploy { token: t, .. } if t == token));
     }
