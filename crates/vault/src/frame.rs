@@ -96,6 +96,14 @@ pub fn decode_frames(mut plain: &[u8]) -> Result<Vec<Frame>, String> {
         }
         let pause = if flags & PAUSED != 0 {
             let len = g.u8()? as usize;
+            // The writer never writes more (it cuts longer reasons), so a
+            // longer one is damage, and would not re-encode to its bytes.
+            if len > MAX_PAUSE_REASON {
+                return Err(format!(
+                    "frame {}'s pause reason has {len} bytes, more than {MAX_PAUSE_REASON}",
+                    frames.len()
+                ));
+            }
             let reason = std::str::from_utf8(g.take(len)?)
                 .map_err(|_| format!("frame {}'s pause reason is not UTF-8", frames.len()))?;
             Some(reason.to_owned())
