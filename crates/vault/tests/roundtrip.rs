@@ -40,15 +40,7 @@ fn splice_and_verify_recover_every_frame() {
     assert_eq!(spliced.manifest.segments.len(), 2);
     assert_eq!(spliced.bytes, std::fs::metadata(&out).unwrap().len());
 
-    let ring = keyring();
-    let reader = RecordingReader::open(&out, &ring, device()).unwrap();
-    let mut got = Vec::new();
-    let verified = reader
-        .for_each_frame(|_, f| {
-            got.push(f);
-            Ok(())
-        })
-        .unwrap();
+    let (got, verified) = read_recording(&out);
     // From the keyframe at 4 s (frame 20) to the chunk holding 31.3 s in b.
     let all: Vec<Frame> = fa.into_iter().chain(fb).collect();
     let first = all.iter().position(|f| f.pts == T0 + 4_000_000).unwrap();
@@ -191,15 +183,7 @@ fn paused_frames_keep_their_reason_and_verification_lists_the_spans() {
     let out = dir.path().join("rec.dskr");
     let req = request(vec![path], T0, T0 + 6_000_000);
     splice(&req, &keys().device, &out).unwrap();
-    let ring = keyring();
-    let reader = RecordingReader::open(&out, &ring, device()).unwrap();
-    let mut got = Vec::new();
-    let verified = reader
-        .for_each_frame(|_, f| {
-            got.push(f);
-            Ok(())
-        })
-        .unwrap();
+    let (got, verified) = read_recording(&out);
     assert_eq!(got, frames);
     let spans: Vec<(i64, i64, &str)> = verified
         .pauses
@@ -228,4 +212,18 @@ fn version_1_files_are_still_read_and_unknown_versions_are_refused() {
         let scan = scan_segment(&path, ScanDepth::Full);
         assert_eq!(scan.is_ok(), readable, "version {version}: {scan:?}");
     }
+}
+
+/// Every frame of the recording at `path`, in order, and its verification.
+fn read_recording(path: &std::path::Path) -> (Vec<Frame>, Verified) {
+    let ring = keyring();
+    let reader = RecordingReader::open(path, &ring, device()).unwrap();
+    let mut got = Vec::new();
+    let verified = reader
+        .for_each_frame(|_, f| {
+            got.push(f);
+            Ok(())
+        })
+        .unwrap();
+    (got, verified)
 }
