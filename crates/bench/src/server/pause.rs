@@ -93,7 +93,10 @@ async fn pause_once(admin: &mut Admin, handle: &AgentHandle) -> Result<f64> {
             .is_some_and(|p| p.id == id && p.in_effect_at.is_some())
     })
     .await?;
-    let in_effect = shown.pause.and_then(|p| p.in_effect_at).unwrap_or(asked);
+    let in_effect = shown
+        .pause
+        .and_then(|p| p.in_effect_at)
+        .context("the status lost the pause it showed")?;
     admin
         .call(
             Method::POST,
