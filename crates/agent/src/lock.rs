@@ -12,13 +12,27 @@
 //! The holder is described in `agent.owner`, written once the lock is
 //! held: the lock file itself cannot be read by others on Windows, where
 //! the lock is mandatory.
+//!
+//! A lock this very process appears to hold is waited for, briefly. On
+//! Unix the lock belongs to the open file, and a child forked while it was
+//! open shares that file until it execs: the tray's web view forks its
+//! helper processes at start-up, just as a failed start (not enrolled)
+//! drops the lock and enrolling takes it again. Seen in CI: enrolling was
+//! refused "in use by process N" with N the tray itself.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::{AgentError, DataDir};
+
+/// How long a lock this process seems to hold is waited for: far longer
+/// than a forked child takes to exec, short enough that a real second
+/// engine in this process is refused at once to a person's eye.
+const OWN_LOCK_WAIT: Duration = Duration::from_secs(2);
+const OWN_LOCK_POLL: Duration = Duration::from_millis(20);
 
 /// The exclusive lock on a data directory, held until dropped.
 #[derive(Debug)]
@@ -62,15 +76,24 @@ impl DirLock {
             .write(true)
             .open(&path)
             .map_err(AgentError::io(&path))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(AgentError::DirectoryInUse {
-                    data_dir: dir.root().to_path_buf(),
-                    holder: holder(dir).map_or_else(|| "another process".into(), |h| h.to_string()),
-                });
+        let waited_since = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    let holder = holder(dir);
+                    let ours = holder.as_ref().is_some_and(|h| h.pid == std::process::id());
+                    if ours && waited_since.elapsed() < OWN_LOCK_WAIT {
+                        std::thread::sleep(OWN_LOCK_POLL);
+                        continue;
+                    }
+                    return Err(AgentError::DirectoryInUse {
+                        data_dir: dir.root().to_path_buf(),
+                        holder: holder.map_or_else(|| "another process".into(), |h| h.to_string()),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(AgentError::io(&path)(e)),
             }
-            Err(TryLockError::Error(e)) => return Err(AgentError::io(&path)(e)),
         }
         let me = Holder {
             pid: std::process::id(),
@@ -118,5 +141,20 @@ mod tests {
         }
         drop(first);
         DirLock::acquire(&dir, 3_000_000).expect("free again once dropped");
+    }
+
+    /// What a child forked while the lock was open does: it keeps the lock
+    /// a moment after this process let go of it.
+    #[test]
+    fn a_lock_this_process_lets_go_of_a_moment_later_is_waited_for() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        let first = DirLock::acquire(&dir, 1_000_000).unwrap();
+        let held = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(first);
+        });
+        DirLock::acquire(&dir, 2_000_000).expect("the lock was let go of within the wait");
+        held.join().unwrap();
     }
 }
