@@ -21,6 +21,11 @@ struct Bench {
     binaries: &'static [&'static str],
 }
 
+/// The benchmarks' names, for the usage text.
+pub fn names() -> Vec<&'static str> {
+    BENCHES.iter().map(|b| b.name).collect()
+}
+
 const BENCHES: &[Bench] = &[
     Bench {
         name: "vault",

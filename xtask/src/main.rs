@@ -54,7 +54,7 @@ fn main() -> Result<()> {
             "usage: cargo xtask <test|demo|bench NAME|fuzz [SECONDS]|hostile|browser|ui [--docs]|window|windows|msi|bundle deb|setup>\n\
              \n  test     set up and run every test (what CI runs)\
              \n  demo     set up and run the demo on embedded defaults\
-             \n  bench    run a benchmark, write target/bench/NAME.json (NAME: vault)\
+             \n  bench    run a benchmark, write target/bench/NAME.json (NAME: {benches})\
              \n  fuzz     run every fuzz target for SECONDS each (default 30)\
              \n  hostile  hostile clients at scale against the release server\
              \n  browser  play an exported recording in Chromium and check what it shows\
@@ -63,7 +63,8 @@ fn main() -> Result<()> {
              \n  windows  cross-build for x86_64-pc-windows-gnu, run its tests and the tray app under wine\
              \n  msi      build Deskrec-<version>-x64.msi with wixl ([--sign CERT.p12] [--timestamp URL] [--version V] [--wine])\
              \n  bundle   build the tray app's .deb with the Tauri bundler (bundle deb)\
-             \n  setup    install the system packages the other tasks need"
+             \n  setup    install the system packages the other tasks need",
+            benches = bench::names().join(", ")
         ),
     }
 }

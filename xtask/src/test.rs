@@ -22,6 +22,13 @@ pub fn run(_args: &[String]) -> Result<()> {
     ]))?;
     util::run(util::cargo().args(["test", "--workspace", "--all-targets"]))?;
     util::run(util::cargo().args(["test", "--workspace", "--doc"]))?;
+    // The API docs build without a broken or private link: they are how
+    // the next engineer finds their way.
+    util::run(
+        util::cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
     hostile::run(&[])?;
     browser::run(&[])?;
     ui::run(&[])?;

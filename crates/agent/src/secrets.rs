@@ -16,7 +16,6 @@
 #[cfg(windows)]
 mod dpapi;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -76,16 +75,7 @@ impl SecretStore for FileSecretStore {
     fn put(&self, name: &str, value: &[u8]) -> Result<(), AgentError> {
         let path = self.path(name)?;
         create_private_dir(&self.dir)?;
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let _ = std::fs::remove_file(&tmp);
-        let mut file = private_file(&tmp).map_err(AgentError::io(&tmp))?;
-        file.write_all(value)
-            .and_then(|()| file.sync_all())
-            .map_err(AgentError::io(&tmp))?;
-        drop(file);
-        std::fs::rename(&tmp, &path).map_err(AgentError::io(&path))?;
-        sync_dir(&self.dir);
-        Ok(())
+        deskrec_vault::durable::write_private(&path, value).map_err(AgentError::io(&path))
     }
 
     fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, AgentError> {
@@ -110,28 +100,6 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), AgentError> {
     Ok(())
 }
 
-/// A new file only the owner can read and write.
-fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
-}
-
-/// Makes a rename in `dir` durable (Unix; a no-op elsewhere).
-pub(crate) fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +120,18 @@ mod tests {
             assert_eq!(mode(&dir.path().join("secrets")), 0o700);
         }
         assert!(store.put("../escape", b"x").is_err());
+    }
+
+    /// The store used to ignore a failed directory fsync: a credential that
+    /// "was saved" could vanish at the next power cut, and the PC would
+    /// have to be enrolled again.
+    #[test]
+    fn a_secret_whose_directory_cannot_be_synced_is_not_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileSecretStore::new(dir.path().join("secrets"));
+        let put = deskrec_vault::durable::testing::with_failing_dir_sync(|| {
+            store.put(CREDENTIAL, b"first")
+        });
+        assert!(put.is_err(), "{put:?}");
     }
 }

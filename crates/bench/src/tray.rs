@@ -3,7 +3,7 @@
 //! (`deskrec-agent run`), recording the same still screen at the same time.
 //!
 //! 1. A desktop: a private 1920x1080x24 Xvfb showing an xterm with text
-//!    that does not change ([`StillScreen`]), and a private D-Bus session
+//!    that does not change (`StillScreen`), and a private D-Bus session
 //!    with a tray host and a notification server (`deskrec-e2e`): with a
 //!    tray, the app lives in it and its window stays closed, as on an
 //!    agent's desktop.

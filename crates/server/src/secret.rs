@@ -1,4 +1,4 @@
-//! Random secrets, their hashes, and private files.
+//! Random secrets and their hashes, and the secret files made of them.
 //!
 //! Every secret the server hands out (admin token, enrollment tokens, device
 //! credentials) is 256 random bits, so a plain SHA-256 is enough to store it:
@@ -6,8 +6,9 @@
 //! database, and looks secrets up by hash, which also makes comparisons
 //! independent of the secret's bytes.
 
-use std::io::Write;
 use std::path::Path;
+
+use deskrec_vault::durable::write_private;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,24 +30,6 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 /// Lowercase hex SHA-256 of a secret, as stored.
 pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// Writes `bytes` to `path` readable by the owner only (Unix mode 0600):
-/// into a temporary file in the same directory, synced, then renamed.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
 }
 
 /// Reads the secret in `path`, or creates one there (0600) if the file does
@@ -95,5 +78,16 @@ mod tests {
             let mode = std::fs::metadata(&p).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    /// The server's secret files used to be renamed into place without a
+    /// directory fsync: a new admin token could vanish at a power cut
+    /// after it had been printed.
+    #[test]
+    fn a_secret_whose_directory_cannot_be_synced_is_not_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("admin-token");
+        let created = deskrec_vault::durable::testing::with_failing_dir_sync(|| load_or_create(&p));
+        assert!(created.is_err(), "{created:?}");
     }
 }

@@ -17,6 +17,8 @@ use std::fs::{self, File};
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
+use deskrec_vault::durable;
+
 use crate::secret::random_bytes;
 
 /// Why a store operation failed.
@@ -116,13 +118,11 @@ impl RecordingStore for LocalStore {
         // through a handle with write access.
         let file = fs::OpenOptions::new().write(true).open(&tmp).map_err(io)?;
         let written = (|| {
-            file.sync_all()?;
             let len = file.metadata()?.len();
-            fs::rename(&tmp, &dst)?;
-            sync_dir(dir)?;
+            durable::persist(file, &tmp, &dst)?;
             // New intermediate directories must reach the disk too.
             if dir != self.root {
-                sync_dir(&self.root)?;
+                durable::sync_dir(&self.root)?;
             }
             Ok(len)
         })();
@@ -148,7 +148,7 @@ impl RecordingStore for LocalStore {
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key)?;
         match fs::remove_file(&path) {
-            Ok(()) => sync_dir(path.parent().unwrap_or(&self.root)),
+            Ok(()) => durable::sync_parent(&path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         }
@@ -156,20 +156,6 @@ impl RecordingStore for LocalStore {
             key: key.to_owned(),
             source,
         })
-    }
-}
-
-/// Makes a directory's entries (a rename, a new or removed file) durable.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    // Windows cannot open a directory as a file; NTFS journals renames.
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
     }
 }
 

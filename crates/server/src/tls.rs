@@ -29,7 +29,7 @@ use rustls::{ServerConfig, SignatureScheme};
 use sha2::{Digest, Sha256};
 
 use crate::config::TlsFiles;
-use crate::secret::write_private;
+use deskrec_vault::durable::write_private;
 
 /// The generated identity's files, in `data_dir/tls/`.
 const CERT: &str = "cert.pem";
@@ -197,6 +197,8 @@ fn finish_rotation(dir: &Path) -> Result<(), TlsError> {
     }
     let cert = dir.join(CERT);
     std::fs::rename(&next_cert, &cert).map_err(io_at(&cert))?;
+    // Both renames are durable before the rotation is reported done.
+    deskrec_vault::durable::sync_dir(dir).map_err(io_at(dir))?;
     tracing::info!(cert = %cert.display(), "rotated to the announced TLS key");
     Ok(())
 }

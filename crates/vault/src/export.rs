@@ -20,9 +20,9 @@ use mp4_atom::{
 };
 use serde::Serialize;
 
+use crate::durable::AtomicFile;
 use crate::error::{Result, VaultError};
 use crate::frame::Frame;
-use crate::fsutil::AtomicFile;
 use crate::h264::{NAL_AUD, NAL_PPS, NAL_SPS, nal_type, nal_units};
 use crate::keys::Keyring;
 use crate::time::{Micros, TimeRange};
@@ -64,7 +64,7 @@ pub fn export_mp4(
     let trim = reader.manifest().trim;
     let first = &reader.scan().parts[0].header;
     let (width, height) = (first.width, first.height);
-    let mut file = AtomicFile::create(out, 0o640)?;
+    let mut file = AtomicFile::create(out, 0o640).map_err(VaultError::io(out))?;
     let mut mp4 = Mp4Writer::start(file.file(), width, height)?;
     let verified = reader.for_each_frame(|header, frame| {
         if (header.width, header.height) != (width, height) {
@@ -78,7 +78,7 @@ pub fn export_mp4(
     })?;
     let (samples, preroll) = (mp4.samples.len() as u64, mp4.preroll);
     let bytes = mp4.finish(trim)?;
-    file.commit()?;
+    file.commit().map_err(VaultError::io(out))?;
     Ok(Exported {
         verified,
         trim,

@@ -213,12 +213,13 @@ impl PrivateKey {
     /// Writes the key as PEM, readable by its owner only (Unix mode 0600),
     /// replacing the file atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        crate::fsutil::write_private(path, self.to_pem().as_bytes())
+        crate::durable::write_private(path, self.to_pem().as_bytes()).map_err(VaultError::io(path))
     }
 
     /// Like [`PrivateKey::save`], encrypted with `passphrase`.
     pub fn save_encrypted(&self, path: &Path, passphrase: &[u8]) -> Result<()> {
-        crate::fsutil::write_private(path, self.to_encrypted_pem(passphrase)?.as_bytes())
+        crate::durable::write_private(path, self.to_encrypted_pem(passphrase)?.as_bytes())
+            .map_err(VaultError::io(path))
     }
 
     fn from_inner(inner: rsa::PrivateKey) -> Self {

@@ -39,16 +39,18 @@
 //! - `recording`, `verify`, `export`: reading, verifying, exporting them;
 //! - `sealed`: other bytes the server keeps at rest (call audio), sealed
 //!   under its recording key.
+//! - [`durable`]: temporary file, fsync, rename, directory fsync: the one
+//!   durable write every Deskrec crate uses.
 //!
 //! The byte layout and threat model are in `docs/format.md`.
 
 #![deny(missing_docs)]
 
 mod crypto;
+pub mod durable;
 mod error;
 mod export;
 mod frame;
-mod fsutil;
 mod h264;
 mod keys;
 mod manifest;

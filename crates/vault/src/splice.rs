@@ -5,8 +5,8 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::durable::AtomicFile;
 use crate::error::{Result, VaultError};
-use crate::fsutil::AtomicFile;
 use crate::keys::PrivateKey;
 use crate::manifest::{MANIFEST_VERSION, Manifest, ManifestSegment, SignedManifest};
 use crate::reader::{ScanDepth, SegmentScan, scan_segment};
@@ -131,7 +131,7 @@ pub fn splice(req: &SpliceRequest, device_key: &PrivateKey, out: &Path) -> Resul
         )));
     }
 
-    let mut file = AtomicFile::create(out, 0o640)?;
+    let mut file = AtomicFile::create(out, 0o640).map_err(VaultError::io(out))?;
     let mut w = BufWriter::with_capacity(1 << 20, file.file());
     w.write_all(&record::preamble(FileKind::Recording))
         .map_err(VaultError::io(out))?;
@@ -187,7 +187,7 @@ pub fn splice(req: &SpliceRequest, device_key: &PrivateKey, out: &Path) -> Resul
     w.write_all(&mani).map_err(VaultError::io(out))?;
     w.flush().map_err(VaultError::io(out))?;
     drop(w);
-    file.commit()?;
+    file.commit().map_err(VaultError::io(out))?;
     Ok(SpliceOutcome {
         chunks: signed
             .manifest

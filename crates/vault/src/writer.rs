@@ -11,7 +11,7 @@ use crate::keys::PublicKey;
 use crate::record::{Digest, FileKind, Tag, encode_record, preamble};
 use crate::segment::{ChunkHead, ChunkRecord, SegmentEnd, SegmentHeader, SegmentId};
 use crate::time::{Micros, TimeRange};
-use crate::{ChunkInfo, fsutil};
+use crate::{ChunkInfo, durable};
 
 /// What a new segment records.
 #[derive(Debug, Clone)]
@@ -74,8 +74,8 @@ impl SegmentWriter {
         let written = file
             .write_all(&start)
             .and_then(|_| file.sync_all())
-            .map_err(VaultError::io(path))
-            .and_then(|_| fsutil::sync_dir(path));
+            .and_then(|_| durable::sync_parent(path))
+            .map_err(VaultError::io(path));
         if let Err(e) = written {
             // No half-written header left behind (a full disk, typically).
             drop(file);

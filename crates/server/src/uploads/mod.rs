@@ -478,7 +478,7 @@ fn end_refused(
 
 /// Refuses `up` (never a stored upload) because its contact's content
 /// was disposed of: the upload ends (committed and audited first, see
-/// [`end_refused`]), then its bytes are deleted: the `.part` file and the
+/// `end_refused`), then its bytes are deleted: the `.part` file and the
 /// object a verification cut short may have put in the store under the
 /// upload's own key, which no row names. The caller holds the upload's
 /// lock or, for a disposal, relies on the ended state: a PATCH writing

@@ -8,7 +8,7 @@
 //! the download and the API answer 401/403 as JSON instead.
 //!
 //! Every route that shows a contact reads it within the user's
-//! [`Scope`](crate::scope::Scope): a contact outside it is answered 404,
+//! [`Scope`]: a contact outside it is answered 404,
 //! as one that does not exist. Every playback and download is audited
 //! ([`audit::access`]).
 
