@@ -1,5 +1,5 @@
 //! Screen capture and H.264 encoding for the Deskrec agent (step 2 of the
-//! flow in `ARCHITECTURE.md`).
+//! flow in `docs/architecture.md`).
 //!
 //! A [`FrameSource`] delivers [`Frame`]s (BGRA pixels plus capture time), or
 //! [`YuvFrame`]s (converted to I420, what the recorder asks for), at the
