@@ -265,7 +265,7 @@ impl AgentHandle {
         let name = format!(
             "deskrec-diagnostics-{}-{}.zip",
             diagnostics.host,
-            crate::uploader::utc(self.shared.now()).replace(':', "-")
+            deskrec_vault::utc::rfc3339(self.shared.now()).replace(':', "-")
         );
         let out = out_dir.join(name);
         let (target, logs) = (out.clone(), logs.map(Path::to_path_buf));
@@ -353,7 +353,7 @@ fn describe(f: &SegmentFindings, writing: bool) -> Vec<String> {
         out.push(format!(
             "no picture for {:.1} s from {}",
             (to - from) as f64 / 1e6,
-            crate::uploader::utc(*from)
+            deskrec_vault::utc::rfc3339(*from)
         ));
     }
     if f.time_backwards > 0 {

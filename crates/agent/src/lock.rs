@@ -59,7 +59,7 @@ impl std::fmt::Display for Holder {
             "process {} of user {:?}, since {}",
             self.pid,
             self.user,
-            crate::uploader::utc(self.since)
+            deskrec_vault::utc::rfc3339(self.since)
         )
     }
 }

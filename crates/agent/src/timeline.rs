@@ -103,7 +103,7 @@ pub fn explain(entries: &[Entry]) -> (UnrecoverableReason, String) {
                 "{} ({}, {who}) from {}",
                 state_name(e.state),
                 e.reason,
-                crate::uploader::utc(e.at)
+                deskrec_vault::utc::rfc3339(e.at)
             )
         })
         .collect();

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use deskrec_client::{ClientError, HttpConnection};
 use deskrec_protocol::{UnrecoverableReason, UploadLimits};
-use deskrec_vault::{SpliceRequest, TimeRange, VaultError};
+use deskrec_vault::{FileKind, SpliceRequest, TimeRange, VaultError, utc};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
@@ -225,7 +225,7 @@ async fn splice(shared: &Arc<Shared>, contact: &Contact) -> Result<Option<Durati
             .map(|()| None);
     }
     let dir = shared.config.data_dir.recordings();
-    let out = dir.join(format!("{}.dskr", file_name(&contact.contact_id)));
+    let out = dir.join(FileKind::Recording.file_name(&file_name(&contact.contact_id)));
     let req = SpliceRequest {
         contact_id: contact.contact_id.clone(),
         agent: contact.windows_login.clone(),
@@ -277,7 +277,11 @@ async fn not_recorded(
     contact: &Contact,
     requested: TimeRange,
 ) -> Result<(), AgentError> {
-    let span = format!("{} to {}", utc(requested.start), utc(requested.end));
+    let span = format!(
+        "{} to {}",
+        utc::rfc3339(requested.start),
+        utc::rfc3339(requested.end)
+    );
     let (deleted, timeline) = shared
         .db
         .call(move |c| {
@@ -652,13 +656,6 @@ fn human_bytes(b: u64) -> String {
         1_000_000..1_000_000_000 => format!("{:.1} MB", b as f64 / 1e6),
         _ => format!("{:.2} GB", b as f64 / 1e9),
     }
-}
-
-/// A µs time as RFC 3339 UTC, for people and logs.
-pub(crate) fn utc(us: i64) -> String {
-    jiff::Timestamp::from_microsecond(us)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| us.to_string())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use deskrec_agent::clock::{Clock, SystemClock};
 use deskrec_agent::{Agent, DataDir};
+use deskrec_vault::FileKind;
 use serde_json::json;
 
 use common::*;
@@ -29,7 +30,7 @@ async fn segments_behind_the_watermark_go_unless_a_queued_contact_needs_them() {
     write_segment(&dir.segments(), &id.device_id, needed, 60);
     // One a crash cut short: no end record, its last chunk half written.
     write_segment(&dir.segments(), &id.device_id, cut, 60);
-    let cut_path = dir.segments().join(format!("{cut}.dseg"));
+    let cut_path = deskrec_recorder::segment_path(&dir.segments(), cut);
     let len = std::fs::metadata(&cut_path).unwrap().len();
     std::fs::OpenOptions::new()
         .write(true)
@@ -60,8 +61,8 @@ async fn segments_behind_the_watermark_go_unless_a_queued_contact_needs_them() {
     .await;
     assert_eq!(r.segments.oldest, Some(needed));
     assert_eq!(r.contacts.queued, 1);
-    assert!(!dir.segments().join(format!("{old}.dseg")).exists());
-    assert!(dir.segments().join(format!("{needed}.dseg")).exists());
+    assert!(!deskrec_recorder::segment_path(&dir.segments(), old).exists());
+    assert!(deskrec_recorder::segment_path(&dir.segments(), needed).exists());
     let audit = deskrec_agent::status::audit(&dir, 50).unwrap();
     let deleted: Vec<_> = audit
         .iter()
@@ -71,7 +72,10 @@ async fn segments_behind_the_watermark_go_unless_a_queued_contact_needs_them() {
     let detail_of = |start: i64| -> serde_json::Value {
         let row = deleted
             .iter()
-            .find(|e| e.target.ends_with(&format!("{start}.dseg")))
+            .find(|e| {
+                e.target
+                    .ends_with(&FileKind::Segment.file_name(&start.to_string()))
+            })
             .unwrap_or_else(|| panic!("{start} deleted: {audit:?}"));
         serde_json::from_str(&row.detail).unwrap()
     };
@@ -157,7 +161,7 @@ async fn at_the_disk_floor_the_oldest_segments_go_until_the_floor_is_kept() {
         write_segment(&dir.segments(), &id.device_id, start, 120);
     }
     let size = |start: i64| {
-        std::fs::metadata(dir.segments().join(format!("{start}.dseg")))
+        std::fs::metadata(deskrec_recorder::segment_path(&dir.segments(), start))
             .unwrap()
             .len()
     };

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use deskrec_capture::{
     CaptureError, EncoderConfig, FrameSize, FrameSource, H264Encoder, YuvFrame as Picture,
 };
-use deskrec_vault::{Frame, Micros, PublicKey, SegmentParams, SegmentWriter, VaultError};
+use deskrec_vault::{FileKind, Frame, Micros, PublicKey, SegmentParams, SegmentWriter, VaultError};
 
 use crate::pause::{PauseControl, paused_picture};
 use crate::{RecorderConfig, RecorderError, RecorderState, RecorderStatus, Timeline};
@@ -630,12 +630,10 @@ fn is_disk_full(e: &VaultError) -> bool {
     )
 }
 
-/// Extension of segment files.
-const SEGMENT_EXTENSION: &str = "dseg";
-
-/// Segment files are named by their start time, so a listing is in order.
-pub(crate) fn segment_path(dir: &Path, start: Micros) -> PathBuf {
-    dir.join(format!("{start}.{SEGMENT_EXTENSION}"))
+/// The segment starting at `start` in `dir`: segment files are named by
+/// their start time, so a listing is in order.
+pub fn segment_path(dir: &Path, start: Micros) -> PathBuf {
+    dir.join(FileKind::Segment.file_name(&start.to_string()))
 }
 
 /// The segment files the recorder wrote in `dir`, oldest first.
@@ -643,7 +641,10 @@ pub fn segment_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == SEGMENT_EXTENSION) {
+        if path
+            .extension()
+            .is_some_and(|e| e == FileKind::Segment.extension())
+        {
             paths.push(path);
         }
     }

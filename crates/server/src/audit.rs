@@ -243,9 +243,7 @@ pub fn to_csv(rows: &[AuditEntry]) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["id", "at", "actor", "action", "target", "detail"])?;
     for r in rows {
-        let at = jiff::Timestamp::from_microsecond(r.at)
-            .map(|t| t.to_string())
-            .unwrap_or_else(|_| r.at.to_string());
+        let at = deskrec_vault::utc::rfc3339(r.at);
         w.write_record([
             r.id.to_string(),
             at,

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use std::io::{Read, Write};
 
-use deskrec_vault::{DeviceIdentity, PublicKey};
+use deskrec_vault::{DeviceIdentity, FileKind, PublicKey};
 use rusqlite::{Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
@@ -216,7 +216,8 @@ pub async fn cached_mp4(
     let target = out.clone();
     let started = std::time::Instant::now();
     let exported = tokio::task::spawn_blocking(move || {
-        let src = cache_dir.join(format!(".v{EXPORT_VERSION}-{}.dskr", stored.sha256));
+        let src = cache_dir
+            .join(FileKind::Recording.file_name(&format!(".v{EXPORT_VERSION}-{}", stored.sha256)));
         let copied = copy_checked(store.as_ref(), &stored, &src);
         let exported = copied.and_then(|()| {
             let key = PublicKey::from_pem(&stored.device_key_pem).map_err(|e| e.to_string())?;

@@ -339,11 +339,7 @@ async fn held_recordings_stay_past_retention_until_the_hold_is_lifted() {
     ] {
         contact(&s, &device, login, "billing", id, age, true);
     }
-    let at = |days_ago: i64| {
-        jiff::Timestamp::from_microsecond(now_micros() - days_ago * DAY)
-            .unwrap()
-            .to_string()
-    };
+    let at = |days_ago: i64| deskrec_vault::utc::rfc3339(now_micros() - days_ago * DAY);
     let mut holds = vec![];
     for body in [
         json!({"reason": "case 17", "contact_id": "by-contact"}),
@@ -614,11 +610,15 @@ async fn post_raw(c: &util::Client, path: &str, body: &str) -> Option<u16> {
 /// data directory at `dir` (seeded before the server starts).
 #[cfg(unix)]
 fn seed_dir(dir: &Path) -> Vec<(&'static str, Vec<PathBuf>)> {
+    use deskrec_vault::FileKind;
     let db = deskrec_server::db::Db::open(&dir.join("deskrec.db")).unwrap();
     let end = now_micros() - 40 * DAY;
     let mut out = vec![];
     for id in ["c-1", "c-2"] {
-        let (rec_key, audio_key) = (format!("ab/{id}.dskr"), format!("audio/{id}.seal"));
+        let (rec_key, audio_key) = (
+            format!("ab/{}", FileKind::Recording.file_name(id)),
+            format!("audio/{}", FileKind::Sealed.file_name(id)),
+        );
         let mut stored = vec![];
         for key in [&rec_key, &audio_key] {
             let path = dir.join("recordings").join(key);

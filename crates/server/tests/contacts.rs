@@ -20,11 +20,7 @@ const NINE: i64 = 1_921_827_600_000_000;
 
 /// A contact for `login` starting `minute` minutes after nine, 2 min long.
 fn contact(id: &str, login: &str, minute: i64) -> Value {
-    let at = |m: i64| {
-        jiff::Timestamp::from_microsecond(NINE + m * 60_000_000)
-            .unwrap()
-            .to_string()
-    };
+    let at = |m: i64| deskrec_vault::utc::rfc3339(NINE + m * 60_000_000);
     json!({"contact_id": id, "windows_login": login, "start": at(minute), "end": at(minute + 2),
            "direction": "inbound", "queue": "billing"})
 }

@@ -433,7 +433,7 @@ async fn ann_recording(c: &util::Client, contact: &str) -> (EnrollResponse, util
     let device = c.enroll().await;
     let mut agent = c.rte(Some(&device.credential)).await.unwrap();
     agent.hello(&device.device_id, "CORP\\ann").await;
-    let at = |us| jiff::Timestamp::from_microsecond(us).unwrap().to_string();
+    let at = |us| deskrec_vault::utc::rfc3339(us);
     c.admin(
         "POST",
         "/contacts",

@@ -554,7 +554,11 @@ async fn a_damaged_recording_answers_export_failed_and_caches_nothing() {
     // no longer matches the one recorded at upload.
     let rec = record(work.path(), &device, "c-rot", start, end);
     store(&s, "c-rot", start, end, Some((&device, &rec)));
-    let stored = s.dir.path().join("recordings/c-rot.dskr");
+    let stored = s
+        .dir
+        .path()
+        .join("recordings")
+        .join(deskrec_vault::FileKind::Recording.file_name("c-rot"));
     let mut bytes = std::fs::read(&stored).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
@@ -1020,11 +1024,7 @@ async fn the_search_filters_by_agent_time_queue_direction_and_status_and_pages_b
     let expect = |f: &dyn Fn(i64) -> bool| (0..120).rev().filter(|i| f(*i)).collect::<Vec<i64>>();
 
     // Each filter alone, and all of them at once.
-    let at = |i: i64| {
-        jiff::Timestamp::from_microsecond(T0 + i * minute)
-            .unwrap()
-            .to_string()
-    };
+    let at = |i: i64| deskrec_vault::utc::rfc3339(T0 + i * minute);
     let cases: Vec<(String, Vec<i64>)> = vec![
         ("login=CORP%5Cabe".into(), expect(&|i| i % 2 == 1)),
         ("queue=sales".into(), expect(&|i| i % 3 == 0)),

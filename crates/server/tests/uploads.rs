@@ -97,7 +97,7 @@ async fn contacts(s: &TestServer, ids: &[&str]) {
 }
 
 async fn contact_at(s: &TestServer, id: &str, start: i64, end: i64) {
-    let t = |us| jiff::Timestamp::from_microsecond(us).unwrap().to_string();
+    let t = |us| deskrec_vault::utc::rfc3339(us);
     let c = json!({"contact_id": id, "windows_login": ANN, "start": t(start), "end": t(end)});
     s.admin("POST", "/contacts", json!({ "contacts": [c] }))
         .await;
@@ -1123,7 +1123,7 @@ async fn an_upload_is_refused_from_the_moment_a_disposal_commits_its_intent() {
         .path()
         .join("recordings")
         .join(&hex[..2])
-        .join(format!("{id}.dskr"));
+        .join(deskrec_vault::FileKind::Recording.file_name(&id));
     std::fs::create_dir_all(object.parent().unwrap()).unwrap();
     std::fs::write(&object, &bytes).unwrap();
     let (length, i) = (bytes.len() as i64, id.clone());

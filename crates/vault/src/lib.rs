@@ -76,7 +76,7 @@ pub use recording::{RecordingPart, RecordingScan, scan_recording, scan_recording
 pub use sealed::{SealInfo, seal, unseal};
 pub use segment::{ChunkHead, SegmentEnd, SegmentHeader, SegmentId};
 pub use splice::{SpliceOutcome, SplicePlan, SpliceRequest, plan, splice};
-pub use time::{Micros, TimeRange, now_micros};
+pub use time::{Micros, TimeRange, now_micros, utc};
 pub use verify::{DeviceIdentity, PauseSpan, RecordingReader, Verified, verify_recording};
 pub use writer::{SegmentParams, SegmentWriter};
 

@@ -55,13 +55,29 @@ impl FileKind {
             FileKind::Sealed => b"SEAL",
         }
     }
-    /// "segment" or "recording".
+    /// "segment", "recording" or "sealed".
     pub fn name(self) -> &'static str {
         match self {
             FileKind::Segment => "segment",
             FileKind::Recording => "recording",
             FileKind::Sealed => "sealed",
         }
+    }
+
+    /// The file name extension files of this kind carry, without the dot:
+    /// every crate names files through this, so a listing by extension
+    /// finds what a writer wrote.
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileKind::Segment => "dseg",
+            FileKind::Recording => "dskr",
+            FileKind::Sealed => "seal",
+        }
+    }
+
+    /// `stem.EXTENSION`.
+    pub fn file_name(self, stem: &str) -> String {
+        format!("{stem}.{}", self.extension())
     }
 }
 

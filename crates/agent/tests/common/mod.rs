@@ -173,9 +173,7 @@ pub async fn wait_for<T, F: Future<Output = Option<T>>>(
 }
 
 /// A µs time as RFC 3339, as the contacts API takes it.
-pub fn rfc3339(us: i64) -> String {
-    jiff::Timestamp::from_microsecond(us).unwrap().to_string()
-}
+pub use deskrec_vault::utc::rfc3339;
 
 /// Imports one contact of `login` (server clock times).
 pub async fn import_contact(s: &TestServer, id: &str, login: &str, start: i64, end: i64) {
@@ -377,7 +375,7 @@ pub fn write_segment(dir: &std::path::Path, device_id: &str, start: i64, seconds
         height: 360,
         frame_rate: 0.5,
     };
-    let path = dir.join(format!("{start}.dseg"));
+    let path = deskrec_recorder::segment_path(dir, start);
     let mut w = SegmentWriter::create(&path, &params, server::test_key().public()).unwrap();
     let mut enc = H264Encoder::new(EncoderConfig::new(640, 360)).unwrap();
     let mut src = SyntheticSource::new(640, 360)
@@ -418,7 +416,10 @@ pub fn stored_recordings(s: &TestServer) -> Vec<std::path::PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "dskr") {
+            } else if p
+                .extension()
+                .is_some_and(|x| x == deskrec_vault::FileKind::Recording.extension())
+            {
                 out.push(p);
             }
         }

@@ -112,14 +112,14 @@ async fn run_async(work: &Path) -> Result<Report> {
     // The server closes idle keep-alive connections: a new one.
     let mut admin = Admin::connect(&addr, server.admin_token.clone()).await?;
     let contacts = plan_contacts(start, end);
-    let at = |us: Micros| jiff::Timestamp::from_microsecond(us).map(|t| t.to_string());
+    let at = deskrec_vault::utc::rfc3339;
     let body = contacts
         .iter()
         .enumerate()
         .map(|(n, &(s, e))| {
             Ok(
                 json!({"contact_id": format!("day-{n:03}"), "windows_login": login,
-                "start": at(s)?, "end": at(e)?}),
+                "start": at(s), "end": at(e)}),
             )
         })
         .collect::<Result<Vec<_>>>()?;
@@ -288,7 +288,8 @@ fn write_backlog(
     let mut paths = Vec::new();
     let mut t = start;
     while t < end {
-        let path = dir.join(format!("{t}.dseg"));
+        let path = deskrec_vault::FileKind::Segment.file_name(&t.to_string());
+        let path = dir.join(path);
         synth::write_segment_at(&path, t, device_id, server, &mut payload)?;
         paths.push(path);
         t += synth::SEGMENT_US;

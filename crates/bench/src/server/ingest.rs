@@ -86,14 +86,14 @@ pub async fn run(
         clock_offset: 0,
     };
     let spliced = deskrec_vault::splice(&req, device_key, &recording)?;
-    let at = |us: i64| jiff::Timestamp::from_microsecond(us).map(|t| t.to_string());
+    let at = deskrec_vault::utc::rfc3339;
     admin
         .call(
             Method::POST,
             "/api/v1/admin/contacts",
             Some(
                 json!({"contacts": [{"contact_id": "ingest", "windows_login": device.login,
-                "start": at(range.start)?, "end": at(range.end)?}]}),
+                "start": at(range.start), "end": at(range.end)}]}),
             ),
         )
         .await?;

@@ -112,11 +112,7 @@ pub fn seed(data_dir: &std::path::Path) -> Result<()> {
 /// The searches each user runs, as query strings of `/`. `member` is an
 /// agent the user may see.
 fn searches(member: usize) -> Vec<String> {
-    let day = |d: i64| {
-        jiff::Timestamp::from_microsecond(MONTH_START + d * 86_400_000_000)
-            .map(|t| t.to_string())
-            .unwrap_or_default()
-    };
+    let day = |d: i64| deskrec_vault::utc::rfc3339(MONTH_START + d * 86_400_000_000);
     let agent = login(member).replace('\\', "%5C");
     vec![
         String::new(),

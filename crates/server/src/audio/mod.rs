@@ -220,7 +220,10 @@ async fn store_file(
             changed: false,
         });
     }
-    let key = format!("audio/{}.seal", seal.sha256);
+    let key = format!(
+        "audio/{}",
+        deskrec_vault::FileKind::Sealed.file_name(&seal.sha256)
+    );
     let store = state.recordings().clone();
     let (k, path) = (key.clone(), sealed.0.clone());
     tokio::task::spawn_blocking(move || store.put(&k, &path))

@@ -25,8 +25,8 @@ use std::path::Path;
 
 use deskrec_protocol::{RecordingStored, ServerMessage};
 use deskrec_vault::{
-    DeviceIdentity, Keyring, Manifest, PublicKey, TimeRange, VaultError, scan_recording,
-    verify_recording,
+    DeviceIdentity, FileKind, Keyring, Manifest, PublicKey, TimeRange, VaultError, scan_recording,
+    utc, verify_recording,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
@@ -83,7 +83,7 @@ pub enum Rejection {
     },
     /// The recorded time (on the server's clock) has nothing in common with
     /// the contact's.
-    #[error("the recording covers {} to {}, which does not overlap contact \"{contact_id}\" ({} to {})", utc(trim.start), utc(trim.end), utc(contact.start), utc(contact.end))]
+    #[error("the recording covers {} to {}, which does not overlap contact \"{contact_id}\" ({} to {})", utc::to_second(trim.start), utc::to_second(trim.end), utc::to_second(contact.start), utc::to_second(contact.end))]
     OutsideContact {
         /// The contact.
         contact_id: String,
@@ -351,7 +351,8 @@ fn decide(
 /// so no directory grows huge.
 pub(super) fn storage_key(upload_id: &str) -> String {
     let hex = upload_id.trim_start_matches("up-");
-    format!("{}/{upload_id}.dskr", &hex[..2.min(hex.len())])
+    let name = FileKind::Recording.file_name(upload_id);
+    format!("{}/{name}", &hex[..2.min(hex.len())])
 }
 
 async fn store(state: &AppState, up: &Upload, checked: Checked) -> Result<()> {
@@ -561,21 +562,16 @@ fn acknowledge(state: &AppState, up: &Upload) {
     }
 }
 
-/// A UTC timestamp (µs) as RFC 3339 to the second, for reasons people read.
-fn utc(micros: i64) -> String {
-    match jiff::Timestamp::from_microsecond(micros) {
-        Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        Err(_) => format!("{micros} µs"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn reasons_show_times_to_the_second() {
-        assert_eq!(utc(1_795_510_800_200_000), "2026-11-24T09:00:00Z");
+        assert_eq!(
+            utc::to_second(1_795_510_800_200_000),
+            "2026-11-24T09:00:00Z"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! page's player (`player.js`, served from this origin), and every page
 //! but the player works without it.
 
+use deskrec_vault::utc;
 use maud::{DOCTYPE, Markup, html};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -139,7 +140,7 @@ pub fn contacts(
                     tbody {
                         @for c in &page.contacts {
                             tr {
-                                td { a href=(contact_href(&c.contact_id)) { (when(c.start_at)) } }
+                                td { a href=(contact_href(&c.contact_id)) { (utc::for_people(c.start_at)) } }
                                 td { (duration(c.end_at - c.start_at)) }
                                 td { (agent(c)) }
                                 td { (c.queue.as_deref().unwrap_or("")) }
@@ -172,16 +173,16 @@ pub fn contact(user: &Supervisor, detail: &ContactDetail) -> Markup {
         html! {
             dl {
                 dt { "Agent" } dd { (agent(c)) }
-                dt { "Start (UTC)" } dd { (when(c.start_at)) }
-                dt { "End (UTC)" } dd { (when(c.end_at)) }
+                dt { "Start (UTC)" } dd { (utc::for_people(c.start_at)) }
+                dt { "End (UTC)" } dd { (utc::for_people(c.end_at)) }
                 dt { "Duration" } dd { (duration(c.end_at - c.start_at)) }
                 dt { "Queue" } dd { (c.queue.as_deref().unwrap_or("—")) }
                 dt { "Direction" } dd { (c.direction.as_deref().unwrap_or("—")) }
                 dt { "Screen recording" } dd { (status(c)) }
                 @if let Some(r) = rec {
                     dt { "Recorded on" } dd { (r.host.as_deref().unwrap_or("?")) " (" (r.device_id) ")" }
-                    dt { "Stored" } dd { (when(r.stored_at)) ", " (bytes(r.bytes)) }
-                    dt { "Shows" } dd { (when(r.trim_start)) " – " (when(r.trim_end)) }
+                    dt { "Stored" } dd { (utc::for_people(r.stored_at)) ", " (bytes(r.bytes)) }
+                    dt { "Shows" } dd { (utc::for_people(r.trim_start)) " – " (utc::for_people(r.trim_end)) }
                 }
             }
             (player(c, rec, audio))
@@ -277,8 +278,8 @@ fn player(c: &ContactRow, rec: Option<&RecordingRow>, audio: Option<&StoredAudio
                     }
                 }
                 div #bar {
-                    span.marker.start data-at="0" title=(format!("Contact start {}", when(c.start_at))) {}
-                    span.marker.end data-at=(secs(length)) title=(format!("Contact end {}", when(c.end_at))) {}
+                    span.marker.start data-at="0" title=(format!("Contact start {}", utc::for_people(c.start_at))) {}
+                    span.marker.end data-at=(secs(length)) title=(format!("Contact end {}", utc::for_people(c.end_at))) {}
                     @for (from, until) in &gaps {
                         span.marker.gap data-at=(secs(*from)) data-until=(secs(*until)) title="No screen recording" {}
                     }
@@ -409,7 +410,7 @@ pub fn devices(
                                 td { span.status.(state.class()) { (state.label()) } }
                                 td { (d.last_login.as_deref().filter(|l| !l.is_empty()).unwrap_or("—")) }
                                 td {
-                                    @if let Some(t) = d.last_seen_at { (when(t)) }
+                                    @if let Some(t) = d.last_seen_at { (utc::for_people(t)) }
                                     @else { "never connected" }
                                 }
                                 td { (d.agent_version.as_deref().unwrap_or("—")) }
@@ -464,7 +465,7 @@ fn status(c: &ContactRow) -> Markup {
         return html! {
             span.status.(what) { (what) }
             " " span.reason {
-                "by " (d.by) ", " (when(d.at))
+                "by " (d.by) ", " (utc::for_people(d.at))
                 @if let Some(r) = &d.reason { ": " (r) }
             }
         };
@@ -499,14 +500,6 @@ pub fn video_href(contact_id: &str) -> String {
 /// the ACD and may hold anything, `/` and `?` included.
 fn encode(s: &str) -> String {
     utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
-}
-
-/// A timestamp (µs) as `2026-11-24 09:00:03 UTC`.
-fn when(micros: i64) -> String {
-    match jiff::Timestamp::from_microsecond(micros) {
-        Ok(t) => t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
-        Err(_) => format!("{micros} µs"),
-    }
 }
 
 /// A duration (µs) as `4:05` or `1:02:03`, with tenths under a minute.
