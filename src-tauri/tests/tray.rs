@@ -5,9 +5,7 @@
 
 #![cfg(target_os = "linux")]
 
-#[path = "../../crates/server/tests/util/mod.rs"]
-#[allow(dead_code)]
-mod server;
+use deskrec_server::testing as server;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -92,6 +92,9 @@ pub use config::Config;
 pub use server::serve;
 pub use state::{AppState, StartError};
 
+#[cfg(feature = "test-utils")]
+pub mod testing;
+
 /// Thin wrappers over private parsers of what a device sends, for the fuzz
 /// targets in `crates/vault/fuzz`; not an API.
 #[doc(hidden)]

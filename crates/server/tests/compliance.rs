@@ -4,8 +4,7 @@
 
 // This binary uses only part of the shared fixtures.
 mod fixtures;
-#[allow(dead_code)]
-mod util;
+use deskrec_server::testing as util;
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! devices' answers.
 
 #[allow(dead_code)] // each test binary uses part of the fixtures
-mod util;
+use deskrec_server::testing as util;
 
 use std::time::Duration;
 

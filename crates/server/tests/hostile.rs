@@ -9,7 +9,7 @@
 
 mod fixtures;
 #[allow(dead_code)] // each test binary uses part of the fixtures
-mod util;
+use deskrec_server::testing as util;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};

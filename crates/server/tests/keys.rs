@@ -2,7 +2,7 @@
 //! losing old recordings, and pushed to agents.
 
 #[allow(dead_code)] // each test binary uses part of the fixtures
-mod util;
+use deskrec_server::testing as util;
 
 use deskrec_protocol::ServerMessage;
 use deskrec_server::AppState;

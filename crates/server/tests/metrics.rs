@@ -1,7 +1,7 @@
 //! Prometheus metrics over the real server.
 
 #[allow(dead_code)] // each test binary uses part of the fixtures
-mod util;
+use deskrec_server::testing as util;
 
 use std::time::Duration;
 

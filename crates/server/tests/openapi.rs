@@ -12,8 +12,7 @@
 //!   unique), and is served at `GET /api/v1/openapi.json` without auth.
 
 // This binary uses only part of the shared fixtures.
-#[allow(dead_code)]
-mod util;
+use deskrec_server::testing as util;
 use std::collections::BTreeSet;
 
 use deskrec_server::api::{self, admin, openapi};

@@ -1,7 +1,7 @@
 //! Integration tests over real TLS sockets.
 
 #[allow(dead_code)] // each test binary uses part of the fixtures
-mod util;
+use deskrec_server::testing as util;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! real: OpenH264 pictures, encrypted, spliced and signed by a device key.
 
 #[allow(dead_code)] // each test binary uses part of the fixtures
-mod util;
+use deskrec_server::testing as util;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

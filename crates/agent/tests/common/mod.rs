@@ -5,8 +5,7 @@
 // Test plumbing; each test binary uses part of it.
 #![allow(missing_docs, dead_code)]
 
-#[path = "../../../server/tests/util/mod.rs"]
-pub mod server;
+pub use deskrec_server::testing as server;
 
 use deskrec_agent::DataDir;
 use deskrec_agent::enroll::{self, Identity};

@@ -1,4 +1,5 @@
-//! Shared fixtures: a server on a real TLS socket (port 0, fresh data dir)
+//! Test fixtures, for this crate's tests and other crates' (feature
+//! `test-utils`): a server on a real TLS socket (port 0, fresh data dir)
 //! and clients that pin its certificate by SHA-256 fingerprint, the way an
 //! agent does with the fingerprint from its enrollment token.
 
@@ -14,7 +15,7 @@ use deskrec_protocol::{
     AgentMessage, EnrollRequest, EnrollResponse, EnrollmentToken, Hello, PROTOCOL_VERSION, Policy,
     ServerMessage,
 };
-use deskrec_server::{AppState, Config, serve};
+use crate::{AppState, Config, serve};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
