@@ -140,11 +140,7 @@ async fn power_cut_after_the_last_contact_the_recording_is_uploaded_next_morning
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_the_upload_before_the_local_copy_is_deleted_it_goes_once() {
     let s = TestServer::start().await;
-    eligible_setup(&s).await;
-    let proxy = Proxy::start(s.addr).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = DataDir::new(tmp.path());
-    proxy.enroll(&s, &dir).await;
+    let (proxy, _tmp, dir) = eligible_behind_proxy(&s).await;
 
     let agent = start_recording(&dir).await;
     let start = SystemClock.now();

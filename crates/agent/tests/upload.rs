@@ -67,11 +67,7 @@ async fn a_contact_is_spliced_uploaded_and_deleted_and_one_without_segments_is_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contact_during_an_outage_is_uploaded_after_the_server_comes_back() {
     let s = TestServer::start().await;
-    eligible_setup(&s).await;
-    let proxy = Proxy::start(s.addr).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = DataDir::new(tmp.path());
-    proxy.enroll(&s, &dir).await;
+    let (proxy, _tmp, dir) = eligible_behind_proxy(&s).await;
     let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
         .await
         .unwrap();
@@ -164,11 +160,7 @@ async fn a_pc_clock_five_minutes_behind_still_crops_the_contact() {
 async fn a_network_cut_mid_upload_resumes_from_the_servers_offset() {
     const PIECE: u64 = 8 << 10;
     let s = TestServer::start().await;
-    eligible_setup(&s).await;
-    let proxy = Proxy::start(s.addr).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = DataDir::new(tmp.path());
-    proxy.enroll(&s, &dir).await;
+    let (proxy, _tmp, dir) = eligible_behind_proxy(&s).await;
     let mut cfg = config(&dir, ANN, Arc::new(SystemClock));
     cfg.upload_chunk_bytes = PIECE as usize;
     let agent = Agent::start(cfg).await.unwrap();
@@ -344,11 +336,7 @@ async fn a_recording_over_the_servers_limit_is_reported_too_large() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contact_erased_while_the_pc_was_offline_is_refused_once_and_its_recording_deleted() {
     let s = TestServer::start().await;
-    eligible_setup(&s).await;
-    let proxy = Proxy::start(s.addr).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = DataDir::new(tmp.path());
-    proxy.enroll(&s, &dir).await;
+    let (proxy, _tmp, dir) = eligible_behind_proxy(&s).await;
     let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
         .await
         .unwrap();

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use deskrec_capture::testing::{DecodedVideo, Painter, Xvfb, require_program};
 use deskrec_vault::{
-    DeviceIdentity, Keyring, Micros, PrivateKey, ScanDepth, SegmentScan, SpliceRequest, TimeRange,
-    VaultError, export_mp4, now_micros, scan_segment, splice,
+    DeviceIdentity, Keyring, Micros, PrivateKey, SegmentScan, SpliceRequest, TimeRange, VaultError,
+    export_mp4, now_micros, splice,
 };
 
 const DEVICE: &str = "kill-test-pc";
@@ -41,14 +41,7 @@ impl Drop for Running {
 /// Every segment in `dir`, oldest first, scanned in full (every digest
 /// checked).
 fn segments(dir: &Path) -> Vec<(PathBuf, SegmentScan)> {
-    deskrec_recorder::segment_files(dir)
-        .unwrap()
-        .into_iter()
-        .map(|p| {
-            let scan = scan_segment(&p, ScanDepth::Full).unwrap();
-            (p, scan)
-        })
-        .collect()
+    deskrec_recorder::scan_segments(dir).unwrap()
 }
 
 #[test]

@@ -36,7 +36,7 @@ mod status;
 pub use clock::Timeline;
 pub use config::RecorderConfig;
 pub use pause::{PauseControl, PauseProbe, PauseSwitch};
-pub use pipeline::{Recorder, segment_files, segment_path};
+pub use pipeline::{Recorder, scan_segments, segment_files, segment_path};
 pub use status::{RecorderState, RecorderStatus};
 
 use deskrec_capture::{CaptureError, EncodeError};

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use deskrec_capture::{
     CaptureError, EncoderConfig, FrameSize, FrameSource, H264Encoder, YuvFrame as Picture,
 };
-use deskrec_vault::{FileKind, Frame, Micros, PublicKey, SegmentParams, SegmentWriter, VaultError};
+use deskrec_vault::{
+    FileKind, Frame, Micros, PublicKey, ScanDepth, SegmentParams, SegmentScan, SegmentWriter,
+    VaultError, scan_segment,
+};
 
 use crate::pause::{PauseControl, paused_picture};
 use crate::{RecorderConfig, RecorderError, RecorderState, RecorderStatus, Timeline};
@@ -634,6 +637,20 @@ fn is_disk_full(e: &VaultError) -> bool {
 /// their start time, so a listing is in order.
 pub fn segment_path(dir: &Path, start: Micros) -> PathBuf {
     dir.join(FileKind::Segment.file_name(&start.to_string()))
+}
+
+/// Every segment the recorder wrote in `dir`, oldest first, scanned in
+/// full (every digest checked): what a test or a check of a segment
+/// directory reads.
+pub fn scan_segments(dir: &Path) -> Result<Vec<(PathBuf, SegmentScan)>, VaultError> {
+    let paths = segment_files(dir).map_err(|source| VaultError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    paths
+        .into_iter()
+        .map(|p| scan_segment(&p, ScanDepth::Full).map(|scan| (p, scan)))
+        .collect()
 }
 
 /// The segment files the recorder wrote in `dir`, oldest first.

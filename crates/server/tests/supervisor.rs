@@ -410,27 +410,6 @@ fn store_for(
     fixtures::store_contact(s, login, "billing", contact, (start, end), upload)
 }
 
-fn ffprobe_duration(mp4: &Path) -> f64 {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(mp4)
-        .output()
-        .expect("ffprobe is installed (cargo xtask setup)");
-    assert!(
-        out.status.success(),
-        "ffprobe: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
 fn cached_files(s: &TestServer) -> Vec<String> {
     match std::fs::read_dir(s.dir.path().join("cache")) {
         Ok(d) => d
@@ -490,7 +469,7 @@ async fn the_video_of_a_stored_recording_has_the_contacts_duration_and_seeks() {
     assert_eq!(cached_files(&s).len(), 1, "{:?}", cached_files(&s));
     let mp4 = work.path().join("served.mp4");
     std::fs::write(&mp4, &replies[0].body).unwrap();
-    let duration = ffprobe_duration(&mp4);
+    let duration = deskrec_capture::testing::ffprobe_duration(&mp4);
     let wanted = (end - start) as f64 / 1e6;
     assert!(
         (duration - wanted).abs() <= FRAME_US as f64 / 1e6,
@@ -1295,7 +1274,10 @@ async fn call_audio_in_every_format_is_imported_sealed_and_served() {
         assert_eq!(api["audio"]["sha256"], audio["sha256"]);
         let played = work.path().join(format!("played-{file}"));
         std::fs::write(&played, &r.body).unwrap();
-        assert!((ffprobe_duration(&played) - seconds).abs() <= 0.1, "{name}");
+        assert!(
+            (deskrec_capture::testing::ffprobe_duration(&played) - seconds).abs() <= 0.1,
+            "{name}"
+        );
     }
     // At rest the audio is sealed: no stored file holds the plaintext.
     let wav = ffmpeg_audio(
@@ -1471,7 +1453,9 @@ async fn the_download_muxes_the_call_audio_over_the_contacts_duration() {
         (audio - wanted).abs() <= 0.05,
         "audio {audio} s, contact {wanted} s"
     );
-    assert!((ffprobe_duration(&mp4) - wanted).abs() <= FRAME_US as f64 / 1e6);
+    assert!(
+        (deskrec_capture::testing::ffprobe_duration(&mp4) - wanted).abs() <= FRAME_US as f64 / 1e6
+    );
     // Asked again: the cached file.
     let again = get(&s, "/api/v1/recordings/c-mux/download.mp4", Some(&vic)).await;
     assert!(again.body == r.body);

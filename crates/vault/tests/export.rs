@@ -58,27 +58,6 @@ fn three_segments(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     paths
 }
 
-fn ffprobe_duration(mp4: &std::path::Path) -> f64 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(mp4)
-        .output()
-        .expect("ffprobe is installed (cargo xtask setup)");
-    assert!(
-        out.status.success(),
-        "ffprobe: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
 /// Every picture ffmpeg shows, as its synthetic frame number.
 fn decoded_numbers(mp4: &std::path::Path) -> Vec<u32> {
     let out = Command::new("ffmpeg")
@@ -126,7 +105,7 @@ fn a_mid_gop_range_across_three_segments_exports_to_the_exact_duration() {
         "frames 20..24 decode but are not shown"
     );
 
-    let duration = ffprobe_duration(&mp4);
+    let duration = deskrec_capture::testing::ffprobe_duration(&mp4);
     let wanted = (end - start) as f64 / 1e6;
     assert!(
         (duration - wanted).abs() <= FRAME_US as f64 / 1e6,

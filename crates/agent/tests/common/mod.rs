@@ -52,6 +52,18 @@ pub async fn eligible_enrolled(s: &TestServer) -> (tempfile::TempDir, DataDir) {
     (tmp, dir)
 }
 
+/// Ann made eligible on `s`, and a fresh data directory enrolled through a
+/// [`Proxy`] in front of `s`: the agent reaches the server only through
+/// it, so a test can cut, throttle or hold the network.
+pub async fn eligible_behind_proxy(s: &TestServer) -> (Proxy, tempfile::TempDir, DataDir) {
+    eligible_setup(s).await;
+    let proxy = Proxy::start(s.addr).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::new(tmp.path());
+    proxy.enroll(s, &dir).await;
+    (proxy, tmp, dir)
+}
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

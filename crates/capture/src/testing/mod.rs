@@ -33,6 +33,7 @@
 //!   probe (Xvfb has no window manager).
 //! - [`Tmpfs`]: a small filesystem to fill up (full-disk tests).
 //! - [`require_program`]: the skip-or-fail rule for missing tools.
+//! - [`ffprobe_duration`]: a media file's duration as ffprobe reads it.
 //! - `TestWindow` (Windows only): a top-level window with a known title
 //!   and class, brought to the front, for the foreground-window probe and
 //!   the agent's pause rules under wine.
@@ -77,4 +78,35 @@ pub fn require_program(program: &str, package: &str) -> bool {
         eprintln!("skipped: {why}");
     }
     found
+}
+
+/// The duration of a media file as ffprobe reads it (its container's),
+/// in seconds.
+///
+/// # Panics
+///
+/// When ffprobe is missing or cannot read the file.
+#[must_use]
+pub fn ffprobe_duration(path: &std::path::Path) -> f64 {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe is installed (cargo xtask setup)");
+    assert!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("ffprobe's duration {text:?}: {e}"))
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use deskrec_vault::{PrivateKey, ScanDepth, SegmentScan, scan_segment};
+use deskrec_vault::{PrivateKey, SegmentScan};
 
 /// The server's key pair: segments are encrypted for it. Keys are slow to
 /// generate: one per test process.
@@ -23,14 +23,7 @@ pub fn device() -> &'static PrivateKey {
 /// Every segment in `dir`, oldest first, scanned in full (every digest
 /// checked).
 pub fn segments(dir: &Path) -> Vec<(PathBuf, SegmentScan)> {
-    deskrec_recorder::segment_files(dir)
-        .unwrap()
-        .into_iter()
-        .map(|p| {
-            let scan = scan_segment(&p, ScanDepth::Full).unwrap();
-            (p, scan)
-        })
-        .collect()
+    deskrec_recorder::scan_segments(dir).unwrap()
 }
 
 /// The chunks of all segments tile the recorded time with no gap.

@@ -11,11 +11,11 @@ pub mod recording;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::{AppState, Config, serve};
 use deskrec_protocol::{
     AgentMessage, EnrollRequest, EnrollResponse, EnrollmentToken, Hello, PROTOCOL_VERSION, Policy,
     ServerMessage,
 };
-use crate::{AppState, Config, serve};
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
