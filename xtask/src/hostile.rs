@@ -3,7 +3,7 @@
 //!
 //! The server is built with `--release`, as it ships, and the
 //! `hostile_clients_at_scale_leave_the_server_serving` test of
-//! `crates/server/tests/hostile.rs` drives it: 10,000 sign-ins with 1 MB
+//! `crates/server/tests/it/hostile.rs` drives it: 10,000 sign-ins with 1 MB
 //! logins (the server's peak RSS under 200 MB), 5,000 slow connections
 //! while a supervisor signs in and an agent uploads, abusive RTE sessions
 //! and malformed tus requests, with a health check and a check of a stored
@@ -16,7 +16,7 @@ use anyhow::Result;
 use crate::util::{cargo, run as run_cmd, target_dir};
 
 /// The test that runs the groups.
-const TEST: &str = "hostile_clients_at_scale_leave_the_server_serving";
+const TEST: &str = "hostile::hostile_clients_at_scale_leave_the_server_serving";
 
 /// `cargo xtask hostile`.
 pub fn run(_args: &[String]) -> Result<()> {
@@ -28,7 +28,7 @@ pub fn run(_args: &[String]) -> Result<()> {
     // the test binary is the one `cargo xtask test` built already.
     run_cmd(
         cargo()
-            .args(["test", "--workspace", "--test", "hostile", "--"])
+            .args(["test", "--workspace", "--test", "it", "--"])
             .args(["--ignored", "--exact", TEST, "--nocapture"])
             .env("DESKREC_SERVER_BIN", server),
     )

@@ -4,9 +4,9 @@
 //!
 //! They sit at each step between the last byte of an upload arriving and
 //! the answer that tells the agent to delete its copy, so the test
-//! (`tests/hostile.rs`) can prove that no step acknowledges before the
+//! (`tests/it/hostile.rs`) can prove that no step acknowledges before the
 //! one it depends on is committed, and at the steps of a retention run and
-//! an erasure (`tests/compliance.rs`). Unset, a point costs one comparison.
+//! an erasure (`tests/it/compliance.rs`). Unset, a point costs one comparison.
 
 use std::sync::OnceLock;
 

@@ -5,7 +5,7 @@
 //! as it is: nothing is parsed or built per request. It is JSON rather than
 //! YAML so that neither the server nor its test needs a YAML parser
 //! (`serde_yaml` is unmaintained) and the bytes on disk are the bytes served.
-//! `tests/openapi.rs` checks it against the live router in both directions
+//! `tests/it/openapi.rs` checks it against the live router in both directions
 //! — every route described, every described route present — so a route
 //! cannot be added, renamed or removed without updating it.
 

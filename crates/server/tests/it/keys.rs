@@ -1,7 +1,6 @@
 //! The recording key: encrypted at rest with a passphrase, rotated without
 //! losing old recordings, and pushed to agents.
 
-#[allow(dead_code)] // each test binary uses part of the fixtures
 use deskrec_server::testing as util;
 
 use deskrec_protocol::ServerMessage;

@@ -4,7 +4,7 @@
 //! paused is in no frame of the exported recording, while the same test
 //! without a pause finds it.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

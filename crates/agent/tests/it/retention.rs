@@ -3,7 +3,7 @@
 //! needs is kept; a hard limit deletes it anyway, and the contact is then
 //! reported `segments_deleted`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Export to MP4 with real H.264: ffprobe's duration and the decoded
 //! pictures match the requested range.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

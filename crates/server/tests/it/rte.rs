@@ -1,6 +1,5 @@
 //! Integration tests over real TLS sockets.
 
-#[allow(dead_code)] // each test binary uses part of the fixtures
 use deskrec_server::testing as util;
 
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! rotate, a still screen costs no encoding, sizes change, a full disk
 //! pauses recording without damaging anything.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Writing, reading, splicing and verifying recover exactly what was written.
 
-mod common;
+use crate::common;
 
 use common::*;
 use deskrec_vault::*;

@@ -2,7 +2,7 @@
 //! smallest decodable run of chunks that covers the range, and the files it
 //! writes verify.
 
-mod common;
+use crate::common;
 
 use common::*;
 use deskrec_vault::*;

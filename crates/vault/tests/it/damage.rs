@@ -1,6 +1,6 @@
 //! Damage and tampering are detected, located, and lose nothing before them.
 
-mod common;
+use crate::common;
 
 use common::*;
 use deskrec_vault::*;

@@ -1,6 +1,5 @@
 //! Prometheus metrics over the real server.
 
-#[allow(dead_code)] // each test binary uses part of the fixtures
 use deskrec_server::testing as util;
 
 use std::time::Duration;

@@ -2,8 +2,7 @@
 //! the video endpoint exporting a real recording (`util::recording`:
 //! OpenH264 pictures, spliced and signed like an agent does).
 
-// This binary uses only part of the shared fixtures.
-mod fixtures;
+use crate::fixtures;
 use deskrec_server::testing as util;
 
 use std::path::Path;

@@ -7,8 +7,7 @@
 //! not where these defences differ.
 #![cfg(unix)]
 
-mod fixtures;
-#[allow(dead_code)] // each test binary uses part of the fixtures
+use crate::fixtures;
 use deskrec_server::testing as util;
 
 use std::net::IpAddr;

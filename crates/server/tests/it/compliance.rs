@@ -2,8 +2,7 @@
 //! server: real SQLite, real files in the data directory, and for the
 //! crash tests the server binary killed mid-way (`crashpoint`).
 
-// This binary uses only part of the shared fixtures.
-mod fixtures;
+use crate::fixtures;
 use deskrec_server::testing as util;
 
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 // The fake logind's D-Bus methods are generated undocumented.
 #![allow(missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};

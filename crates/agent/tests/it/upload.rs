@@ -1,7 +1,7 @@
 //! Contacts to uploaded recordings, against the real server over TLS with
 //! the real recorder (synthetic source).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

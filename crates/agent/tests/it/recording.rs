@@ -1,7 +1,7 @@
 //! Recording follows the server's policy: the real server over TLS, the
 //! real recorder with the synthetic source.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

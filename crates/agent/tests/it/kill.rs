@@ -2,7 +2,7 @@
 //! splices and uploads: after a restart the contact is uploaded exactly
 //! once and nothing is left behind.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

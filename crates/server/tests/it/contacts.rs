@@ -2,7 +2,6 @@
 //! offline, replay after the cursor exactly once, the watermark, and the
 //! devices' answers.
 
-#[allow(dead_code)] // each test binary uses part of the fixtures
 use deskrec_server::testing as util;
 
 use std::time::Duration;

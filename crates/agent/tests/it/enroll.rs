@@ -1,6 +1,6 @@
 //! Enrollment against the real server over pinned TLS.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,7 +11,6 @@
 //!   without a validator (references resolve, path parameters declared, ids
 //!   unique), and is served at `GET /api/v1/openapi.json` without auth.
 
-// This binary uses only part of the shared fixtures.
 use deskrec_server::testing as util;
 use std::collections::BTreeSet;
 

@@ -4,7 +4,6 @@
 //! answers, and the acknowledgement on the RTE channel. Recordings are
 //! real: OpenH264 pictures, encrypted, spliced and signed by a device key.
 
-#[allow(dead_code)] // each test binary uses part of the fixtures
 use deskrec_server::testing as util;
 
 use std::path::PathBuf;

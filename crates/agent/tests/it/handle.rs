@@ -3,7 +3,7 @@
 //! and one engine per data directory — against the real server over TLS
 //! and the real recorder with the synthetic source.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
