@@ -294,10 +294,14 @@ async fn diagnostics_need_an_administrator_or_the_pin_and_the_bundle_holds_no_se
     }
 }
 
-/// Runs `test` of this test binary as the unprivileged user `nobody`
-/// (from a copy it can read: the target directory may be under /root).
+/// Runs `test` of this module of the test binary as the unprivileged user
+/// `nobody` (from a copy it can read: the target directory may be under
+/// /root).
 #[cfg(unix)]
 fn run_as_nobody(test: &str) {
+    // The harness names a test by its path without the crate: `handle::…`.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let test = format!("{module}::{test}");
     use std::os::unix::fs::PermissionsExt;
     let copy = tempfile::tempdir().unwrap();
     std::fs::set_permissions(copy.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -306,7 +310,7 @@ fn run_as_nobody(test: &str) {
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&exe)
-        .args(["--exact", test, "--nocapture"])
+        .args(["--exact", &test, "--nocapture"])
         .current_dir(copy.path())
         .env("HOME", copy.path())
         .output()
