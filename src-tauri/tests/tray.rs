@@ -280,19 +280,8 @@ async fn desktop_with(tray: bool) -> Desktop {
 /// `ann` made an eligible agent on `s`; returns her user and an
 /// enrollment token.
 async fn eligible_ann(s: &TestServer) -> (Value, String) {
-    s.admin(
-        "PUT",
-        "/roles/agent",
-        json!({"permissions": ["record_screen"]}),
-    )
-    .await;
-    let ann = s
-        .admin(
-            "POST",
-            "/users",
-            json!({"name": "Ann", "windows_login": "ann", "roles": ["agent"]}),
-        )
-        .await;
+    s.put_role("agent", &["record_screen"]).await;
+    let ann = s.add_user("Ann", "ann", &["agent"]).await;
     let token = s.admin("POST", "/enrollment-tokens", Value::Null).await["enrollment_token"]
         .as_str()
         .unwrap()

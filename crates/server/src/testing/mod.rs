@@ -266,6 +266,20 @@ impl Client {
         json
     }
 
+    /// Creates or replaces the role `name` granting `permissions`.
+    pub async fn put_role(&self, name: &str, permissions: &[&str]) -> Value {
+        let body = serde_json::json!({ "permissions": permissions });
+        self.admin("PUT", &format!("/roles/{name}"), body).await
+    }
+
+    /// Creates the active user `name` with `windows_login` and `roles`;
+    /// returns the user as the API answers it.
+    pub async fn add_user(&self, name: &str, windows_login: &str, roles: &[&str]) -> Value {
+        let body =
+            serde_json::json!({ "name": name, "windows_login": windows_login, "roles": roles });
+        self.admin("POST", "/users", body).await
+    }
+
     /// The Prometheus text of `/api/v1/metrics`.
     pub async fn metrics(&self) -> String {
         let r = self

@@ -30,12 +30,7 @@ async fn server(policy: &str) -> TestServer {
 /// (supervisor, team payments) and Sam (supervisor, team south), the
 /// supervisors with [`PASSWORD`].
 async fn seed_users(s: &TestServer) {
-    s.admin(
-        "PUT",
-        "/roles/supervisor",
-        json!({"permissions": ["view_recordings"]}),
-    )
-    .await;
+    s.put_role("supervisor", &["view_recordings"]).await;
     for (name, login, team, supervisor) in [
         ("Ann", "CORP\\ann", Some("payments"), false),
         ("Bob", "CORP\\bob", None, false),

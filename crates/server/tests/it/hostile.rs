@@ -632,19 +632,8 @@ async fn hostile_clients_at_scale_leave_the_server_serving() {
         server.client.fingerprint.clone(),
         dir.path(),
     ));
-    c.admin(
-        "PUT",
-        "/roles/supervisor",
-        json!({"permissions": ["view_recordings"]}),
-    )
-    .await;
-    let vic = c
-        .admin(
-            "POST",
-            "/users",
-            json!({"name": "Vic", "windows_login": "CORP\\vic", "roles": ["supervisor"]}),
-        )
-        .await;
+    c.put_role("supervisor", &["view_recordings"]).await;
+    let vic = c.add_user("Vic", "CORP\\vic", &["supervisor"]).await;
     let password = "a long enough password";
     c.admin(
         "PUT",

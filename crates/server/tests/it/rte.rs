@@ -12,18 +12,8 @@ use util::{TestServer, WAIT};
 /// Roles `agent` (record_screen) and `viewer` (view_recordings), and users
 /// for every row of the eligibility matrix.
 async fn seed(s: &TestServer) {
-    s.admin(
-        "PUT",
-        "/roles/agent",
-        json!({"permissions": ["record_screen"]}),
-    )
-    .await;
-    s.admin(
-        "PUT",
-        "/roles/viewer",
-        json!({"permissions": ["view_recordings"]}),
-    )
-    .await;
+    s.put_role("agent", &["record_screen"]).await;
+    s.put_role("viewer", &["view_recordings"]).await;
     for (name, login, active, roles) in [
         ("Ann", "CORP\\ann", true, vec!["agent"]),
         ("Ina", "CORP\\ina", false, vec!["agent"]),
@@ -101,20 +91,10 @@ async fn policy_push_reaches_a_connected_agent_when_a_role_loses_record_screen()
     assert!(agent.hello(&dev, "CORP\\ann").await.record);
 
     // An unrelated change re-evaluates but pushes nothing.
-    s.admin(
-        "PUT",
-        "/roles/viewer",
-        json!({"permissions": ["view_recordings", "admin"]}),
-    )
-    .await;
+    s.put_role("viewer", &["view_recordings", "admin"]).await;
     assert!(agent.try_recv(Duration::from_millis(300)).await.is_none());
 
-    s.admin(
-        "PUT",
-        "/roles/agent",
-        json!({"permissions": ["view_recordings"]}),
-    )
-    .await;
+    s.put_role("agent", &["view_recordings"]).await;
     match agent.recv().await {
         ServerMessage::Policy(p) => {
             assert_eq!(
@@ -125,12 +105,7 @@ async fn policy_push_reaches_a_connected_agent_when_a_role_loses_record_screen()
         other => panic!("expected a policy, got {other:?}"),
     }
     // And back.
-    s.admin(
-        "PUT",
-        "/roles/agent",
-        json!({"permissions": ["record_screen"]}),
-    )
-    .await;
+    s.put_role("agent", &["record_screen"]).await;
     let ServerMessage::Policy(p) = agent.recv().await else {
         panic!()
     };
@@ -492,12 +467,7 @@ async fn every_admin_endpoint_refuses_missing_and_wrong_tokens() {
 #[tokio::test]
 async fn bulk_import_is_idempotent_and_audited_once() {
     let s = TestServer::start().await;
-    s.admin(
-        "PUT",
-        "/roles/agent",
-        json!({"permissions": ["record_screen"]}),
-    )
-    .await;
+    s.put_role("agent", &["record_screen"]).await;
     let users = json!([
         {"name": "Ann", "windows_login": "CORP\\ann", "roles": ["agent"]},
         {"name": "Bob", "windows_login": "CORP\\bob", "active": false},
@@ -604,12 +574,7 @@ async fn admin_errors_are_json() {
 async fn restart_reuses_certificate_token_and_data() {
     let s = TestServer::start().await;
     let (fingerprint, token) = (s.fingerprint(), s.admin_token.clone());
-    s.admin(
-        "PUT",
-        "/roles/agent",
-        json!({"permissions": ["record_screen"]}),
-    )
-    .await;
+    s.put_role("agent", &["record_screen"]).await;
     let (mut agent, dev) = s.agent().await;
     agent.hello(&dev, "x").await;
     let dir = s.stop().await; // graceful: the open RTE session is closed

@@ -26,18 +26,8 @@ const FRAME_US: i64 = 200_000;
 /// [`PASSWORD`], and Ann (agent, no password). Vic and Ann are team
 /// `north`, so Vic sees Ann's contacts.
 async fn seed(s: &TestServer) {
-    s.admin(
-        "PUT",
-        "/roles/supervisor",
-        json!({"permissions": ["view_recordings"]}),
-    )
-    .await;
-    s.admin(
-        "PUT",
-        "/roles/agent",
-        json!({"permissions": ["record_screen"]}),
-    )
-    .await;
+    s.put_role("supervisor", &["view_recordings"]).await;
+    s.put_role("agent", &["record_screen"]).await;
     for (name, login, active, roles, password) in [
         ("Vic", VIC, true, vec!["supervisor"], true),
         ("Ina", "CORP\\ina", false, vec!["supervisor"], true),
@@ -263,12 +253,7 @@ async fn pages_and_video_refuse_signed_out_and_wrong_role_requests() {
     assert_eq!(r.status, 303);
     // The role loses view_recordings: the open session is refused on the
     // next request, not at the next sign-in.
-    s.admin(
-        "PUT",
-        "/roles/supervisor",
-        json!({"permissions": ["admin"]}),
-    )
-    .await;
+    s.put_role("supervisor", &["admin"]).await;
     for p in &paths {
         let r = get(&s, p, Some(&token)).await;
         assert_eq!(r.status, 403, "{p}");
@@ -667,12 +652,7 @@ async fn pages_and_answers_carry_the_security_headers() {
 /// Team south joins by CSV import: Sam (supervisor) and Bea (agent); Ada
 /// administers, with no team. Teams are named case-blind.
 async fn seed_south(s: &TestServer) {
-    s.admin(
-        "PUT",
-        "/roles/admin",
-        json!({"permissions": ["admin", "view_recordings"]}),
-    )
-    .await;
+    s.put_role("admin", &["admin", "view_recordings"]).await;
     let csv = "name,windows_login,active,roles,teams\n\
                Sam,CORP\\sam,true,supervisor,South\n\
                Bea,CORP\\bea,true,agent,south;SOUTH\n\

@@ -88,18 +88,8 @@ pub async fn eligible_setup(s: &TestServer) -> Value {
         json!({"segment_seconds": 10, "gop_seconds": 2}),
     )
     .await;
-    s.admin(
-        "PUT",
-        "/roles/agent",
-        json!({"permissions": ["record_screen"]}),
-    )
-    .await;
-    s.admin(
-        "POST",
-        "/users",
-        json!({"name": "Ann", "windows_login": ANN, "roles": ["agent"]}),
-    )
-    .await
+    s.put_role("agent", &["record_screen"]).await;
+    s.add_user("Ann", ANN, &["agent"]).await
 }
 
 /// An agent configuration for tests: the synthetic source, 1 s padding
