@@ -11,7 +11,7 @@ use deskrec_agent::{Agent, AgentError, Connection, DataDir, enroll};
 use deskrec_protocol::EnrollmentToken;
 use serde_json::Value;
 
-use common::{TestServer, enroll_agent, enrollment_token};
+use common::{TestServer, agent_cli, agent_cli_json, enroll_agent, enrollment_token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enrollment_stores_identity_and_owner_only_secrets_and_registers_the_key() {
@@ -76,33 +76,28 @@ async fn the_enroll_command_enrolls_and_prints_the_identity() {
     let token = enrollment_token(&s).await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("agent");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_deskrec-agent"))
-        .arg("enroll")
-        .arg(&token)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--host")
-        .arg("PC-cli")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let printed = agent_cli_json([
+        "enroll".as_ref(),
+        token.as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--host".as_ref(),
+        "PC-cli".as_ref(),
+    ])
+    .await;
     assert_eq!(printed["host"], "PC-cli");
     let dir = DataDir::new(&data);
     let (id, _) = enroll::load(&dir, &dir.secret_store()).unwrap();
     assert_eq!(printed["device_id"], id.device_id.as_str());
     // The token is spent: a second PC cannot use it.
-    let again = tokio::process::Command::new(env!("CARGO_BIN_EXE_deskrec-agent"))
-        .args(["enroll", &token, "--data-dir"])
-        .arg(tmp.path().join("other"))
-        .output()
-        .await
-        .unwrap();
+    let other = tmp.path().join("other");
+    let again = agent_cli([
+        "enroll".as_ref(),
+        token.as_ref(),
+        "--data-dir".as_ref(),
+        other.as_os_str(),
+    ])
+    .await;
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("invalid_token"));
 }

@@ -11,7 +11,8 @@ use deskrec_protocol::RecordingState;
 use serde_json::json;
 
 use common::{
-    ANN, TestServer, eligible_setup, import_contact, start_agent, wait_contact_status, wait_status,
+    ANN, TestServer, agent_cli_json, eligible_setup, import_contact, start_agent,
+    wait_contact_status, wait_status,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -72,19 +73,12 @@ async fn an_eligible_user_records_until_the_policy_says_stop_and_an_unknown_one_
     assert!(after.bytes >= grown.segments.bytes);
 
     // The status command prints the same state for the tray.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_deskrec-agent"))
-        .arg("status")
-        .arg("--data-dir")
-        .arg(ann_dir.root())
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = agent_cli_json([
+        "status".as_ref(),
+        "--data-dir".as_ref(),
+        ann_dir.root().as_os_str(),
+    ])
+    .await;
     assert_eq!(
         (v["state"].as_str(), v["reason"].as_str()),
         (Some("not_eligible"), Some("user_inactive"))

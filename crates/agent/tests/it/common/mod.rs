@@ -584,3 +584,37 @@ pub fn exported_picture_numbers(s: &TestServer, dir: &DataDir) -> Vec<u32> {
         .map(|f| f.number().expect("a numbered picture"))
         .collect()
 }
+
+/// Runs the `deskrec-agent` command with `args`.
+pub async fn agent_cli<I, S>(args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_deskrec-agent"))
+        .args(args)
+        .output()
+        .await
+        .expect("deskrec-agent runs")
+}
+
+/// Runs the `deskrec-agent` command with `args`, which must succeed, and
+/// reads the JSON it prints.
+pub async fn agent_cli_json<I, S>(args: I) -> Value
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = agent_cli(args).await;
+    assert!(
+        out.status.success(),
+        "deskrec-agent failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "deskrec-agent printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
