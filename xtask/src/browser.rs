@@ -152,15 +152,16 @@ fn supervisor(dir: &Path, deskrec: &Path, work: &Path) -> Result<()> {
 }
 
 /// A `deskrec-server` child process, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
+    /// `https://127.0.0.1:PORT`.
+    pub(crate) url: String,
 }
 
 impl Server {
     /// Starts the server on a free loopback port and waits until it listens
     /// (it prints `deskrec-server listening on ADDR` once bound).
-    fn start(binary: &Path, data: &Path) -> Result<Self> {
+    pub(crate) fn start(binary: &Path, data: &Path) -> Result<Self> {
         let mut child = Command::new(binary)
             .arg("--data-dir")
             .arg(data)

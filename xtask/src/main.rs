@@ -10,6 +10,8 @@
 //! - `msi` builds the Windows installer (wixl), optionally signed, and
 //!   with `--wine` installs, upgrades and removes it under wine.
 //! - `hostile` runs hostile clients at scale against the release server.
+//! - `openapi` runs schemathesis, every check, against the live server's
+//!   OpenAPI document.
 //! - `bench NAME` runs a benchmark and writes `target/bench/NAME.json`.
 //!
 //! Every task works from a fresh Debian 12 machine: system packages come from
@@ -25,6 +27,7 @@ mod fuzz;
 mod hostile;
 mod install;
 mod msi;
+mod openapi;
 mod setup;
 mod test;
 mod ui;
@@ -47,17 +50,19 @@ fn main() -> Result<()> {
         Some("msi") => msi::run(rest),
         Some("browser") => browser::run(rest),
         Some("ui") => ui::run(rest),
+        Some("openapi") => openapi::run(rest),
         Some("window") => window::run(rest),
         Some("bundle") => bundle::run(rest),
         Some("setup") => setup::run(rest),
         _ => bail!(
-            "usage: cargo xtask <test|demo|bench NAME|fuzz [SECONDS]|hostile|browser|ui [--docs]|window|windows|msi|bundle deb|setup>\n\
+            "usage: cargo xtask <test|demo|bench NAME|fuzz [SECONDS]|hostile|browser|openapi|ui [--docs]|window|windows|msi|bundle deb|setup>\n\
              \n  test     set up and run every test (what CI runs)\
              \n  demo     set up and run the demo on embedded defaults\
              \n  bench    run a benchmark, write target/bench/NAME.json (NAME: {benches})\
              \n  fuzz     run every fuzz target for SECONDS each (default 30)\
              \n  hostile  hostile clients at scale against the release server\
              \n  browser  play an exported recording in Chromium and check what it shows\
+             \n  openapi  schemathesis (every check) against the live server's OpenAPI document\
              \n  ui       check the tray window in Chromium with faked IPC (--docs: copy its screenshots to docs/img)\
              \n  window   drive the tray app's real window (tauri-driver, WebKitWebDriver) against the real server\
              \n  windows  cross-build for x86_64-pc-windows-gnu, run its tests and the tray app under wine\

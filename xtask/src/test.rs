@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::{browser, fuzz, hostile, setup, ui, util, window, windows};
+use crate::{browser, fuzz, hostile, openapi, setup, ui, util, window, windows};
 
 /// Seconds of fuzzing in CI, split evenly across the fuzz targets (it was
 /// 20 s for each of the first three).
@@ -31,6 +31,7 @@ pub fn run(_args: &[String]) -> Result<()> {
     )?;
     hostile::run(&[])?;
     browser::run(&[])?;
+    openapi::run(&[])?;
     ui::run(&[])?;
     window::run(&[])?;
     fuzz::run(&[fuzz::ci_seconds(FUZZ_SECONDS).to_string()])?;

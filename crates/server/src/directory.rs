@@ -181,6 +181,10 @@ impl Default for Settings {
     }
 }
 
+/// Most uploads an agent may run at once: each holds a connection and a
+/// recording open on the PC.
+pub const MAX_PARALLEL_UPLOADS: u32 = 64;
+
 impl Settings {
     fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(DirectoryError::Invalid(m.into()));
@@ -196,8 +200,10 @@ impl Settings {
         if self.gop_seconds == 0 || self.gop_seconds > self.segment_seconds {
             return bad("gop_seconds must be in [1, segment_seconds]");
         }
-        if self.upload.max_parallel == 0 {
-            return bad("upload.max_parallel must be at least 1");
+        if !(1..=MAX_PARALLEL_UPLOADS).contains(&self.upload.max_parallel) {
+            return Err(DirectoryError::Invalid(format!(
+                "upload.max_parallel must be in [1, {MAX_PARALLEL_UPLOADS}]"
+            )));
         }
         self.validate_pause()?;
         if let Some(phc) = &self.desktop.diagnostics_pin_phc
@@ -604,6 +610,18 @@ pub fn parse_csv(text: &str) -> Result<Vec<NewUser>> {
     let mut rd = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
+    // A header without the required columns is a wrong file (or not CSV
+    // at all), not an empty import.
+    let headers = rd
+        .headers()
+        .map_err(|e| DirectoryError::Invalid(format!("CSV: {e}")))?;
+    for column in ["name", "windows_login"] {
+        if !headers.iter().any(|h| h == column) {
+            return Err(DirectoryError::Invalid(format!(
+                "CSV: the header has no {column:?} column (columns: name, windows_login, active, roles, teams)"
+            )));
+        }
+    }
     let mut out = vec![];
     for (i, row) in rd.deserialize::<CsvUser>().enumerate() {
         let row = row.map_err(|e| DirectoryError::Invalid(format!("CSV: {e}")))?;

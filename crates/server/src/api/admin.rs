@@ -9,8 +9,7 @@
 //! The routes are listed once, in [`endpoints`], which both builds the
 //! router and lets tests iterate every admin route.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::compliance as c;
-use super::{ApiError, JsonBody, bearer};
+use super::{ApiError, ApiQuery, JsonBody, TextBody, bearer};
 use crate::audit::{self, Actor, AuditEntry, AuditFilter};
 use crate::contacts::{self, Contact, ContactImport, ContactImportReport, ContactQuery};
 use crate::directory::{
@@ -234,7 +233,7 @@ async fn set_password(
 async fn import_users(
     State(s): State<AppState>,
     headers: HeaderMap,
-    body: String,
+    TextBody(body): TextBody,
 ) -> Result<Json<ImportReport>, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -244,7 +243,7 @@ async fn import_users(
     let users: Vec<NewUser> = if content_type.starts_with("text/csv") {
         directory::parse_csv(&body)?
     } else if content_type.starts_with("application/json") {
-        serde_json::from_str(&body).map_err(|e| ApiError::bad_request(format!("JSON: {e}")))?
+        super::parse_json(&body)?
     } else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -307,11 +306,14 @@ struct TokenBody {
 }
 
 /// `POST /enrollment-tokens`: body optional (`{"ttl_seconds": N}`).
-async fn create_token(State(s): State<AppState>, body: String) -> Result<Response, ApiError> {
+async fn create_token(
+    State(s): State<AppState>,
+    TextBody(body): TextBody,
+) -> Result<Response, ApiError> {
     let body: TokenBody = if body.trim().is_empty() {
         TokenBody::default()
     } else {
-        serde_json::from_str(&body).map_err(|e| ApiError::bad_request(format!("JSON: {e}")))?
+        super::parse_json(&body)?
     };
     let ttl = body.ttl_seconds.unwrap_or(DEFAULT_TOKEN_TTL_SECONDS);
     if ttl == 0 || ttl > 365 * 24 * 3600 {
@@ -444,10 +446,7 @@ struct AuditQuery {
 }
 
 impl AuditQuery {
-    fn parse(
-        q: Result<Query<AuditQuery>, QueryRejection>,
-    ) -> Result<(Self, AuditFilter), ApiError> {
-        let Query(q) = q.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    fn parse(ApiQuery(q): ApiQuery<AuditQuery>) -> Result<(Self, AuditFilter), ApiError> {
         let time = |what, v: &str| {
             crate::web::queries::parse_time(what, v)
                 .map_err(|e| ApiError::bad_request(e.to_string()))
@@ -469,10 +468,10 @@ pub const MAX_AUDIT_EXPORT: u32 = 1_000_000;
 
 async fn list_audit(
     State(s): State<AppState>,
-    q: Result<Query<AuditQuery>, QueryRejection>,
+    q: ApiQuery<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     let (q, filter) = AuditQuery::parse(q)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = super::page_limit(q.limit, 100, 1000)?;
     Ok(Json(
         s.db().call(move |c| audit::list(c, &filter, limit)).await?,
     ))
@@ -483,13 +482,10 @@ async fn list_audit(
 /// JSON), for an auditor's spreadsheet or an archive.
 async fn export_audit(
     State(s): State<AppState>,
-    q: Result<Query<AuditQuery>, QueryRejection>,
+    q: ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let (q, filter) = AuditQuery::parse(q)?;
-    let limit = q
-        .limit
-        .unwrap_or(MAX_AUDIT_EXPORT)
-        .clamp(1, MAX_AUDIT_EXPORT);
+    let limit = super::page_limit(q.limit, MAX_AUDIT_EXPORT, MAX_AUDIT_EXPORT)?;
     let mut rows = s.db().call(move |c| audit::list(c, &filter, limit)).await?;
     rows.reverse();
     let csv = tokio::task::spawn_blocking(move || audit::to_csv(&rows))
@@ -543,9 +539,9 @@ async fn import_contacts(
 
 async fn list_contacts(
     State(s): State<AppState>,
-    q: Result<Query<ContactQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<ContactQuery>,
 ) -> Result<Json<Vec<Contact>>, ApiError> {
-    let Query(q) = q.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    super::page_limit(q.limit, 100, 1000)?;
     Ok(Json(read(&s, move |c| contacts::list(c, &q)).await?))
 }
 

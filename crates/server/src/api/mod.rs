@@ -13,8 +13,9 @@ mod error;
 pub mod openapi;
 mod pauses;
 
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use deskrec_protocol::{EnrollRequest, EnrollResponse};
@@ -145,9 +146,130 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(JsonBody(v)),
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "bad_request",
+                "Expected request with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| ApiError::new(r.status(), "bad_request", r.body_text()))?;
+        parse_json_bytes(&bytes).map(JsonBody)
+    }
+}
+
+/// Whether the request says its body is JSON (`application/json` or an
+/// `application/*+json` type), as axum's `Json` decides it.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A JSON body read from text (a route that also takes other types, or
+/// none), as [`JsonBody`] reads it.
+pub fn parse_json<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
+    parse_json_bytes(text.as_bytes())
+}
+
+/// 400 when the bytes are not JSON, 422 when they do not fit `T` (naming
+/// where: `contacts[0].start: ...`), as axum's `Json` answers.
+fn parse_json_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = match Json::<T>::from_bytes(bytes) {
+        Ok(Json(v)) => return Ok(v),
+        Err(r) => r,
+    };
+    // A whole number written as `5.0` is still an integer: read it again
+    // with such numbers rewritten, only when there were any.
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        let rewritten = integral_numbers(value.clone());
+        if rewritten != value
+            && let Ok(v) = serde_json::from_value(rewritten)
+        {
+            return Ok(v);
+        }
+    }
+    Err(ApiError::new(
+        first.status(),
+        "bad_request",
+        first.body_text(),
+    ))
+}
+
+/// The same value with every number that is a whole number written as
+/// one: `5.0` becomes `5`. JSON does not tell the two apart, nor does the
+/// OpenAPI document (`"type": "integer"` holds `5.0`), so neither may the
+/// server; serde would refuse `5.0` for an integer field.
+fn integral_numbers(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    /// Whole numbers a double holds exactly (2^53).
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() <= EXACT => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(integral_numbers).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, integral_numbers(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// A query string whose rejections are [`ApiError`]s (axum's own `Query`
+/// answers in plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(r) => Err(ApiError::bad_request(r.body_text())),
+        }
+    }
+}
+
+/// A request body as text, for routes whose body may be empty or CSV; its
+/// rejections (not UTF-8, too large) are [`ApiError`]s.
+pub struct TextBody(pub String);
+
+impl<S: Send + Sync> FromRequest<S> for TextBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match String::from_request(req, state).await {
+            Ok(text) => Ok(TextBody(text)),
             Err(r) => Err(ApiError::new(r.status(), "bad_request", r.body_text())),
         }
+    }
+}
+
+/// A list's `limit`: `default` when absent, refused outside `1..=max` (the
+/// range the OpenAPI document states), never silently cut.
+pub fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(format!(
+            "limit {n} is outside 1..={max}"
+        ))),
     }
 }

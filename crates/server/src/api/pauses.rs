@@ -4,7 +4,7 @@
 //! they sit behind the admin token.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
@@ -82,9 +82,9 @@ pub(super) struct PauseQuery {
 /// `GET /pauses`: the newest pauses reported or requested.
 pub(super) async fn list(
     State(s): State<AppState>,
-    Query(q): Query<PauseQuery>,
+    super::ApiQuery(q): super::ApiQuery<PauseQuery>,
 ) -> Result<Json<Vec<PauseRow>>, ApiError> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = super::page_limit(q.limit, 100, 1000)?;
     let rows = s
         .db()
         .call(move |c| pause::list(c, q.windows_login.as_deref(), limit))

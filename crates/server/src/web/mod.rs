@@ -442,16 +442,9 @@ async fn serve_file(
 async fn api_contacts(
     ApiViewer(user): ApiViewer,
     State(state): State<AppState>,
-    search: Result<Query<ContactSearch>, QueryRejection>,
+    crate::api::ApiQuery(search): crate::api::ApiQuery<ContactSearch>,
 ) -> Result<Response, ApiError> {
-    let Query(search) = search.map_err(|r| ApiError::bad_request(r.body_text()))?;
-    let limit = search.limit.unwrap_or(queries::PAGE_SIZE);
-    if !(1..=queries::MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit must be in [1, {}]",
-            queries::MAX_LIMIT
-        )));
-    }
+    let limit = crate::api::page_limit(search.limit, queries::PAGE_SIZE, queries::MAX_LIMIT)?;
     let scope = Scope::of(&user);
     let page = state
         .db()

@@ -294,3 +294,92 @@ async fn document_is_served_without_authentication() {
     assert!(r.json()["openapi"].as_str().unwrap().starts_with("3.1."));
     s.stop().await;
 }
+
+/// What schemathesis (`cargo xtask openapi`) found the server doing
+/// against the document, each pinned here: a whole number written `5.0`
+/// is an integer, a `limit` outside its stated range is refused (not
+/// silently cut), a CSV import must have a CSV header, a bad query string
+/// or body is answered in JSON, and a stated maximum is enforced.
+#[tokio::test]
+async fn the_server_holds_to_the_documents_types_and_ranges() {
+    let s = TestServer::start().await;
+    let token = Some(s.admin_token.as_str());
+    let json = "application/json";
+    let (status, body) = s
+        .request(
+            "POST",
+            "/api/v1/admin/enrollment-tokens",
+            token,
+            json,
+            r#"{"ttl_seconds": 3600.0}"#,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s
+        .request(
+            "POST",
+            "/api/v1/admin/fleet-tokens",
+            token,
+            json,
+            r#"{"name": "Leeds", "max_uses": 2.0}"#,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for path in [
+        "/api/v1/admin/audit?limit=1001",
+        "/api/v1/admin/contacts?limit=0",
+        "/api/v1/admin/pauses?limit=5000",
+    ] {
+        let (status, body) = s.request("GET", path, token, json, "").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("bad_request")),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = s
+        .request("GET", "/api/v1/admin/pauses?unknown=1", token, json, "")
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("bad_request")),
+        "{body}"
+    );
+    let (status, body) = s
+        .request(
+            "POST",
+            "/api/v1/admin/users/import",
+            token,
+            "text/csv",
+            "{}",
+        )
+        .await;
+    assert_eq!(
+        status, 422,
+        "a JSON body is not an empty CSV import: {body}"
+    );
+    let (status, body) = s
+        .request(
+            "POST",
+            "/api/v1/admin/enrollment-tokens",
+            token,
+            json,
+            "\u{fffd}{",
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("bad_request")),
+        "{body}"
+    );
+    let (status, body) = s
+        .request(
+            "PATCH",
+            "/api/v1/admin/settings",
+            token,
+            json,
+            r#"{"upload": {"max_recording_bytes": 0, "max_parallel": 65, "max_bytes_per_second": null}}"#,
+        )
+        .await;
+    assert_eq!(status, 422, "max_parallel above its maximum: {body}");
+}
