@@ -77,13 +77,61 @@ impl RecorderConfig {
         Ok(())
     }
 
-    /// Time between two captures.
+    /// Time between two captures, to the microsecond (the timeline's
+    /// unit): `fps` is an `f32`, and 0.2 is not exact in one, so the plain
+    /// reciprocal would tick every 4.999999925 s.
     pub fn frame_interval(&self) -> Duration {
-        Duration::from_secs_f64(1.0 / self.fps as f64)
+        Duration::from_micros((1e6 / f64::from(self.fps)).round() as u64)
     }
 }
 
 /// A finite number above zero (NaN is not).
 fn positive(x: f64) -> bool {
     x.is_finite() && x > 0.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> RecorderConfig {
+        RecorderConfig {
+            device_id: "pc-1".into(),
+            ..RecorderConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_default_with_a_device_is_valid_and_each_bad_value_is_named() {
+        config().validate().expect("the defaults are valid");
+        type Spoil = fn(&mut RecorderConfig);
+        let cases: [(&str, Spoil); 7] = [
+            ("fps", |c| c.fps = 0.0),
+            ("fps", |c| c.fps = 61.0),
+            ("gop_seconds", |c| c.gop_seconds = f64::NAN),
+            ("chunk_seconds", |c| c.chunk_seconds = c.gop_seconds * 2.0),
+            ("chunk_seconds", |c| c.chunk_seconds = 0.0),
+            ("segment_seconds", |c| {
+                c.segment_seconds = c.gop_seconds / 2.0
+            }),
+            ("device_id", |c| c.device_id.clear()),
+        ];
+        for (named, spoil) in cases {
+            let mut c = config();
+            spoil(&mut c);
+            match c.validate() {
+                Err(RecorderError::Config(m)) => assert!(m.contains(named), "{named}: {m}"),
+                other => panic!("{named}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_frame_interval_follows_the_rate() {
+        let mut c = config();
+        c.fps = 5.0;
+        assert_eq!(c.frame_interval(), Duration::from_millis(200));
+        c.fps = 0.2;
+        assert_eq!(c.frame_interval(), Duration::from_secs(5));
+    }
 }

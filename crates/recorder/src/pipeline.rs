@@ -669,3 +669,57 @@ pub fn segment_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     paths.sort();
     Ok(paths)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_end_on_multiples_of_their_length_on_the_utc_clock() {
+        let ten_minutes = 600.0;
+        let len = 600_000_000;
+        assert_eq!(aligned_end(0, ten_minutes), len);
+        assert_eq!(aligned_end(len - 1, ten_minutes), len);
+        assert_eq!(
+            aligned_end(len, ten_minutes),
+            2 * len,
+            "a boundary starts the next"
+        );
+        assert_eq!(aligned_end(-1, ten_minutes), 0, "before 1970 too");
+    }
+
+    #[test]
+    fn a_frame_lasts_at_least_a_microsecond_and_at_most_u32() {
+        assert_eq!(duration_between(10, 20), 10);
+        assert_eq!(duration_between(20, 20), 1, "same time: still a duration");
+        assert_eq!(duration_between(20, 10), 1, "a clock that went back");
+        assert_eq!(duration_between(0, i64::MAX), u32::MAX);
+    }
+
+    #[test]
+    fn only_a_full_disk_or_quota_is_a_full_disk() {
+        let io = |kind| VaultError::Io {
+            path: "/x".into(),
+            source: std::io::Error::from(kind),
+        };
+        assert!(is_disk_full(&io(std::io::ErrorKind::StorageFull)));
+        assert!(is_disk_full(&io(std::io::ErrorKind::QuotaExceeded)));
+        assert!(!is_disk_full(&io(std::io::ErrorKind::PermissionDenied)));
+        assert!(!is_disk_full(&VaultError::Invalid("x".into())));
+    }
+
+    #[test]
+    fn segment_files_are_listed_in_time_order_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        for start in [2_000_000_000_000_000_i64, 1_000_000_000_000_000] {
+            std::fs::write(segment_path(dir.path(), start), b"").unwrap();
+        }
+        std::fs::write(dir.path().join("notes.txt"), b"").unwrap();
+        let names: Vec<_> = segment_files(dir.path())
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["1000000000000000.dseg", "2000000000000000.dseg"]);
+    }
+}
