@@ -15,8 +15,8 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 use common::{
-    ANN, TestServer, config, eligible_setup, enroll_agent, import_contact, wait_contact_status,
-    wait_for,
+    ANN, TestServer, config, eligible_setup, enroll_agent, import_contact, start_ann,
+    wait_contact_status, wait_for,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -48,9 +48,7 @@ async fn the_handle_shows_status_queue_and_audit_and_tells_of_policy_changes_wit
     let tmp = tempfile::tempdir().unwrap();
     let dir = deskrec_agent::DataDir::new(tmp.path());
     enroll_agent(&s, &dir).await;
-    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
-        .await
-        .unwrap();
+    let agent = start_ann(&dir).await;
     let handle = agent.handle();
     let mut events = handle.subscribe();
 
@@ -139,9 +137,7 @@ async fn a_second_engine_on_the_same_directory_is_refused_and_the_first_goes_on(
     let tmp = tempfile::tempdir().unwrap();
     let dir = deskrec_agent::DataDir::new(tmp.path());
     enroll_agent(&s, &dir).await;
-    let first = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
-        .await
-        .unwrap();
+    let first = start_ann(&dir).await;
     let handle = first.handle();
     wait_for(WAIT, "the first engine recording", || async {
         (handle.status().state == RecordingState::Recording).then_some(())
@@ -202,9 +198,7 @@ async fn diagnostics_need_an_administrator_or_the_pin_and_the_bundle_holds_no_se
     deskrec_agent::enroll::enroll(&dir, &dir.secret_store(), &token, "PC-agent", 0)
         .await
         .unwrap();
-    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
-        .await
-        .unwrap();
+    let agent = start_ann(&dir).await;
     let handle = agent.handle();
     // Recording: the policy, and with it the PIN's hash, has arrived.
     wait_for(WAIT, "recording", || async {

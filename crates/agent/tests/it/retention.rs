@@ -5,11 +5,10 @@
 
 use crate::common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use deskrec_agent::clock::{Clock, SystemClock};
-use deskrec_agent::{Agent, DataDir};
+use deskrec_agent::DataDir;
 use deskrec_vault::FileKind;
 use serde_json::json;
 
@@ -39,9 +38,7 @@ async fn segments_behind_the_watermark_go_unless_a_queued_contact_needs_them() {
         .set_len(len - 5000)
         .unwrap();
     // ann is unknown here: the PC does not record beside these segments.
-    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
-        .await
-        .unwrap();
+    let agent = start_ann(&dir).await;
     wait_status(&dir, WAIT, "connected", |r| r.clock_offset.is_some()).await;
 
     // A contact during the second segment that is not over yet, and the
@@ -177,9 +174,7 @@ async fn at_the_disk_floor_the_oldest_segments_go_until_the_floor_is_kept() {
     .await;
     // ann is unknown here: the PC does not record beside these segments,
     // and no watermark came, so only the floor deletes.
-    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
-        .await
-        .unwrap();
+    let agent = start_ann(&dir).await;
     let r = wait_status(&dir, WAIT, "the floor kept", |r| r.segments.count < 3).await;
     // Another pass deletes nothing more.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -210,9 +205,7 @@ async fn the_segments_of_a_contact_erased_before_its_upload_go_like_an_uploaded_
     write_segment(&dir.segments(), &id.device_id, start, 60);
     // ann is unknown here: the PC does not record beside this segment. It
     // says who is logged on once, then is switched off.
-    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
-        .await
-        .unwrap();
+    let agent = start_ann(&dir).await;
     wait_status(&dir, WAIT, "connected", |r| r.clock_offset.is_some()).await;
     agent.shutdown().await;
 
@@ -231,9 +224,7 @@ async fn the_segments_of_a_contact_erased_before_its_upload_go_like_an_uploaded_
 
     // Back on, the PC splices the contact, the server refuses it for good,
     // and nothing holds the segment back any more.
-    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
-        .await
-        .unwrap();
+    let agent = start_ann(&dir).await;
     let r = wait_status(&dir, WAIT, "the contact disposed, its segment gone", |r| {
         r.contacts.disposed == 1 && r.segments.count == 0
     })

@@ -68,9 +68,7 @@ async fn a_contact_is_spliced_uploaded_and_deleted_and_one_without_segments_is_n
 async fn a_contact_during_an_outage_is_uploaded_after_the_server_comes_back() {
     let s = TestServer::start().await;
     let (proxy, _tmp, dir) = eligible_behind_proxy(&s).await;
-    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
-        .await
-        .unwrap();
+    let agent = start_ann(&dir).await;
     recording_for(&dir, 1).await;
 
     // The server goes away; the PC keeps recording under its cached policy.
@@ -337,9 +335,7 @@ async fn a_recording_over_the_servers_limit_is_reported_too_large() {
 async fn a_contact_erased_while_the_pc_was_offline_is_refused_once_and_its_recording_deleted() {
     let s = TestServer::start().await;
     let (proxy, _tmp, dir) = eligible_behind_proxy(&s).await;
-    let agent = Agent::start(config(&dir, ANN, Arc::new(SystemClock)))
-        .await
-        .unwrap();
+    let agent = start_ann(&dir).await;
     recording_for(&dir, 1).await;
 
     // The contact reaches the PC while it is on the call; the network goes

@@ -302,84 +302,93 @@ async fn document_is_served_without_authentication() {
 /// or body is answered in JSON, and a stated maximum is enforced.
 #[tokio::test]
 async fn the_server_holds_to_the_documents_types_and_ranges() {
+    const JSON: &str = "application/json";
     let s = TestServer::start().await;
-    let token = Some(s.admin_token.as_str());
-    let json = "application/json";
-    let (status, body) = s
-        .request(
+    // (method, path, content type, body, status, why)
+    let cases = [
+        (
             "POST",
             "/api/v1/admin/enrollment-tokens",
-            token,
-            json,
+            JSON,
             r#"{"ttl_seconds": 3600.0}"#,
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let (status, body) = s
-        .request(
+            201,
+            "3600.0 is an integer",
+        ),
+        (
             "POST",
             "/api/v1/admin/fleet-tokens",
-            token,
-            json,
+            JSON,
             r#"{"name": "Leeds", "max_uses": 2.0}"#,
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    for path in [
-        "/api/v1/admin/audit?limit=1001",
-        "/api/v1/admin/contacts?limit=0",
-        "/api/v1/admin/pauses?limit=5000",
-    ] {
-        let (status, body) = s.request("GET", path, token, json, "").await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (400, Some("bad_request")),
-            "{path}: {body}"
-        );
-    }
-    let (status, body) = s
-        .request("GET", "/api/v1/admin/pauses?unknown=1", token, json, "")
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("bad_request")),
-        "{body}"
-    );
-    let (status, body) = s
-        .request(
-            "POST",
-            "/api/v1/admin/users/import",
-            token,
-            "text/csv",
-            "{}",
-        )
-        .await;
-    assert_eq!(
-        status, 422,
-        "a JSON body is not an empty CSV import: {body}"
-    );
-    let (status, body) = s
-        .request(
+            201,
+            "2.0 is an integer",
+        ),
+        (
+            "GET",
+            "/api/v1/admin/audit?limit=1001",
+            JSON,
+            "",
+            400,
+            "limit above its maximum",
+        ),
+        (
+            "GET",
+            "/api/v1/admin/contacts?limit=0",
+            JSON,
+            "",
+            400,
+            "limit below its minimum",
+        ),
+        (
+            "GET",
+            "/api/v1/admin/pauses?limit=5000",
+            JSON,
+            "",
+            400,
+            "limit above its maximum",
+        ),
+        (
+            "GET",
+            "/api/v1/admin/pauses?unknown=1",
+            JSON,
+            "",
+            400,
+            "an unknown parameter",
+        ),
+        (
             "POST",
             "/api/v1/admin/enrollment-tokens",
-            token,
-            json,
-            "\u{fffd}{",
-        )
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("bad_request")),
-        "{body}"
-    );
-    let (status, body) = s
-        .request(
+            JSON,
+            "{",
+            400,
+            "not JSON",
+        ),
+        (
+            "POST",
+            "/api/v1/admin/users/import",
+            "text/csv",
+            "{}",
+            422,
+            "a JSON body is not an empty CSV import",
+        ),
+        (
             "PATCH",
             "/api/v1/admin/settings",
-            token,
-            json,
+            JSON,
             r#"{"upload": {"max_recording_bytes": 0, "max_parallel": 65, "max_bytes_per_second": null}}"#,
-        )
-        .await;
-    assert_eq!(status, 422, "max_parallel above its maximum: {body}");
+            422,
+            "max_parallel above its maximum",
+        ),
+    ];
+    for (method, path, content_type, body, status, why) in cases {
+        let (got, answer) = s
+            .request(method, path, Some(&s.admin_token), content_type, body)
+            .await;
+        assert_eq!(got, status, "{why}: {method} {path} {body}: {answer}");
+        if status >= 400 {
+            assert!(
+                answer["code"].is_string(),
+                "{why}: the error is JSON: {answer}"
+            );
+        }
+    }
 }

@@ -70,7 +70,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use deskrec_agent::clock::Clock;
+use deskrec_agent::clock::{Clock, SystemClock};
 use deskrec_agent::status::StatusReport;
 use deskrec_agent::{Agent, AgentConfig};
 use deskrec_capture::SyntheticSource;
@@ -90,6 +90,14 @@ pub async fn eligible_setup(s: &TestServer) -> Value {
     .await;
     s.put_role("agent", &["record_screen"]).await;
     s.add_user("Ann", ANN, &["agent"]).await
+}
+
+/// The engine started on `dir` for [`ANN`] with [`config`] and the
+/// system clock.
+pub async fn start_ann(dir: &DataDir) -> Agent {
+    Agent::start(config(dir, ANN, Arc::new(SystemClock)))
+        .await
+        .expect("the agent starts")
 }
 
 /// An agent configuration for tests: the synthetic source, 1 s padding
