@@ -1,11 +1,12 @@
 """Sets the server up as the OpenAPI document's examples assume.
 
-Usage: seed.py URL ADMIN_TOKEN
+Usage: DESKREC_ADMIN_TOKEN=... seed.py URL
 
 The examples import users in the roles `agent` and `team-lead`; roles are
 made first, as docs/server.md says (`PUT /api/v1/admin/roles/{name}`).
 """
 
+import os
 import sys
 
 import requests
@@ -13,7 +14,7 @@ import urllib3
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
-url, token = sys.argv[1], sys.argv[2]
+url, token = sys.argv[1], os.environ["DESKREC_ADMIN_TOKEN"]
 roles = {"agent": ["record_screen"], "team-lead": ["view_recordings"]}
 for name, permissions in roles.items():
     r = requests.put(

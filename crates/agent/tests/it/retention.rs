@@ -7,8 +7,8 @@ use crate::common;
 
 use std::time::Duration;
 
-use deskrec_agent::clock::{Clock, SystemClock};
 use deskrec_agent::DataDir;
+use deskrec_agent::clock::{Clock, SystemClock};
 use deskrec_vault::FileKind;
 use serde_json::json;
 
