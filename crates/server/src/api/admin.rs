@@ -310,7 +310,9 @@ async fn create_token(
     State(s): State<AppState>,
     TextBody(body): TextBody,
 ) -> Result<Response, ApiError> {
-    let body: TokenBody = if body.trim().is_empty() {
+    // No body at all is the defaults; anything else must be JSON (a body
+    // of white space is not).
+    let body: TokenBody = if body.is_empty() {
         TokenBody::default()
     } else {
         super::parse_json(&body)?

@@ -364,6 +364,14 @@ async fn the_server_holds_to_the_documents_types_and_ranges() {
         ),
         (
             "POST",
+            "/api/v1/admin/enrollment-tokens",
+            JSON,
+            "\t",
+            400,
+            "white space is not JSON",
+        ),
+        (
+            "POST",
             "/api/v1/admin/users/import",
             "text/csv",
             "{}",
