@@ -28,6 +28,12 @@ use crate::directory::DirectoryError;
 
 type Result<T> = std::result::Result<T, DirectoryError>;
 
+/// Contacts in one page of the admin list when `limit` is absent, and the
+/// most it may ask for (the API refuses more, see `api::page_limit`).
+pub const LIST_DEFAULT: u32 = 100;
+/// See [`LIST_DEFAULT`].
+pub const LIST_MAX: u32 = 1000;
+
 /// Longest contact accepted: longer ones are almost certainly a wrong end
 /// time, and would pin a day of segments on the PC.
 pub const MAX_CONTACT_MICROS: i64 = 24 * 3600 * 1_000_000;
@@ -537,7 +543,7 @@ pub fn list(conn: &Connection, q: &ContactQuery) -> Result<Vec<Contact>> {
            AND (?3 IS NULL OR start_at < ?3)
          ORDER BY start_at DESC, id DESC LIMIT ?4"
     );
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = q.limit.unwrap_or(LIST_DEFAULT).clamp(1, LIST_MAX);
     let rows: Vec<(i64, Contact)> = conn
         .prepare(&sql)?
         .query_map(params![q.login, status, q.before, limit], contact_row)?

@@ -543,7 +543,7 @@ async fn list_contacts(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<ContactQuery>,
 ) -> Result<Json<Vec<Contact>>, ApiError> {
-    super::page_limit(q.limit, 100, 1000)?;
+    super::page_limit(q.limit, contacts::LIST_DEFAULT, contacts::LIST_MAX)?;
     Ok(Json(read(&s, move |c| contacts::list(c, &q)).await?))
 }
 
