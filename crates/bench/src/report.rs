@@ -116,6 +116,54 @@ impl Report {
         (goals.iter().filter(|&&met| met).count(), goals.len())
     }
 
+    /// One report of several runs of the same benchmark: each figure is
+    /// the mean of its runs, and a figure with a goal also gets `KEY_min`
+    /// and `KEY_max`, so a noisy machine shows as a range. The runs' notes
+    /// are kept, in order.
+    ///
+    /// # Errors
+    ///
+    /// When there are no runs, or they do not have the same figures in the
+    /// same order.
+    pub fn mean_of(runs: Vec<Report>) -> Result<Report> {
+        let Some(first) = runs.first() else {
+            bail!("no runs to take the mean of");
+        };
+        let mut mean = Report::default();
+        for (i, figure) in first.figures.iter().enumerate() {
+            let mut values = Vec::with_capacity(runs.len());
+            for run in &runs {
+                match run.figures.get(i) {
+                    Some(f) if f.key == figure.key => values.push(f.value),
+                    _ => bail!("the runs differ at figure {} ({})", i, figure.key),
+                }
+            }
+            let value = values.iter().sum::<f64>() / values.len() as f64;
+            mean.push(
+                figure.key.clone(),
+                value,
+                figure.unit,
+                figure.goal,
+                figure.about.clone(),
+            );
+            if figure.goal.is_some() {
+                for (end, v) in [
+                    ("min", values.iter().copied().fold(f64::INFINITY, f64::min)),
+                    (
+                        "max",
+                        values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    ),
+                ] {
+                    let key = format!("{}_{end}", figure.key);
+                    let about = format!("{end} of {} runs", values.len());
+                    mean.push(key, v, figure.unit, None, about);
+                }
+            }
+        }
+        mean.notes = runs.into_iter().flat_map(|r| r.notes).collect();
+        Ok(mean)
+    }
+
     /// Adds a line printed under the table (the JSON holds numbers only).
     pub fn note(&mut self, text: impl Into<String>) {
         self.notes.push(text.into());
@@ -197,5 +245,28 @@ mod tests {
         assert!(r.table().contains("goals met: 1 of 2"));
         r.add("bad", f64::NAN, "s", "c");
         assert!(r.to_json().is_err());
+    }
+
+    #[test]
+    fn runs_are_averaged_and_goals_get_their_range() {
+        let run = |ratio: f64, ms: f64| {
+            let mut r = Report::default();
+            r.add_goal("ratio", ratio, Goal::AtMost(1.5), "b");
+            r.add("a_ms", ms, "ms", "a");
+            r.note(format!("ratio {ratio}"));
+            r
+        };
+        let mean = Report::mean_of(vec![run(1.0, 10.0), run(2.0, 30.0)]).unwrap();
+        assert_eq!(
+            mean.to_json().unwrap(),
+            serde_json::json!({"ratio": 1.5, "ratio_min": 1.0, "ratio_max": 2.0, "a_ms": 20.0})
+        );
+        assert_eq!(mean.goals_met(), (1, 1), "the range's ends carry no goal");
+        assert!(mean.table().contains("note: ratio 1") && mean.table().contains("note: ratio 2"));
+
+        let mut other = Report::default();
+        other.add("a_ms", 1.0, "ms", "a");
+        assert!(Report::mean_of(vec![run(1.0, 1.0), other]).is_err());
+        assert!(Report::mean_of(Vec::new()).is_err());
     }
 }

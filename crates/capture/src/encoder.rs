@@ -10,6 +10,8 @@
 //! | frame skipping | off | every captured frame must come out: one call, one picture |
 //! | keyframes | every GOP and on demand (OpenH264's own intra period off) | segments and splices need a keyframe at least every GOP |
 //! | motion search | OpenH264's screen-content search without its block-feature (hash) search, line searches within +-256 px: a patched OpenH264, `third_party/openh264-sys2/DESKREC.md` | half the CPU on busy screens and ~20 MiB less; text costs ~2x the bytes, still ~0.13x of x264 ultrafast |
+//! | unchanged macroblocks | taken from the picture's [`ChangeMap`] when its source knows them: a macroblock the map says is unchanged since the picture encoded last is judged static without OpenH264 comparing it (a patch, `third_party/openh264-sys2/DESKREC.md`); the stream is the same as without the map | a typing screen changes a few blocks in 8160 |
+//! | deblocking filter | off (a patch's option) | a skipped macroblock must show exactly what the decoder already shows; the filter would change the edges of unchanged blocks next to a changed one. Text has sharp edges the filter only blurs (docs/benchmarks.md#capture has its cost in dB) |
 //! | scene-change detection | on (OpenH264 forces it on for screen content) | a large change (another window, a new page) may become an IDR of its own; it is reported as a keyframe and restarts the GOP |
 //! | adaptive quantisation, background detection | off | not supported for screen content (OpenH264 turns them off and warns) |
 //! | threads | 1 | capture, encode and the agent share a small PC; a single slice gains nothing from more |
@@ -40,9 +42,13 @@ use openh264::encoder::{
 };
 use openh264::formats::YUVSlices;
 use openh264::{OpenH264API, Timestamp};
+use openh264_sys2::{
+    ENCODER_OPTION, ENCODER_OPTION_DESKREC_NO_DEBLOCKING, ENCODER_OPTION_DESKREC_UNCHANGED_MBS,
+    SDeskrecUnchangedMbs,
+};
 
 use crate::annexb;
-use crate::{EncodeError, Frame, FrameSize, YuvFrame};
+use crate::{ChangeMap, EncodeError, Frame, FrameSize, YuvFrame};
 
 mod openh264_log;
 
@@ -225,6 +231,11 @@ pub struct H264Encoder {
     stream_start: Option<Instant>,
     /// The most recent IDR; `None` before the first frame.
     last_keyframe: Option<LastKeyframe>,
+    /// The [`YuvFrame::id`] of the picture encoded last, which the next
+    /// picture's [`ChangeMap`] must be relative to; `None` after an error.
+    last_picture: Option<u64>,
+    /// Macroblocks the encoder was told were unchanged, over all frames.
+    unchanged_mbs: u64,
 }
 
 impl std::fmt::Debug for H264Encoder {
@@ -255,8 +266,17 @@ impl H264Encoder {
             frames_encoded: 0,
             stream_start: None,
             last_keyframe: None,
+            last_picture: None,
+            unchanged_mbs: 0,
         };
         encoder.probe()?;
+        // After the probe (OpenH264 takes options once it has initialised
+        // on a first picture), before the first real one, an IDR.
+        encoder.set_option(
+            ENCODER_OPTION_DESKREC_NO_DEBLOCKING,
+            &mut 1i32,
+            "deblocking off",
+        )?;
         // The crate silences OpenH264 when it initialises; turn warnings back on.
         openh264_log::route_to_tracing(&mut encoder.inner);
         tracing::debug!(config = ?encoder.config, gop_frames = encoder.gop_frames, "H.264 encoder ready");
@@ -273,6 +293,13 @@ impl H264Encoder {
     #[must_use]
     pub fn frames_encoded(&self) -> u64 {
         self.frames_encoded
+    }
+
+    /// Macroblocks encoded so far that their pictures' [`ChangeMap`]s said
+    /// were unchanged, so OpenH264 did not compare them.
+    #[must_use]
+    pub fn unchanged_macroblocks(&self) -> u64 {
+        self.unchanged_mbs
     }
 
     /// Converts one BGRA frame to I420 ([`YuvFrame`]) and encodes it;
@@ -314,7 +341,11 @@ impl H264Encoder {
             self.inner.force_intra_frame();
         }
         let timestamp = self.timestamp(frame.captured_at());
-        let (data, frame_type) = self.encode_planes(frame, timestamp)?;
+        let unchanged = match (want_keyframe, self.last_picture.take()) {
+            (false, Some(last)) => frame.changes_since(last),
+            _ => None,
+        };
+        let (data, frame_type) = self.encode_planes_with(frame, timestamp, unchanged)?;
         let keyframe = frame_type == FrameType::IDR;
         if data.is_empty() || !matches!(frame_type, FrameType::IDR | FrameType::I | FrameType::P) {
             return Err(EncodeError::NoOutput {
@@ -345,6 +376,10 @@ impl H264Encoder {
             );
         }
         self.record(frame.captured_at(), keyframe);
+        self.last_picture = Some(frame.id());
+        if let Some(map) = unchanged.filter(|_| !keyframe) {
+            self.unchanged_mbs += (map.len() - map.changed_count()) as u64;
+        }
         Ok(EncodedFrame { data, keyframe })
     }
 
@@ -393,6 +428,61 @@ impl H264Encoder {
         let start = *self.stream_start.get_or_insert(captured_at);
         let millis = captured_at.saturating_duration_since(start).as_millis();
         Timestamp::from_millis(u64::try_from(millis).unwrap_or(u64::MAX))
+    }
+
+    /// [`encode_planes`](Self::encode_planes), telling OpenH264 first
+    /// which macroblocks `changes` says are unchanged since the picture
+    /// encoded last (and taking that back after, whatever happened).
+    fn encode_planes_with(
+        &mut self,
+        picture: &YuvFrame,
+        timestamp: Timestamp,
+        changes: Option<&ChangeMap>,
+    ) -> Result<(Vec<u8>, FrameType), EncodeError> {
+        let Some(changes) = changes else {
+            return self.encode_planes(picture, timestamp);
+        };
+        let unchanged = changes.unchanged_bytes();
+        self.set_unchanged_mbs(Some(&unchanged))?;
+        let encoded = self.encode_planes(picture, timestamp);
+        self.set_unchanged_mbs(None)?;
+        encoded
+    }
+
+    /// Hands OpenH264 the unchanged-macroblock map (one byte a block, see
+    /// `SDeskrecUnchangedMbs`), or takes it back.
+    fn set_unchanged_mbs(&mut self, map: Option<&[u8]>) -> Result<(), EncodeError> {
+        let mut option = SDeskrecUnchangedMbs {
+            pUnchanged: map.map_or(std::ptr::null(), <[u8]>::as_ptr),
+            iMbCount: map.map_or(0, |m| i32::try_from(m.len()).unwrap_or(i32::MAX)),
+        };
+        // OpenH264 keeps the map's pointer and reads it only in the
+        // `EncodeFrame` that `encode_planes_with` makes right after, while
+        // `map` is alive; the map is cleared before that returns.
+        let what = "the unchanged-macroblock map";
+        self.set_option(ENCODER_OPTION_DESKREC_UNCHANGED_MBS, &mut option, what)
+    }
+
+    /// Sets one of OpenH264's options to `value`.
+    fn set_option<T>(
+        &mut self,
+        option: ENCODER_OPTION,
+        value: &mut T,
+        what: &str,
+    ) -> Result<(), EncodeError> {
+        // SAFETY: `option` is one whose argument is a `T` (the callers
+        // pair them); OpenH264 reads it during the call only.
+        let status = unsafe {
+            self.inner
+                .raw_api()
+                .set_option(option, std::ptr::from_mut(value).cast())
+        };
+        if status != 0 {
+            return Err(EncodeError::InvalidConfig(format!(
+                "OpenH264 refused {what}: error {status}"
+            )));
+        }
+        Ok(())
     }
 
     /// Runs OpenH264 on the current planes; returns Annex-B bytes and the

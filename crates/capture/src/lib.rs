@@ -64,6 +64,7 @@
 #![deny(missing_docs)]
 
 pub mod annexb;
+pub mod change;
 pub mod encoder;
 mod error;
 pub mod foreground;
@@ -79,6 +80,7 @@ pub mod yuv;
 
 #[cfg(windows)]
 pub use self::windows::{CaptureMethod, WindowsForeground, WindowsOptions, WindowsSource};
+pub use change::ChangeMap;
 pub use encoder::{EncodedFrame, EncoderConfig, H264Encoder};
 pub use error::{BoxError, CaptureError, EncodeError, FailedAttempt};
 pub use foreground::{ForegroundWindow, WindowInfo, foreground_window};

@@ -10,6 +10,7 @@
 //! [`FrameSource::next_yuv_frame`]: crate::FrameSource::next_yuv_frame
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use yuvutils_rs::{
@@ -18,7 +19,11 @@ use yuvutils_rs::{
 };
 
 use crate::CaptureError;
+use crate::change::ChangeMap;
 use crate::frame::{Frame, FrameSize};
+
+/// The next [`YuvFrame::id`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Luma of black in limited range.
 const BLACK_Y: u8 = 16;
@@ -26,11 +31,17 @@ const BLACK_Y: u8 = 16;
 const NEUTRAL_CHROMA: u8 = 128;
 
 /// One captured picture in I420 (BT.709 matrix, limited range: what the
-/// encoder signals in the stream) and the moment it was captured.
+/// encoder signals in the stream), the moment it was captured and, when its
+/// source knows, where it differs from the picture before it.
 pub struct YuvFrame {
+    /// Unique in the process: what a later picture's changes are relative
+    /// to.
+    id: u64,
     size: FrameSize,
     image: YuvPlanarImageMut<'static, u8>,
     captured_at: Instant,
+    /// The blocks that may differ from the picture whose id is `.0`.
+    changes: Option<(u64, ChangeMap)>,
 }
 
 impl YuvFrame {
@@ -61,11 +72,44 @@ impl YuvFrame {
             YuvConversionMode::Balanced,
         )
         .map_err(|e| CaptureError::InvalidFrame(format!("converting to I420: {e}")))?;
-        Ok(Self {
+        Ok(Self::new(size, image, captured_at))
+    }
+
+    fn new(size: FrameSize, image: YuvPlanarImageMut<'static, u8>, captured_at: Instant) -> Self {
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             size,
             image,
             captured_at,
-        })
+            changes: None,
+        }
+    }
+
+    /// This picture's id, unique in the process.
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Says where this picture differs from picture `since` (an
+    /// [`id`](Self::id)): nowhere outside `map`'s changed blocks, sample
+    /// for sample. A map of another grid is ignored.
+    #[must_use]
+    pub fn with_changes(mut self, since: u64, map: ChangeMap) -> Self {
+        if map.grid() == ChangeMap::unchanged(self.size).grid() {
+            self.changes = Some((since, map));
+        }
+        self
+    }
+
+    /// Where this picture differs from picture `id`, if that is known:
+    /// `None` means anywhere.
+    #[must_use]
+    pub fn changes_since(&self, id: u64) -> Option<&ChangeMap> {
+        match &self.changes {
+            Some((since, map)) if *since == id => Some(map),
+            _ => None,
+        }
     }
 
     /// Converts a BGRA frame.
@@ -91,11 +135,7 @@ impl YuvFrame {
         image.y_plane.borrow_mut().fill(BLACK_Y);
         image.u_plane.borrow_mut().fill(NEUTRAL_CHROMA);
         image.v_plane.borrow_mut().fill(NEUTRAL_CHROMA);
-        Self {
-            size,
-            image,
-            captured_at,
-        }
+        Self::new(size, image, captured_at)
     }
 
     /// Picture size in pixels.
@@ -142,8 +182,10 @@ impl fmt::Debug for YuvFrame {
     /// Prints the size, not the megabytes of samples.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("YuvFrame")
+            .field("id", &self.id)
             .field("size", &self.size)
             .field("captured_at", &self.captured_at)
+            .field("changes", &self.changes)
             .finish_non_exhaustive()
     }
 }

@@ -20,6 +20,30 @@ mod generated {
 pub use self::generated::consts::*;
 pub use self::generated::types::*;
 pub use error::Error;
+
+/// DESKREC PATCH: Deskrec's encoder option (see `DESKREC.md`): the
+/// caller's map of macroblocks unchanged since the picture encoded last,
+/// as [`SDeskrecUnchangedMbs`].
+pub const ENCODER_OPTION_DESKREC_UNCHANGED_MBS: ENCODER_OPTION = 0x4452;
+
+/// DESKREC PATCH: Deskrec's encoder option (see `DESKREC.md`): an `int`,
+/// 1 to turn the deblocking filter off in the pictures encoded from now on.
+pub const ENCODER_OPTION_DESKREC_NO_DEBLOCKING: ENCODER_OPTION = 0x4453;
+
+/// DESKREC PATCH: the argument of [`ENCODER_OPTION_DESKREC_UNCHANGED_MBS`]
+/// (`SDeskrecUnchangedMbs` in `codec_app_def.h`): one byte a macroblock in
+/// raster order, non-zero where the next picture's macroblock has the very
+/// samples of the picture encoded before it. Read during the next
+/// `EncodeFrame` only; a null `pUnchanged` clears it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+#[allow(non_snake_case)]
+pub struct SDeskrecUnchangedMbs {
+    /// The map, or null.
+    pub pUnchanged: *const u8,
+    /// Its length: the picture's macroblock count.
+    pub iMbCount: ::std::os::raw::c_int,
+}
 use std::os::raw::{c_int, c_long};
 
 /// Abstraction over `source` or `libloading` APIs.

@@ -55,8 +55,12 @@ const REFERENCE_CODEC: &[&str] = &["-c:v", "libx264rgb", "-qp", "0", "-preset", 
 pub struct Programs {
     /// `deskrec` (package `deskrec-cli`).
     pub deskrec: PathBuf,
-    /// `scroll-lines` (this package).
+    /// `scroll-lines` (this package): the busy scene's terminal.
     pub scroller: PathBuf,
+    /// `type-text` (this package): the typing scene's typist.
+    pub typist: PathBuf,
+    /// `scroll-page` (this package): the scroll scene's page and reader.
+    pub page: PathBuf,
 }
 
 impl Programs {
@@ -75,6 +79,8 @@ impl Programs {
         Ok(Self {
             deskrec: sibling("deskrec")?,
             scroller: sibling("scroll-lines")?,
+            typist: sibling("type-text")?,
+            page: sibling("scroll-page")?,
         })
     }
 }

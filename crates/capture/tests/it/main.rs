@@ -4,5 +4,6 @@
 //! fixtures and link the crate once.
 
 mod encode;
+mod unchanged;
 mod windows;
 mod x11;

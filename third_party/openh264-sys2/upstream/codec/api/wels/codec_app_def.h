@@ -142,8 +142,27 @@ typedef enum {
 
   ENCODER_OPTION_IS_LOSSLESS_LINK,            ///< advanced algorithmetic settings
 
-  ENCODER_OPTION_BITS_VARY_PERCENTAGE        ///< bit vary percentage
+  ENCODER_OPTION_BITS_VARY_PERCENTAGE,       ///< bit vary percentage
+
+  // DESKREC PATCH: the caller's map of macroblocks it knows are unchanged
+  // since the picture it encoded last (SDeskrecUnchangedMbs; see DESKREC.md)
+  ENCODER_OPTION_DESKREC_UNCHANGED_MBS = 0x4452,
+  // DESKREC PATCH: an int, 1 to turn the deblocking filter off in the
+  // pictures encoded from now on, 0 to turn it on (see DESKREC.md)
+  ENCODER_OPTION_DESKREC_NO_DEBLOCKING = 0x4453
 } ENCODER_OPTION;
+
+/**
+* @brief DESKREC PATCH: ENCODER_OPTION_DESKREC_UNCHANGED_MBS's argument. One
+*        byte a macroblock in raster order, non-zero where the next picture's
+*        macroblock has the very samples (Y, U and V) of the picture encoded
+*        before it. The map is read during the next EncodeFrame only; it must
+*        stay valid until that returns. pUnchanged NULL clears it.
+*/
+typedef struct {
+  const unsigned char* pUnchanged;
+  int                  iMbCount;   ///< must be the picture's macroblock count
+} SDeskrecUnchangedMbs;
 
 /**
 * @brief Option types introduced in decoder application

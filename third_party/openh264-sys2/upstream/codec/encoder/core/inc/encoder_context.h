@@ -235,6 +235,11 @@ typedef struct TagWelsEncCtx {
 #endif
   int64_t            uiLastTimestamp;
   uint8_t*           pDynamicBsBuffer[MAX_THREADS_NUM];
+  // DESKREC PATCH: the caller's unchanged-macroblock map for the picture
+  // being encoded (NULL: none), and the reconstruction of the picture
+  // encoded last, the only reference the map is true for.
+  const uint8_t*     pDeskrecUnchangedMbs;
+  SPicture*          pDeskrecLastDecPic;
 } sWelsEncCtx/*, *PWelsEncCtx*/;
 }
 #endif//sWelsEncCtx_H__

@@ -3873,6 +3873,9 @@ int32_t WelsEncoderEncodeExt (sWelsEncCtx* pCtx, SFrameBSInfo* pFbi, const SSour
     iFrameSize += iLayerSize;
     RcTraceFrameBits (pCtx, pFbi->uiTimeStamp, iFrameSize);
     pCtx->pDecPic->iFrameAverageQp = pCtx->pWelsSvcRc[iCurDid].iAverageFrameQp;
+    // DESKREC PATCH: the next picture's unchanged-macroblock map is
+    // relative to this one
+    pCtx->pDeskrecLastDecPic = pCtx->pDecPic;
 
     //update scc related
     pCtx->pFuncList->pfUpdateFMESwitch (pCtx->pCurDqLayer);

@@ -320,10 +320,27 @@ inline bool CheckBorder (int32_t iMbX, int32_t iMbY, int32_t iScrollMvX, int32_t
 }
 
 
+// DESKREC PATCH: whether the caller's map says this macroblock is unchanged
+// since the picture encoded last, and that picture's reconstruction is the
+// reference: then it is static, the answer the sums of differences in
+// JudgeStaticSkip would give, without them. Not against an I picture: the
+// picture after one refines what the I picture coded coarsely (OpenH264
+// does not look for static blocks there either).
+static inline bool DeskrecMbUnchanged (sWelsEncCtx* pEncCtx, SMB* pCurMb) {
+  const SDqLayer* pCurDqLayer = pEncCtx->pCurDqLayer;
+  return pEncCtx->pDeskrecUnchangedMbs != NULL && pEncCtx->pDeskrecUnchangedMbs[pCurMb->iMbXY] != 0
+         && pCurDqLayer->pRefPic == pEncCtx->pDeskrecLastDecPic && pCurDqLayer->pRefOri[0] != NULL
+         && pCurDqLayer->pRefPic->iPictureType != I_SLICE;
+}
+
 bool JudgeStaticSkip (sWelsEncCtx* pEncCtx, SMB* pCurMb, SMbCache* pMbCache, SWelsMD* pWelsMd) {
   SDqLayer* pCurDqLayer = pEncCtx->pCurDqLayer;
   const int32_t kiMbX = pCurMb->iMbX;
   const int32_t kiMbY = pCurMb->iMbY;
+
+  // DESKREC PATCH: see DeskrecMbUnchanged
+  if (DeskrecMbUnchanged (pEncCtx, pCurMb))
+    return true;
 
   bool bTryStaticSkip = IsMbCollocatedStatic (pWelsMd->iBlock8x8StaticIdc);
   if (bTryStaticSkip) {
@@ -478,6 +495,10 @@ bool MdInterSCDPskipProcess (sWelsEncCtx* pEncCtx, SWelsMD* pWelsMd, SSlice* pSl
 
   if (bSkipFlag) {
     bool bQpSimilarFlag = (kiRefMbQp - kiCurMbQp <= DELTA_QP_SCD_THD || kiRefMbQp <= 26);
+    // DESKREC PATCH: an unchanged macroblock (the caller's map) is never
+    // coded again at a finer QP: the decoder's picture of it stays as it is.
+    if (eSkipMode == STATIC && DeskrecMbUnchanged (pEncCtx, pCurMb))
+      bQpSimilarFlag = true;
     SMVUnitXY sVaaPredSkipMv = {0, 0}, sCurMbMv[2] = {{0, 0}, {0, 0}};
     PredSkipMv (pMbCache, &sVaaPredSkipMv);
 

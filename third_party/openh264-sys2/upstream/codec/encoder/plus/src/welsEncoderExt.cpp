@@ -1180,6 +1180,33 @@ int CWelsH264SVCEncoder::SetOption (ENCODER_OPTION eOptionId, void* pOption) {
              "CWelsH264SVCEncoder::SetOption():ENCODER_OPTION_IS_LOSSLESS_LINK,bIsLosslessLink = %d", bValue);
   }
   break;
+  // DESKREC PATCH: the slice headers say it (the PPS always lets them)
+  case ENCODER_OPTION_DESKREC_NO_DEBLOCKING: {
+    const int32_t kiIdc = (* (static_cast<int32_t*> (pOption))) != 0 ? DEBLOCKING_IDC_1 : DEBLOCKING_IDC_0;
+    m_pEncContext->pSvcParam->iLoopFilterDisableIdc = kiIdc;
+    for (int32_t i = 0; i < m_pEncContext->pSvcParam->iSpatialLayerNum; i++)
+      m_pEncContext->ppDqLayerList[i]->iLoopFilterDisableIdc = kiIdc;
+  }
+  break;
+  // DESKREC PATCH: see SDeskrecUnchangedMbs
+  case ENCODER_OPTION_DESKREC_UNCHANGED_MBS: {
+    const SDeskrecUnchangedMbs* pMap = static_cast<const SDeskrecUnchangedMbs*> (pOption);
+    if (pMap->pUnchanged == NULL) {
+      m_pEncContext->pDeskrecUnchangedMbs = NULL;
+      break;
+    }
+    const SSpatialLayerConfig* pLayer = &m_pEncContext->pSvcParam->sSpatialLayers[0];
+    const int32_t kiMbCount = ((pLayer->iVideoWidth + 15) >> 4) * ((pLayer->iVideoHeight + 15) >> 4);
+    if (m_pEncContext->pSvcParam->iSpatialLayerNum != 1 || pMap->iMbCount != kiMbCount) {
+      WelsLog (&m_pWelsTrace->m_sLogCtx, WELS_LOG_ERROR,
+               "CWelsH264SVCEncoder::SetOption():ENCODER_OPTION_DESKREC_UNCHANGED_MBS, %d macroblocks, the picture has %d",
+               pMap->iMbCount, kiMbCount);
+      m_pEncContext->pDeskrecUnchangedMbs = NULL;
+      return cmInitParaError;
+    }
+    m_pEncContext->pDeskrecUnchangedMbs = pMap->pUnchanged;
+  }
+  break;
   case ENCODER_OPTION_BITS_VARY_PERCENTAGE: {
     int32_t iValue = * (static_cast<int32_t*> (pOption));
     m_pEncContext->pSvcParam->iBitsVaryPercentage = WELS_CLIP3 (iValue, 0, 100);
