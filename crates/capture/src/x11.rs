@@ -29,6 +29,11 @@
 //!   one round trip a tick). Without DAMAGE it captures and compares with
 //!   the last frame ([`Frame::same_picture`]) and hands that capture to the
 //!   next [`next_frame`](FrameSource::next_frame) when it differs.
+//! - **What changed**: each [`next_yuv_frame`](FrameSource::next_yuv_frame)
+//!   says where it differs from the one before ([`YuvFrame::changes_since`]):
+//!   DAMAGE's rectangles (the `damage` module says how none is missed), or,
+//!   without DAMAGE, the blocks in which the captures differ
+//!   ([`ChangeMap::between`]).
 //! - **Layout changes** (resolution, monitors added, removed or moved) are
 //!   noticed from `ConfigureNotify` on the root window and RandR's notify
 //!   events, checked at every call; the source re-reads the layout, resizes
@@ -65,10 +70,14 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 use x11rb::connection::Connection;
-use x11rb::errors::{ReplyError, ReplyOrIdError};
+use x11rb::cookie::Cookie;
+use x11rb::errors::{ConnectionError, ReplyError, ReplyOrIdError};
 use x11rb::protocol::Event;
 use x11rb::protocol::randr::{self, NotifyMask};
-use x11rb::protocol::xproto::{self, ChangeWindowAttributesAux, EventMask, ImageFormat, Window};
+use x11rb::protocol::xfixes::FetchRegionReply;
+use x11rb::protocol::xproto::{
+    self, ChangeWindowAttributesAux, EventMask, ImageFormat, Rectangle, Window,
+};
 use x11rb::rust_connection::RustConnection;
 
 pub use self::foreground::X11Foreground;
@@ -78,7 +87,7 @@ use self::format::PixelFormat;
 use self::layout::Layout;
 use self::shm::ShmSegment;
 use crate::frame::BYTES_PER_PIXEL;
-use crate::{BoxError, CaptureError, Frame, FrameSize, FrameSource, Monitor, YuvFrame};
+use crate::{BoxError, CaptureError, ChangeMap, Frame, FrameSize, FrameSource, Monitor, YuvFrame};
 
 /// How to open an [`X11Source`]. The default captures `$DISPLAY` with the
 /// fastest paths the server offers.
@@ -274,7 +283,7 @@ impl X11Source {
 
     /// Captures the screen now.
     fn capture(&mut self) -> Result<Frame, CaptureError> {
-        self.capture_as(|size, stride, pixels, captured_at| {
+        self.capture_as(|size, stride, pixels, captured_at, _damage| {
             Frame::new(
                 size.width,
                 size.height,
@@ -286,20 +295,32 @@ impl X11Source {
     }
 
     /// Captures the screen now and makes `make` of the pixels, which are
-    /// borrowed from the shared segment when there is one (no copy).
+    /// borrowed from the shared segment when there is one (no copy), and,
+    /// with DAMAGE, of the rectangles drawn since the capture before.
     fn capture_as<T>(
         &mut self,
-        make: impl FnOnce(FrameSize, usize, Cow<'_, [u8]>, Instant) -> Result<T, CaptureError>,
+        make: impl FnOnce(
+            FrameSize,
+            usize,
+            Cow<'_, [u8]>,
+            Instant,
+            Option<Vec<Rectangle>>,
+        ) -> Result<T, CaptureError>,
     ) -> Result<T, CaptureError> {
-        self.changes
-            .before_capture(&self.conn)
-            .map_err(failed("clearing the damage"))?;
-        let captured_at = Instant::now();
         let size = self.size;
-        match self.grabber.grab(&self.conn, self.root, size) {
+        let (captured_at, grabbed, damage) = {
+            let taken = self
+                .changes
+                .before_capture(&self.conn)
+                .map_err(failed("emptying the damage"))?;
+            let captured_at = Instant::now();
+            let grabbed = self.grabber.grab(&self.conn, self.root, size);
+            (captured_at, grabbed, read_damage(&self.conn, taken)?)
+        };
+        match grabbed {
             Ok(pixels) => {
                 let stride = size.width as usize * BYTES_PER_PIXEL;
-                make(size, stride, pixels, captured_at)
+                make(size, stride, pixels, captured_at, damage)
             }
             Err(err) => Err(self.capture_failed(err)),
         }
@@ -331,16 +352,29 @@ impl FrameSource for X11Source {
         Ok(frame)
     }
 
-    /// With DAMAGE, converts straight from the shared segment: no BGRA
-    /// copy is made or kept. Comparing captures needs the BGRA frames.
+    /// With DAMAGE, converts straight from the shared segment (no BGRA copy
+    /// is made or kept) and says what changed from the damage. Comparing
+    /// captures needs the BGRA frames, and says what changed from them.
     fn next_yuv_frame(&mut self) -> Result<YuvFrame, CaptureError> {
-        if !self.changes.keeps_frames() {
-            self.refresh()?;
-            return self.capture_as(|size, stride, pixels, captured_at| {
-                YuvFrame::from_bgra(size, stride, &pixels, captured_at)
-            });
-        }
-        YuvFrame::from_frame(&self.next_frame()?)
+        self.refresh()?;
+        let since = self.changes.last_picture();
+        let picture = if self.changes.keeps_frames() {
+            let frame = match self.changes.take_pending() {
+                Some(frame) => frame,
+                None => self.capture()?,
+            };
+            let changes = self.changes.compared_with_last(&frame);
+            self.changes.delivered(&frame);
+            with_changes(YuvFrame::from_frame(&frame)?, since, changes)
+        } else {
+            self.capture_as(|size, stride, pixels, captured_at, damage| {
+                let picture = YuvFrame::from_bgra(size, stride, &pixels, captured_at)?;
+                let changes = damage.map(|rectangles| damaged(size, &rectangles));
+                Ok(with_changes(picture, since, changes))
+            })?
+        };
+        self.changes.delivered_picture(picture.id());
+        Ok(picture)
     }
 
     /// From DAMAGE events (no capture), or by capturing and comparing when
@@ -458,17 +492,55 @@ fn try_shm(conn: &impl Connection, root: Window, len: usize) -> Result<ShmSegmen
     ShmSegment::create(conn, root, len)
 }
 
-/// How unchanged frames are detected.
+/// Ends the server grab of a capture with DAMAGE and reads the damage's
+/// rectangles; `None` without DAMAGE.
+fn read_damage<C: Connection>(
+    conn: &C,
+    taken: Option<Cookie<'_, C, FetchRegionReply>>,
+) -> Result<Option<Vec<Rectangle>>, CaptureError> {
+    let Some(taken) = taken else {
+        return Ok(None);
+    };
+    DamageWatch::release(conn).map_err(failed("ending the server grab"))?;
+    let rectangles = DamageWatch::rectangles(taken).map_err(failed("reading the damage"))?;
+    Ok(Some(rectangles))
+}
+
+/// `picture`, saying it differs from picture `since` only in `changes`,
+/// when both are known.
+fn with_changes(picture: YuvFrame, since: Option<u64>, changes: Option<ChangeMap>) -> YuvFrame {
+    match (since, changes) {
+        (Some(since), Some(changes)) => picture.with_changes(since, changes),
+        _ => picture,
+    }
+}
+
+/// The blocks DAMAGE's `rectangles` touch, in a picture of `size`.
+fn damaged(size: FrameSize, rectangles: &[Rectangle]) -> ChangeMap {
+    let mut map = ChangeMap::unchanged(size);
+    for r in rectangles {
+        map.mark(r.x.into(), r.y.into(), r.width.into(), r.height.into());
+    }
+    map
+}
+
+/// How unchanged frames are detected, and what the last picture delivered
+/// was, which the next one's changes are relative to.
 enum Changes {
     /// DAMAGE events; `damaged` is set by one since the last capture (and
     /// before the first).
-    Damage { watch: DamageWatch, damaged: bool },
+    Damage {
+        watch: DamageWatch,
+        damaged: bool,
+        last_picture: Option<u64>,
+    },
     /// Comparing captures. `last` is the last frame delivered; `pending` a
     /// capture that [`X11Source::changed_since_last`] found different, which
     /// the next `next_frame` delivers.
     Compare {
         last: Option<Frame>,
         pending: Option<Frame>,
+        last_picture: Option<u64>,
     },
 }
 
@@ -485,6 +557,7 @@ impl Changes {
                 Self::Damage {
                     watch,
                     damaged: true,
+                    last_picture: None,
                 }
             }
             Ok(None) => {
@@ -502,6 +575,7 @@ impl Changes {
         Self::Compare {
             last: None,
             pending: None,
+            last_picture: None,
         }
     }
 
@@ -514,8 +588,44 @@ impl Changes {
     /// After a layout change: the next frame is new whatever the pixels.
     fn forget_last(&mut self) {
         match self {
-            Self::Damage { damaged, .. } => *damaged = true,
-            Self::Compare { last, pending } => (*last, *pending) = (None, None),
+            Self::Damage {
+                damaged,
+                last_picture,
+                ..
+            } => (*damaged, *last_picture) = (true, None),
+            Self::Compare {
+                last,
+                pending,
+                last_picture,
+            } => (*last, *pending, *last_picture) = (None, None, None),
+        }
+    }
+
+    /// The id of the last [`YuvFrame`] delivered, if nothing else was
+    /// delivered after it.
+    fn last_picture(&self) -> Option<u64> {
+        match self {
+            Self::Damage { last_picture, .. } | Self::Compare { last_picture, .. } => *last_picture,
+        }
+    }
+
+    /// Remembers the [`YuvFrame`] just delivered.
+    fn delivered_picture(&mut self, id: u64) {
+        match self {
+            Self::Damage { last_picture, .. } | Self::Compare { last_picture, .. } => {
+                *last_picture = Some(id);
+            }
+        }
+    }
+
+    /// Compare mode: the blocks in which `frame` differs from the last
+    /// frame delivered.
+    fn compared_with_last(&self, frame: &Frame) -> Option<ChangeMap> {
+        match self {
+            Self::Compare {
+                last: Some(last), ..
+            } => Some(ChangeMap::between(last, frame)),
+            _ => None,
         }
     }
 
@@ -532,7 +642,7 @@ impl Changes {
     /// Compare mode: whether `frame` differs from the last frame; if so it
     /// is kept for the next `next_frame`.
     fn offer(&mut self, frame: Frame) -> bool {
-        let Self::Compare { last, pending } = self else {
+        let Self::Compare { last, pending, .. } = self else {
             return true;
         };
         let changed = last.as_ref().is_none_or(|last| !frame.same_picture(last));
@@ -553,19 +663,30 @@ impl Changes {
         }
     }
 
-    /// DAMAGE: clears the damage (before capturing, see the `damage` module).
-    fn before_capture(&mut self, conn: &impl Connection) -> Result<(), ReplyError> {
-        if let Self::Damage { watch, damaged } = self {
-            watch.clear(conn)?;
-            *damaged = false;
+    /// DAMAGE: grabs the server and empties the damage, asking for its
+    /// rectangles (before capturing, see the `damage` module).
+    fn before_capture<'c, C: Connection>(
+        &mut self,
+        conn: &'c C,
+    ) -> Result<Option<Cookie<'c, C, FetchRegionReply>>, ConnectionError> {
+        match self {
+            Self::Damage { watch, damaged, .. } => {
+                *damaged = false;
+                watch.take(conn).map(Some)
+            }
+            Self::Compare { .. } => Ok(None),
         }
-        Ok(())
     }
 
-    /// Compare mode: remembers the frame to compare the next captures with.
+    /// A BGRA frame was delivered: compare mode compares the next captures
+    /// with it. It has no [`YuvFrame::id`], so the next picture's changes
+    /// are not known relative to the last one.
     fn delivered(&mut self, frame: &Frame) {
-        if let Self::Compare { last, .. } = self {
-            *last = Some(frame.clone());
+        match self {
+            Self::Compare {
+                last, last_picture, ..
+            } => (*last, *last_picture) = (Some(frame.clone()), None),
+            Self::Damage { last_picture, .. } => *last_picture = None,
         }
     }
 

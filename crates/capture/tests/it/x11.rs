@@ -17,7 +17,7 @@ use std::time::Duration;
 use deskrec_capture::synthetic::render;
 use deskrec_capture::testing::{Painter, WindowManager, Xvfb, free_display_number};
 use deskrec_capture::{
-    CaptureError, ForegroundWindow, Frame, FrameSize, FrameSource, Monitor, WindowInfo,
+    CaptureError, ChangeMap, ForegroundWindow, Frame, FrameSize, FrameSource, Monitor, WindowInfo,
     X11Foreground, X11Options, X11Source, YuvFrame, read_frame_number_bgra,
 };
 
@@ -263,6 +263,74 @@ fn comparison_reports_still_and_changing_screens() {
     assert!(!source.uses_damage());
     let painter = Painter::new(&xvfb);
     assert_unchanged_frames_are_detected(&mut source, &painter);
+}
+
+#[test]
+fn damage_says_which_blocks_changed() {
+    let Some(xvfb) = Xvfb::start(640, 480) else {
+        return;
+    };
+    let mut source = xvfb.source();
+    assert!(source.uses_damage());
+    assert_change_maps_name_the_drawn_blocks(&mut source, &Painter::new(&xvfb));
+}
+
+#[test]
+fn comparison_says_which_blocks_changed() {
+    let Some(xvfb) = Xvfb::start(640, 480) else {
+        return;
+    };
+    let mut source = X11Source::open(&xvfb.options().ignore_damage(true)).unwrap();
+    assert!(!source.uses_damage());
+    assert_change_maps_name_the_drawn_blocks(&mut source, &Painter::new(&xvfb));
+}
+
+/// Each picture's changes, relative to the picture before, are the blocks
+/// drawn in between (at a corner, across block boundaries, at the far
+/// edge), and unknown for a picture whose predecessor the source did not
+/// deliver as a picture.
+fn assert_change_maps_name_the_drawn_blocks(source: &mut X11Source, painter: &Painter) {
+    let first = source.next_yuv_frame().unwrap();
+    assert!(
+        first.changes_since(first.id().wrapping_sub(1)).is_none(),
+        "the first picture has nothing before it"
+    );
+    let mut last = first.id();
+    let drawings: [&[(i16, i16, u16, u16)]; 3] = [
+        &[(0, 0, 3, 3)],
+        &[(15, 31, 2, 2), (600, 100, 40, 1)],
+        &[(639, 479, 1, 1)],
+    ];
+    for (i, rectangles) in drawings.into_iter().enumerate() {
+        painter.fill([RED, GREEN, BLUE][i], rectangles);
+        let picture = source.next_yuv_frame().unwrap();
+        let map = picture
+            .changes_since(last)
+            .unwrap_or_else(|| panic!("drawing {i}: no changes said"));
+        let mut expected = ChangeMap::unchanged(picture.size());
+        for &(x, y, w, h) in rectangles {
+            expected.mark(x.into(), y.into(), w.into(), h.into());
+        }
+        if rectangles.len() == 1 {
+            assert_eq!(map, &expected, "drawing {i}");
+        } else {
+            // The X server may report one request's rectangles by their
+            // bounding box: more than drawn (costing time, not pictures),
+            // never less.
+            let mut covered = map.clone();
+            covered.merge(&expected);
+            assert_eq!(&covered, map, "drawing {i}: a drawn block is missing");
+        }
+        last = picture.id();
+    }
+    let still = source.next_yuv_frame().unwrap();
+    assert!(still.changes_since(last).unwrap().is_unchanged());
+    source.next_frame().unwrap();
+    let after_bgra = source.next_yuv_frame().unwrap();
+    assert!(
+        after_bgra.changes_since(still.id()).is_none(),
+        "a BGRA frame came in between: the changes since the picture before it are unknown"
+    );
 }
 
 /// A still screen reports no change however often asked; every drawing
