@@ -482,6 +482,36 @@ void SvcMdSCDMbEnc (sWelsEncCtx* pEncCtx, SWelsMD* pWelsMd, SMB* pCurMb, SMbCach
   pFunc->pfCopy8x8Aligned (pMbCache->SPicData.pCsMb[2], pCurDqLayer->iCsStride[1], pMbCache->pMemPredChroma + 64, 8);
 }
 
+// DESKREC PATCH: SvcMdSCDMbEnc's P_Skip for a macroblock the caller's map
+// says is unchanged, whose skip motion vector is zero: the same outcome
+// without its motion compensation into a scratch block (a copy, with a zero
+// vector) and without its sum of differences against the reference. The
+// reconstruction is copied from the reference once. The sum is kept from
+// the last picture: the block and its reference are as they were then.
+static void DeskrecSkipUnchanged (sWelsEncCtx* pEncCtx, SWelsMD* pWelsMd, SSlice* pSlice, SMB* pCurMb,
+                                  SMbCache* pMbCache) {
+  SDqLayer* pCurDqLayer   = pEncCtx->pCurDqLayer;
+  SWelsFuncPtrList* pFunc = pEncCtx->pFuncList;
+  const SMVUnitXY ksZero  = {0, 0};
+  const int32_t kiLineSizeY  = pCurDqLayer->pRefPic->iLineSize[0];
+  const int32_t kiLineSizeUV = pCurDqLayer->pRefPic->iLineSize[1];
+  uint8_t** pCsMb = &pMbCache->SPicData.pCsMb[0];
+
+  pCurMb->uiCbp = 0;
+  pWelsMd->iCostLuma = 0;
+  pWelsMd->iCostSkipMb = pCurMb->pSadCost[0];
+  ST32 (& (pCurMb->sP16x16Mv), 0);
+  ST32 (& (pCurDqLayer->pDecPic->sMvList[pCurMb->iMbXY]), 0);
+  ST32 (pCurMb->pRefIndex, 0);
+  pFunc->pfUpdateMbMv (pCurMb->sMv, ksZero);
+  pCurMb->uiMbType = MB_TYPE_SKIP;
+  pFunc->pfCopy16x16NotAligned (pCsMb[0], pCurDqLayer->iCsStride[0], pMbCache->SPicData.pRefMb[0], kiLineSizeY);
+  pFunc->pfCopy8x8Aligned (pCsMb[1], pCurDqLayer->iCsStride[1], pMbCache->SPicData.pRefMb[1], kiLineSizeUV);
+  pFunc->pfCopy8x8Aligned (pCsMb[2], pCurDqLayer->iCsStride[2], pMbCache->SPicData.pRefMb[2], kiLineSizeUV);
+  memset (pCurMb->pNonZeroCount, 0, 24);
+  WelsMdInterUpdatePskip (pCurDqLayer, pSlice, pCurMb, pMbCache);
+}
+
 bool MdInterSCDPskipProcess (sWelsEncCtx* pEncCtx, SWelsMD* pWelsMd, SSlice* pSlice, SMB* pCurMb, SMbCache* pMbCache,
                              ESkipModes eSkipMode) {
   SVAAFrameInfoExt_t* pVaaExt   = static_cast<SVAAFrameInfoExt_t*> (pEncCtx->pVaa);
@@ -497,7 +527,8 @@ bool MdInterSCDPskipProcess (sWelsEncCtx* pEncCtx, SWelsMD* pWelsMd, SSlice* pSl
     bool bQpSimilarFlag = (kiRefMbQp - kiCurMbQp <= DELTA_QP_SCD_THD || kiRefMbQp <= 26);
     // DESKREC PATCH: an unchanged macroblock (the caller's map) is never
     // coded again at a finer QP: the decoder's picture of it stays as it is.
-    if (eSkipMode == STATIC && DeskrecMbUnchanged (pEncCtx, pCurMb))
+    const bool kbDeskrecUnchanged = (eSkipMode == STATIC && DeskrecMbUnchanged (pEncCtx, pCurMb));
+    if (kbDeskrecUnchanged)
       bQpSimilarFlag = true;
     SMVUnitXY sVaaPredSkipMv = {0, 0}, sCurMbMv[2] = {{0, 0}, {0, 0}};
     PredSkipMv (pMbCache, &sVaaPredSkipMv);
@@ -514,6 +545,11 @@ bool MdInterSCDPskipProcess (sWelsEncCtx* pEncCtx, SWelsMD* pWelsMd, SSlice* pSl
     }
 
     bool bMbSkipFlag = (LD32 (&sVaaPredSkipMv) ==  LD32 (&sCurMbMv[eSkipMode])) ;
+    // DESKREC PATCH: see DeskrecSkipUnchanged
+    if (kbDeskrecUnchanged && bMbSkipFlag) {
+      DeskrecSkipUnchanged (pEncCtx, pWelsMd, pSlice, pCurMb, pMbCache);
+      return true;
+    }
     SvcMdSCDMbEnc (pEncCtx, pWelsMd, pCurMb, pMbCache, pSlice, bQpSimilarFlag, bMbSkipFlag, sCurMbMv, eSkipMode);
 
     return true;
