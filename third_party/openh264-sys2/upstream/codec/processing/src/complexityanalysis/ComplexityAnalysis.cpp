@@ -466,11 +466,14 @@ void CComplexityAnalysisScreen::GomComplexityAnalysisInter (SPixMap* pSrc, SPixM
 
       iBlockSadH = iBlockSadV = 0x7fffffff; // INT_MAX
 
-      if (j > 0) {
+      // DESKREC PATCH: the block's complexity is the least of the three
+      // sums; with the inter sum 0 the intra ones cannot lower it, so they
+      // are not computed (most blocks of a screen are unchanged)
+      if (j > 0 && iInterSad != 0) {
         m_pIntraFunc[0] (iMemPredMb, pTmpCur, iStrideY);
         iBlockSadH = m_pSadFunc (pTmpCur, iStrideY, iMemPredMb, 16);
       }
-      if (i > 0) {
+      if (i > 0 && iInterSad != 0) {
         m_pIntraFunc[1] (iMemPredMb, pTmpCur, iStrideY);
         iBlockSadV = m_pSadFunc (pTmpCur, iStrideY, iMemPredMb, 16);
       }
