@@ -33,7 +33,9 @@
 //!   says where it differs from the one before ([`YuvFrame::changes_since`]):
 //!   DAMAGE's rectangles (the `damage` module says how none is missed), or,
 //!   without DAMAGE, the blocks in which the captures differ
-//!   ([`ChangeMap::between`]).
+//!   ([`ChangeMap::between`]). DAMAGE is checked against the pixels every
+//!   few seconds; a display whose DAMAGE misses changes is compared from
+//!   then on (the `verify` module).
 //! - **Layout changes** (resolution, monitors added, removed or moved) are
 //!   noticed from `ConfigureNotify` on the root window and RandR's notify
 //!   events, checked at every call; the source re-reads the layout, resizes
@@ -62,11 +64,12 @@ mod foreground;
 mod format;
 mod layout;
 mod shm;
+mod verify;
 
 use std::borrow::Cow;
 use std::ffi::OsString;
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 use x11rb::connection::Connection;
@@ -86,6 +89,7 @@ use self::damage::DamageWatch;
 use self::format::PixelFormat;
 use self::layout::Layout;
 use self::shm::ShmSegment;
+use self::verify::{BlockSums, VERIFY_EVERY};
 use crate::frame::BYTES_PER_PIXEL;
 use crate::{BoxError, CaptureError, ChangeMap, Frame, FrameSize, FrameSource, Monitor, YuvFrame};
 
@@ -99,6 +103,10 @@ pub struct X11Options {
     force_get_image: bool,
     /// Never use DAMAGE.
     ignore_damage: bool,
+    /// How often DAMAGE is checked against the pixels; `None`: the default.
+    verify_damage_every: Option<Duration>,
+    /// Tests: act as a display whose DAMAGE reports nothing.
+    lose_damage: bool,
 }
 
 impl X11Options {
@@ -130,6 +138,23 @@ impl X11Options {
         self.ignore_damage = ignore;
         self
     }
+
+    /// Checks DAMAGE against the pixels this often instead of every 5 s.
+    #[must_use]
+    pub fn verify_damage_every(mut self, every: Duration) -> Self {
+        self.verify_damage_every = Some(every);
+        self
+    }
+
+    /// Tests only: acts as a display whose DAMAGE misses every change (a
+    /// compositor that does not report), which no X server here can be
+    /// made to do.
+    #[cfg(feature = "test-utils")]
+    #[must_use]
+    pub fn lose_damage(mut self, lose: bool) -> Self {
+        self.lose_damage = lose;
+        self
+    }
 }
 
 /// A [`FrameSource`] that captures an X11 screen; see the module docs.
@@ -156,6 +181,8 @@ pub struct X11Source {
     changes: Changes,
     /// An event said the layout may have changed; re-read it.
     layout_dirty: bool,
+    /// Tests: DAMAGE's events and rectangles are dropped.
+    lose_damage: bool,
 }
 
 impl X11Source {
@@ -184,7 +211,7 @@ impl X11Source {
             .map_err(failed("reading the screen layout"))?;
         let size = checked_frame_size(&layout)?;
         let grabber = Grabber::open(&conn, root, size, options.force_get_image);
-        let changes = Changes::open(&conn, root, options.ignore_damage);
+        let changes = Changes::open(&conn, root, options);
         info!(
             display = name,
             %size,
@@ -201,6 +228,7 @@ impl X11Source {
             grabber,
             changes,
             layout_dirty: false,
+            lose_damage: options.lose_damage,
         })
     }
 
@@ -254,7 +282,7 @@ impl X11Source {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::DamageNotify(_) => self.changes.mark_damaged(),
+            Event::DamageNotify(_) if !self.lose_damage => self.changes.mark_damaged(),
             Event::ConfigureNotify(e) if e.window == self.root => self.layout_dirty = true,
             Event::RandrScreenChangeNotify(_) | Event::RandrNotify(_) => self.layout_dirty = true,
             Event::Error(err) => warn!(?err, "the X server reported an error"),
@@ -315,7 +343,11 @@ impl X11Source {
                 .map_err(failed("emptying the damage"))?;
             let captured_at = Instant::now();
             let grabbed = self.grabber.grab(&self.conn, self.root, size);
-            (captured_at, grabbed, read_damage(&self.conn, taken)?)
+            let mut damage = read_damage(&self.conn, taken)?;
+            if self.lose_damage {
+                damage = damage.map(|_| Vec::new());
+            }
+            (captured_at, grabbed, damage)
         };
         match grabbed {
             Ok(pixels) => {
@@ -367,20 +399,37 @@ impl FrameSource for X11Source {
             self.changes.delivered(&frame);
             with_changes(YuvFrame::from_frame(&frame)?, since, changes)
         } else {
-            self.capture_as(|size, stride, pixels, captured_at, damage| {
+            let (mut sums, carried) = self.changes.take_damage_state();
+            let picture = self.capture_as(|size, stride, pixels, captured_at, damage| {
                 let picture = YuvFrame::from_bgra(size, stride, &pixels, captured_at)?;
-                let changes = damage.map(|rectangles| damaged(size, &rectangles));
+                let changes = damage.map(|rectangles| {
+                    let mut map = damaged(size, &rectangles);
+                    if let Some(carried) = &carried {
+                        map.merge(carried);
+                    }
+                    map
+                });
+                if let Some(sums) = &mut sums {
+                    let known = changes.as_ref().filter(|_| since.is_some());
+                    sums.delivered(size, &pixels, known);
+                }
                 Ok(with_changes(picture, since, changes))
-            })?
+            });
+            self.changes.put_damage_state(sums);
+            picture?
         };
         self.changes.delivered_picture(picture.id());
         Ok(picture)
     }
 
-    /// From DAMAGE events (no capture), or by capturing and comparing when
-    /// the server has no DAMAGE; see the module docs.
+    /// From DAMAGE events (no capture) and, every few seconds, a check of
+    /// DAMAGE against the pixels; or by capturing and comparing when the
+    /// server has no DAMAGE; see the module docs.
     fn changed_since_last(&mut self) -> Result<bool, CaptureError> {
         self.refresh()?;
+        if self.changes.check_due() {
+            return self.check_damage();
+        }
         if let Some(known) = self.changes.known() {
             return Ok(known);
         }
@@ -390,6 +439,44 @@ impl FrameSource for X11Source {
 
     fn layout(&self) -> Vec<Monitor> {
         self.layout.monitors.clone()
+    }
+}
+
+impl X11Source {
+    /// Captures the whole screen while DAMAGE reports nothing, and compares
+    /// it with the last picture delivered (the `verify` module). A block
+    /// that changed without being reported ends the trust in DAMAGE: the
+    /// source compares pictures from then on, starting with this capture.
+    fn check_damage(&mut self) -> Result<bool, CaptureError> {
+        let (frame, rectangles) =
+            self.capture_as(|size, stride, pixels, captured_at, damage| {
+                let frame = Frame::new(
+                    size.width,
+                    size.height,
+                    stride,
+                    pixels.into_owned(),
+                    captured_at,
+                )?;
+                Ok((frame, damage.unwrap_or_default()))
+            })?;
+        let reported = damaged(frame.size(), &rectangles);
+        let Some(differing) = self.changes.check_sums(&frame) else {
+            return Ok(false);
+        };
+        let mut covered = reported.clone();
+        covered.merge(&differing);
+        if covered == reported {
+            // DAMAGE told the truth; what it reported since the last
+            // picture goes into the next one's changes.
+            return Ok(self.changes.carry(reported));
+        }
+        warn!(
+            display = self.display,
+            blocks = differing.changed_count(),
+            "the X server's DAMAGE missed changes on this display: comparing pictures from now on"
+        );
+        std::mem::replace(&mut self.changes, Changes::compare()).stop(&self.conn);
+        Ok(self.changes.offer(frame))
     }
 }
 
@@ -533,6 +620,12 @@ enum Changes {
         watch: DamageWatch,
         damaged: bool,
         last_picture: Option<u64>,
+        /// Checksums of the last picture's blocks; `None` while a capture
+        /// has them ([`Changes::take_damage_state`]).
+        sums: Option<BlockSums>,
+        /// Blocks a DAMAGE check emptied from the damage, for the next
+        /// picture's changes.
+        carried: Option<ChangeMap>,
     },
     /// Comparing captures. `last` is the last frame delivered; `pending` a
     /// capture that [`X11Source::changed_since_last`] found different, which
@@ -546,8 +639,8 @@ enum Changes {
 
 impl Changes {
     /// DAMAGE unless the server lacks it or it is turned off.
-    fn open(conn: &impl Connection, root: Window, ignore_damage: bool) -> Self {
-        if ignore_damage {
+    fn open(conn: &impl Connection, root: Window, options: &X11Options) -> Self {
+        if options.ignore_damage {
             info!("X11 capture compares frames to skip unchanged ones: DAMAGE turned off");
             return Self::compare();
         }
@@ -558,6 +651,10 @@ impl Changes {
                     watch,
                     damaged: true,
                     last_picture: None,
+                    sums: Some(BlockSums::new(
+                        options.verify_damage_every.unwrap_or(VERIFY_EVERY),
+                    )),
+                    carried: None,
                 }
             }
             Ok(None) => {
@@ -591,8 +688,15 @@ impl Changes {
             Self::Damage {
                 damaged,
                 last_picture,
+                sums,
+                carried,
                 ..
-            } => (*damaged, *last_picture) = (true, None),
+            } => {
+                (*damaged, *last_picture, *carried) = (true, None, None);
+                if let Some(sums) = sums {
+                    sums.forget();
+                }
+            }
             Self::Compare {
                 last,
                 pending,
@@ -615,6 +719,67 @@ impl Changes {
             Self::Damage { last_picture, .. } | Self::Compare { last_picture, .. } => {
                 *last_picture = Some(id);
             }
+        }
+    }
+
+    /// DAMAGE mode: whether a check of DAMAGE against the pixels is due
+    /// (nothing reported, and it is time).
+    fn check_due(&self) -> bool {
+        match self {
+            Self::Damage {
+                damaged: false,
+                sums: Some(sums),
+                ..
+            } => sums.check_due(),
+            _ => false,
+        }
+    }
+
+    /// DAMAGE mode: the blocks in which `frame` differs from the last
+    /// picture delivered, by checksum; `None` when there is nothing to
+    /// compare with.
+    fn check_sums(&mut self, frame: &Frame) -> Option<ChangeMap> {
+        match self {
+            Self::Damage {
+                sums: Some(sums), ..
+            } => Some(sums.check(frame.size(), frame.pixels())),
+            _ => None,
+        }
+    }
+
+    /// DAMAGE mode: keeps `reported` (emptied from the damage by a check)
+    /// for the next picture's changes; whether there is any.
+    fn carry(&mut self, reported: ChangeMap) -> bool {
+        let Self::Damage {
+            damaged, carried, ..
+        } = self
+        else {
+            return false;
+        };
+        if reported.is_unchanged() {
+            return false;
+        }
+        match carried {
+            Some(carried) => carried.merge(&reported),
+            None => *carried = Some(reported),
+        }
+        *damaged = true;
+        true
+    }
+
+    /// DAMAGE mode: lends the checksums and the carried blocks to a
+    /// capture; [`put_damage_state`](Self::put_damage_state) gives the
+    /// checksums back.
+    fn take_damage_state(&mut self) -> (Option<BlockSums>, Option<ChangeMap>) {
+        match self {
+            Self::Damage { sums, carried, .. } => (sums.take(), carried.take()),
+            Self::Compare { .. } => (None, None),
+        }
+    }
+
+    fn put_damage_state(&mut self, returned: Option<BlockSums>) {
+        if let Self::Damage { sums, .. } = self {
+            *sums = returned;
         }
     }
 
@@ -679,14 +844,25 @@ impl Changes {
     }
 
     /// A BGRA frame was delivered: compare mode compares the next captures
-    /// with it. It has no [`YuvFrame::id`], so the next picture's changes
+    /// with it; DAMAGE mode checks the next captures against its
+    /// checksums. It has no [`YuvFrame::id`], so the next picture's changes
     /// are not known relative to the last one.
     fn delivered(&mut self, frame: &Frame) {
         match self {
             Self::Compare {
                 last, last_picture, ..
             } => (*last, *last_picture) = (Some(frame.clone()), None),
-            Self::Damage { last_picture, .. } => *last_picture = None,
+            Self::Damage {
+                last_picture,
+                sums,
+                carried,
+                ..
+            } => {
+                (*last_picture, *carried) = (None, None);
+                if let Some(sums) = sums {
+                    sums.delivered(frame.size(), frame.pixels(), None);
+                }
+            }
         }
     }
 

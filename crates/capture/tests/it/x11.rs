@@ -285,6 +285,62 @@ fn comparison_says_which_blocks_changed() {
     assert_change_maps_name_the_drawn_blocks(&mut source, &Painter::new(&xvfb));
 }
 
+#[test]
+fn a_change_damage_misses_is_found_and_the_source_compares_from_then_on() {
+    let Some(xvfb) = Xvfb::start(640, 480) else {
+        return;
+    };
+    let every = Duration::from_millis(300);
+    let options = xvfb.options().lose_damage(true).verify_damage_every(every);
+    let mut source = X11Source::open(&options).unwrap();
+    assert!(source.uses_damage());
+    let painter = Painter::new(&xvfb);
+    source.next_yuv_frame().unwrap();
+    // One pixel changes, and (as on a display whose DAMAGE does not
+    // report) nothing says so.
+    painter.fill(RED, &[(100, 100, 1, 1)]);
+    assert!(!source.changed_since_last().unwrap(), "DAMAGE said nothing");
+    sleep(every + Duration::from_millis(50));
+    assert!(source.changed_since_last().unwrap(), "the check found it");
+    assert!(!source.uses_damage(), "comparing pictures from now on");
+    let picture = source.next_frame().unwrap();
+    assert_colours(&picture, &[(100, 100, RED)]);
+    // Comparing sees the next change at once.
+    painter.fill(GREEN, &[(300, 200, 1, 1)]);
+    assert!(source.changed_since_last().unwrap());
+    let picture = source.next_yuv_frame().unwrap();
+    assert!(picture.changes_since(0).is_none());
+}
+
+#[test]
+fn damage_that_tells_the_truth_passes_its_checks() {
+    let Some(xvfb) = Xvfb::start(640, 480) else {
+        return;
+    };
+    let every = Duration::from_millis(100);
+    let mut source = X11Source::open(&xvfb.options().verify_damage_every(every)).unwrap();
+    let painter = Painter::new(&xvfb);
+    let mut last = source.next_yuv_frame().unwrap().id();
+    for (i, colour) in [RED, GREEN, BLUE].into_iter().enumerate() {
+        painter.fill(colour, &[(10 * i as i16, 10, 5, 5)]);
+        let picture = source.next_yuv_frame().unwrap();
+        assert_eq!(picture.changes_since(last).unwrap().changed_count(), 1);
+        last = picture.id();
+        sleep(every + Duration::from_millis(20));
+        assert!(!source.changed_since_last().unwrap(), "check {i}: still");
+        assert!(source.uses_damage(), "check {i}: DAMAGE still trusted");
+    }
+    // Drawn while a check is due: the check empties the damage, and the
+    // next picture still names the block.
+    sleep(every + Duration::from_millis(20));
+    painter.fill(WHITE, &[(600, 400, 3, 3)]);
+    assert!(source.changed_since_last().unwrap());
+    assert!(source.uses_damage());
+    let picture = source.next_yuv_frame().unwrap();
+    let map = picture.changes_since(last).unwrap();
+    assert!(map.is_changed(600 / 16, 400 / 16), "{map:?}");
+}
+
 /// Each picture's changes, relative to the picture before, are the blocks
 /// drawn in between (at a corner, across block boundaries, at the far
 /// edge), and unknown for a picture whose predecessor the source did not
