@@ -166,6 +166,9 @@ typedef struct {
   long long       iFrameComplexity; // frame complexity
   unsigned char* pStaticBlockIdc;   // static block idc
   SScrollDetectionParam sScrollResult; //results from scroll detection
+  // DESKREC PATCH: one byte a macroblock, non-zero where the current
+  // picture is unchanged from the reference compared with (NULL: unknown)
+  const unsigned char* pDeskrecUnchangedMbs;
 } SSceneChangeResult;
 
 typedef struct {

@@ -1167,6 +1167,10 @@ ESceneChangeIdc CWelsPreProcessScreen::DetectSceneChange (SPicture* pCurPicture,
     pCurBlockStaticPointer = pVaaExt->pVaaBlockStaticIdc[iScdIdx];
     sSceneChangeResult.eSceneChangeIdc = SIMILAR_SCENE;
     sSceneChangeResult.pStaticBlockIdc = pCurBlockStaticPointer;
+    // DESKREC PATCH: the caller's map is relative to the picture encoded
+    // last, which without long-term references is the one reference
+    sSceneChangeResult.pDeskrecUnchangedMbs = (iAvailableRefNum == 1 && !pSvcParam->bEnableLongTermReference
+        && pCtx->pDeskrecLastDecPic != NULL) ? pCtx->pDeskrecUnchangedMbs : NULL;
     sSceneChangeResult.sScrollResult.bScrollDetectFlag = false;
 
     pRefPicInfo = & (sAvailableRefParam[iScdIdx]);

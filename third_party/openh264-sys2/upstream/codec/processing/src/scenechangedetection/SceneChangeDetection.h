@@ -66,6 +66,7 @@ typedef struct {
   int32_t iRefStride;
   int32_t iCurStride;
   uint8_t* pStaticBlockIdc;
+  const uint8_t* pUnchangedMbs; // DESKREC PATCH: see SSceneChangeResult
 } SLocalParam;
 
 class CSceneChangeDetectorVideo {
@@ -165,6 +166,9 @@ class CSceneChangeDetectorScreen : public CSceneChangeDetectorVideo {
     iRefRowStride  = sLocalParam.iRefStride << 3;
     iCurRowStride  = sLocalParam.iCurStride << 3;
 
+    // DESKREC PATCH: a block in a macroblock the caller knows is unchanged
+    // has a sum of differences of 0 without computing it
+    const int32_t kiMbWidth = (iWidth + 15) >> 4;
     for (int32_t j = 0; j < sLocalParam.iBlock8x8Height; j++) {
       pRefTmp = pRefY;
       pCurTmp = pCurY;
@@ -172,7 +176,9 @@ class CSceneChangeDetectorScreen : public CSceneChangeDetectorVideo {
         int32_t iBlockPointX = i << 3;
         int32_t iBlockPointY = j << 3;
         uint8_t uiBlockIdcTmp = NO_STATIC;
-        int32_t iSad = m_pfSad (pCurTmp, sLocalParam.iCurStride, pRefTmp, sLocalParam.iRefStride);
+        const bool kbUnchanged = sLocalParam.pUnchangedMbs != NULL
+                                 && sLocalParam.pUnchangedMbs[ (j >> 1) * kiMbWidth + (i >> 1)] != 0;
+        int32_t iSad = kbUnchanged ? 0 : m_pfSad (pCurTmp, sLocalParam.iCurStride, pRefTmp, sLocalParam.iRefStride);
         if (iSad == 0) {
           uiBlockIdcTmp = COLLOCATED_STATIC;
         } else if (bScrollDetectFlag && (!iScrollMvX || !iScrollMvY) && (iBlockPointX + iScrollMvX >= 0)
@@ -224,6 +230,7 @@ class CSceneChangeDetection : public IStrategy {
     m_sLocalParam.iRefStride = pRefPixMap->iStride[0];
     m_sLocalParam.iCurStride = pSrcPixMap->iStride[0];
     m_sLocalParam.pStaticBlockIdc = m_sSceneChangeParam.pStaticBlockIdc;
+    m_sLocalParam.pUnchangedMbs = m_sSceneChangeParam.pDeskrecUnchangedMbs; // DESKREC PATCH
 
     int32_t iBlock8x8Num = m_sLocalParam.iBlock8x8Width * m_sLocalParam.iBlock8x8Height;
     int32_t iSceneChangeThresholdLarge = WelsStaticCast (int32_t,
