@@ -36,7 +36,8 @@
 //!   list every OpenH264 setting and why.
 //! - `x11` (Linux only): `X11Source`, the X11 screen (all RandR monitors as
 //!   one desktop image) through MIT-SHM or `GetImage`, unchanged frames
-//!   detected with DAMAGE, layout changes reported as
+//!   and changed blocks from DAMAGE (checked against the pixels every 5 s,
+//!   compared pictures when it misses changes), layout changes reported as
 //!   [`CaptureError::LayoutChanged`].
 //! - [`windows`]: `WindowsSource` (Windows only), every monitor as one
 //!   desktop image through Windows.Graphics.Capture, falling back to DXGI
@@ -49,7 +50,10 @@
 //!   pictures on it, ffmpeg decoding of recorded video; on Windows a window
 //!   of the test's own.
 //! - [`yuv`]: [`YuvFrame`], pictures converted to I420 (`yuvutils-rs`,
-//!   BT.709, limited range) for the encoder.
+//!   BT.709, limited range) for the encoder, each with a process-unique id
+//!   and, when its source knows, where it changed since the picture before.
+//! - [`change`]: [`ChangeMap`], which 16x16 macroblocks of a picture may
+//!   have changed; the encoder skips the others without comparing them.
 //! - `error`: [`CaptureError`] and [`EncodeError`].
 //!
 //! Platform sources live in their own modules behind `cfg` and implement
