@@ -385,8 +385,13 @@ impl Encode {
                 segment_end = aligned_end(shot.pts, self.config.segment_seconds);
             }
             let encoder = encoder.as_mut().expect("created above");
+            let skipped_before = encoder.unchanged_macroblocks();
             let out = encoder.encode_yuv_frame(&shot.picture, starts_segment)?;
-            update(&self.status, |s| s.encoded += 1);
+            let skipped = encoder.unchanged_macroblocks() - skipped_before;
+            update(&self.status, |s| {
+                s.encoded += 1;
+                s.unchanged_macroblocks += skipped;
+            });
             let frame = Encoded {
                 pts: shot.pts,
                 keyframe: out.keyframe,

@@ -31,6 +31,10 @@ pub struct RecorderStatus {
     pub unchanged: u64,
     /// Frames encoded.
     pub encoded: u64,
+    /// Macroblocks of the encoded frames that their pictures' change maps
+    /// said were unchanged, so the encoder skipped them without comparing
+    /// (a 1080p frame has 8160).
+    pub unchanged_macroblocks: u64,
     /// Frames dropped because encoding or writing fell behind (the previous
     /// picture stays on screen longer in the recording).
     pub dropped_behind: u64,
@@ -64,6 +68,7 @@ impl Default for RecorderStatus {
             ticks: 0,
             unchanged: 0,
             encoded: 0,
+            unchanged_macroblocks: 0,
             dropped_behind: 0,
             dropped_disk_full: 0,
             layout_changes: 0,

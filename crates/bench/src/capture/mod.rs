@@ -285,6 +285,17 @@ fn add_deskrec_insides(report: &mut Report, r: &SceneResult) {
             format!("{s}: {about}"),
         );
     }
+    // 1920x1080 in 16x16 macroblocks: 120 x 68.
+    let blocks_per_frame = 120.0 * 68.0;
+    report.add(
+        format!("{s}_deskrec_mb_unchanged_share"),
+        count("unchanged_macroblocks") / (count("encoded") * blocks_per_frame),
+        "ratio",
+        format!(
+            "{s}: share of the encoded frames' macroblocks the change maps said were unchanged \
+             (skipped without comparing)"
+        ),
+    );
     report.add(
         format!("{s}_deskrec_rss_mb"),
         rss_mib(deskrec),

@@ -328,6 +328,41 @@ fn a_resolution_change_starts_a_new_segment_without_a_gap() {
 }
 
 #[test]
+fn a_small_change_is_recorded_and_the_encoder_skips_the_rest_unseen() {
+    let Some(xvfb) = xvfb(640, 480) else {
+        return;
+    };
+    let (segment_dir, out_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let painter = Painter::new(&xvfb);
+    painter.show(7);
+    let recorder = record(xvfb.source(), config(segment_dir.path()));
+    // A caret-sized mark near a corner, then another: a few blocks change.
+    sleep(Duration::from_millis(700));
+    painter.fill(0xffffff, &[(628, 466, 6, 8)]);
+    sleep(Duration::from_millis(700));
+    painter.fill(0xffffff, &[(4, 466, 6, 8)]);
+    sleep(Duration::from_millis(700));
+    let status = stop(recorder);
+    // 640x480 is 1200 blocks; each picture after the first changed in 1-2.
+    assert!(
+        status.unchanged_macroblocks >= 1100,
+        "the change maps were not used: {status:?}"
+    );
+    let (_, video) = export(
+        segment_dir.path(),
+        recorded_range(segment_dir.path()),
+        out_dir.path(),
+    );
+    let last = video.frames.last().expect("frames");
+    let grey = |x: usize, y: usize| last.gray[y * last.size.width as usize + x];
+    assert!(
+        grey(630, 470) > 200 && grey(6, 470) > 200,
+        "the marks are in the last frame"
+    );
+    assert_eq!(last.number(), Some(7), "the rest of the picture is intact");
+}
+
+#[test]
 fn a_still_screen_is_not_encoded_but_keeps_its_time() {
     let Some(xvfb) = xvfb(640, 480) else {
         return;
