@@ -448,31 +448,37 @@ impl X11Source {
     /// that changed without being reported ends the trust in DAMAGE: the
     /// source compares pictures from then on, starting with this capture.
     fn check_damage(&mut self) -> Result<bool, CaptureError> {
-        let (frame, rectangles) =
-            self.capture_as(|size, stride, pixels, captured_at, damage| {
-                let frame = Frame::new(
-                    size.width,
-                    size.height,
-                    stride,
-                    pixels.into_owned(),
-                    captured_at,
-                )?;
-                Ok((frame, damage.unwrap_or_default()))
-            })?;
-        let reported = damaged(frame.size(), &rectangles);
-        let Some(differing) = self.changes.check_sums(&frame) else {
-            return Ok(false);
-        };
-        let mut covered = reported.clone();
-        covered.merge(&differing);
-        if covered == reported {
+        let (mut sums, carried) = self.changes.take_damage_state();
+        // The pixels are compared where they lie (the shared segment) and
+        // copied only when DAMAGE missed something: no 8 MiB copy every few
+        // seconds of a still screen.
+        let checked = self.capture_as(|size, stride, pixels, captured_at, damage| {
+            let reported = damaged(size, &damage.unwrap_or_default());
+            let mut covered = reported.clone();
+            if let Some(sums) = &mut sums {
+                covered.merge(&sums.check(size, &pixels));
+            }
+            if covered == reported {
+                return Ok((reported, None));
+            }
+            let missed = covered.changed_count() - reported.changed_count();
+            let pixels = pixels.into_owned();
+            let frame = Frame::new(size.width, size.height, stride, pixels, captured_at)?;
+            Ok((reported, Some((frame, missed))))
+        });
+        self.changes.put_damage_state(sums);
+        if let Some(carried) = carried {
+            self.changes.carry(carried);
+        }
+        let (reported, missed) = checked?;
+        let Some((frame, blocks)) = missed else {
             // DAMAGE told the truth; what it reported since the last
             // picture goes into the next one's changes.
             return Ok(self.changes.carry(reported));
-        }
+        };
         warn!(
             display = self.display,
-            blocks = differing.changed_count(),
+            blocks,
             "the X server's DAMAGE missed changes on this display: comparing pictures from now on"
         );
         std::mem::replace(&mut self.changes, Changes::compare()).stop(&self.conn);
@@ -732,18 +738,6 @@ impl Changes {
                 ..
             } => sums.check_due(),
             _ => false,
-        }
-    }
-
-    /// DAMAGE mode: the blocks in which `frame` differs from the last
-    /// picture delivered, by checksum; `None` when there is nothing to
-    /// compare with.
-    fn check_sums(&mut self, frame: &Frame) -> Option<ChangeMap> {
-        match self {
-            Self::Damage {
-                sums: Some(sums), ..
-            } => Some(sums.check(frame.size(), frame.pixels())),
-            _ => None,
         }
     }
 
