@@ -483,7 +483,9 @@ void SvcMdSCDMbEnc (sWelsEncCtx* pEncCtx, SWelsMD* pWelsMd, SMB* pCurMb, SMbCach
 }
 
 // DESKREC PATCH: SvcMdSCDMbEnc's P_Skip for a macroblock the caller's map
-// says is unchanged, whose skip motion vector is zero: the same outcome
+// says is unchanged, whose skip motion vector is zero and whose reference
+// was coded at a QP close to this picture's (else OpenH264 codes it again,
+// finer, as it would without the map): the same outcome
 // without its motion compensation into a scratch block (a copy, with a zero
 // vector) and without its sum of differences against the reference. The
 // reconstruction is copied from the reference once. The sum is kept from
@@ -525,11 +527,8 @@ bool MdInterSCDPskipProcess (sWelsEncCtx* pEncCtx, SWelsMD* pWelsMd, SSlice* pSl
 
   if (bSkipFlag) {
     bool bQpSimilarFlag = (kiRefMbQp - kiCurMbQp <= DELTA_QP_SCD_THD || kiRefMbQp <= 26);
-    // DESKREC PATCH: an unchanged macroblock (the caller's map) is never
-    // coded again at a finer QP: the decoder's picture of it stays as it is.
+    // DESKREC PATCH: see DeskrecSkipUnchanged
     const bool kbDeskrecUnchanged = (eSkipMode == STATIC && DeskrecMbUnchanged (pEncCtx, pCurMb));
-    if (kbDeskrecUnchanged)
-      bQpSimilarFlag = true;
     SMVUnitXY sVaaPredSkipMv = {0, 0}, sCurMbMv[2] = {{0, 0}, {0, 0}};
     PredSkipMv (pMbCache, &sVaaPredSkipMv);
 
@@ -546,7 +545,7 @@ bool MdInterSCDPskipProcess (sWelsEncCtx* pEncCtx, SWelsMD* pWelsMd, SSlice* pSl
 
     bool bMbSkipFlag = (LD32 (&sVaaPredSkipMv) ==  LD32 (&sCurMbMv[eSkipMode])) ;
     // DESKREC PATCH: see DeskrecSkipUnchanged
-    if (kbDeskrecUnchanged && bMbSkipFlag) {
+    if (kbDeskrecUnchanged && bQpSimilarFlag && bMbSkipFlag) {
       DeskrecSkipUnchanged (pEncCtx, pWelsMd, pSlice, pCurMb, pMbCache);
       return true;
     }
