@@ -19,6 +19,10 @@ pub enum AgentError {
         /// Migrations this build has.
         known: u32,
     },
+    /// A migration of the local state database failed and was rolled
+    /// back.
+    #[error("local state database: {0}")]
+    Migration(deskrec_sqlite::Error),
     /// A file or directory could not be read or written.
     #[error("cannot access {}: {source}", path.display())]
     Io {
@@ -81,6 +85,18 @@ pub enum AgentError {
     /// Something the agent stored or received makes no sense.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<deskrec_sqlite::Error> for AgentError {
+    fn from(e: deskrec_sqlite::Error) -> Self {
+        match e {
+            deskrec_sqlite::Error::Sqlite(e) => Self::Db(e),
+            deskrec_sqlite::Error::SchemaTooNew { found, known } => {
+                Self::SchemaTooNew { found, known }
+            }
+            other => Self::Migration(other),
+        }
+    }
 }
 
 impl AgentError {

@@ -282,7 +282,7 @@ impl Session {
                     .state
                     .db()
                     .call(move |c| {
-                        let tx = c.transaction()?;
+                        let tx = crate::db::write_tx(c)?;
                         let known = contacts::unrecoverable(&tx, &device, &outcome)?;
                         tx.commit()?;
                         Ok::<_, DirectoryError>(known)
@@ -370,7 +370,7 @@ impl Session {
             .state
             .db()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::db::write_tx(c)?;
                 let login = &hello.windows_login;
                 // See `contacts::login_seen`: a connection's first Hello
                 // covers the time the device was unheard from.
@@ -456,7 +456,7 @@ impl Session {
             .state
             .db()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::db::write_tx(c)?;
                 let p = eligibility::evaluate(&tx, &device, &login, &key)?;
                 tx.commit()?;
                 Ok::<_, DirectoryError>(p)

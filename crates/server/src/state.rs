@@ -138,7 +138,7 @@ impl AppState {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(io(dir.clone()))?;
         }
-        let db = Db::open(&dir.join(files::DATABASE))?;
+        let db = crate::db::open(&dir.join(files::DATABASE))?;
         let watermark = db
             .call_blocking(|c| crate::contacts::watermark(c))
             .map_err(DbError::from)?;

@@ -153,7 +153,7 @@ where
     Ok(state
         .db()
         .call(move |c| {
-            let tx = c.transaction()?;
+            let tx = crate::db::write_tx(c)?;
             let r = f(&tx, &Actor::Admin)?;
             tx.commit()?;
             Ok::<_, E>(r)
@@ -517,7 +517,7 @@ async fn import_contacts(
     let report = s
         .db()
         .call(move |c| {
-            let tx = c.transaction()?;
+            let tx = crate::db::write_tx(c)?;
             let r = contacts::import(&tx, &Actor::Admin, &req)?;
             tx.commit()?;
             Ok::<_, DirectoryError>(r)

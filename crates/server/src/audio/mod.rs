@@ -242,7 +242,7 @@ async fn store_file(
     let written = state
         .db()
         .call(move |conn| -> rusqlite::Result<_> {
-            let tx = conn.transaction()?;
+            let tx = crate::db::write_tx(conn)?;
             // Erased (or expired) since the check: stored nothing.
             if let Some(Some(disposal)) =
                 crate::compliance::in_scope(&tx, Scope::All, &row.contact_id)?
