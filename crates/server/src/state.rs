@@ -89,7 +89,7 @@ struct Inner {
     /// The data directory (storage, caches).
     data_dir: PathBuf,
     /// Locks that make concurrent plays of one recording export it once.
-    exports: crate::playback::Exports,
+    exports: crate::cache::Exports,
     /// Verified recordings (`data_dir/recordings/`).
     recordings: Arc<dyn RecordingStore>,
     /// Uploads in progress (`data_dir/uploads/`).
@@ -305,7 +305,7 @@ impl AppState {
     }
 
     /// The MP4 export locks (see `playback`).
-    pub fn exports(&self) -> &crate::playback::Exports {
+    pub fn exports(&self) -> &crate::cache::Exports {
         &self.inner.exports
     }
 
