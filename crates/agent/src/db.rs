@@ -226,16 +226,20 @@ pub fn get_meta<T: DeserializeOwned>(
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()?;
     text.map(|t| {
-        serde_json::from_str(&t)
-            .map_err(|e| AgentError::Invalid(format!("stored {key} is unreadable: {e}")))
+        serde_json::from_str(&t).map_err(|source| AgentError::StoredValue {
+            key: key.to_owned(),
+            source,
+        })
     })
     .transpose()
 }
 
 /// Sets a `meta` value.
 pub fn put_meta<T: Serialize>(conn: &Connection, key: &str, value: &T) -> Result<(), AgentError> {
-    let text = serde_json::to_string(value)
-        .map_err(|e| AgentError::Invalid(format!("{key} does not serialize: {e}")))?;
+    let text = serde_json::to_string(value).map_err(|source| AgentError::Encode {
+        what: key.to_owned(),
+        source,
+    })?;
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",

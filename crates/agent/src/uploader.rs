@@ -412,9 +412,9 @@ async fn upload(
             Err(e) => return Err(e),
         }
     }
-    Err(AgentError::Invalid(format!(
-        "the upload of contact {id} keeps being refused"
-    )))
+    Err(AgentError::UploadRefused {
+        contact: id.to_string(),
+    })
 }
 
 /// The server's codes for a contact whose recorded content it erased or
