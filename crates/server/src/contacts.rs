@@ -24,9 +24,52 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Actor};
 use crate::db::now_micros;
-use crate::directory::DirectoryError;
 
-type Result<T> = std::result::Result<T, DirectoryError>;
+/// Why contacts could not be imported, relayed or found.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContactError {
+    /// A contact's id is empty or too long.
+    #[error("contact_id {0:?} must be 1 to 200 characters")]
+    BadId(String),
+    /// A contact names no agent.
+    #[error("contact {0}: windows_login is empty")]
+    NoLogin(String),
+    /// A contact ends before it starts (or when it starts).
+    #[error("contact {id}: end {end} is not after start {start}")]
+    EndNotAfterStart {
+        /// The contact.
+        id: String,
+        /// Its start.
+        start: jiff::Timestamp,
+        /// Its end.
+        end: jiff::Timestamp,
+    },
+    /// A contact lasts longer than any call does.
+    #[error("contact {id}: longer than 24 hours ({start} to {end})")]
+    TooLong {
+        /// The contact.
+        id: String,
+        /// Its start.
+        start: jiff::Timestamp,
+        /// Its end.
+        end: jiff::Timestamp,
+    },
+    /// An import holds more contacts than one transaction takes.
+    #[error("{0} contacts in one import; send at most {MAX_IMPORT}")]
+    TooMany(usize),
+    /// An import names one contact twice.
+    #[error("contact {0} appears twice in the import")]
+    Twice(String),
+    /// No contact has this id.
+    #[error("contact {0} not found")]
+    NotFound(String),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] rusqlite::Error),
+}
+
+type Result<T> = std::result::Result<T, ContactError>;
 
 /// Contacts in one page of the admin list when `limit` is absent, and the
 /// most it may ask for (the API refuses more, see `api::page_limit`).
@@ -166,27 +209,25 @@ impl NewContact {
     fn validate(&self) -> Result<(i64, i64)> {
         let id = &self.contact_id;
         if id.trim().is_empty() || id.len() > 200 {
-            return Err(DirectoryError::Invalid(format!(
-                "contact_id {id:?} must be 1 to 200 characters"
-            )));
+            return Err(ContactError::BadId(id.clone()));
         }
         if self.windows_login.trim().is_empty() {
-            return Err(DirectoryError::Invalid(format!(
-                "contact {id}: windows_login is empty"
-            )));
+            return Err(ContactError::NoLogin(id.clone()));
         }
         let (start, end) = (self.start.as_microsecond(), self.end.as_microsecond());
         if end <= start {
-            return Err(DirectoryError::Invalid(format!(
-                "contact {id}: end {} is not after start {}",
-                self.end, self.start
-            )));
+            return Err(ContactError::EndNotAfterStart {
+                id: id.clone(),
+                start: self.start,
+                end: self.end,
+            });
         }
         if end - start > MAX_CONTACT_MICROS {
-            return Err(DirectoryError::Invalid(format!(
-                "contact {id}: longer than 24 hours ({} to {})",
-                self.start, self.end
-            )));
+            return Err(ContactError::TooLong {
+                id: id.clone(),
+                start: self.start,
+                end: self.end,
+            });
         }
         Ok((start, end))
     }
@@ -202,10 +243,7 @@ pub fn import(
     req: &ContactImport,
 ) -> Result<ContactImportReport> {
     if req.contacts.len() > MAX_IMPORT {
-        return Err(DirectoryError::Invalid(format!(
-            "{} contacts in one import; send at most {MAX_IMPORT}",
-            req.contacts.len()
-        )));
+        return Err(ContactError::TooMany(req.contacts.len()));
     }
     let mut seen = BTreeSet::new();
     let mut report = ContactImportReport::default();
@@ -213,10 +251,7 @@ pub fn import(
     for c in &req.contacts {
         let (start, end) = c.validate()?;
         if !seen.insert(c.contact_id.as_str()) {
-            return Err(DirectoryError::Invalid(format!(
-                "contact {} appears twice in the import",
-                c.contact_id
-            )));
+            return Err(ContactError::Twice(c.contact_id.clone()));
         }
         let existing: Option<NewContact> = conn
             .query_row(
@@ -559,7 +594,7 @@ pub fn get(conn: &Connection, contact_id: &str) -> Result<Contact> {
     let (row, c) = conn
         .query_row(&sql, [contact_id], contact_row)
         .optional()?
-        .ok_or_else(|| DirectoryError::NotFound(format!("contact {contact_id}")))?;
+        .ok_or_else(|| ContactError::NotFound(contact_id.to_owned()))?;
     with_deliveries(conn, row, c)
 }
 

@@ -91,13 +91,13 @@ enum SessionError {
     Closed,
     /// The database failed.
     #[error(transparent)]
-    Directory(#[from] DirectoryError),
-}
-
-impl From<rusqlite::Error> for SessionError {
-    fn from(e: rusqlite::Error) -> Self {
-        SessionError::Directory(e.into())
-    }
+    Db(#[from] rusqlite::Error),
+    /// The device's policy could not be evaluated.
+    #[error(transparent)]
+    Policy(#[from] DirectoryError),
+    /// A contact's outcome or a login's sighting could not be stored.
+    #[error(transparent)]
+    Contacts(#[from] contacts::ContactError),
 }
 
 /// One connected agent.
@@ -285,7 +285,7 @@ impl Session {
                         let tx = crate::db::write_tx(c)?;
                         let known = contacts::unrecoverable(&tx, &device, &outcome)?;
                         tx.commit()?;
-                        Ok::<_, DirectoryError>(known)
+                        Ok::<_, SessionError>(known)
                     })
                     .await?;
                 if known {
@@ -395,7 +395,7 @@ impl Session {
                 enrollment::record_hello(&tx, &device, login, &hello.agent_version)?;
                 contacts::login_seen(&tx, &device, login, since)?;
                 tx.commit()?;
-                Ok::<_, DirectoryError>(elsewhere)
+                Ok::<_, SessionError>(elsewhere)
             })
             .await?;
         self.online = true;
