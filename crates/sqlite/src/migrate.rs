@@ -42,6 +42,8 @@ pub fn migrate_to(conn: &mut Connection, migrations: &[&str], target: u32) -> Re
         return Err(Error::SchemaTooNew { found, known });
     }
     if found >= target {
+        // Whatever SQLite was built with: on, as after migrating.
+        conn.pragma_update(None, "foreign_keys", "ON")?;
         return Ok(());
     }
     // Outside any transaction: inside one the pragma does nothing.
@@ -115,7 +117,13 @@ mod tests {
         migrate_to(&mut c, &all, 1).unwrap();
         assert_eq!(schema_version(&c).unwrap(), 1);
         migrate(&mut c, &all).unwrap();
+        // Nothing left to do: foreign keys on all the same.
+        c.pragma_update(None, "foreign_keys", "OFF").unwrap();
         migrate(&mut c, &all).unwrap();
+        let fk: i64 = c
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
         assert_eq!(schema_version(&c).unwrap(), 2);
         c.execute("INSERT INTO a (x, y) VALUES (1, 2)", []).unwrap();
     }

@@ -64,6 +64,11 @@ mod tests {
             pragma::<i64>(&c, "busy_timeout"),
             BUSY_TIMEOUT.as_millis() as i64
         );
+        drop(c);
+        // Opened again, nothing to migrate: the same pragmas.
+        let c = open(&dir.path().join("t.db"), &["CREATE TABLE t (x)"]).unwrap();
+        assert_eq!(pragma::<i64>(&c, "foreign_keys"), 1);
+        assert_eq!(pragma::<i64>(&c, "synchronous"), 2);
         let c = open_in_memory(&[]).unwrap();
         assert_eq!(pragma::<i64>(&c, "foreign_keys"), 1);
     }
