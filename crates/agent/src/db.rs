@@ -1,21 +1,24 @@
 //! The agent's local state: embedded SQLite in WAL mode.
 //!
 //! One connection behind a mutex, reached from async code through
-//! [`Db::call`] (tokio's blocking pool), like the server's. Every change is
+//! [`Db::call`] (tokio's blocking pool), opened and migrated by
+//! `deskrec-sqlite` as the server's is. Every change is
 //! one transaction committed before the agent acts on it — a contact is
 //! stored before it is acknowledged, a state before the work it names
 //! starts — so a crash at any point resumes from what the database says.
 //! `synchronous = FULL`: a commit survives power loss, not only a crash.
 //!
-//! Migrations are numbered, in code, each in its own transaction with its
-//! `user_version`; append-only once shipped. Timestamps are integers,
+//! Migrations are numbered, in code, each in its own immediate transaction
+//! with its `user_version` ([`deskrec_sqlite::migrate`]); append-only once
+//! shipped. Every transaction that writes begins with [`write_tx`]. Timestamps are integers,
 //! microseconds since the Unix epoch on the agent's clock unless a column
 //! says `server clock`.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+pub use deskrec_sqlite::write_tx;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -136,7 +139,8 @@ pub const MIGRATIONS: &[&str] = &[
     // content or let it expire before the recording arrived, and refuses
     // it (410); `reason` says which (`erased`, `expired`). SQLite cannot
     // change a CHECK in place, so the table is rebuilt (foreign keys are
-    // off while migrating, see `Db::open`); no column moved since 1.
+    // off while migrating, see `deskrec_sqlite::migrate`); no column moved
+    // since 1.
     "
     CREATE TABLE contacts_v6 (
         contact_id    TEXT PRIMARY KEY,
@@ -168,35 +172,19 @@ pub const MIGRATIONS: &[&str] = &[
 ];
 
 /// A shared handle to the database; clones share the connection.
-#[derive(Clone)]
-pub struct Db {
-    conn: Arc<Mutex<Connection>>,
-}
-
-impl std::fmt::Debug for Db {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Db")
-    }
-}
+///
+/// [`deskrec_sqlite::Db`] with the agent's migrations and its error: the
+/// closures [`Db::call`] runs return [`AgentError`], so they need no
+/// annotation.
+#[derive(Clone, Debug)]
+pub struct Db(deskrec_sqlite::Db);
 
 impl Db {
-    /// Opens (creating if needed) and migrates the database at `path`.
+    /// Opens (creating if needed) and migrates the database at `path`
+    /// ([`deskrec_sqlite::open`]: WAL, `synchronous = FULL`, foreign keys
+    /// off while migrating, since migration 6 rebuilds a parent table).
     pub fn open(path: &Path) -> Result<Self, AgentError> {
-        let mut conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // Foreign keys on only after migrating: a migration that rebuilds
-        // a parent table (6) drops it while its children still point at
-        // the name, which the rebuilt table takes again (SQLite's own
-        // procedure for schema changes ALTER TABLE cannot make). Off
-        // explicitly: the bundled SQLite is built with them on by default.
-        conn.pragma_update(None, "foreign_keys", "OFF")?;
-        migrate(&mut conn)?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        Ok(Self(deskrec_sqlite::Db::open(path, MIGRATIONS)?))
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -204,56 +192,13 @@ impl Db {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<R, AgentError> + Send + 'static,
     ) -> Result<R, AgentError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || f(&mut lock(&conn)))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        self.0.call(f).await
     }
 
     /// Runs `f` on the current thread: for startup, the CLI and tests.
     pub fn call_blocking<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
-        f(&mut lock(&self.conn))
+        self.0.call_blocking(f)
     }
-}
-
-fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
-    // A panic mid-closure leaves no open transaction behind (rusqlite
-    // rolls back on drop), so the connection is still sound.
-    conn.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Brings the schema to the newest version. Foreign keys must be off
-/// (see [`Db::open`]); each migration checks them before it commits.
-fn migrate(conn: &mut Connection) -> Result<(), AgentError> {
-    let found: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let known = MIGRATIONS.len() as u32;
-    if found > known {
-        return Err(AgentError::SchemaTooNew { found, known });
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let tx = write_tx(conn)?;
-        tx.execute_batch(sql)?;
-        let broken: Option<String> = tx
-            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
-            .optional()?;
-        if let Some(table) = broken {
-            return Err(AgentError::Invalid(format!(
-                "migration {} left rows of {table} pointing nowhere",
-                i + 1
-            )));
-        }
-        tx.pragma_update(None, "user_version", i as u32 + 1)?;
-        tx.commit()?;
-    }
-    Ok(())
-}
-
-/// Starts a transaction that will write. Immediate, so it takes the write
-/// lock up front and waits for it (busy timeout): a deferred one that reads
-/// first fails at once with "database is locked" when another connection
-/// (the status command, another task's) wrote in between.
-pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
-    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
 /// Names of the `meta` values.
@@ -281,16 +226,20 @@ pub fn get_meta<T: DeserializeOwned>(
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()?;
     text.map(|t| {
-        serde_json::from_str(&t)
-            .map_err(|e| AgentError::Invalid(format!("stored {key} is unreadable: {e}")))
+        serde_json::from_str(&t).map_err(|source| AgentError::StoredValue {
+            key: key.to_owned(),
+            source,
+        })
     })
     .transpose()
 }
 
 /// Sets a `meta` value.
 pub fn put_meta<T: Serialize>(conn: &Connection, key: &str, value: &T) -> Result<(), AgentError> {
-    let text = serde_json::to_string(value)
-        .map_err(|e| AgentError::Invalid(format!("{key} does not serialize: {e}")))?;
+    let text = serde_json::to_string(value).map_err(|source| AgentError::Encode {
+        what: key.to_owned(),
+        source,
+    })?;
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",

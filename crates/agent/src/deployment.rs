@@ -178,9 +178,10 @@ impl Deployment {
         let (dir, name) = match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
             (Some(dir), Some(name)) => (dir, name),
             _ => {
-                return Err(
-                    AgentError::Invalid(format!("{} is not a file path", path.display())).into(),
-                );
+                return Err(AgentError::NotAFilePath {
+                    path: path.to_owned(),
+                }
+                .into());
             }
         };
         // The secret store's write: atomic, fsynced, owner-only.

@@ -119,22 +119,25 @@ pub async fn enroll_with(
     let addr = ServerAddress::new(&token.url, &token.server_pin())?;
     let key = tokio::task::spawn_blocking(PrivateKey::generate)
         .await
-        .map_err(|e| AgentError::Invalid(format!("key generation failed: {e}")))??;
+        .map_err(AgentError::KeyGeneration)??;
     secrets.put(DEVICE_KEY, key.to_pem().as_bytes())?;
     let body = serde_json::to_value(EnrollRequest {
         token: token.token.clone(),
         public_key_pem: key.public().to_pem(),
         host: host.to_owned(),
     })
-    .map_err(|e| AgentError::Invalid(e.to_string()))?;
+    .map_err(|source| AgentError::Encode {
+        what: "the enrollment request".into(),
+        source,
+    })?;
     let mut conn = HttpConnection::connect(&addr).await?;
     let headers = [("content-type", "application/json")];
     let resp = conn
         .request(Method::POST, "/api/v1/enroll", &headers, body.to_string())
         .await?
         .ok()?;
-    let answer: EnrollResponse = serde_json::from_slice(&resp.body)
-        .map_err(|e| AgentError::Invalid(format!("the enrollment answer is unreadable: {e}")))?;
+    let answer: EnrollResponse =
+        serde_json::from_slice(&resp.body).map_err(AgentError::EnrollAnswer)?;
     secrets.put(CREDENTIAL, answer.credential.as_bytes())?;
     let identity = Identity {
         device_id: answer.device_id,
@@ -181,23 +184,19 @@ pub(crate) fn load_from(
         .ok_or_else(|| AgentError::NotEnrolled {
             data_dir: dir.root().to_owned(),
         })?;
-    let missing = |name: &str| AgentError::Secret {
-        name: name.into(),
-        reason: "missing; enroll this PC again".into(),
-    };
+    let missing = |name: &str| AgentError::SecretMissing { name: name.into() };
     let credential = secrets
         .get(CREDENTIAL)?
         .ok_or_else(|| missing(CREDENTIAL))?;
-    let credential = String::from_utf8(credential.to_vec()).map_err(|_| AgentError::Secret {
-        name: CREDENTIAL.into(),
-        reason: "not UTF-8".into(),
-    })?;
+    let credential =
+        String::from_utf8(credential.to_vec()).map_err(|_| AgentError::SecretNotText {
+            name: CREDENTIAL.into(),
+        })?;
     let pem = secrets
         .get(DEVICE_KEY)?
         .ok_or_else(|| missing(DEVICE_KEY))?;
-    let pem = std::str::from_utf8(&pem).map_err(|_| AgentError::Secret {
+    let pem = std::str::from_utf8(&pem).map_err(|_| AgentError::SecretNotText {
         name: DEVICE_KEY.into(),
-        reason: "not UTF-8".into(),
     })?;
     let device_key = PrivateKey::from_pem(pem)?;
     Ok((

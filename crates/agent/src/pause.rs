@@ -140,10 +140,9 @@ pub(crate) async fn start(
         }));
     }
     if !deskrec_vault::valid_pause_reason(reason) {
-        return Err(AgentError::Invalid(format!(
-            "a pause reason has 1 to {} bytes",
-            deskrec_vault::MAX_PAUSE_REASON
-        )));
+        return Err(AgentError::PauseReasonLength {
+            max: deskrec_vault::MAX_PAUSE_REASON,
+        });
     }
     let seconds = max_seconds.map_or(policy.max_seconds, |s| s.min(policy.max_seconds));
     let now = shared.now();

@@ -26,8 +26,8 @@ pub(crate) async fn follow(shared: &Shared, announced: &ServerPins) -> Result<()
         .db
         .call(move |c| -> Result<Option<Identity>, AgentError> {
             let tx = write_tx(c)?;
-            let mut id: Identity = get_meta(&tx, keys::IDENTITY)?
-                .ok_or_else(|| AgentError::Invalid("the enrollment is gone".into()))?;
+            let mut id: Identity =
+                get_meta(&tx, keys::IDENTITY)?.ok_or(AgentError::EnrollmentGone)?;
             let before = (id.pin.clone(), id.next_pin.clone());
             if !id.follow(&verified) {
                 return Ok(None);

@@ -62,10 +62,7 @@ impl FileSecretStore {
 
     fn path(&self, name: &str) -> Result<PathBuf, AgentError> {
         if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(AgentError::Secret {
-                name: name.into(),
-                reason: "not a plain file name".into(),
-            });
+            return Err(AgentError::SecretName { name: name.into() });
         }
         Ok(self.dir.join(name))
     }

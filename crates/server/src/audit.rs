@@ -258,11 +258,11 @@ pub fn to_csv(rows: &[AuditEntry]) -> Result<Vec<u8>, csv::Error> {
 
 #[cfg(test)]
 mod tests {
-    use crate::db::Db;
+    use crate::db;
 
     #[test]
     fn the_segment_report_check_is_an_index_lookup_not_a_scan() {
-        let db = Db::open_in_memory().unwrap();
+        let db = db::open_in_memory().unwrap();
         let plan: Vec<String> = db.call_blocking(|c| {
             c.prepare(&format!("EXPLAIN QUERY PLAN {}", super::REPORTED))
                 .unwrap()

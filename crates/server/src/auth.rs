@@ -60,28 +60,39 @@ pub enum LoginError {
     Hash(String),
 }
 
+/// Why a password cannot be set.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PasswordError {
+    /// Shorter than [`MIN_PASSWORD_CHARS`].
+    #[error("the password has {0} characters; at least {MIN_PASSWORD_CHARS} are required")]
+    TooShort(usize),
+    /// Longer than [`MAX_PASSWORD_BYTES`].
+    #[error("the password is longer than {MAX_PASSWORD_BYTES} bytes")]
+    TooLong,
+    /// Argon2 refused its parameters (a bug: the defaults are in range).
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
+}
+
 /// Hashes `password` into a PHC string (Argon2id, random salt). Slow: call
 /// it on the blocking pool.
-pub fn hash_password(password: &str) -> Result<String, DirectoryError> {
+pub fn hash_password(password: &str) -> Result<String, PasswordError> {
     check_password_rules(password)?;
     Argon2::default()
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
         // Only fails for out-of-range parameters, which the defaults are not.
-        .map_err(|e| DirectoryError::Invalid(format!("cannot hash the password: {e}")))
+        .map_err(|e| PasswordError::Hash(e.to_string()))
 }
 
-fn check_password_rules(password: &str) -> Result<(), DirectoryError> {
+fn check_password_rules(password: &str) -> Result<(), PasswordError> {
     let chars = password.chars().count();
     if chars < MIN_PASSWORD_CHARS {
-        return Err(DirectoryError::Invalid(format!(
-            "the password has {chars} characters; at least {MIN_PASSWORD_CHARS} are required"
-        )));
+        return Err(PasswordError::TooShort(chars));
     }
     if password.len() > MAX_PASSWORD_BYTES {
-        return Err(DirectoryError::Invalid(format!(
-            "the password is longer than {MAX_PASSWORD_BYTES} bytes"
-        )));
+        return Err(PasswordError::TooLong);
     }
     Ok(())
 }
@@ -315,12 +326,9 @@ mod tests {
     fn short_and_huge_passwords_are_refused() {
         assert!(matches!(
             hash_password("short"),
-            Err(DirectoryError::Invalid(_))
+            Err(PasswordError::TooShort(5))
         ));
         let huge = "x".repeat(MAX_PASSWORD_BYTES + 1);
-        assert!(matches!(
-            hash_password(&huge),
-            Err(DirectoryError::Invalid(_))
-        ));
+        assert!(matches!(hash_password(&huge), Err(PasswordError::TooLong)));
     }
 }

@@ -24,9 +24,52 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Actor};
 use crate::db::now_micros;
-use crate::directory::DirectoryError;
 
-type Result<T> = std::result::Result<T, DirectoryError>;
+/// Why contacts could not be imported, relayed or found.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContactError {
+    /// A contact's id is empty or too long.
+    #[error("contact_id {0:?} must be 1 to 200 characters")]
+    BadId(String),
+    /// A contact names no agent.
+    #[error("contact {0}: windows_login is empty")]
+    NoLogin(String),
+    /// A contact ends before it starts (or when it starts).
+    #[error("contact {id}: end {end} is not after start {start}")]
+    EndNotAfterStart {
+        /// The contact.
+        id: String,
+        /// Its start.
+        start: jiff::Timestamp,
+        /// Its end.
+        end: jiff::Timestamp,
+    },
+    /// A contact lasts longer than any call does.
+    #[error("contact {id}: longer than 24 hours ({start} to {end})")]
+    TooLong {
+        /// The contact.
+        id: String,
+        /// Its start.
+        start: jiff::Timestamp,
+        /// Its end.
+        end: jiff::Timestamp,
+    },
+    /// An import holds more contacts than one transaction takes.
+    #[error("{0} contacts in one import; send at most {MAX_IMPORT}")]
+    TooMany(usize),
+    /// An import names one contact twice.
+    #[error("contact {0} appears twice in the import")]
+    Twice(String),
+    /// No contact has this id.
+    #[error("contact {0} not found")]
+    NotFound(String),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] rusqlite::Error),
+}
+
+type Result<T> = std::result::Result<T, ContactError>;
 
 /// Contacts in one page of the admin list when `limit` is absent, and the
 /// most it may ask for (the API refuses more, see `api::page_limit`).
@@ -166,27 +209,25 @@ impl NewContact {
     fn validate(&self) -> Result<(i64, i64)> {
         let id = &self.contact_id;
         if id.trim().is_empty() || id.len() > 200 {
-            return Err(DirectoryError::Invalid(format!(
-                "contact_id {id:?} must be 1 to 200 characters"
-            )));
+            return Err(ContactError::BadId(id.clone()));
         }
         if self.windows_login.trim().is_empty() {
-            return Err(DirectoryError::Invalid(format!(
-                "contact {id}: windows_login is empty"
-            )));
+            return Err(ContactError::NoLogin(id.clone()));
         }
         let (start, end) = (self.start.as_microsecond(), self.end.as_microsecond());
         if end <= start {
-            return Err(DirectoryError::Invalid(format!(
-                "contact {id}: end {} is not after start {}",
-                self.end, self.start
-            )));
+            return Err(ContactError::EndNotAfterStart {
+                id: id.clone(),
+                start: self.start,
+                end: self.end,
+            });
         }
         if end - start > MAX_CONTACT_MICROS {
-            return Err(DirectoryError::Invalid(format!(
-                "contact {id}: longer than 24 hours ({} to {})",
-                self.start, self.end
-            )));
+            return Err(ContactError::TooLong {
+                id: id.clone(),
+                start: self.start,
+                end: self.end,
+            });
         }
         Ok((start, end))
     }
@@ -196,51 +237,19 @@ impl NewContact {
 /// New and changed contacts are queued for every device their login was
 /// live on during them, and a changed one also for the devices it went to
 /// before; the caller wakes `report.devices` after committing.
+///
+/// All or nothing: every contact is checked before any is stored, and an
+/// error leaves the caller's transaction to roll back.
 pub fn import(
     conn: &Connection,
     actor: &Actor,
     req: &ContactImport,
 ) -> Result<ContactImportReport> {
-    if req.contacts.len() > MAX_IMPORT {
-        return Err(DirectoryError::Invalid(format!(
-            "{} contacts in one import; send at most {MAX_IMPORT}",
-            req.contacts.len()
-        )));
-    }
-    let mut seen = BTreeSet::new();
+    let times = validate_import(&req.contacts)?;
     let mut report = ContactImportReport::default();
     let now = now_micros();
-    for c in &req.contacts {
-        let (start, end) = c.validate()?;
-        if !seen.insert(c.contact_id.as_str()) {
-            return Err(DirectoryError::Invalid(format!(
-                "contact {} appears twice in the import",
-                c.contact_id
-            )));
-        }
-        let existing: Option<NewContact> = conn
-            .query_row(
-                "SELECT windows_login, start_at, end_at, direction, queue, audio_ref
-                 FROM contacts WHERE contact_id = ?1",
-                [&c.contact_id],
-                |r| {
-                    let time = |i| {
-                        r.get::<_, i64>(i)
-                            .map(|us| jiff::Timestamp::from_microsecond(us).unwrap_or_default())
-                    };
-                    Ok(NewContact {
-                        contact_id: c.contact_id.clone(),
-                        windows_login: r.get(0)?,
-                        start: time(1)?,
-                        end: time(2)?,
-                        direction: r.get(3)?,
-                        queue: r.get(4)?,
-                        audio_ref: r.get(5)?,
-                    })
-                },
-            )
-            .optional()?;
-        match existing {
+    for (c, (start, end)) in req.contacts.iter().zip(times) {
+        match stored_contact(conn, &c.contact_id)? {
             Some(stored) if stored == c.at_micros(start, end) => {
                 report.unchanged += 1;
                 continue;
@@ -248,43 +257,8 @@ pub fn import(
             Some(_) => report.updated += 1,
             None => report.created += 1,
         }
-        let row: i64 = conn.query_row(
-            "INSERT INTO contacts (contact_id, windows_login, start_at, end_at,
-                direction, queue, audio_ref, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
-             ON CONFLICT (contact_id) DO UPDATE SET
-                windows_login = excluded.windows_login, start_at = excluded.start_at,
-                end_at = excluded.end_at, direction = excluded.direction,
-                queue = excluded.queue, audio_ref = excluded.audio_ref,
-                updated_at = excluded.updated_at
-             RETURNING id",
-            params![
-                c.contact_id,
-                c.windows_login,
-                start,
-                end,
-                c.direction,
-                c.queue,
-                c.audio_ref,
-                now
-            ],
-            |r| r.get(0),
-        )?;
-        // Where the login was live during the contact, and, for a
-        // correction, where the contact went before: those PCs hold
-        // segments for it and must hear it changed.
-        let mut devices = conn.prepare_cached(
-            "SELECT s.device_id FROM login_sessions s JOIN devices d ON d.id = s.device_id
-             WHERE s.windows_login = ?1 AND d.revoked_at IS NULL
-               AND s.started_at <= ?3 AND (s.ended_at IS NULL OR s.ended_at >= ?2)
-             UNION
-             SELECT x.device_id FROM deliveries x JOIN devices d ON d.id = x.device_id
-             WHERE x.contact = ?4 AND d.revoked_at IS NULL",
-        )?;
-        let devices: Vec<String> = devices
-            .query_map(params![c.windows_login, start, end, row], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        for device in devices {
+        let row = upsert(conn, c, start, end, now)?;
+        for device in devices_to_tell(conn, &c.windows_login, start, end, row)? {
             queue_delivery(conn, &device, row, now)?;
             report.deliveries += 1;
             report.devices.insert(device);
@@ -312,6 +286,106 @@ pub fn import(
         )?;
     }
     Ok(report)
+}
+
+/// Checks an import before anything is stored: at most [`MAX_IMPORT`]
+/// contacts, each valid ([`NewContact::validate`]), no id twice. Each
+/// contact's start and end, µs.
+fn validate_import(contacts: &[NewContact]) -> Result<Vec<(i64, i64)>> {
+    if contacts.len() > MAX_IMPORT {
+        return Err(ContactError::TooMany(contacts.len()));
+    }
+    let mut seen = BTreeSet::new();
+    contacts
+        .iter()
+        .map(|c| {
+            let times = c.validate()?;
+            if !seen.insert(c.contact_id.as_str()) {
+                return Err(ContactError::Twice(c.contact_id.clone()));
+            }
+            Ok(times)
+        })
+        .collect()
+}
+
+/// The contact `contact_id` as stored, to tell an unchanged import from a
+/// correction.
+fn stored_contact(conn: &Connection, contact_id: &str) -> Result<Option<NewContact>> {
+    let found = conn
+        .query_row(
+            "SELECT windows_login, start_at, end_at, direction, queue, audio_ref
+             FROM contacts WHERE contact_id = ?1",
+            [contact_id],
+            |r| {
+                let time = |i| {
+                    r.get::<_, i64>(i)
+                        .map(|us| jiff::Timestamp::from_microsecond(us).unwrap_or_default())
+                };
+                Ok(NewContact {
+                    contact_id: contact_id.to_owned(),
+                    windows_login: r.get(0)?,
+                    start: time(1)?,
+                    end: time(2)?,
+                    direction: r.get(3)?,
+                    queue: r.get(4)?,
+                    audio_ref: r.get(5)?,
+                })
+            },
+        )
+        .optional()?;
+    Ok(found)
+}
+
+/// Stores a new or corrected contact; its row id.
+fn upsert(conn: &Connection, c: &NewContact, start: i64, end: i64, now: i64) -> Result<i64> {
+    let row = conn.query_row(
+        "INSERT INTO contacts (contact_id, windows_login, start_at, end_at,
+            direction, queue, audio_ref, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+         ON CONFLICT (contact_id) DO UPDATE SET
+            windows_login = excluded.windows_login, start_at = excluded.start_at,
+            end_at = excluded.end_at, direction = excluded.direction,
+            queue = excluded.queue, audio_ref = excluded.audio_ref,
+            updated_at = excluded.updated_at
+         RETURNING id",
+        params![
+            c.contact_id,
+            c.windows_login,
+            start,
+            end,
+            c.direction,
+            c.queue,
+            c.audio_ref,
+            now
+        ],
+        |r| r.get(0),
+    )?;
+    Ok(row)
+}
+
+/// The devices a new or corrected contact goes to: where the login was
+/// live during the contact, and, for a correction, where the contact went
+/// before: those PCs hold segments for it and must hear it changed.
+/// Revoked devices get nothing.
+fn devices_to_tell(
+    conn: &Connection,
+    login: &str,
+    start: i64,
+    end: i64,
+    contact_row: i64,
+) -> Result<Vec<String>> {
+    let mut devices = conn.prepare_cached(
+        "SELECT s.device_id FROM login_sessions s JOIN devices d ON d.id = s.device_id
+         WHERE s.windows_login = ?1 AND d.revoked_at IS NULL
+           AND s.started_at <= ?3 AND (s.ended_at IS NULL OR s.ended_at >= ?2)
+         UNION
+         SELECT x.device_id FROM deliveries x JOIN devices d ON d.id = x.device_id
+         WHERE x.contact = ?4 AND d.revoked_at IS NULL",
+    )?;
+    let devices = devices
+        .query_map(params![login, start, end, contact_row], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(devices)
 }
 
 /// Appends a contact to a device's queue with the device's next sequence
@@ -559,7 +633,7 @@ pub fn get(conn: &Connection, contact_id: &str) -> Result<Contact> {
     let (row, c) = conn
         .query_row(&sql, [contact_id], contact_row)
         .optional()?
-        .ok_or_else(|| DirectoryError::NotFound(format!("contact {contact_id}")))?;
+        .ok_or_else(|| ContactError::NotFound(contact_id.to_owned()))?;
     with_deliveries(conn, row, c)
 }
 

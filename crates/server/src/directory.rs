@@ -814,7 +814,7 @@ pub fn patch_settings(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Db;
+    use crate::db;
 
     fn audit_count(c: &Connection) -> i64 {
         c.query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
@@ -823,7 +823,7 @@ mod tests {
 
     #[test]
     fn users_roles_and_settings_are_audited_and_idempotent() {
-        let db = Db::open_in_memory().unwrap();
+        let db = db::open_in_memory().unwrap();
         db.call_blocking(|c| {
             let a = Actor::Admin;
             let (_, changed) = put_role(c, &a, "agent", &[Permission::RecordScreen]).unwrap();
@@ -884,7 +884,7 @@ mod tests {
 
     #[test]
     fn teams_come_with_the_import_idempotently_and_case_blind() {
-        let db = Db::open_in_memory().unwrap();
+        let db = db::open_in_memory().unwrap();
         db.call_blocking(|c| {
             let a = Actor::Admin;
             let csv =

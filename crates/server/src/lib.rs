@@ -58,6 +58,7 @@ pub mod api;
 pub mod audio;
 pub mod audit;
 pub mod auth;
+pub mod cache;
 pub mod compliance;
 pub mod config;
 pub mod contacts;

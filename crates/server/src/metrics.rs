@@ -169,10 +169,7 @@ impl Metrics {
     }
 
     /// The OpenMetrics text, after refreshing the state gauges.
-    pub async fn render(
-        &self,
-        state: &AppState,
-    ) -> Result<String, crate::directory::DirectoryError> {
+    pub async fn render(&self, state: &AppState) -> Result<String, rusqlite::Error> {
         self.connected_agents.set(state.hub().connected() as i64);
         let volumes = [
             ("uploads", state.uploads().dir().to_owned()),
@@ -200,7 +197,7 @@ impl Metrics {
                         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                         .collect()
                 };
-                Ok::<_, crate::directory::DirectoryError>((
+                Ok::<_, rusqlite::Error>((
                     count("SELECT status, count(*) FROM contacts GROUP BY status")?,
                     count(
                         "SELECT CASE WHEN revoked_at IS NULL THEN 'active' ELSE 'revoked' END, count(*)

@@ -176,38 +176,36 @@ pub async fn download(
             rec.sha256.to_ascii_lowercase(),
             audio.sha256
         ));
-    if out.exists() {
-        return Ok(out);
-    }
-    let lock = state.exports().lock_for(&out);
-    let _held = lock.lock().await;
-    if out.exists() {
-        return Ok(out);
-    }
-    let (audio_path, _) = crate::audio::cached(state, scope, contact).await?;
-    let config = state.mux().clone();
-    let target = out.clone();
-    let offset = rec.trim_start - detail.contact.start_at;
-    let duration = rec.trim_end - rec.trim_start;
-    let started = std::time::Instant::now();
-    tokio::task::spawn_blocking(move || {
-        mux(
-            &config,
-            &MuxJob {
-                video: &video,
-                audio: &audio_path,
-                audio_offset_us: offset,
-                duration_us: duration,
-                out: &target,
-            },
-        )
-    })
-    .await
-    .map_err(|e| MuxError::Failed(e.to_string()))??;
-    tracing::info!(
-        contact,
-        ms = started.elapsed().as_millis() as u64,
-        "download muxed"
-    );
+    state
+        .exports()
+        .once(&out, || async {
+            let (audio_path, _) = crate::audio::cached(state, scope, contact).await?;
+            let config = state.mux().clone();
+            let target = out.clone();
+            let offset = rec.trim_start - detail.contact.start_at;
+            let duration = rec.trim_end - rec.trim_start;
+            let started = std::time::Instant::now();
+            tokio::task::spawn_blocking(move || {
+                mux(
+                    &config,
+                    &MuxJob {
+                        video: &video,
+                        audio: &audio_path,
+                        audio_offset_us: offset,
+                        duration_us: duration,
+                        out: &target,
+                    },
+                )
+            })
+            .await
+            .map_err(|e| MuxError::Failed(e.to_string()))??;
+            tracing::info!(
+                contact,
+                ms = started.elapsed().as_millis() as u64,
+                "download muxed"
+            );
+            Ok::<_, DownloadError>(())
+        })
+        .await?;
     Ok(out)
 }

@@ -175,7 +175,7 @@ pub fn request(
         ));
     }
     let pause_id = format!("api-{:016x}", getrandom::u64().unwrap_or_default());
-    let tx = conn.transaction()?;
+    let tx = crate::db::write_tx(conn)?;
     for (device, login) in &connected {
         tx.execute(
             "INSERT INTO pauses (device_id, pause_id, source, reason, requested_by, windows_login,
@@ -253,7 +253,7 @@ pub fn report(
     r: &PauseReport,
     now: i64,
 ) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+    let tx = crate::db::write_tx(conn)?;
     let before: Option<(Option<i64>, Option<i64>)> = tx
         .query_row(
             "SELECT started_at, ended_at FROM pauses WHERE device_id = ?1 AND pause_id = ?2",

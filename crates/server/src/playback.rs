@@ -10,7 +10,7 @@
 //! a temporary name and renamed into place (`deskrec_vault::export_mp4`
 //! does that), so a crash never leaves half a file to serve. Requests for
 //! the same recording wait on one lock: the first exports, the others find
-//! the file.
+//! the file ([`crate::cache`], as the opened audio and the muxed download).
 //!
 //! The cache holds decrypted video, so it is bounded ([`prune`], run with
 //! the hourly upload sweep): a file is deleted [`Limits::playback_cache_hours`]
@@ -21,9 +21,7 @@
 //! [`Limits::playback_cache_hours`]: crate::limits::Limits::playback_cache_hours
 //! [`Limits::playback_cache_mib`]: crate::limits::Limits::playback_cache_mib
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
 
 use std::io::{Read, Write};
 
@@ -74,43 +72,6 @@ pub enum PlaybackError {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] rusqlite::Error),
-}
-
-/// Per-file locks of the playback cache (video exports, opened audio). Entries are weak, so a lock lives only while some
-/// request holds or waits for it; dead entries are swept on insert.
-#[derive(Debug, Default)]
-pub struct Exports {
-    locks: Mutex<HashMap<PathBuf, Weak<tokio::sync::Mutex<()>>>>,
-}
-
-impl Exports {
-    pub(crate) fn lock_for(&self, path: &Path) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(l) = locks.get(path).and_then(Weak::upgrade) {
-            return l;
-        }
-        locks.retain(|_, l| l.strong_count() > 0);
-        let l = Arc::new(tokio::sync::Mutex::new(()));
-        locks.insert(path.to_owned(), Arc::downgrade(&l));
-        l
-    }
-
-    /// Waits until no request holds or waits for the lock of a file
-    /// `matches`: the exports in progress of a recording being deleted
-    /// finish (or fail) before its cache files are removed.
-    pub(crate) async fn wait_for(&self, matches: impl Fn(&Path) -> bool) {
-        let held: Vec<_> = {
-            let locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-            locks
-                .iter()
-                .filter(|(path, _)| matches(path))
-                .filter_map(|(_, l)| l.upgrade())
-                .collect()
-        };
-        for lock in held {
-            drop(lock.lock().await);
-        }
-    }
 }
 
 /// What the export needs from the database.
@@ -198,48 +159,48 @@ pub async fn cached_mp4(
         "v{EXPORT_VERSION}-{}.mp4",
         stored.sha256.to_ascii_lowercase()
     ));
-    if out.exists() {
-        return Ok(out);
-    }
-    let lock = state.exports().lock_for(&out);
-    let _held = lock.lock().await;
-    // Another request may have exported it while this one waited.
-    if out.exists() {
-        return Ok(out);
-    }
-    let store = state.recordings().clone();
-    let keyring = state.keyring().clone();
-    let cache_dir = state.data_dir().join(CACHE_DIR);
-    tokio::fs::create_dir_all(&cache_dir)
-        .await
-        .map_err(|e| failed(format!("cannot create {}: {e}", cache_dir.display())))?;
-    let target = out.clone();
-    let started = std::time::Instant::now();
-    let exported = tokio::task::spawn_blocking(move || {
-        let src = cache_dir
-            .join(FileKind::Recording.file_name(&format!(".v{EXPORT_VERSION}-{}", stored.sha256)));
-        let copied = copy_checked(store.as_ref(), &stored, &src);
-        let exported = copied.and_then(|()| {
-            let key = PublicKey::from_pem(&stored.device_key_pem).map_err(|e| e.to_string())?;
-            let device = DeviceIdentity {
-                id: &stored.device_id,
-                key: &key,
-            };
-            deskrec_vault::export_mp4(&src, &keyring, device, &target).map_err(|e| e.to_string())
-        });
-        let _ = std::fs::remove_file(&src);
-        exported
-    })
-    .await
-    .map_err(|e| failed(format!("the export task failed: {e}")))?
-    .map_err(failed)?;
-    tracing::info!(
-        contact,
-        bytes = exported.bytes,
-        frames = exported.samples,
-        ms = started.elapsed().as_millis() as u64,
-        "recording exported to the MP4 cache"
-    );
+    state
+        .exports()
+        .once(&out, || async {
+            let store = state.recordings().clone();
+            let keyring = state.keyring().clone();
+            let cache_dir = state.data_dir().join(CACHE_DIR);
+            tokio::fs::create_dir_all(&cache_dir)
+                .await
+                .map_err(|e| failed(format!("cannot create {}: {e}", cache_dir.display())))?;
+            let target = out.clone();
+            let started = std::time::Instant::now();
+            let exported = tokio::task::spawn_blocking(move || {
+                let src = cache_dir.join(
+                    FileKind::Recording.file_name(&format!(".v{EXPORT_VERSION}-{}", stored.sha256)),
+                );
+                let copied = copy_checked(store.as_ref(), &stored, &src);
+                let exported = copied.and_then(|()| {
+                    let key =
+                        PublicKey::from_pem(&stored.device_key_pem).map_err(|e| e.to_string())?;
+                    let device = DeviceIdentity {
+                        id: &stored.device_id,
+                        key: &key,
+                    };
+                    deskrec_vault::export_mp4(&src, &keyring, device, &target)
+                        .map_err(|e| e.to_string())
+                });
+                let _ = std::fs::remove_file(&src);
+                exported
+            })
+            .await
+            .map_err(|e| failed(format!("the export task failed: {e}")))?
+            .map_err(failed)?;
+            tracing::info!(
+                contact,
+                bytes = exported.bytes,
+                frames = exported.samples,
+                ms = started.elapsed().as_millis() as u64,
+                "recording exported to the MP4 cache"
+            );
+            Ok::<_, PlaybackError>(())
+        })
+        .await?;
     Ok(out)
 }
 

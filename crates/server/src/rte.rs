@@ -91,13 +91,13 @@ enum SessionError {
     Closed,
     /// The database failed.
     #[error(transparent)]
-    Directory(#[from] DirectoryError),
-}
-
-impl From<rusqlite::Error> for SessionError {
-    fn from(e: rusqlite::Error) -> Self {
-        SessionError::Directory(e.into())
-    }
+    Db(#[from] rusqlite::Error),
+    /// The device's policy could not be evaluated.
+    #[error(transparent)]
+    Policy(#[from] DirectoryError),
+    /// A contact's outcome or a login's sighting could not be stored.
+    #[error(transparent)]
+    Contacts(#[from] contacts::ContactError),
 }
 
 /// One connected agent.
@@ -142,6 +142,9 @@ impl Session {
 
     /// Serves the session until it ends: `Ok(Some(frame))` when the server
     /// ends it (the frame's code says why), `Ok(None)` when the agent did.
+    ///
+    /// Hello first ([`first_hello`]), then one loop over every source of
+    /// work; each event's handling is a method returning [`Step`].
     async fn serve(&mut self, socket: &mut WebSocket) -> Result<Option<CloseFrame>, SessionError> {
         let mut changes = self.state.directory_changes();
         let mut closing = self.state.closing();
@@ -155,85 +158,101 @@ impl Session {
         // its wake-up waits in the mailbox. A newer session of the same
         // device supersedes this one.
         let mut mailbox = self.state.hub().register(&self.device_id);
-        let hello =
-            match tokio::time::timeout(HELLO_TIMEOUT, next_message(socket, &mut heard)).await {
-                Err(_) => {
-                    send_error(socket, "hello_required", "send hello first").await?;
-                    return Ok(Some(frame(close_code::POLICY, "no hello")));
-                }
-                Ok(Incoming::Message(AgentMessage::Hello(h))) => h,
-                Ok(Incoming::Message(_)) => {
-                    send_error(socket, "hello_required", "the first message must be hello").await?;
-                    return Ok(Some(frame(
-                        close_code::POLICY,
-                        "the first message must be hello",
-                    )));
-                }
-                Ok(other) => return refuse(socket, other).await,
-            };
+        let hello = match first_hello(socket, &mut heard).await? {
+            Ok(hello) => hello,
+            Err(end) => return Ok(end),
+        };
         if let Some(end) = self.hello(socket, hello).await? {
             return Ok(Some(end));
         }
         let w = *watermark.borrow_and_update();
         self.relay(socket, w).await?;
         loop {
-            tokio::select! {
+            let due = watermark_due.unwrap_or_else(Instant::now);
+            let step = tokio::select! {
                 msg = next_message(socket, &mut heard) => {
-                    let msg = match msg {
-                        Incoming::Message(m) => m,
-                        other => return refuse(socket, other).await,
-                    };
-                    // Every message below costs a database write.
-                    if !budget.spend(Instant::now()) {
-                        send_error(socket, "rate_limited", "too many messages: slow down and reconnect").await?;
-                        return Ok(Some(frame(close_code::POLICY, "rate limited")));
-                    }
-                    if let Some(end) = self.handle(socket, msg, &mut watermark).await? {
-                        return Ok(Some(end));
-                    }
+                    self.on_message(socket, msg, &mut budget, &mut watermark).await?
                 }
                 () = mailbox.wake.notified() => {
                     let w = *watermark.borrow();
                     self.relay(socket, w).await?;
+                    Step::Go
                 }
-                Some(msg) = mailbox.posted.recv() => send(socket, &msg).await?,
-                () = mailbox.superseded.notified() => {
-                    return Ok(Some(frame(close_code::POLICY, "a newer session of this device replaced this one")));
+                Some(msg) = mailbox.posted.recv() => {
+                    send(socket, &msg).await?;
+                    Step::Go
                 }
-                _ = ping.tick() => {
-                    if heard.elapsed() >= idle {
-                        return Ok(Some(frame(close_code::POLICY, "nothing heard from the agent in time")));
+                () = mailbox.superseded.notified() => Step::end(
+                    close_code::POLICY,
+                    "a newer session of this device replaced this one",
+                ),
+                _ = ping.tick() => ping_or_end(socket, heard, idle).await?,
+                changed = watermark.changed() => match changed {
+                    Err(_) => Step::End(None),
+                    Ok(()) => {
+                        watermark_due.get_or_insert_with(|| Instant::now() + WATERMARK_DEBOUNCE);
+                        Step::Go
                     }
-                    socket.send(Message::Ping(Default::default())).await.map_err(|_| SessionError::Closed)?;
-                }
-                changed = watermark.changed() => {
-                    if changed.is_err() {
-                        return Ok(None);
-                    }
-                    watermark_due.get_or_insert_with(|| Instant::now() + WATERMARK_DEBOUNCE);
-                }
-                () = tokio::time::sleep_until(watermark_due.unwrap_or_else(Instant::now)), if watermark_due.is_some() => {
+                },
+                () = tokio::time::sleep_until(due), if watermark_due.is_some() => {
                     watermark_due = None;
                     let w = *watermark.borrow_and_update();
                     self.relay(socket, w).await?;
+                    Step::Go
                 }
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        return Ok(None); // the server is gone
-                    }
-                    let device = self.device_id.clone();
-                    let active = self.state.db().call(move |c| enrollment::is_active(c, &device)).await?;
-                    if !active {
-                        send_error(socket, "device_revoked", "this device has been revoked").await?;
-                        return Ok(Some(frame(close_code::POLICY, "device revoked")));
-                    }
-                    self.send_policy(socket).await?;
-                }
-                _ = closing.changed() => {
-                    return Ok(Some(frame(close_code::AWAY, "server shutting down")));
-                }
+                changed = changes.changed() => match changed {
+                    // The server is gone.
+                    Err(_) => Step::End(None),
+                    Ok(()) => self.on_directory_change(socket).await?,
+                },
+                _ = closing.changed() => Step::end(close_code::AWAY, "server shutting down"),
+            };
+            if let Step::End(close) = step {
+                return Ok(close);
             }
         }
+    }
+
+    /// One message from the agent: refused when it is not a protocol
+    /// message or over the budget, else handled.
+    async fn on_message(
+        &mut self,
+        socket: &mut WebSocket,
+        incoming: Incoming,
+        budget: &mut Budget,
+        watermark: &mut tokio::sync::watch::Receiver<Option<i64>>,
+    ) -> Result<Step, SessionError> {
+        let msg = match incoming {
+            Incoming::Message(m) => m,
+            other => return Ok(Step::End(refuse(socket, other).await?)),
+        };
+        // Every message below costs a database write.
+        if !budget.spend(Instant::now()) {
+            let why = "too many messages: slow down and reconnect";
+            send_error(socket, "rate_limited", why).await?;
+            return Ok(Step::end(close_code::POLICY, "rate limited"));
+        }
+        Ok(match self.handle(socket, msg, watermark).await? {
+            Some(end) => Step::End(Some(end)),
+            None => Step::Go,
+        })
+    }
+
+    /// The directory changed: a revoked device is told and closed, any
+    /// other gets its policy again if it changed.
+    async fn on_directory_change(&mut self, socket: &mut WebSocket) -> Result<Step, SessionError> {
+        let device = self.device_id.clone();
+        let active = self
+            .state
+            .db()
+            .call(move |c| enrollment::is_active(c, &device))
+            .await?;
+        if !active {
+            send_error(socket, "device_revoked", "this device has been revoked").await?;
+            return Ok(Step::end(close_code::POLICY, "device revoked"));
+        }
+        self.send_policy(socket).await?;
+        Ok(Step::Go)
     }
 
     /// Handles one agent message after Hello; `Some` ends the session.
@@ -282,10 +301,10 @@ impl Session {
                     .state
                     .db()
                     .call(move |c| {
-                        let tx = c.transaction()?;
+                        let tx = crate::db::write_tx(c)?;
                         let known = contacts::unrecoverable(&tx, &device, &outcome)?;
                         tx.commit()?;
-                        Ok::<_, DirectoryError>(known)
+                        Ok::<_, SessionError>(known)
                     })
                     .await?;
                 if known {
@@ -370,7 +389,7 @@ impl Session {
             .state
             .db()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::db::write_tx(c)?;
                 let login = &hello.windows_login;
                 // See `contacts::login_seen`: a connection's first Hello
                 // covers the time the device was unheard from.
@@ -395,7 +414,7 @@ impl Session {
                 enrollment::record_hello(&tx, &device, login, &hello.agent_version)?;
                 contacts::login_seen(&tx, &device, login, since)?;
                 tx.commit()?;
-                Ok::<_, DirectoryError>(elsewhere)
+                Ok::<_, SessionError>(elsewhere)
             })
             .await?;
         self.online = true;
@@ -456,7 +475,7 @@ impl Session {
             .state
             .db()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::db::write_tx(c)?;
                 let p = eligibility::evaluate(&tx, &device, &login, &key)?;
                 tx.commit()?;
                 Ok::<_, DirectoryError>(p)
@@ -513,6 +532,63 @@ fn too_big(e: &axum::Error) -> bool {
     std::error::Error::source(e)
         .and_then(|e| e.downcast_ref::<tungstenite::Error>())
         .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
+
+/// What a session does after one event.
+enum Step {
+    /// Goes on.
+    Go,
+    /// Ends: with this close frame from the server, or `None` when the
+    /// agent (or the server's shutdown of its channels) ended it.
+    End(Option<CloseFrame>),
+}
+
+impl Step {
+    /// The server ends the session with `code` and `reason`.
+    fn end(code: u16, reason: &str) -> Self {
+        Step::End(Some(frame(code, reason)))
+    }
+}
+
+/// Waits for the agent's Hello: `Err(end)` when the session ends instead
+/// (too slow, another message first, or not a protocol message).
+async fn first_hello(
+    socket: &mut WebSocket,
+    heard: &mut Instant,
+) -> Result<Result<Hello, Option<CloseFrame>>, SessionError> {
+    match tokio::time::timeout(HELLO_TIMEOUT, next_message(socket, heard)).await {
+        Err(_) => {
+            send_error(socket, "hello_required", "send hello first").await?;
+            Ok(Err(Some(frame(close_code::POLICY, "no hello"))))
+        }
+        Ok(Incoming::Message(AgentMessage::Hello(h))) => Ok(Ok(h)),
+        Ok(Incoming::Message(_)) => {
+            let why = "the first message must be hello";
+            send_error(socket, "hello_required", why).await?;
+            Ok(Err(Some(frame(close_code::POLICY, why))))
+        }
+        Ok(other) => Ok(Err(refuse(socket, other).await?)),
+    }
+}
+
+/// The keep-alive tick: a ping, or the end when nothing was heard from
+/// the agent for `idle`.
+async fn ping_or_end(
+    socket: &mut WebSocket,
+    heard: Instant,
+    idle: Duration,
+) -> Result<Step, SessionError> {
+    if heard.elapsed() >= idle {
+        return Ok(Step::end(
+            close_code::POLICY,
+            "nothing heard from the agent in time",
+        ));
+    }
+    socket
+        .send(Message::Ping(Default::default()))
+        .await
+        .map_err(|_| SessionError::Closed)?;
+    Ok(Step::Go)
 }
 
 /// Ends the session over something that is not a protocol message: the

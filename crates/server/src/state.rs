@@ -89,7 +89,7 @@ struct Inner {
     /// The data directory (storage, caches).
     data_dir: PathBuf,
     /// Locks that make concurrent plays of one recording export it once.
-    exports: crate::playback::Exports,
+    exports: crate::cache::Exports,
     /// Verified recordings (`data_dir/recordings/`).
     recordings: Arc<dyn RecordingStore>,
     /// Uploads in progress (`data_dir/uploads/`).
@@ -138,7 +138,7 @@ impl AppState {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(io(dir.clone()))?;
         }
-        let db = Db::open(&dir.join(files::DATABASE))?;
+        let db = crate::db::open(&dir.join(files::DATABASE))?;
         let watermark = db
             .call_blocking(|c| crate::contacts::watermark(c))
             .map_err(DbError::from)?;
@@ -305,7 +305,7 @@ impl AppState {
     }
 
     /// The MP4 export locks (see `playback`).
-    pub fn exports(&self) -> &crate::playback::Exports {
+    pub fn exports(&self) -> &crate::cache::Exports {
         &self.inner.exports
     }
 

@@ -87,7 +87,7 @@ fn compile(i: usize, r: &PauseRule) -> Result<Compiled, AgentError> {
                     .case_insensitive(true)
                     .size_limit(PATTERN_SIZE_LIMIT)
                     .build()
-                    .map_err(|e| AgentError::Invalid(format!("pause rule {i}: {e}")))
+                    .map_err(|source| AgentError::PauseRulePattern { index: i, source })
             })
             .transpose()
     };
@@ -98,9 +98,7 @@ fn compile(i: usize, r: &PauseRule) -> Result<Compiled, AgentError> {
         process: re(&r.process)?,
     };
     if c.title.is_none() && c.class.is_none() && c.process.is_none() {
-        return Err(AgentError::Invalid(format!(
-            "pause rule {i} has no pattern: give a title, class or process"
-        )));
+        return Err(AgentError::PauseRuleEmpty { index: i });
     }
     Ok(c)
 }

@@ -52,9 +52,9 @@ impl DpapiSecretStore {
 
 impl SecretStore for DpapiSecretStore {
     fn put(&self, name: &str, value: &[u8]) -> Result<(), AgentError> {
-        let blob = protect(value).map_err(|e| AgentError::Secret {
+        let blob = protect(value).map_err(|e| AgentError::SecretProtect {
             name: name.into(),
-            reason: format!("Windows could not protect it (CryptProtectData): {e}"),
+            source: e.into(),
         })?;
         self.files.put(name, &blob)
     }
@@ -72,16 +72,11 @@ impl SecretStore for DpapiSecretStore {
 /// The error for a blob DPAPI will not open: the operator's way out is to
 /// enroll the PC again.
 fn unreadable(name: &str, dir: &Path, e: &windows::core::Error) -> AgentError {
-    let data_dir = dir.parent().unwrap_or(dir);
-    AgentError::Secret {
+    AgentError::SecretUndecryptable {
         name: name.into(),
-        reason: format!(
-            "{} cannot be decrypted on this PC ({}): it was copied from another PC or is \
-             damaged; revoke this device on the server, remove {} and enroll this PC again",
-            dir.join(name).display(),
-            e.message(),
-            data_dir.display()
-        ),
+        path: dir.join(name),
+        data_dir: dir.parent().unwrap_or(dir).to_owned(),
+        detail: e.message().to_string(),
     }
 }
 
@@ -229,14 +224,15 @@ mod tests {
         file[last - 24] ^= 0x01;
         std::fs::write(&path, &file).unwrap();
         let err = store.get(CREDENTIAL).unwrap_err();
-        let AgentError::Secret { name, reason } = &err else {
+        let AgentError::SecretUndecryptable { name, .. } = &err else {
             panic!("expected a secret error, got {err}")
         };
         assert_eq!(name, CREDENTIAL);
-        assert!(reason.contains("enroll this PC again"), "{reason}");
+        let message = err.to_string();
+        assert!(message.contains("enroll this PC again"), "{message}");
         assert!(
-            reason.contains("cannot be decrypted on this PC"),
-            "{reason}"
+            message.contains("cannot be decrypted on this PC"),
+            "{message}"
         );
         assert!(!err.to_string().contains("deskrec-credential"), "{err}");
     }

@@ -130,7 +130,10 @@ impl Watch {
         let thread = std::thread::Builder::new()
             .name("deskrec-wts".into())
             .spawn(move || run(events, ending_timeout, ready_tx))
-            .map_err(|e| AgentError::Session(format!("cannot start its thread: {e}")))?;
+            .map_err(|e| AgentError::SessionWatcher {
+                action: "start its thread",
+                source: e.into(),
+            })?;
         match ready_rx.recv() {
             Ok(Ok(hwnd)) => Ok(Self {
                 hwnd,
@@ -143,9 +146,7 @@ impl Watch {
             // The thread ended without a word: it panicked.
             Err(_) => {
                 let _ = thread.join();
-                Err(AgentError::Session(
-                    "its thread stopped while starting".into(),
-                ))
+                Err(AgentError::SessionWatcherStopped)
             }
         }
     }
@@ -416,8 +417,9 @@ struct Window {
 impl Window {
     /// Creates the window on this thread and registers it.
     fn create(state: &WindowState) -> Result<Self, AgentError> {
-        let fail = |what: &str, e: windows::core::Error| {
-            AgentError::Session(format!("cannot {what}: {e}"))
+        let fail = |action: &'static str, e: windows::core::Error| AgentError::SessionWatcher {
+            action,
+            source: e.into(),
         };
         // SAFETY: None asks for this process's executable; nothing to free.
         let instance: HINSTANCE = unsafe { GetModuleHandleW(None) }

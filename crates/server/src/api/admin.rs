@@ -153,7 +153,7 @@ where
     Ok(state
         .db()
         .call(move |c| {
-            let tx = c.transaction()?;
+            let tx = crate::db::write_tx(c)?;
             let r = f(&tx, &Actor::Admin)?;
             tx.commit()?;
             Ok::<_, E>(r)
@@ -161,10 +161,15 @@ where
         .await?)
 }
 
-async fn read<R: Send + 'static>(
+async fn read<R, E>(
     state: &AppState,
-    f: impl FnOnce(&rusqlite::Connection) -> Result<R, DirectoryError> + Send + 'static,
-) -> Result<R, ApiError> {
+    f: impl FnOnce(&rusqlite::Connection) -> Result<R, E> + Send + 'static,
+) -> Result<R, ApiError>
+where
+    R: Send + 'static,
+    E: Send + 'static,
+    ApiError: From<E>,
+{
     Ok(state.db().call(move |c| f(c)).await?)
 }
 
@@ -517,10 +522,10 @@ async fn import_contacts(
     let report = s
         .db()
         .call(move |c| {
-            let tx = c.transaction()?;
+            let tx = crate::db::write_tx(c)?;
             let r = contacts::import(&tx, &Actor::Admin, &req)?;
             tx.commit()?;
-            Ok::<_, DirectoryError>(r)
+            Ok::<_, contacts::ContactError>(r)
         })
         .await?;
     s.metrics()

@@ -61,7 +61,7 @@ pub(super) async fn set_hold(
     let hold = s
         .db()
         .call(move |c| {
-            let tx = c.transaction()?;
+            let tx = crate::db::write_tx(c)?;
             let hold = hold::set(&tx, &Actor::Admin, &new)?;
             tx.commit()?;
             Ok::<_, ComplianceError>(hold)
@@ -85,7 +85,7 @@ pub(super) async fn lift_hold(
     let hold = s
         .db()
         .call(move |c| {
-            let tx = c.transaction()?;
+            let tx = crate::db::write_tx(c)?;
             let hold = hold::lift(&tx, &Actor::Admin, id, &body.reason)?;
             tx.commit()?;
             Ok::<_, ComplianceError>(hold)

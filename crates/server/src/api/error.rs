@@ -4,6 +4,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use deskrec_protocol::ErrorBody;
 
+use crate::auth::PasswordError;
+use crate::contacts::ContactError;
 use crate::directory::DirectoryError;
 use crate::enrollment::EnrollError;
 use crate::fleet::FleetError;
@@ -89,6 +91,25 @@ impl From<DirectoryError> for ApiError {
             DirectoryError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             DirectoryError::Invalid(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
             DirectoryError::Db(e) => Self::internal(&e),
+        }
+    }
+}
+
+impl From<ContactError> for ApiError {
+    fn from(e: ContactError) -> Self {
+        match e {
+            ContactError::NotFound(_) => Self::not_found(e.to_string()),
+            ContactError::Db(e) => Self::internal(&e),
+            e => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string()),
+        }
+    }
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(e: PasswordError) -> Self {
+        match e {
+            PasswordError::Hash(_) => Self::internal(&e),
+            e => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string()),
         }
     }
 }

@@ -102,7 +102,7 @@ async fn enroll(
     let resp = state
         .db()
         .call(move |c| -> Result<EnrollResponse, enrollment::EnrollError> {
-            let tx = c.transaction()?;
+            let tx = crate::db::write_tx(c)?;
             match enrollment::enroll(&tx, &req) {
                 Ok(resp) => {
                     tx.commit()?;

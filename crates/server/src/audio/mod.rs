@@ -242,7 +242,7 @@ async fn store_file(
     let written = state
         .db()
         .call(move |conn| -> rusqlite::Result<_> {
-            let tx = conn.transaction()?;
+            let tx = crate::db::write_tx(conn)?;
             // Erased (or expired) since the check: stored nothing.
             if let Some(Some(disposal)) =
                 crate::compliance::in_scope(&tx, Scope::All, &row.contact_id)?
@@ -327,34 +327,33 @@ pub async fn cached(
     let media_type = audio.info.media_type.clone();
     let dir = state.data_dir().join(CACHE_DIR);
     let out = dir.join(format!("audio-v1-{}", audio.sha256));
-    if out.exists() {
-        return Ok((out, media_type));
-    }
-    let lock = state.exports().lock_for(&out);
-    let _held = lock.lock().await;
-    if out.exists() {
-        return Ok((out, media_type));
-    }
-    let (store, keyring, target) = (state.recordings().clone(), state.keyring(), out.clone());
-    tokio::task::spawn_blocking(move || -> Result<(), AudioError> {
-        let storage = |e: String| AudioError::Storage(e);
-        std::fs::create_dir_all(&dir).map_err(|e| storage(e.to_string()))?;
-        let tmp = dir.join(format!(".audio-v1-{}.part", audio.sha256));
-        let src = store.open(&key).map_err(|e| storage(e.to_string()))?;
-        let mut dst =
-            BufWriter::new(std::fs::File::create(&tmp).map_err(|e| storage(e.to_string()))?);
-        let opened = deskrec_vault::unseal(BufReader::new(src), &keyring, &mut dst);
-        drop(dst);
-        if let Err(e) = opened {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(storage(format!(
-                "the sealed audio {key:?} does not open: {e}"
-            )));
-        }
-        std::fs::rename(&tmp, &target).map_err(|e| storage(e.to_string()))
-    })
-    .await
-    .map_err(|e| AudioError::Storage(e.to_string()))??;
+    state
+        .exports()
+        .once(&out, || async {
+            let (store, keyring, target) =
+                (state.recordings().clone(), state.keyring(), out.clone());
+            tokio::task::spawn_blocking(move || -> Result<(), AudioError> {
+                let storage = |e: String| AudioError::Storage(e);
+                std::fs::create_dir_all(&dir).map_err(|e| storage(e.to_string()))?;
+                let tmp = dir.join(format!(".audio-v1-{}.part", audio.sha256));
+                let src = store.open(&key).map_err(|e| storage(e.to_string()))?;
+                let mut dst = BufWriter::new(
+                    std::fs::File::create(&tmp).map_err(|e| storage(e.to_string()))?,
+                );
+                let opened = deskrec_vault::unseal(BufReader::new(src), &keyring, &mut dst);
+                drop(dst);
+                if let Err(e) = opened {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(storage(format!(
+                        "the sealed audio {key:?} does not open: {e}"
+                    )));
+                }
+                std::fs::rename(&tmp, &target).map_err(|e| storage(e.to_string()))
+            })
+            .await
+            .map_err(|e| AudioError::Storage(e.to_string()))?
+        })
+        .await?;
     Ok((out, media_type))
 }
 

@@ -53,7 +53,7 @@ pub async fn erase(
     let before = state
         .db()
         .call(move |conn| -> Result<Before, ComplianceError> {
-            let tx = conn.transaction()?;
+            let tx = crate::db::write_tx(conn)?;
             let state = super::in_scope(&tx, crate::scope::Scope::All, &c)?
                 .ok_or_else(|| ComplianceError::NoContact(c.clone()))?;
             match state.map(|d| d.state) {

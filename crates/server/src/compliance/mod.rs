@@ -370,7 +370,7 @@ fn complete(
     intent: Disposal,
     deleted: Deleted,
 ) -> rusqlite::Result<bool> {
-    let tx = conn.transaction()?;
+    let tx = crate::db::write_tx(conn)?;
     let now = now_micros();
     let record: Option<(String, Option<String>)> = tx
         .query_row(

@@ -265,7 +265,7 @@ pub async fn run(state: &AppState) -> Result<RunReport, ComplianceError> {
         let marked = state
             .db()
             .call(move |conn| -> rusqlite::Result<_> {
-                let tx = conn.transaction()?;
+                let tx = crate::db::write_tx(conn)?;
                 let mut marked = vec![];
                 for (contact, rule) in due {
                     if super::begin(&tx, &contact, Disposal::Expiring, &Actor::System, &rule)? {

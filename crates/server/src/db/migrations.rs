@@ -1,9 +1,10 @@
 //! Numbered schema migrations, in code.
 //!
 //! `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`; the current
-//! version is SQLite's `user_version`. Each runs in its own transaction with
-//! the version bump, so a crash leaves the database at a whole version.
-//! Migrations are append-only: never edit one that has shipped.
+//! version is SQLite's `user_version`. `deskrec_sqlite::migrate` runs each in
+//! its own immediate transaction with the version bump, so a crash leaves
+//! the database at a whole version. Migrations are append-only: never edit
+//! one that has shipped.
 //!
 //! Timestamps are integers, microseconds since the Unix epoch (UTC).
 
@@ -333,40 +334,19 @@ pub const MIGRATIONS: &[&str] = &[
     ",
 ];
 
-/// The schema version of the open database.
-pub fn schema_version(conn: &Connection) -> rusqlite::Result<u32> {
-    conn.pragma_query_value(None, "user_version", |r| r.get(0))
-}
-
 /// Applies every migration the database has not seen yet.
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
-    migrate_to(conn, MIGRATIONS.len() as u32)
-}
-
-fn migrate_to(conn: &mut Connection, target: u32) -> Result<(), DbError> {
-    let found = schema_version(conn)?;
-    let known = MIGRATIONS.len() as u32;
-    if found > known {
-        return Err(DbError::TooNew { found, known });
-    }
-    for (i, sql) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .take(target as usize)
-        .skip(found as usize)
-    {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as u32 + 1)?;
-        tx.commit()?;
-        tracing::info!(version = i + 1, "database migrated");
-    }
-    Ok(())
+    Ok(deskrec_sqlite::migrate(conn, MIGRATIONS)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use deskrec_sqlite::schema_version;
+
+    fn migrate_to(c: &mut Connection, target: u32) -> Result<(), deskrec_sqlite::Error> {
+        deskrec_sqlite::migrate_to(c, MIGRATIONS, target)
+    }
 
     fn fresh() -> Connection {
         let c = Connection::open_in_memory().unwrap();

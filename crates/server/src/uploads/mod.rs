@@ -462,7 +462,7 @@ fn end_refused(
     up: &Upload,
     disposal: &DisposalRecord,
 ) -> rusqlite::Result<bool> {
-    let tx = conn.transaction()?;
+    let tx = crate::db::write_tx(conn)?;
     let reason = format!(
         "contact \"{}\" was {} on the server",
         up.contact_id,
@@ -556,7 +556,7 @@ fn receiving(conn: &Connection) -> rusqlite::Result<Vec<Upload>> {
 
 /// Terminates every receiving upload past its expiry; returns their ids.
 pub fn expire(conn: &mut Connection) -> rusqlite::Result<Vec<String>> {
-    let tx = conn.transaction()?;
+    let tx = crate::db::write_tx(conn)?;
     let now = now_micros();
     let expired: Vec<String> = receiving(&tx)?
         .into_iter()

@@ -407,7 +407,7 @@ fn commit_stored(
     checked: &Checked,
     key: &str,
 ) -> Result<Option<Decision>> {
-    let tx = conn.transaction()?;
+    let tx = crate::db::write_tx(conn)?;
     match decide(&tx, up, &checked.manifest, &checked.sha256)? {
         Decision::Store => {}
         other => return Ok(Some(other)),
@@ -498,7 +498,7 @@ async fn duplicate(state: &AppState, up: &Upload) -> Result<()> {
     state
         .db()
         .call(move |c| {
-            let tx = c.transaction()?;
+            let tx = crate::db::write_tx(c)?;
             set_upload_state(
                 &tx,
                 &u,
@@ -526,7 +526,7 @@ async fn reject(state: &AppState, up: &Upload, rejection: Rejection) -> Result<(
         state
             .db()
             .call(move |c| {
-                let tx = c.transaction()?;
+                let tx = crate::db::write_tx(c)?;
                 set_upload_state(&tx, &u, "rejected", Some(&reason))?;
                 tx.execute(
                     "UPDATE contacts SET status = 'failed', status_reason = ?2, updated_at = ?3

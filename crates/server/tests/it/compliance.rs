@@ -604,7 +604,7 @@ async fn post_raw(c: &util::Client, path: &str, body: &str) -> Option<u16> {
 #[cfg(unix)]
 fn seed_dir(dir: &Path) -> Vec<(&'static str, Vec<PathBuf>)> {
     use deskrec_vault::FileKind;
-    let db = deskrec_server::db::Db::open(&dir.join("deskrec.db")).unwrap();
+    let db = deskrec_server::db::open(&dir.join("deskrec.db")).unwrap();
     let end = now_micros() - 40 * DAY;
     let mut out = vec![];
     for id in ["c-1", "c-2"] {

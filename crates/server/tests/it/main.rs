@@ -9,6 +9,7 @@ use deskrec_server::testing as util;
 
 mod compliance;
 mod contacts;
+mod db;
 mod hostile;
 mod keys;
 mod metrics;
