@@ -13,6 +13,7 @@
 //! 16 is even, so a block's chroma depends on its own pixels only.
 
 use std::fmt;
+use std::ops::Range;
 
 use crate::frame::{BYTES_PER_PIXEL, Frame, FrameSize};
 
@@ -150,6 +151,22 @@ impl ChangeMap {
         }
     }
 
+    /// The changed blocks as runs along each row: `(row, columns)`, top to
+    /// bottom, left to right, each run as long as it goes.
+    pub(crate) fn runs(&self) -> impl Iterator<Item = (u32, Range<u32>)> + '_ {
+        (0..self.rows).flat_map(move |row| {
+            let flags = &self.changed[(row * self.columns) as usize..][..self.columns as usize];
+            let mut column = 0;
+            std::iter::from_fn(move || {
+                let start = column + flags[column..].iter().position(|&c| c)?;
+                let len = flags[start..].iter().take_while(|&&c| c).count();
+                column = start + len;
+                // Both fit in u32: the grid does.
+                Some((row, start as u32..column as u32))
+            })
+        })
+    }
+
     /// One byte a macroblock, 1 where it is unchanged: OpenH264's form.
     pub(crate) fn unchanged_bytes(&self) -> Vec<u8> {
         self.changed.iter().map(|&c| u8::from(!c)).collect()
@@ -228,6 +245,21 @@ mod tests {
         assert!(ChangeMap::between(&old, &old).is_unchanged());
         let other = grey(32, 40);
         assert_eq!(ChangeMap::between(&other, &new).changed_count(), 12);
+    }
+
+    #[test]
+    fn runs_follow_the_changed_blocks_row_by_row() {
+        let mut map = ChangeMap::unchanged(FrameSize::new(80, 40)); // 5x3
+        map.mark(0, 0, 32, 1); // (0..2, 0)
+        map.mark(64, 0, 1, 1); // (4, 0): the last column
+        map.mark(16, 20, 48, 1); // (1..4, 1)
+        map.mark(0, 39, 80, 1); // the whole last row
+        let runs: Vec<_> = map.runs().collect();
+        assert_eq!(runs, [(0, 0..2), (0, 4..5), (1, 1..4), (2, 0..5)]);
+        assert_eq!(
+            ChangeMap::unchanged(FrameSize::new(80, 40)).runs().count(),
+            0
+        );
     }
 
     #[test]

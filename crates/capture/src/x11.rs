@@ -35,7 +35,9 @@
 //!   without DAMAGE, the blocks in which the captures differ
 //!   ([`ChangeMap::between`]). DAMAGE is checked against the pixels every
 //!   few seconds; a display whose DAMAGE misses changes is compared from
-//!   then on (the `verify` module).
+//!   then on (the `verify` module). Only the changed blocks are converted
+//!   to I420; the rest is copied from the picture delivered before
+//!   ([`YuvFrame::from_bgra_changes`]).
 //! - **Layout changes** (resolution, monitors added, removed or moved) are
 //!   noticed from `ConfigureNotify` on the root window and RandR's notify
 //!   events, checked at every call; the source re-reads the layout, resizes
@@ -389,7 +391,7 @@ impl FrameSource for X11Source {
     /// captures needs the BGRA frames, and says what changed from them.
     fn next_yuv_frame(&mut self) -> Result<YuvFrame, CaptureError> {
         self.refresh()?;
-        let since = self.changes.last_picture();
+        let last = self.changes.last_picture().cloned();
         let picture = if self.changes.keeps_frames() {
             let frame = match self.changes.take_pending() {
                 Some(frame) => frame,
@@ -397,11 +399,17 @@ impl FrameSource for X11Source {
             };
             let changes = self.changes.compared_with_last(&frame);
             self.changes.delivered(&frame);
-            with_changes(YuvFrame::from_frame(&frame)?, since, changes)
+            YuvFrame::converted(
+                last.as_ref(),
+                changes,
+                frame.size(),
+                frame.stride(),
+                frame.pixels(),
+                frame.captured_at(),
+            )?
         } else {
             let (mut sums, carried) = self.changes.take_damage_state();
             let picture = self.capture_as(|size, stride, pixels, captured_at, damage| {
-                let picture = YuvFrame::from_bgra(size, stride, &pixels, captured_at)?;
                 let changes = damage.map(|rectangles| {
                     let mut map = damaged(size, &rectangles);
                     if let Some(carried) = &carried {
@@ -410,15 +418,15 @@ impl FrameSource for X11Source {
                     map
                 });
                 if let Some(sums) = &mut sums {
-                    let known = changes.as_ref().filter(|_| since.is_some());
+                    let known = changes.as_ref().filter(|_| last.is_some());
                     sums.delivered(size, &pixels, known);
                 }
-                Ok(with_changes(picture, since, changes))
+                YuvFrame::converted(last.as_ref(), changes, size, stride, &pixels, captured_at)
             });
             self.changes.put_damage_state(sums);
             picture?
         };
-        self.changes.delivered_picture(picture.id());
+        self.changes.delivered_picture(picture.clone());
         Ok(picture)
     }
 
@@ -599,15 +607,6 @@ fn read_damage<C: Connection>(
     Ok(Some(rectangles))
 }
 
-/// `picture`, saying it differs from picture `since` only in `changes`,
-/// when both are known.
-fn with_changes(picture: YuvFrame, since: Option<u64>, changes: Option<ChangeMap>) -> YuvFrame {
-    match (since, changes) {
-        (Some(since), Some(changes)) => picture.with_changes(since, changes),
-        _ => picture,
-    }
-}
-
 /// The blocks DAMAGE's `rectangles` touch, in a picture of `size`.
 fn damaged(size: FrameSize, rectangles: &[Rectangle]) -> ChangeMap {
     let mut map = ChangeMap::unchanged(size);
@@ -625,7 +624,7 @@ enum Changes {
     Damage {
         watch: DamageWatch,
         damaged: bool,
-        last_picture: Option<u64>,
+        last_picture: Option<YuvFrame>,
         /// Checksums of the last picture's blocks; `None` while a capture
         /// has them ([`Changes::take_damage_state`]).
         sums: Option<BlockSums>,
@@ -639,7 +638,7 @@ enum Changes {
     Compare {
         last: Option<Frame>,
         pending: Option<Frame>,
-        last_picture: Option<u64>,
+        last_picture: Option<YuvFrame>,
     },
 }
 
@@ -711,19 +710,22 @@ impl Changes {
         }
     }
 
-    /// The id of the last [`YuvFrame`] delivered, if nothing else was
-    /// delivered after it.
-    fn last_picture(&self) -> Option<u64> {
+    /// The last [`YuvFrame`] delivered, if nothing else was delivered
+    /// after it: the next one is converted from it where nothing changed.
+    fn last_picture(&self) -> Option<&YuvFrame> {
         match self {
-            Self::Damage { last_picture, .. } | Self::Compare { last_picture, .. } => *last_picture,
+            Self::Damage { last_picture, .. } | Self::Compare { last_picture, .. } => {
+                last_picture.as_ref()
+            }
         }
     }
 
-    /// Remembers the [`YuvFrame`] just delivered.
-    fn delivered_picture(&mut self, id: u64) {
+    /// Remembers the [`YuvFrame`] just delivered (a clone: the samples are
+    /// shared with the recorder's).
+    fn delivered_picture(&mut self, picture: YuvFrame) {
         match self {
             Self::Damage { last_picture, .. } | Self::Compare { last_picture, .. } => {
-                *last_picture = Some(id);
+                *last_picture = Some(picture);
             }
         }
     }

@@ -10,17 +10,19 @@
 //! [`FrameSource::next_yuv_frame`]: crate::FrameSource::next_yuv_frame
 
 use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use yuvutils_rs::{
-    YuvChromaSubsampling, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix,
-    bgra_to_yuv420,
+    BufferStoreMut, YuvChromaSubsampling, YuvConversionMode, YuvPlanarImageMut, YuvRange,
+    YuvStandardMatrix, bgra_to_yuv420,
 };
 
 use crate::CaptureError;
-use crate::change::ChangeMap;
-use crate::frame::{Frame, FrameSize};
+use crate::change::{ChangeMap, MB_SIZE};
+use crate::frame::{BYTES_PER_PIXEL, Frame, FrameSize};
 
 /// The next [`YuvFrame::id`].
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -30,15 +32,24 @@ const BLACK_Y: u8 = 16;
 /// Chroma of any grey.
 const NEUTRAL_CHROMA: u8 = 128;
 
+/// I420 samples, shared by a picture's clones.
+type Image = YuvPlanarImageMut<'static, u8>;
+
 /// One captured picture in I420 (BT.709 matrix, limited range: what the
 /// encoder signals in the stream), the moment it was captured and, when its
 /// source knows, where it differs from the picture before it.
+///
+/// Clones share the samples: a source keeps the picture it delivered last
+/// to convert only the changed blocks of the next one
+/// ([`from_bgra_changes`](Self::from_bgra_changes)) at no memory cost
+/// while the recorder holds it too.
+#[derive(Clone)]
 pub struct YuvFrame {
-    /// Unique in the process: what a later picture's changes are relative
-    /// to.
+    /// Unique in the process (a clone is the same picture): what a later
+    /// picture's changes are relative to.
     id: u64,
     size: FrameSize,
-    image: YuvPlanarImageMut<'static, u8>,
+    image: Arc<Image>,
     captured_at: Instant,
     /// The blocks that may differ from the picture whose id is `.0`.
     changes: Option<(u64, ChangeMap)>,
@@ -60,28 +71,96 @@ impl YuvFrame {
         crate::frame::check_layout(size.width, size.height, stride, pixels.len())?;
         let mut image =
             YuvPlanarImageMut::alloc(size.width, size.height, YuvChromaSubsampling::Yuv420);
-        // `check_layout` made sure the stride fits in 32 bits.
-        let stride =
-            u32::try_from(stride).map_err(|e| CaptureError::InvalidFrame(e.to_string()))?;
-        bgra_to_yuv420(
-            &mut image,
-            pixels,
-            stride,
-            YuvRange::Limited,
-            YuvStandardMatrix::Bt709,
-            YuvConversionMode::Balanced,
-        )
-        .map_err(|e| CaptureError::InvalidFrame(format!("converting to I420: {e}")))?;
+        convert(&mut image, pixels, stride)?;
         Ok(Self::new(size, image, captured_at))
     }
 
-    fn new(size: FrameSize, image: YuvPlanarImageMut<'static, u8>, captured_at: Instant) -> Self {
+    /// Converts a picture (as [`from_bgra`](Self::from_bgra)) that differs
+    /// from `previous` only in the blocks `changes` marks: `previous`'s
+    /// samples are copied and only the changed blocks converted (typing
+    /// changes a few dozen of 1080p's 8160). The picture says so:
+    /// [`changes_since`](Self::changes_since) `previous` is `changes`.
+    ///
+    /// A full conversion is done instead, with the same result, when more
+    /// than half the blocks changed (it is then the faster way) or `pixels`
+    /// does not hold whole rows of `stride` bytes to the end; and, without
+    /// `changes`, when `previous` or the map is of another size.
+    ///
+    /// # Errors
+    ///
+    /// As [`YuvFrame::from_bgra`].
+    pub fn from_bgra_changes(
+        previous: &YuvFrame,
+        changes: ChangeMap,
+        size: FrameSize,
+        stride: usize,
+        pixels: &[u8],
+        captured_at: Instant,
+    ) -> Result<Self, CaptureError> {
+        let of_size = changes.grid() == ChangeMap::unchanged(size).grid();
+        if previous.size != size || !of_size {
+            return Self::from_bgra(size, stride, pixels, captured_at);
+        }
+        crate::frame::check_layout(size.width, size.height, stride, pixels.len())?;
+        let whole_rows = pixels.len() >= stride * size.height as usize;
+        let image = if whole_rows && changes.changed_count() * 2 <= changes.len() {
+            let mut image = previous.copy_image();
+            for (row, columns) in changes.runs() {
+                convert_run(&mut image, size, pixels, stride, row, columns)?;
+            }
+            image
+        } else {
+            let mut image =
+                YuvPlanarImageMut::alloc(size.width, size.height, YuvChromaSubsampling::Yuv420);
+            convert(&mut image, pixels, stride)?;
+            image
+        };
+        Ok(Self::new(size, image, captured_at).with_changes(previous.id, changes))
+    }
+
+    /// Converts `pixels` as [`from_bgra_changes`](Self::from_bgra_changes)
+    /// when both `last` (the picture a source delivered before) and where
+    /// the screen changed since are known, else as
+    /// [`from_bgra`](Self::from_bgra): what a source that tracks changes
+    /// calls for every picture.
+    pub(crate) fn converted(
+        last: Option<&YuvFrame>,
+        changes: Option<ChangeMap>,
+        size: FrameSize,
+        stride: usize,
+        pixels: &[u8],
+        captured_at: Instant,
+    ) -> Result<Self, CaptureError> {
+        match (last, changes) {
+            (Some(last), Some(changes)) => {
+                Self::from_bgra_changes(last, changes, size, stride, pixels, captured_at)
+            }
+            _ => Self::from_bgra(size, stride, pixels, captured_at),
+        }
+    }
+
+    fn new(size: FrameSize, image: Image, captured_at: Instant) -> Self {
         Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             size,
-            image,
+            image: Arc::new(image),
             captured_at,
             changes: None,
+        }
+    }
+
+    /// A copy of the samples, to change.
+    fn copy_image(&self) -> Image {
+        let (y, u, v) = self.planes();
+        YuvPlanarImageMut {
+            y_plane: BufferStoreMut::Owned(y.to_vec()),
+            y_stride: self.image.y_stride,
+            u_plane: BufferStoreMut::Owned(u.to_vec()),
+            u_stride: self.image.u_stride,
+            v_plane: BufferStoreMut::Owned(v.to_vec()),
+            v_stride: self.image.v_stride,
+            width: self.image.width,
+            height: self.image.height,
         }
     }
 
@@ -152,9 +231,42 @@ impl YuvFrame {
 
     /// Whether both pictures have the same size and the same samples
     /// (capture time not compared): an unchanged screen need not be encoded.
+    /// When one says where it changed from the other, only those blocks are
+    /// compared.
     #[must_use]
     pub fn same_picture(&self, other: &YuvFrame) -> bool {
-        self.size == other.size && self.planes() == other.planes()
+        if self.size != other.size {
+            return false;
+        }
+        match self
+            .changes_since(other.id)
+            .or(other.changes_since(self.id))
+        {
+            Some(changes) => changes
+                .runs()
+                .all(|(row, columns)| self.same_blocks(other, row, columns)),
+            None => self.planes() == other.planes(),
+        }
+    }
+
+    /// Whether the blocks `columns` of block row `row` have the same
+    /// samples in both pictures (of the same size).
+    fn same_blocks(&self, other: &YuvFrame, row: u32, columns: Range<u32>) -> bool {
+        let (mine, theirs) = (self.planes(), other.planes());
+        let (y_stride, u_stride, v_stride) = self.strides();
+        let top = (row * MB_SIZE) as usize;
+        let rows = (MB_SIZE as usize).min(self.size.height as usize - top);
+        let left = (columns.start * MB_SIZE) as usize;
+        let right = ((columns.end * MB_SIZE) as usize).min(self.size.width as usize);
+        let same = |a: &[u8], b: &[u8], stride: usize, scale: usize| {
+            (top / scale..(top + rows).div_ceil(scale)).all(|r| {
+                let span = r * stride + left / scale..r * stride + right.div_ceil(scale);
+                a[span.clone()] == b[span]
+            })
+        };
+        same(mine.0, theirs.0, y_stride, 1)
+            && same(mine.1, theirs.1, u_stride, 2)
+            && same(mine.2, theirs.2, v_stride, 2)
     }
 
     /// The Y, U and V planes.
@@ -176,6 +288,91 @@ impl YuvFrame {
             self.image.v_stride as usize,
         )
     }
+}
+
+/// Converts `image.height` rows of `image.width` BGRA pixels, `stride`
+/// bytes apart, into `image`: the one place the matrix, range and precision
+/// are chosen.
+fn convert(
+    image: &mut YuvPlanarImageMut<'_, u8>,
+    pixels: &[u8],
+    stride: usize,
+) -> Result<(), CaptureError> {
+    // Callers checked the layout, so the stride fits in 32 bits.
+    let stride = u32::try_from(stride).map_err(|e| CaptureError::InvalidFrame(e.to_string()))?;
+    bgra_to_yuv420(
+        image,
+        pixels,
+        stride,
+        YuvRange::Limited,
+        YuvStandardMatrix::Bt709,
+        YuvConversionMode::Balanced,
+    )
+    .map_err(|e| CaptureError::InvalidFrame(format!("converting to I420: {e}")))
+}
+
+/// Converts the blocks `columns` of block row `row` of a `size` picture
+/// into `image`, in place.
+///
+/// The converter walks rows in steps of whole strides, in the source and in
+/// each plane, so every slice it gets must hold the run's rows to a full
+/// stride past its first sample. The planes end with the picture's last
+/// row, so in the last block row that holds only for a run that starts at
+/// column 0: such a run is widened to the left edge (at most one row of
+/// blocks converted needlessly). `pixels` holds whole rows (checked by the
+/// caller).
+fn convert_run(
+    image: &mut Image,
+    size: FrameSize,
+    pixels: &[u8],
+    stride: usize,
+    row: u32,
+    columns: Range<u32>,
+) -> Result<(), CaptureError> {
+    let top = (row * MB_SIZE) as usize;
+    let height = (MB_SIZE as usize).min(size.height as usize - top);
+    let end = ((columns.end * MB_SIZE) as usize).min(size.width as usize);
+    let (y_stride, u_stride, v_stride) = (
+        image.y_stride as usize,
+        image.u_stride as usize,
+        image.v_stride as usize,
+    );
+    let chroma_rows = height.div_ceil(2);
+    let fits = |left: usize| {
+        let (y_len, u_len, v_len) = (
+            image.y_plane.borrow().len(),
+            image.u_plane.borrow().len(),
+            image.v_plane.borrow().len(),
+        );
+        top * y_stride + left + y_stride * height <= y_len
+            && top / 2 * u_stride + left / 2 + u_stride * chroma_rows <= u_len
+            && top / 2 * v_stride + left / 2 + v_stride * chroma_rows <= v_len
+            && top * stride + left * BYTES_PER_PIXEL + stride * height <= pixels.len()
+    };
+    let left = match (columns.start * MB_SIZE) as usize {
+        left if fits(left) => left,
+        _ => 0,
+    };
+    let mut run = YuvPlanarImageMut {
+        y_plane: BufferStoreMut::Borrowed(&mut image.y_plane.borrow_mut()[top * y_stride + left..]),
+        y_stride: image.y_stride,
+        u_plane: BufferStoreMut::Borrowed(
+            &mut image.u_plane.borrow_mut()[top / 2 * u_stride + left / 2..],
+        ),
+        u_stride: image.u_stride,
+        v_plane: BufferStoreMut::Borrowed(
+            &mut image.v_plane.borrow_mut()[top / 2 * v_stride + left / 2..],
+        ),
+        v_stride: image.v_stride,
+        // Both below the picture's own u32 sides.
+        width: (end - left) as u32,
+        height: height as u32,
+    };
+    convert(
+        &mut run,
+        &pixels[top * stride + left * BYTES_PER_PIXEL..],
+        stride,
+    )
 }
 
 impl fmt::Debug for YuvFrame {
@@ -221,6 +418,109 @@ mod tests {
         assert!(a.same_picture(&b), "alpha is ignored");
         assert!(!a.same_picture(&c));
         assert!(!a.same_picture(&d));
+    }
+
+    /// A `width` x `height` picture of varied colours, rows `stride` bytes
+    /// apart, changed where `seed` says.
+    fn varied(width: usize, height: usize, stride: usize, seed: u8) -> Vec<u8> {
+        let mut pixels = vec![0; stride * height];
+        for y in 0..height {
+            for x in 0..width {
+                let v = (x * 7 + y * 13) as u8;
+                let at = y * stride + x * 4;
+                pixels[at..at + 4].copy_from_slice(&[v, v.wrapping_mul(3), seed ^ v, 255]);
+            }
+        }
+        pixels
+    }
+
+    #[test]
+    fn converting_the_changed_blocks_gives_the_whole_conversion() {
+        // 260x70: a partial last column and row of blocks; padded rows.
+        let (width, height, stride) = (260, 70, 260 * 4 + 12);
+        let size = FrameSize::new(width as u32, height as u32);
+        let old = varied(width, height, stride, 0);
+        let previous = YuvFrame::from_bgra(size, stride, &old, Instant::now()).unwrap();
+        let mut new = old.clone();
+        let mut map = ChangeMap::unchanged(size);
+        // The corners, an edge's middle, across a 16-px boundary, inside,
+        // and in the last block row away from the left edge.
+        let mut change = |x: usize, y: usize| {
+            let at = y * stride + x * 4;
+            new[at..at + 3].copy_from_slice(&[255, 0, 40]);
+            map.mark(x as i32, y as i32, 1, 1);
+        };
+        for (x, y) in [
+            (0, 0),
+            (259, 0),
+            (0, 69),
+            (259, 69),
+            (130, 0),
+            (15, 31),
+            (40, 40),
+            (70, 66),
+        ] {
+            change(x, y);
+        }
+        // A long run, as a line of text is.
+        for x in 20..240 {
+            change(x, 50);
+        }
+        let partial =
+            YuvFrame::from_bgra_changes(&previous, map.clone(), size, stride, &new, Instant::now())
+                .unwrap();
+        let whole = YuvFrame::from_bgra(size, stride, &new, Instant::now()).unwrap();
+        assert!(
+            partial.same_picture(&whole),
+            "the same samples as converting it all"
+        );
+        assert!(!partial.same_picture(&previous));
+        assert_eq!(partial.changes_since(previous.id()), Some(&map));
+        assert_eq!(previous.planes().0[0], previous.clone().planes().0[0]);
+    }
+
+    #[test]
+    fn pictures_that_say_where_they_changed_are_compared_there_only() {
+        let size = FrameSize::new(100, 70);
+        let old = varied(100, 70, 400, 0);
+        let previous = YuvFrame::from_bgra(size, 400, &old, Instant::now()).unwrap();
+        let mut map = ChangeMap::unchanged(size);
+        map.mark(96, 64, 4, 6); // the bottom-right block, partial both ways
+        let mut new = old.clone();
+        let same =
+            YuvFrame::from_bgra_changes(&previous, map.clone(), size, 400, &new, Instant::now())
+                .unwrap();
+        assert!(same.same_picture(&previous) && previous.same_picture(&same));
+        new[69 * 400 + 99 * 4] = 7; // the last pixel
+        let changed =
+            YuvFrame::from_bgra_changes(&previous, map.clone(), size, 400, &new, Instant::now())
+                .unwrap();
+        assert!(!changed.same_picture(&previous) && !previous.same_picture(&changed));
+        // A change outside the map is not looked for: the map is trusted.
+        new[0] = 7;
+        let lying = YuvFrame::from_bgra(size, 400, &new, Instant::now())
+            .unwrap()
+            .with_changes(changed.id(), ChangeMap::unchanged(size));
+        assert!(lying.same_picture(&changed));
+        assert!(
+            !YuvFrame::from_bgra(size, 400, &new, Instant::now())
+                .unwrap()
+                .same_picture(&changed)
+        );
+    }
+
+    #[test]
+    fn a_map_of_another_size_gets_a_whole_conversion_and_no_changes() {
+        let size = FrameSize::new(32, 32);
+        let previous = YuvFrame::from_frame(&bgra(32, 32, [1, 2, 3, 255])).unwrap();
+        let pixels = varied(32, 32, 128, 9);
+        let map = ChangeMap::unchanged(FrameSize::new(64, 32));
+        let picture =
+            YuvFrame::from_bgra_changes(&previous, map, size, 128, &pixels, Instant::now())
+                .unwrap();
+        let whole = YuvFrame::from_bgra(size, 128, &pixels, Instant::now()).unwrap();
+        assert!(picture.same_picture(&whole));
+        assert_eq!(picture.changes_since(previous.id()), None);
     }
 
     #[test]

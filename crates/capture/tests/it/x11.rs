@@ -272,7 +272,7 @@ fn damage_says_which_blocks_changed() {
     };
     let mut source = xvfb.source();
     assert!(source.uses_damage());
-    assert_change_maps_name_the_drawn_blocks(&mut source, &Painter::new(&xvfb));
+    assert_change_maps_name_the_drawn_blocks(&mut source, &xvfb);
 }
 
 #[test]
@@ -282,7 +282,7 @@ fn comparison_says_which_blocks_changed() {
     };
     let mut source = X11Source::open(&xvfb.options().ignore_damage(true)).unwrap();
     assert!(!source.uses_damage());
-    assert_change_maps_name_the_drawn_blocks(&mut source, &Painter::new(&xvfb));
+    assert_change_maps_name_the_drawn_blocks(&mut source, &xvfb);
 }
 
 #[test]
@@ -345,7 +345,19 @@ fn damage_that_tells_the_truth_passes_its_checks() {
 /// drawn in between (at a corner, across block boundaries, at the far
 /// edge), and unknown for a picture whose predecessor the source did not
 /// deliver as a picture.
-fn assert_change_maps_name_the_drawn_blocks(source: &mut X11Source, painter: &Painter) {
+///
+/// Each picture, converted only where its map says, shows the whole screen
+/// as a full conversion of another capture of it does.
+fn assert_change_maps_name_the_drawn_blocks(source: &mut X11Source, xvfb: &Xvfb) {
+    let painter = Painter::new(xvfb);
+    let mut reference = xvfb.source();
+    let mut assert_shows_the_screen = |picture: &YuvFrame, what: &str| {
+        let screen = YuvFrame::from_frame(&reference.next_frame().unwrap()).unwrap();
+        assert!(
+            picture.same_picture(&screen),
+            "{what}: not the screen's samples"
+        );
+    };
     let first = source.next_yuv_frame().unwrap();
     assert!(
         first.changes_since(first.id().wrapping_sub(1)).is_none(),
@@ -377,9 +389,11 @@ fn assert_change_maps_name_the_drawn_blocks(source: &mut X11Source, painter: &Pa
             covered.merge(&expected);
             assert_eq!(&covered, map, "drawing {i}: a drawn block is missing");
         }
+        assert_shows_the_screen(&picture, &format!("drawing {i}"));
         last = picture.id();
     }
     let still = source.next_yuv_frame().unwrap();
+    assert_shows_the_screen(&still, "still");
     assert!(still.changes_since(last).unwrap().is_unchanged());
     source.next_frame().unwrap();
     let after_bgra = source.next_yuv_frame().unwrap();
