@@ -15,12 +15,18 @@
 //! is refused with `E_ACCESSDENIED` until the user's desktop is back:
 //! meanwhile the monitor is blank, and every poll tries again.
 //!
+//! Each image comes with its move and dirty rectangles, the parts of the
+//! monitor it changed: the source copies only those onto its canvas, and
+//! converts and encodes only their blocks. Where Windows cannot say (no
+//! metadata, an error reading it, a new duplication) the whole monitor is
+//! taken as changed.
+//!
 //! Limitation: desktop duplication does not draw the mouse pointer into the
 //! image (it reports it separately), so these frames show no pointer.
 //! `ProtectedContentMaskedOut` (DRM content Windows painted black) is
 //! reported through [`Backend::protected_content`].
 
-use ::windows::Win32::Foundation::HMODULE;
+use ::windows::Win32::Foundation::{HMODULE, RECT};
 use ::windows::Win32::Graphics::Direct3D::D3D_DRIVER_TYPE_UNKNOWN;
 use ::windows::Win32::Graphics::Direct3D11::{
     D3D11_CREATE_DEVICE_BGRA_SUPPORT, D3D11_SDK_VERSION, D3D11CreateDevice, ID3D11Device,
@@ -28,23 +34,28 @@ use ::windows::Win32::Graphics::Direct3D11::{
 };
 use ::windows::Win32::Graphics::Dxgi::Common::DXGI_FORMAT_B8G8R8A8_UNORM;
 use ::windows::Win32::Graphics::Dxgi::{
-    CreateDXGIFactory1, DXGI_ERROR_NOT_FOUND, DXGI_OUTDUPL_FRAME_INFO, IDXGIAdapter1,
-    IDXGIFactory1, IDXGIOutput1, IDXGIOutput5, IDXGIOutputDuplication, IDXGIResource,
+    CreateDXGIFactory1, DXGI_ERROR_NOT_FOUND, DXGI_OUTDUPL_FRAME_INFO, DXGI_OUTDUPL_MOVE_RECT,
+    IDXGIAdapter1, IDXGIFactory1, IDXGIOutput1, IDXGIOutput5, IDXGIOutputDuplication,
+    IDXGIResource,
 };
 use ::windows::core::{Error as WinError, Interface};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::blank::{BLANK_BGRA, BlankReason};
 use super::d3d::LatestPicture;
 use super::desktop::{ActiveMonitor, wide_to_string};
 use super::hresult::{DuplicationAction, describe, on_duplication_error};
-use super::layout::{Canvas, DesktopLayout};
+use super::layout::{Canvas, DesktopLayout, Placement};
 use super::source::{Backend, CaptureMethod};
 use crate::BoxError;
 
 /// How long to wait for the first image of a new duplication, in ms. Later
 /// polls do not wait: no new image means the monitor did not change.
 const FIRST_IMAGE_WAIT_MS: u32 = 50;
+
+/// More changed parts than this between two frames are drawn as the whole
+/// monitor: copying it is then about as cheap, and the list stays small.
+const MAX_CHANGED_PARTS: usize = 512;
 
 /// Desktop duplications of every monitor of a layout.
 pub(super) struct Duplication {
@@ -66,6 +77,9 @@ struct DuplicatedOutput {
     latest: LatestPicture,
     /// The picture or the blank state changed since the last draw.
     fresh: bool,
+    /// The parts of the monitor's picture (in its own pixels) that changed
+    /// since the last draw; `None` when all of it may have.
+    changed_parts: Option<Vec<Placement>>,
     /// Why Windows refuses to duplicate the output now, if it does.
     refused: Option<String>,
     /// The latest image had protected content masked out.
@@ -161,6 +175,8 @@ impl DuplicatedOutput {
             Ok(duplication) => {
                 self.duplication = Some(duplication);
                 self.awaiting_first = true;
+                // A new duplication's first image says nothing of the last.
+                self.changed_parts = None;
                 if let Some(reason) = self.refused.take() {
                     info!(monitor = self.name, was = reason, "duplication works again");
                     self.fresh = true;
@@ -227,6 +243,9 @@ impl DuplicatedOutput {
             return self.failed("AcquireNextFrame", &e);
         }
         let stored = self.store(&info, resource);
+        if matches!(stored, Ok(true)) {
+            self.note_changed_parts(duplication, &info);
+        }
         // SAFETY: an image was acquired above; release it as soon as copied.
         let released = unsafe { duplication.ReleaseFrame() };
         stored?;
@@ -237,14 +256,15 @@ impl DuplicatedOutput {
     }
 
     /// Queues a copy of an acquired image, unless only the pointer moved
-    /// (`LastPresentTime` 0: the desktop image is unchanged).
+    /// (`LastPresentTime` 0: the desktop image is unchanged); whether it
+    /// did.
     fn store(
         &mut self,
         info: &DXGI_OUTDUPL_FRAME_INFO,
         resource: Option<IDXGIResource>,
-    ) -> Result<(), BoxError> {
+    ) -> Result<bool, BoxError> {
         if info.LastPresentTime == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let texture: ID3D11Texture2D = resource
             .ok_or("AcquireNextFrame returned no image")?
@@ -254,7 +274,22 @@ impl DuplicatedOutput {
         self.awaiting_first = false;
         self.fresh = true;
         self.protected = info.ProtectedContentMaskedOut.as_bool();
-        Ok(())
+        Ok(true)
+    }
+
+    /// Adds the parts the acquired image changed to those not drawn yet.
+    fn note_changed_parts(
+        &mut self,
+        duplication: &IDXGIOutputDuplication,
+        info: &DXGI_OUTDUPL_FRAME_INFO,
+    ) {
+        self.changed_parts = match (self.changed_parts.take(), changed_parts(duplication, info)) {
+            (Some(mut parts), Some(more)) if parts.len() + more.len() <= MAX_CHANGED_PARTS => {
+                parts.extend(more);
+                Some(parts)
+            }
+            _ => None,
+        };
     }
 
     /// Handles a failed `AcquireNextFrame` or `ReleaseFrame` as
@@ -317,11 +352,20 @@ impl Backend for Duplication {
                 Some(reason) => {
                     canvas.fill(place, BLANK_BGRA);
                     blanks.push(reason);
+                    // The picture, when it is back, is drawn whole.
+                    output.changed_parts = None;
                 }
                 None if redraw => {
-                    let blitted = output
-                        .latest
-                        .read(&output.context, |p| canvas.blit(place, p))?;
+                    // What is drawn now is what the next image's changes
+                    // are relative to.
+                    let parts = std::mem::replace(&mut output.changed_parts, Some(Vec::new()));
+                    let blitted =
+                        output
+                            .latest
+                            .read(&output.context, |p| match parts.filter(|_| !all) {
+                                Some(parts) => canvas.blit_parts(place, p, &parts),
+                                None => canvas.blit(place, p),
+                            })?;
                     blitted.transpose()?;
                 }
                 None => {}
@@ -335,6 +379,59 @@ impl Backend for Duplication {
             .iter()
             .any(|o| o.protected && o.refused.is_none())
     }
+}
+
+/// The parts of its monitor the image acquired with `info` changed: the
+/// source and destination of each move rectangle and each dirty rectangle,
+/// in the image's pixels. `None` when Windows does not say (no metadata, or
+/// reading it failed), which means all of it.
+fn changed_parts(
+    duplication: &IDXGIOutputDuplication,
+    info: &DXGI_OUTDUPL_FRAME_INFO,
+) -> Option<Vec<Placement>> {
+    let bytes = info.TotalMetadataBufferSize as usize;
+    if bytes == 0 {
+        return None;
+    }
+    let mut moves = vec![
+        DXGI_OUTDUPL_MOVE_RECT::default();
+        bytes.div_ceil(size_of::<DXGI_OUTDUPL_MOVE_RECT>())
+    ];
+    let mut dirty = vec![RECT::default(); bytes.div_ceil(size_of::<RECT>())];
+    let (moves_len, dirty_len) = (byte_len(&moves)?, byte_len(&dirty)?);
+    let (mut moves_used, mut dirty_used) = (0u32, 0u32);
+    // SAFETY: each buffer holds the byte count passed with it, and the
+    // image they describe is acquired (not yet released).
+    let read = unsafe {
+        duplication
+            .GetFrameMoveRects(moves_len, moves.as_mut_ptr(), &mut moves_used)
+            .and_then(|()| {
+                duplication.GetFrameDirtyRects(dirty_len, dirty.as_mut_ptr(), &mut dirty_used)
+            })
+    };
+    if let Err(e) = read {
+        debug!(error = %e, "cannot read the image's changed rectangles: taking all of it");
+        return None;
+    }
+    moves.truncate(moves_used as usize / size_of::<DXGI_OUTDUPL_MOVE_RECT>());
+    dirty.truncate(dirty_used as usize / size_of::<RECT>());
+    let moved = moves.iter().flat_map(|m| {
+        let d = m.DestinationRect;
+        let (x, y) = (m.SourcePoint.x, m.SourcePoint.y);
+        [
+            Placement::from_edges(d.left, d.top, d.right, d.bottom),
+            Placement::from_edges(x, y, x + (d.right - d.left), y + (d.bottom - d.top)),
+        ]
+    });
+    let dirtied = dirty
+        .iter()
+        .map(|r| Placement::from_edges(r.left, r.top, r.right, r.bottom));
+    Some(moved.chain(dirtied).flatten().collect())
+}
+
+/// A buffer's length in bytes, as DXGI takes it.
+fn byte_len<T>(buffer: &[T]) -> Option<u32> {
+    u32::try_from(size_of_val(buffer)).ok()
 }
 
 /// `DuplicateOutput1` asking for BGRA where the output has it (Windows 10

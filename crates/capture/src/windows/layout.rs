@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use crate::frame::BYTES_PER_PIXEL;
-use crate::{CaptureError, Frame, FrameSize, Monitor};
+use crate::{CaptureError, ChangeMap, Frame, FrameSize, Monitor, YuvFrame};
 
 use super::blank::{BLANK_BGRA, GAP_BGRA};
 
@@ -50,6 +50,29 @@ pub struct Placement {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+}
+
+impl Placement {
+    /// The rectangle from `left`, `top` (inclusive) to `right`, `bottom`
+    /// (exclusive), as Windows' `RECT`s give it, with what lies left of or
+    /// above 0 cut off; `None` when nothing is left of it.
+    #[must_use]
+    pub fn from_edges(left: i32, top: i32, right: i32, bottom: i32) -> Option<Self> {
+        let (x, y) = (left.max(0), top.max(0));
+        let width = u32::try_from(right.checked_sub(x)?)
+            .ok()
+            .filter(|&w| w > 0)?;
+        let height = u32::try_from(bottom.checked_sub(y)?)
+            .ok()
+            .filter(|&h| h > 0)?;
+        // Both are at least 0.
+        Some(Self {
+            x: x.unsigned_abs(),
+            y: y.unsigned_abs(),
+            width,
+            height,
+        })
+    }
 }
 
 /// The monitors of the virtual desktop laid out in one frame.
@@ -198,13 +221,20 @@ pub struct Picture<'a> {
 }
 
 /// The composed desktop picture, kept between frames: each monitor's area is
-/// rewritten only when that monitor has a new picture, so monitors that did
-/// not change cost nothing.
+/// rewritten only when that monitor has a new picture (and only in the
+/// parts that changed, where Windows says which), so monitors that did not
+/// change cost nothing. It remembers what it drew on since its last
+/// [`YuvFrame`], which converts only that and says so.
 #[derive(Debug, Clone)]
 pub struct Canvas {
     size: FrameSize,
     /// Tightly packed BGRA rows (stride = `width * 4`).
     pixels: Vec<u8>,
+    /// The blocks drawn on since `last_picture` (everything before the
+    /// first).
+    changes: ChangeMap,
+    /// The last [`next_yuv_frame`](Canvas::next_yuv_frame) picture.
+    last_picture: Option<YuvFrame>,
 }
 
 impl Canvas {
@@ -216,6 +246,8 @@ impl Canvas {
         let mut canvas = Self {
             size,
             pixels: GAP_BGRA.repeat(size.width as usize * size.height as usize),
+            changes: ChangeMap::everything(size),
+            last_picture: None,
         };
         for m in layout.monitors() {
             if let Some(p) = placement_of(m, size) {
@@ -227,6 +259,7 @@ impl Canvas {
 
     /// Fills the area `p` with one colour.
     pub fn fill(&mut self, p: Placement, colour: [u8; 4]) {
+        self.mark(p);
         for row in self.rows_mut(p) {
             for px in row.chunks_exact_mut(BYTES_PER_PIXEL) {
                 px.copy_from_slice(&colour);
@@ -236,6 +269,7 @@ impl Canvas {
 
     /// Fills the whole canvas with one colour.
     pub fn fill_all(&mut self, colour: [u8; 4]) {
+        self.changes = ChangeMap::everything(self.size);
         for px in self.pixels.chunks_exact_mut(BYTES_PER_PIXEL) {
             px.copy_from_slice(&colour);
         }
@@ -251,11 +285,34 @@ impl Canvas {
     /// [`CaptureError::InvalidFrame`] when `src.pixels` is shorter than its
     /// size and stride promise (nothing is copied then).
     pub fn blit(&mut self, p: Placement, src: Picture<'_>) -> Result<(), CaptureError> {
-        let width = p.width.min(src.size.width) as usize;
-        let height = p.height.min(src.size.height) as usize;
+        let whole = Placement {
+            x: 0,
+            y: 0,
+            width: src.size.width,
+            height: src.size.height,
+        };
+        self.blit_parts(p, src, &[whole])
+    }
+
+    /// Copies only the `parts` of `src` (rectangles in its own pixels, such
+    /// as the dirty rectangles Windows reports) into the area `p`, as
+    /// [`blit`](Canvas::blit) copies all of it.
+    ///
+    /// # Errors
+    ///
+    /// As [`blit`](Canvas::blit).
+    pub fn blit_parts(
+        &mut self,
+        p: Placement,
+        src: Picture<'_>,
+        parts: &[Placement],
+    ) -> Result<(), CaptureError> {
+        let width = p.width.min(src.size.width);
+        let height = p.height.min(src.size.height);
         if width == 0 || height == 0 {
             return Ok(());
         }
+        let (width, height) = (width as usize, height as usize);
         let row_bytes = width * BYTES_PER_PIXEL;
         let needed = (height - 1)
             .checked_mul(src.stride)
@@ -267,15 +324,57 @@ impl Canvas {
                 src.stride
             )));
         }
-        let area = Placement {
-            width: width as u32,
-            height: height as u32,
-            ..p
-        };
-        for (dst, src_row) in self.rows_mut(area).zip(src.pixels.chunks(src.stride)) {
-            dst.copy_from_slice(&src_row[..row_bytes]);
+        for part in parts {
+            // The part, clipped to what is copied at all.
+            let x0 = (part.x as usize).min(width);
+            let x1 = (part.x.saturating_add(part.width) as usize).min(width);
+            let y0 = (part.y as usize).min(height);
+            let y1 = (part.y.saturating_add(part.height) as usize).min(height);
+            if x0 == x1 || y0 == y1 {
+                continue;
+            }
+            // All four below the area's u32 sides.
+            let area = Placement {
+                x: p.x + x0 as u32,
+                y: p.y + y0 as u32,
+                width: (x1 - x0) as u32,
+                height: (y1 - y0) as u32,
+            };
+            self.mark(area);
+            let src_rows = src.pixels[y0 * src.stride..].chunks(src.stride);
+            for (dst, src_row) in self.rows_mut(area).zip(src_rows) {
+                dst.copy_from_slice(&src_row[x0 * BYTES_PER_PIXEL..x1 * BYTES_PER_PIXEL]);
+            }
         }
         Ok(())
+    }
+
+    /// The picture as a [`YuvFrame`] captured at `captured_at`: only the
+    /// blocks drawn on since the last one are converted, and the picture
+    /// says which they are ([`YuvFrame::changes_since`] the last one).
+    ///
+    /// # Errors
+    ///
+    /// None in practice: the canvas always holds a valid layout.
+    pub fn next_yuv_frame(&mut self, captured_at: Instant) -> Result<YuvFrame, CaptureError> {
+        let changes = std::mem::replace(&mut self.changes, ChangeMap::unchanged(self.size));
+        let picture = YuvFrame::converted(
+            self.last_picture.as_ref(),
+            Some(changes),
+            self.size,
+            self.size.width as usize * BYTES_PER_PIXEL,
+            &self.pixels,
+            captured_at,
+        );
+        // After a failure the next picture is converted whole.
+        self.last_picture = picture.as_ref().ok().cloned();
+        picture
+    }
+
+    /// Notes that the area `p` was drawn on.
+    fn mark(&mut self, p: Placement) {
+        // Placements are clipped to the frame, well inside i32.
+        self.changes.mark(p.x as i32, p.y as i32, p.width, p.height);
     }
 
     /// A copy of the picture as a [`Frame`] captured at `captured_at`.
@@ -582,6 +681,81 @@ mod tests {
         );
         assert!(err.is_err(), "stride shorter than a row");
         assert!(is_all(&canvas, BLANK_BGRA), "nothing copied");
+    }
+
+    /// The blocks of `map` that changed, as (column, row).
+    fn changed_blocks(map: &ChangeMap) -> Vec<(u32, u32)> {
+        let (columns, rows) = map.grid();
+        (0..rows)
+            .flat_map(|r| (0..columns).map(move |c| (c, r)))
+            .filter(|&(c, r)| map.is_changed(c, r))
+            .collect()
+    }
+
+    #[test]
+    fn pictures_say_what_was_drawn_since_the_last_and_convert_it() {
+        // Two 32x32 monitors side by side: 4x2 blocks.
+        let layout =
+            DesktopLayout::new(&[rect("D1", 0, 0, 32, 32), rect("D2", 32, 0, 32, 32)]).unwrap();
+        let mut canvas = Canvas::new(&layout);
+        let first = canvas.next_yuv_frame(Instant::now()).unwrap();
+        assert_eq!(first.changes_since(0), None, "the first picture is new");
+        let d2 = layout.placement("D2").unwrap();
+        let pixels = picture(32, 32, 128, 7);
+        let src = Picture {
+            pixels: &pixels,
+            stride: 128,
+            size: FrameSize::new(32, 32),
+        };
+        // Only a dirty rectangle across D2's inner block boundary.
+        let dirty = Placement {
+            x: 10,
+            y: 14,
+            width: 4,
+            height: 4,
+        };
+        canvas.blit_parts(d2, src, &[dirty]).unwrap();
+        assert_eq!(pixel(&canvas, 32 + 10, 14), [10, 14, 7, 255]);
+        assert_eq!(pixel(&canvas, 32 + 9, 14), BLANK_BGRA, "outside the part");
+        let second = canvas.next_yuv_frame(Instant::now()).unwrap();
+        let map = second.changes_since(first.id()).expect("changes known");
+        assert_eq!(changed_blocks(map), [(2, 0), (2, 1)]);
+        let whole = YuvFrame::from_frame(&canvas.to_frame(Instant::now()).unwrap()).unwrap();
+        assert!(
+            second.same_picture(&whole),
+            "converted as a whole picture is"
+        );
+        // Nothing drawn: nothing changed.
+        let third = canvas.next_yuv_frame(Instant::now()).unwrap();
+        assert!(third.changes_since(second.id()).unwrap().is_unchanged());
+        canvas.blit(d2, src).unwrap();
+        canvas.fill(layout.placement("D1").unwrap(), [0, 0, 0, 255]);
+        let fourth = canvas.next_yuv_frame(Instant::now()).unwrap();
+        assert_eq!(fourth.changes_since(third.id()).unwrap().changed_count(), 8);
+        canvas.fill_all(BLANK_BGRA);
+        let fifth = canvas.next_yuv_frame(Instant::now()).unwrap();
+        assert_eq!(fifth.changes_since(fourth.id()).unwrap().changed_count(), 8);
+    }
+
+    #[test]
+    fn placements_from_windows_edges_are_cut_at_zero_and_never_empty() {
+        let p = |x, y, width, height| Placement {
+            x,
+            y,
+            width,
+            height,
+        };
+        assert_eq!(Placement::from_edges(3, 4, 10, 6), Some(p(3, 4, 7, 2)));
+        assert_eq!(Placement::from_edges(-5, -1, 2, 3), Some(p(0, 0, 2, 3)));
+        assert_eq!(Placement::from_edges(4, 4, 4, 9), None, "empty");
+        assert_eq!(Placement::from_edges(9, 4, 2, 9), None, "inside out");
+        assert_eq!(Placement::from_edges(-9, 0, -2, 9), None, "all below 0");
+        assert_eq!(
+            Placement::from_edges(i32::MIN, 0, i32::MAX, 1)
+                .unwrap()
+                .width,
+            i32::MAX.unsigned_abs()
+        );
     }
 
     #[test]

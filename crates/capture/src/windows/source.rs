@@ -11,7 +11,9 @@ use super::desktop::{self, ActiveMonitor, InputDesktop};
 use super::dxgi::Duplication;
 use super::layout::{Canvas, DesktopLayout, MonitorRect};
 use super::wgc::GraphicsCapture;
-use crate::{BoxError, CaptureError, FailedAttempt, Frame, FrameSize, FrameSource, Monitor};
+use crate::{
+    BoxError, CaptureError, FailedAttempt, Frame, FrameSize, FrameSource, Monitor, YuvFrame,
+};
 
 /// How soon to try again to start a capture that stopped working.
 const RESTART_INTERVAL: Duration = Duration::from_secs(2);
@@ -384,6 +386,15 @@ impl WindowsSource {
         }
     }
 
+    /// Brings the canvas up to date for the next frame.
+    fn take_picture(&mut self) -> Result<(), CaptureError> {
+        self.follow_layout()?;
+        let blanks = self.compose();
+        self.note_blanks(blanks);
+        self.first_frame = false;
+        Ok(())
+    }
+
     /// Blanks the whole canvas for `reason`.
     fn blank_all(&mut self, reason: BlankReason) -> Vec<BlankReason> {
         self.canvas.fill_all(BLANK_BGRA);
@@ -412,11 +423,17 @@ impl FrameSource for WindowsSource {
     }
 
     fn next_frame(&mut self) -> Result<Frame, CaptureError> {
-        self.follow_layout()?;
-        let blanks = self.compose();
-        self.note_blanks(blanks);
-        self.first_frame = false;
+        self.take_picture()?;
         self.canvas.to_frame(Instant::now())
+    }
+
+    /// Converts straight from the canvas (no BGRA copy), and only what was
+    /// drawn on it since the last picture: the monitors that changed, and of
+    /// those only the dirty rectangles where desktop duplication reports
+    /// them.
+    fn next_yuv_frame(&mut self) -> Result<YuvFrame, CaptureError> {
+        self.take_picture()?;
+        self.canvas.next_yuv_frame(Instant::now())
     }
 
     fn changed_since_last(&mut self) -> Result<bool, CaptureError> {
