@@ -167,6 +167,15 @@ impl ChangeMap {
         })
     }
 
+    /// The changed blocks as (column, row), in raster order: what tests
+    /// compare with.
+    #[cfg(test)]
+    pub(crate) fn changed_blocks(&self) -> Vec<(u32, u32)> {
+        self.runs()
+            .flat_map(|(row, columns)| columns.map(move |column| (column, row)))
+            .collect()
+    }
+
     /// One byte a macroblock, 1 where it is unchanged: OpenH264's form.
     pub(crate) fn unchanged_bytes(&self) -> Vec<u8> {
         self.changed.iter().map(|&c| u8::from(!c)).collect()
@@ -203,11 +212,19 @@ mod tests {
     }
 
     fn changed(map: &ChangeMap) -> Vec<(u32, u32)> {
-        let (columns, rows) = map.grid();
-        (0..rows)
-            .flat_map(|r| (0..columns).map(move |c| (c, r)))
-            .filter(|&(c, r)| map.is_changed(c, r))
-            .collect()
+        let by_flags: Vec<_> = {
+            let (columns, rows) = map.grid();
+            (0..rows)
+                .flat_map(|r| (0..columns).map(move |c| (c, r)))
+                .filter(|&(c, r)| map.is_changed(c, r))
+                .collect()
+        };
+        assert_eq!(
+            map.changed_blocks(),
+            by_flags,
+            "the runs say what the flags say"
+        );
+        by_flags
     }
 
     #[test]

@@ -683,15 +683,6 @@ mod tests {
         assert!(is_all(&canvas, BLANK_BGRA), "nothing copied");
     }
 
-    /// The blocks of `map` that changed, as (column, row).
-    fn changed_blocks(map: &ChangeMap) -> Vec<(u32, u32)> {
-        let (columns, rows) = map.grid();
-        (0..rows)
-            .flat_map(|r| (0..columns).map(move |c| (c, r)))
-            .filter(|&(c, r)| map.is_changed(c, r))
-            .collect()
-    }
-
     #[test]
     fn pictures_say_what_was_drawn_since_the_last_and_convert_it() {
         // Two 32x32 monitors side by side: 4x2 blocks.
@@ -719,7 +710,7 @@ mod tests {
         assert_eq!(pixel(&canvas, 32 + 9, 14), BLANK_BGRA, "outside the part");
         let second = canvas.next_yuv_frame(Instant::now()).unwrap();
         let map = second.changes_since(first.id()).expect("changes known");
-        assert_eq!(changed_blocks(map), [(2, 0), (2, 1)]);
+        assert_eq!(map.changed_blocks(), [(2, 0), (2, 1)]);
         let whole = YuvFrame::from_frame(&canvas.to_frame(Instant::now()).unwrap()).unwrap();
         assert!(
             second.same_picture(&whole),
