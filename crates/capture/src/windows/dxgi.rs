@@ -420,7 +420,12 @@ fn changed_parts(
         let (x, y) = (m.SourcePoint.x, m.SourcePoint.y);
         [
             Placement::from_edges(d.left, d.top, d.right, d.bottom),
-            Placement::from_edges(x, y, x + (d.right - d.left), y + (d.bottom - d.top)),
+            Placement::from_edges(
+                x,
+                y,
+                x.saturating_add(d.right.saturating_sub(d.left)),
+                y.saturating_add(d.bottom.saturating_sub(d.top)),
+            ),
         ]
     });
     let dirtied = dirty
