@@ -153,6 +153,7 @@ impl Duplication {
                 awaiting_first: false,
                 latest: LatestPicture::default(),
                 fresh: false,
+                changed_parts: None,
                 refused: None,
                 protected: false,
             };
