@@ -13,8 +13,8 @@ use deskrec_capture::{ChangeMap, EncoderConfig, Frame, H264Encoder, YuvFrame};
 use openh264::decoder::Decoder;
 use openh264::formats::YUVSource;
 
-const WIDTH: u32 = 320;
-const HEIGHT: u32 = 176;
+const WIDTH: u32 = 328;
+const HEIGHT: u32 = 184;
 
 /// A desktop-like picture: a grey background, a white window and rows of
 /// dark "glyphs" in it.
