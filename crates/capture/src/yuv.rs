@@ -69,10 +69,11 @@ impl YuvFrame {
         captured_at: Instant,
     ) -> Result<Self, CaptureError> {
         crate::frame::check_layout(size.width, size.height, stride, pixels.len())?;
-        let mut image =
-            YuvPlanarImageMut::alloc(size.width, size.height, YuvChromaSubsampling::Yuv420);
-        convert(&mut image, pixels, stride)?;
-        Ok(Self::new(size, image, captured_at))
+        Ok(Self::new(
+            size,
+            whole_image(size, pixels, stride)?,
+            captured_at,
+        ))
     }
 
     /// Converts a picture (as [`from_bgra`](Self::from_bgra)) that differs
@@ -110,10 +111,7 @@ impl YuvFrame {
             }
             image
         } else {
-            let mut image =
-                YuvPlanarImageMut::alloc(size.width, size.height, YuvChromaSubsampling::Yuv420);
-            convert(&mut image, pixels, stride)?;
-            image
+            whole_image(size, pixels, stride)?
         };
         Ok(Self::new(size, image, captured_at).with_changes(previous.id, changes))
     }
@@ -254,13 +252,10 @@ impl YuvFrame {
     fn same_blocks(&self, other: &YuvFrame, row: u32, columns: Range<u32>) -> bool {
         let (mine, theirs) = (self.planes(), other.planes());
         let (y_stride, u_stride, v_stride) = self.strides();
-        let top = (row * MB_SIZE) as usize;
-        let rows = (MB_SIZE as usize).min(self.size.height as usize - top);
-        let left = (columns.start * MB_SIZE) as usize;
-        let right = ((columns.end * MB_SIZE) as usize).min(self.size.width as usize);
+        let (xs, ys) = run_pixels(self.size, row, &columns);
         let same = |a: &[u8], b: &[u8], stride: usize, scale: usize| {
-            (top / scale..(top + rows).div_ceil(scale)).all(|r| {
-                let span = r * stride + left / scale..r * stride + right.div_ceil(scale);
+            (ys.start / scale..ys.end.div_ceil(scale)).all(|r| {
+                let span = r * stride + xs.start / scale..r * stride + xs.end.div_ceil(scale);
                 a[span.clone()] == b[span]
             })
         };
@@ -288,6 +283,25 @@ impl YuvFrame {
             self.image.v_stride as usize,
         )
     }
+}
+
+/// The pixels the blocks `columns` of block row `row` cover in a picture of
+/// `size`: (columns, rows), the last block column and row cut at the
+/// picture's edge.
+fn run_pixels(size: FrameSize, row: u32, columns: &Range<u32>) -> (Range<usize>, Range<usize>) {
+    let edge = |block: u32, side: u32| ((block * MB_SIZE).min(side)) as usize;
+    (
+        edge(columns.start, size.width)..edge(columns.end, size.width),
+        edge(row, size.height)..edge(row + 1, size.height),
+    )
+}
+
+/// A new picture of `size` converted whole from `pixels` (layout checked by
+/// the caller).
+fn whole_image(size: FrameSize, pixels: &[u8], stride: usize) -> Result<Image, CaptureError> {
+    let mut image = YuvPlanarImageMut::alloc(size.width, size.height, YuvChromaSubsampling::Yuv420);
+    convert(&mut image, pixels, stride)?;
+    Ok(image)
 }
 
 /// Converts `image.height` rows of `image.width` BGRA pixels, `stride`
@@ -329,9 +343,8 @@ fn convert_run(
     row: u32,
     columns: Range<u32>,
 ) -> Result<(), CaptureError> {
-    let top = (row * MB_SIZE) as usize;
-    let height = (MB_SIZE as usize).min(size.height as usize - top);
-    let end = ((columns.end * MB_SIZE) as usize).min(size.width as usize);
+    let (xs, ys) = run_pixels(size, row, &columns);
+    let (top, height, end) = (ys.start, ys.len(), xs.end);
     let (y_stride, u_stride, v_stride) = (
         image.y_stride as usize,
         image.u_stride as usize,
@@ -349,10 +362,7 @@ fn convert_run(
             && top / 2 * v_stride + left / 2 + v_stride * chroma_rows <= v_len
             && top * stride + left * BYTES_PER_PIXEL + stride * height <= pixels.len()
     };
-    let left = match (columns.start * MB_SIZE) as usize {
-        left if fits(left) => left,
-        _ => 0,
-    };
+    let left = if fits(xs.start) { xs.start } else { 0 };
     let mut run = YuvPlanarImageMut {
         y_plane: BufferStoreMut::Borrowed(&mut image.y_plane.borrow_mut()[top * y_stride + left..]),
         y_stride: image.y_stride,
