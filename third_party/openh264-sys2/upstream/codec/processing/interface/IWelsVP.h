@@ -189,6 +189,10 @@ typedef struct {
   int iCalcSsd;
   int iReserved;
   SVAACalcResult*  pCalcResult;
+  // DESKREC PATCH: one byte a macroblock (the picture's grid, rounded up),
+  // non-zero where the current picture is unchanged from the reference
+  // compared with (NULL: unknown); used by the plain SAD calculation only
+  const unsigned char* pDeskrecUnchangedMbs;
 } SVAACalcParam;
 
 typedef struct {

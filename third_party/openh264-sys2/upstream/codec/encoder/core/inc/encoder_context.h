@@ -240,6 +240,17 @@ typedef struct TagWelsEncCtx {
   // encoded last, the only reference the map is true for.
   const uint8_t*     pDeskrecUnchangedMbs;
   SPicture*          pDeskrecLastDecPic;
+  // DESKREC PATCH: the source picture the scene-change detection compared
+  // the current one with using the map (NULL: it did not use it); the
+  // video analysis uses the map only against the same picture.
+  SPicture*          pDeskrecMapRefSrc;
+  // DESKREC PATCH: a run of macroblocks of one row skipped as unchanged
+  // (DeskrecSkipUnchanged) whose reconstruction is still to be copied from
+  // the reference, as one copy of the run's rows (see DeskrecFlushSkipped)
+  int32_t            iDeskrecSkippedFirst;  // the run's first macroblock
+  int32_t            iDeskrecSkippedCount;  // 0: no run
+  uint8_t*           pDeskrecSkippedCs[3];  // its reconstruction, Y U V
+  uint8_t*           pDeskrecSkippedRef[3]; // its reference, Y U V
 } sWelsEncCtx/*, *PWelsEncCtx*/;
 }
 #endif//sWelsEncCtx_H__

@@ -81,6 +81,13 @@ void WelsMdUpdateBGDInfoNULL (SDqLayer* pCurLayer,  SMB* pCurMb, const bool kbCo
 //////////////
 // MD for screen contents
 //////////////
+// DESKREC PATCH: copies the reconstruction of the macroblocks skipped as
+// unchanged and not copied yet (see DeskrecSkipUnchanged); before anything
+// reads them
+void DeskrecFlushSkipped (sWelsEncCtx* pEncCtx);
+// DESKREC PATCH: before a macroblock's mode decision, DeskrecFlushSkipped
+// unless it may extend the run of skipped ones
+void DeskrecBeforeMb (sWelsEncCtx* pEncCtx, const SMB* pCurMb);
 bool MdInterSCDPskipProcess (sWelsEncCtx* pEncCtx, SWelsMD* pMd, SSlice* pSlice, SMB* pCurMb, SMbCache* pMbCache,
                              ESkipModes eSkipMode);
 typedef bool (*pJudgeSkipFun) (sWelsEncCtx* pEncCtx, SMB* pCurMb, SMbCache* pMbCache, SWelsMD* pWelsMd);

@@ -166,7 +166,8 @@ class CWelsPreProcess {
                              bool bForceCopy);
 
   void    VaaCalculation (SVAAFrameInfo* pVaaInfo, SPicture* pCurPicture, SPicture* pRefPicture, bool bCalculateSQDiff,
-                          bool bCalculateVar, bool bCalculateBGD);
+                          bool bCalculateVar, bool bCalculateBGD,
+                          const uint8_t* pDeskrecUnchangedMbs = NULL); // DESKREC PATCH: see SVAACalcParam
   void    BackgroundDetection (SVAAFrameInfo* pVaaInfo, SPicture* pCurPicture, SPicture* pRefPicture, bool bDetectFlag);
   void    AdaptiveQuantCalculation (SVAAFrameInfo* pVaaInfo, SPicture* pCurPicture, SPicture* pRefPicture);
   void    Padding (uint8_t* pSrcY, uint8_t* pSrcU, uint8_t* pSrcV, int32_t iStrideY, int32_t iStrideUV,

@@ -1831,12 +1831,14 @@ int32_t WelsMdInterMbLoop (sWelsEncCtx* pEncCtx, SSlice* pSlice, void* pWelsMd, 
     sDss.iStartPos = sDss.iCurrentPos = 0;
   }
   pSlice->iMbSkipRun = 0;
+  pEncCtx->iDeskrecSkippedCount = 0; // DESKREC PATCH: see DeskrecFlushSkipped
   for (;;) {
     if (!pEncCtx->pSvcParam->iEntropyCodingModeFlag)
       pEncCtx->pFuncList->pfStashMBStatus (&sDss, pSlice, pSlice->iMbSkipRun);
     //point to current pMb
     iCurMbIdx = iNextMbIdx;
     pCurMb = &pMbList[ iCurMbIdx ];
+    DeskrecBeforeMb (pEncCtx, pCurMb); // DESKREC PATCH: see DeskrecFlushSkipped
 
 
     //step(1): set QP for the current MB
@@ -1894,6 +1896,7 @@ TRY_REENCODING:
     }
   }
 
+  DeskrecFlushSkipped (pEncCtx); // DESKREC PATCH: the slice's last run
   if (pSlice->iMbSkipRun) {
     BsWriteUE (pBs, pSlice->iMbSkipRun);
   }
@@ -1958,6 +1961,7 @@ int32_t WelsMdInterMbLoopOverDynamicSlice (sWelsEncCtx* pEncCtx, SSlice* pSlice,
 TRY_REENCODING:
     WelsInitInterMDStruc (pCurMb, pMvdCostTable, kiMvdInterTableStride, pMd);
     pEncCtx->pFuncList->pfInterMd (pEncCtx, pMd, pSlice, pCurMb, pMbCache);
+    DeskrecFlushSkipped (pEncCtx); // DESKREC PATCH: no run across macroblocks here (slices are cut and re-coded)
     //mb_qp
 
     //step (4): save from the MD process from future use

@@ -286,7 +286,10 @@ int32_t CWelsPreProcess::AnalyzeSpatialPic (sWelsEncCtx* pCtx, const int32_t kiD
     SPicture* pRefPic = GetBestRefPic (pSvcParam->iUsageType, pCtx->bCurFrameMarkedAsSceneLtr, pCtx->eSliceType, kiDidx,
                                        iRefTemporalIdx);
 
-    VaaCalculation (pCtx->pVaa, pCurPic, pRefPic, false, bCalculateVar, bCalculateBGD);
+    // DESKREC PATCH: the caller's map, when the scene-change detection found
+    // it true against this very reference (see pDeskrecMapRefSrc)
+    VaaCalculation (pCtx->pVaa, pCurPic, pRefPic, false, bCalculateVar, bCalculateBGD,
+                    pRefPic == pCtx->pDeskrecMapRefSrc ? pCtx->pDeskrecUnchangedMbs : NULL);
 
     if (pSvcParam->bEnableBackgroundDetection) {
       BackgroundDetection (pCtx->pVaa, pCurPic, pRefPic, bCalculateBGD && pRefPic->iPictureType != I_SLICE);
@@ -406,6 +409,7 @@ int32_t CWelsPreProcess::SingleLayerPreprocess (sWelsEncCtx* pCtx, const SSource
   DownsamplePadding (pSrcPic, pDstPic, iSrcWidth, iSrcHeight, iShrinkWidth, iShrinkHeight, iTargetWidth, iTargetHeight,
                      false);
 
+  pCtx->pDeskrecMapRefSrc = NULL; // DESKREC PATCH: set by DetectSceneChange
   if (pSvcParam->bEnableSceneChangeDetect && !pCtx->pVaa->bIdrPeriodFlag) {
     if (pSvcParam->iUsageType == SCREEN_CONTENT_REAL_TIME) {
       pCtx->pVaa->eSceneChangeIdc = (pDlayerParamInternal->bEncCurFrmAsIdrFlag ? LARGE_CHANGED_SCENE :
@@ -685,7 +689,8 @@ int32_t CWelsPreProcess::DownsamplePadding (SPicture* pSrc, SPicture* pDstPic,  
 
 //*********************************************************************************************************/
 void CWelsPreProcess::VaaCalculation (SVAAFrameInfo* pVaaInfo, SPicture* pCurPicture, SPicture* pRefPicture,
-                                      bool bCalculateSQDiff, bool bCalculateVar, bool bCalculateBGD) {
+                                      bool bCalculateSQDiff, bool bCalculateVar, bool bCalculateBGD,
+                                      const uint8_t* pDeskrecUnchangedMbs) {
   pVaaInfo->sVaaCalcInfo.pCurY = pCurPicture->pData[0];
   pVaaInfo->sVaaCalcInfo.pRefY = pRefPicture->pData[0];
   {
@@ -714,6 +719,7 @@ void CWelsPreProcess::VaaCalculation (SVAAFrameInfo* pVaaInfo, SPicture* pCurPic
     calc_param.iCalcBgd = bCalculateBGD;
     calc_param.iCalcSsd = bCalculateSQDiff;
     calc_param.pCalcResult = &pVaaInfo->sVaaCalcInfo;
+    calc_param.pDeskrecUnchangedMbs = pDeskrecUnchangedMbs; // DESKREC PATCH
 
     m_pInterfaceVp->Set (iMethodIdx, &calc_param);
     m_pInterfaceVp->Process (iMethodIdx, &sCurPixMap, &sRefPixMap);
@@ -1177,6 +1183,8 @@ ESceneChangeIdc CWelsPreProcessScreen::DetectSceneChange (SPicture* pCurPicture,
     assert (NULL != pRefPicInfo);
     pRefPic = pRefPicInfo->pRefPicture;
     InitPixMap (pRefPic, &sRefMap);
+    if (sSceneChangeResult.pDeskrecUnchangedMbs != NULL) // DESKREC PATCH: see pDeskrecMapRefSrc
+      pCtx->pDeskrecMapRefSrc = pRefPic;
 
     bIsClosestLtrFrame = (pRefPic->iLongTermPicNum == iClosestLtrFrameNum);
     if (0 == iScdIdx) {
