@@ -244,6 +244,12 @@ typedef struct {
   long long  iFrameComplexity; //255*255(MaxMbSAD)*36864(MaxFS) make the highest bit of 32-bit integer 1
   int  iIdrFlag;
   SScrollDetectionParam sScrollResult;
+  // DESKREC PATCH: one int a macroblock (the picture's grid, rounded up):
+  // each one's share of its GOM's complexity, written by the inter analysis
+  // (NULL: not kept); and one byte a macroblock, non-zero where that share
+  // is the one kept from the last picture (NULL: none is)
+  int* pDeskrecMbComplexity;
+  const unsigned char* pDeskrecReuse;
 } SComplexityAnalysisScreenParam;
 /////////////////////////////////////////////////////////////////////////////////////////////
 

@@ -251,6 +251,16 @@ typedef struct TagWelsEncCtx {
   int32_t            iDeskrecSkippedCount;  // 0: no run
   uint8_t*           pDeskrecSkippedCs[3];  // its reconstruction, Y U V
   uint8_t*           pDeskrecSkippedRef[3]; // its reference, Y U V
+  // DESKREC PATCH: the rate control's complexity analysis, kept from one
+  // picture to the next (see DeskrecComplexityReuse in wels_preprocess.cpp):
+  // each macroblock's share, as computed or kept for the picture encoded
+  // last (valid when bDeskrecComplexityKept), whether each macroblock was
+  // skipped as unchanged in it (its reconstruction copied from its
+  // reference), and where the next analysis may keep the share.
+  int32_t*           pDeskrecMbComplexity;
+  bool               bDeskrecComplexityKept;
+  uint8_t*           pDeskrecMbCopied;
+  uint8_t*           pDeskrecComplexityReuse;
 } sWelsEncCtx/*, *PWelsEncCtx*/;
 }
 #endif//sWelsEncCtx_H__

@@ -1732,6 +1732,17 @@ int32_t RequestMemorySvc (sWelsEncCtx** ppCtx, SExistingParasetList* pExistingPa
                                          "pVaa->pVaaBackgroundMbFlag");
   WELS_VERIFY_RETURN_IF (1, (NULL == (*ppCtx)->pVaa->pVaaBackgroundMbFlag))
 
+  // DESKREC PATCH: see pDeskrecMbComplexity
+  (*ppCtx)->pDeskrecMbComplexity = static_cast<int32_t*> (pMa->WelsMallocz (iCountMaxMbNum * sizeof (int32_t),
+                                   "pDeskrecMbComplexity"));
+  WELS_VERIFY_RETURN_IF (1, (NULL == (*ppCtx)->pDeskrecMbComplexity))
+  (*ppCtx)->pDeskrecMbCopied = static_cast<uint8_t*> (pMa->WelsMallocz (iCountMaxMbNum, "pDeskrecMbCopied"));
+  WELS_VERIFY_RETURN_IF (1, (NULL == (*ppCtx)->pDeskrecMbCopied))
+  (*ppCtx)->pDeskrecComplexityReuse = static_cast<uint8_t*> (pMa->WelsMallocz (iCountMaxMbNum,
+                                      "pDeskrecComplexityReuse"));
+  WELS_VERIFY_RETURN_IF (1, (NULL == (*ppCtx)->pDeskrecComplexityReuse))
+  (*ppCtx)->bDeskrecComplexityKept = false;
+
   (*ppCtx)->pVaa->sVaaCalcInfo.pSad8x8 = static_cast<int32_t (*)[4]>
                                          (pMa->WelsMallocz (iCountMaxMbNum * 4 * sizeof (int32_t), "pVaa->sVaaCalcInfo.sad8x8"));
   WELS_VERIFY_RETURN_IF (1, (NULL == (*ppCtx)->pVaa->sVaaCalcInfo.pSad8x8))
@@ -1958,6 +1969,13 @@ void FreeMemorySvc (sWelsEncCtx** ppCtx) {
 
       pMa->WelsFree (pCtx->pVaa->pVaaBackgroundMbFlag, "pVaa->pVaaBackgroundMbFlag");
       pCtx->pVaa->pVaaBackgroundMbFlag = NULL;
+      // DESKREC PATCH: see pDeskrecMbComplexity
+      pMa->WelsFree (pCtx->pDeskrecMbComplexity, "pDeskrecMbComplexity");
+      pCtx->pDeskrecMbComplexity = NULL;
+      pMa->WelsFree (pCtx->pDeskrecMbCopied, "pDeskrecMbCopied");
+      pCtx->pDeskrecMbCopied = NULL;
+      pMa->WelsFree (pCtx->pDeskrecComplexityReuse, "pDeskrecComplexityReuse");
+      pCtx->pDeskrecComplexityReuse = NULL;
       pMa->WelsFree (pCtx->pVaa->sVaaCalcInfo.pSad8x8, "pVaa->sVaaCalcInfo.sad8x8");
       pCtx->pVaa->sVaaCalcInfo.pSad8x8 = NULL;
       pMa->WelsFree (pCtx->pVaa->sVaaCalcInfo.pSsd16x16, "pVaa->sVaaCalcInfo.pSsd16x16");
@@ -3633,6 +3651,11 @@ int32_t WelsEncoderEncodeExt (sWelsEncCtx* pCtx, SFrameBSInfo* pFbi, const SSour
       pCtx->pVpp->AnalyzePictureComplexity (pCtx, pCtx->pEncPic, ((pCtx->eSliceType == P_SLICE)
                                             && (pCtx->iNumRef0 > 0)) ? pCtx->pRefList0[0] : NULL,
                                             iCurDid, (pCtx->eSliceType == P_SLICE) && pSvcParam->bEnableBackgroundDetection);
+    else
+      pCtx->bDeskrecComplexityKept = false; // DESKREC PATCH: no analysis, nothing kept
+    // DESKREC PATCH: this picture's macroblocks skipped as unchanged are
+    // marked as they are coded (see pDeskrecMbCopied)
+    memset (pCtx->pDeskrecMbCopied, 0, pCtx->pCurDqLayer->iMbWidth * pCtx->pCurDqLayer->iMbHeight);
     WelsUpdateRefSyntax (pCtx,  pParamInternal->iPOC,
                          eFrameType); //get reordering syntax used for writing slice header and transmit to encoder.
     PrefetchReferencePicture (pCtx, eFrameType); // update reference picture for current pDq layer

@@ -553,6 +553,7 @@ static void DeskrecSkipUnchanged (sWelsEncCtx* pEncCtx, SWelsMD* pWelsMd, SSlice
     }
     pEncCtx->iDeskrecSkippedCount++;
   }
+  pEncCtx->pDeskrecMbCopied[pCurMb->iMbXY] = 1; // see pDeskrecMbComplexity
   memset (pCurMb->pNonZeroCount, 0, 24);
   WelsMdInterUpdatePskip (pCurDqLayer, pSlice, pCurMb, pMbCache);
 }

@@ -841,11 +841,47 @@ void CWelsPreProcess::SetRefMbType (sWelsEncCtx* pCtx, uint32_t** pRefMbTypeArra
 }
 
 
+// DESKREC PATCH: where the screen-content complexity analysis of a P
+// picture may keep a macroblock's share from the last picture's analysis
+// instead of computing it again; NULL where it may nowhere. A share is the
+// least of three sums of differences: against the co-located block of the
+// reference (the reconstruction of the picture encoded last), and against
+// the block's vertical and horizontal intra predictions from the picture's
+// own row above it and column left of it. It is the same as last time
+// when the block and those neighbours are unchanged since the last
+// picture (the caller's map, true against the source picture the
+// scene-change detection compared with) and its reference is too: the
+// block was skipped as unchanged in the last picture, so its
+// reconstruction was copied from the one before, the reference the last
+// analysis compared with. Same answer.
+static const uint8_t* DeskrecComplexityReuse (sWelsEncCtx* pCtx, const SPicture* pCurPicture,
+    const SPicture* pRefPicture, bool bKept) {
+  const uint8_t* pMap = pCtx->pDeskrecUnchangedMbs;
+  if (pCtx->eSliceType != P_SLICE || pRefPicture == NULL || !bKept || pMap == NULL
+      || pCtx->pDeskrecMapRefSrc == NULL || pRefPicture != pCtx->pDeskrecLastDecPic)
+    return NULL;
+  const int32_t kiMapWidth = (pCurPicture->iWidthInPixel + 15) >> 4;
+  const int32_t kiBlockWidth = pCurPicture->iWidthInPixel >> 4;
+  const int32_t kiBlockHeight = pCurPicture->iHeightInPixel >> 4;
+  uint8_t* pReuse = pCtx->pDeskrecComplexityReuse;
+  for (int32_t j = 0; j < kiBlockHeight; j++) {
+    for (int32_t i = 0; i < kiBlockWidth; i++) {
+      const int32_t m = j * kiMapWidth + i;
+      pReuse[m] = pCtx->pDeskrecMbCopied[m] && pMap[m] && (j == 0 || pMap[m - kiMapWidth]) && (i == 0 || pMap[m - 1]);
+    }
+  }
+  return pReuse;
+}
+
 void CWelsPreProcess::AnalyzePictureComplexity (sWelsEncCtx* pCtx, SPicture* pCurPicture, SPicture* pRefPicture,
     const int32_t kiDependencyId, const bool bCalculateBGD) {
   SWelsSvcCodingParam* pSvcParam = pCtx->pSvcParam;
   int32_t iComplexityAnalysisMode = 0;
 
+  // DESKREC PATCH: whether the last analysis kept every share; not this
+  // one until it has
+  const bool kbDeskrecKept = pCtx->bDeskrecComplexityKept;
+  pCtx->bDeskrecComplexityKept = false;
   if (pSvcParam->iUsageType == SCREEN_CONTENT_REAL_TIME) {
     SVAAFrameInfoExt* pVaaExt = static_cast<SVAAFrameInfoExt*> (pCtx->pVaa);
     SComplexityAnalysisScreenParam* sComplexityAnalysisParam = &pVaaExt->sComplexityScreenParam;
@@ -869,6 +905,10 @@ void CWelsPreProcess::AnalyzePictureComplexity (sWelsEncCtx* pCtx, SPicture* pCu
     sComplexityAnalysisParam->sScrollResult.bScrollDetectFlag = false;
     sComplexityAnalysisParam->sScrollResult.iScrollMvX = 0;
     sComplexityAnalysisParam->sScrollResult.iScrollMvY = 0;
+    // DESKREC PATCH: see DeskrecComplexityReuse
+    sComplexityAnalysisParam->pDeskrecMbComplexity = pCtx->pDeskrecMbComplexity;
+    sComplexityAnalysisParam->pDeskrecReuse = DeskrecComplexityReuse (pCtx, pCurPicture, pRefPicture,
+        kbDeskrecKept);
 
     const int32_t iMethodIdx = METHOD_COMPLEXITY_ANALYSIS_SCREEN;
     SPixMap sSrcPixMap;
@@ -897,6 +937,9 @@ void CWelsPreProcess::AnalyzePictureComplexity (sWelsEncCtx* pCtx, SPicture* pCu
     iRet = m_pInterfaceVp->Process (iMethodIdx, &sSrcPixMap, &sRefPixMap);
     if (iRet == 0)
       m_pInterfaceVp->Get (iMethodIdx, (void*)sComplexityAnalysisParam);
+    // DESKREC PATCH: every share of a P picture's analysis is kept (the
+    // inter analysis without scrolling: the scroll result is cleared above)
+    pCtx->bDeskrecComplexityKept = (iRet == 0 && pCtx->eSliceType == P_SLICE && pRefPicture != NULL);
 
   } else {
     SVAAFrameInfo* pVaaInfo = pCtx->pVaa;

@@ -440,6 +440,10 @@ void CComplexityAnalysisScreen::GomComplexityAnalysisInter (SPixMap* pSrc, SPixM
   iRowStrideY  = pSrc->iStride[0] << 4;
 
   m_ComplexityAnalysisParam.iFrameComplexity = 0;
+  // DESKREC PATCH: see pDeskrecMbComplexity
+  int* pMbComplexity = m_ComplexityAnalysisParam.pDeskrecMbComplexity;
+  const uint8_t* pReuse = m_ComplexityAnalysisParam.pDeskrecReuse;
+  const int32_t kiMapWidth = (iWidth + 15) >> 4;
 
   for (int32_t j = 0; j < iBlockHeight; j ++) {
     pTmpRef  = pPtrX;
@@ -448,6 +452,21 @@ void CComplexityAnalysisScreen::GomComplexityAnalysisInter (SPixMap* pSrc, SPixM
     for (int32_t i = 0; i < iBlockWidth; i++) {
       int32_t iBlockPointX = i << 4;
       int32_t iBlockPointY = j << 4;
+
+      // DESKREC PATCH: a share kept from the last picture, where the caller
+      // knows the sums below would give it again
+      if (pReuse != NULL && pMbComplexity != NULL && pReuse[j * kiMapWidth + i] != 0) {
+        iGomSad += pMbComplexity[j * kiMapWidth + i];
+        if (i == iBlockWidth - 1 && ((j + 1) % m_ComplexityAnalysisParam.iMbRowInGom == 0 || j == iBlockHeight - 1)) {
+          m_ComplexityAnalysisParam.pGomComplexity[iIdx] = iGomSad;
+          m_ComplexityAnalysisParam.iFrameComplexity += iGomSad;
+          iIdx++;
+          iGomSad = 0;
+        }
+        pTmpRef += 16;
+        pTmpCur += 16;
+        continue;
+      }
 
       iInterSad = m_pSadFunc (pTmpCur, iStrideY, pTmpRef, iStrideX);
       if (bScrollFlag) {
@@ -479,6 +498,8 @@ void CComplexityAnalysisScreen::GomComplexityAnalysisInter (SPixMap* pSrc, SPixM
       }
 
       iGomSad += WELS_MIN (WELS_MIN (iBlockSadH, iBlockSadV), iInterSad);
+      if (pMbComplexity != NULL) // DESKREC PATCH: kept for the next picture
+        pMbComplexity[j * kiMapWidth + i] = WELS_MIN (WELS_MIN (iBlockSadH, iBlockSadV), iInterSad);
 
       if (i == iBlockWidth - 1 && ((j + 1) % m_ComplexityAnalysisParam.iMbRowInGom == 0 || j == iBlockHeight - 1)) {
         m_ComplexityAnalysisParam.pGomComplexity[iIdx] = iGomSad;
