@@ -179,6 +179,20 @@ impl YuvFrame {
         self
     }
 
+    /// Says that this picture's changes since picture `from`, if it has
+    /// them, are its changes since picture `to`: the caller knows the two
+    /// have the same samples (a recorder that drops a picture identical to
+    /// the one it sent before). Otherwise unchanged.
+    #[must_use]
+    pub fn rebased(mut self, from: u64, to: u64) -> Self {
+        if let Some((since, _)) = &mut self.changes
+            && *since == from
+        {
+            *since = to;
+        }
+        self
+    }
+
     /// Where this picture differs from picture `id`, if that is known:
     /// `None` means anywhere.
     #[must_use]
@@ -428,6 +442,28 @@ mod tests {
         assert!(a.same_picture(&b), "alpha is ignored");
         assert!(!a.same_picture(&c));
         assert!(!a.same_picture(&d));
+    }
+
+    #[test]
+    fn rebasing_moves_only_changes_since_the_picture_named() {
+        let size = FrameSize::new(32, 16);
+        let map = || {
+            let mut map = ChangeMap::unchanged(size);
+            map.mark(0, 0, 1, 1);
+            map
+        };
+        let picture = YuvFrame::from_frame(&bgra(32, 16, [1, 2, 3, 255]))
+            .unwrap()
+            .with_changes(7, map());
+        let moved = picture.clone().rebased(7, 9);
+        assert!(moved.changes_since(7).is_none());
+        assert_eq!(
+            moved.changes_since(9).map(ChangeMap::changed_count),
+            Some(1)
+        );
+        let kept = picture.rebased(8, 9);
+        assert!(kept.changes_since(9).is_none(), "changes since 7, not 8");
+        assert!(kept.changes_since(7).is_some());
     }
 
     /// A `width` x `height` picture of varied colours, rows `stride` bytes

@@ -70,6 +70,7 @@ impl Recorder {
             source,
             pause,
             paused: None,
+            dropped: None,
             new_segment: new_segment.clone(),
             interval: config.frame_interval(),
             heartbeat: Duration::from_secs_f64(config.chunk_seconds),
@@ -173,6 +174,14 @@ struct Capture {
     pause: PauseControl,
     /// The paused picture being recorded, and its reason, while paused.
     paused: Option<(Arc<str>, Arc<Picture>)>,
+    /// The last picture taken, when it was dropped as the same as the
+    /// last one sent: (its id, the sent one's id). The source says where
+    /// the next picture changed since the dropped one, and that is where
+    /// it changed since the sent one, which the encoder has: with it, the
+    /// encoder skips the unchanged blocks unseen and the comparison looks
+    /// at the changed ones only. (A redraw that leaves the same pixels
+    /// still raises X11 DAMAGE.)
+    dropped: Option<(u64, u64)>,
     /// Set to start a new segment when monitors change, even if the
     /// desktop's size stays the same.
     new_segment: Arc<AtomicBool>,
@@ -319,12 +328,19 @@ impl Capture {
             },
             (false, Some(_)) => return Ok(None),
             _ => {
-                let picture = match self.source.next_yuv_frame() {
+                let mut picture = match self.source.next_yuv_frame() {
                     Ok(p) => p,
                     Err(CaptureError::LayoutChanged { .. }) => return self.layout_changed(),
                     Err(e) => return Err(e.into()),
                 };
-                if !heartbeat_due && last.is_some_and(|(prev, _, _)| prev.same_picture(&picture)) {
+                if let Some((dropped, sent)) = self.dropped.take() {
+                    picture = picture.rebased(dropped, sent);
+                }
+                if let Some((prev, _, _)) = last
+                    && !heartbeat_due
+                    && prev.same_picture(&picture)
+                {
+                    self.dropped = Some((picture.id(), prev.id()));
                     return Ok(None);
                 }
                 Shot {

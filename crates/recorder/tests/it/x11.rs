@@ -362,6 +362,37 @@ fn a_small_change_is_recorded_and_the_encoder_skips_the_rest_unseen() {
     assert_eq!(last.number(), Some(7), "the rest of the picture is intact");
 }
 
+/// A redraw that leaves the same pixels raises DAMAGE, and the picture is
+/// dropped as unchanged; the next change is still encoded with its map,
+/// now relative to the picture the encoder has.
+#[test]
+fn a_change_after_a_redraw_of_the_same_pixels_keeps_its_map() {
+    let Some(xvfb) = xvfb(640, 480) else {
+        return;
+    };
+    let segment_dir = tempfile::tempdir().unwrap();
+    let painter = Painter::new(&xvfb);
+    painter.show(7);
+    let recorder = record(xvfb.source(), config(segment_dir.path()));
+    sleep(Duration::from_millis(700));
+    painter.fill(0xffffff, &[(628, 466, 6, 8)]);
+    sleep(Duration::from_millis(700));
+    painter.fill(0xffffff, &[(628, 466, 6, 8)]);
+    sleep(Duration::from_millis(700));
+    painter.fill(0xffffff, &[(4, 466, 6, 8)]);
+    sleep(Duration::from_millis(700));
+    let status = stop(recorder);
+    assert!(
+        status.unchanged >= 1,
+        "the redraw was not dropped: {status:?}"
+    );
+    // 640x480 is 1200 blocks: both marks' pictures skipped all but 1-2.
+    assert!(
+        status.unchanged_macroblocks >= 2 * 1100,
+        "a picture after the dropped one was encoded without its map: {status:?}"
+    );
+}
+
 #[test]
 fn a_still_screen_is_not_encoded_but_keeps_its_time() {
     let Some(xvfb) = xvfb(640, 480) else {
