@@ -327,27 +327,35 @@ fn a_resolution_change_starts_a_new_segment_without_a_gap() {
     }
 }
 
-#[test]
-fn a_small_change_is_recorded_and_the_encoder_skips_the_rest_unseen() {
-    let Some(xvfb) = xvfb(640, 480) else {
-        return;
-    };
-    let (segment_dir, out_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+/// Records a 640x480 screen showing the number 7 while `marks` (white
+/// rectangles: x, y, width, height) are painted one by one, 700 ms apart:
+/// the recorder's status and its segment directory.
+fn record_marks(marks: &[(i16, i16, u16, u16)]) -> Option<(RecorderStatus, tempfile::TempDir)> {
+    let xvfb = xvfb(640, 480)?;
+    let segment_dir = tempfile::tempdir().unwrap();
     let painter = Painter::new(&xvfb);
     painter.show(7);
     let recorder = record(xvfb.source(), config(segment_dir.path()));
+    for &mark in marks {
+        sleep(Duration::from_millis(700));
+        painter.fill(0xffffff, &[mark]);
+    }
+    sleep(Duration::from_millis(700));
+    Some((stop(recorder), segment_dir))
+}
+
+#[test]
+fn a_small_change_is_recorded_and_the_encoder_skips_the_rest_unseen() {
     // A caret-sized mark near a corner, then another: a few blocks change.
-    sleep(Duration::from_millis(700));
-    painter.fill(0xffffff, &[(628, 466, 6, 8)]);
-    sleep(Duration::from_millis(700));
-    painter.fill(0xffffff, &[(4, 466, 6, 8)]);
-    sleep(Duration::from_millis(700));
-    let status = stop(recorder);
+    let Some((status, segment_dir)) = record_marks(&[(628, 466, 6, 8), (4, 466, 6, 8)]) else {
+        return;
+    };
     // 640x480 is 1200 blocks; each picture after the first changed in 1-2.
     assert!(
         status.unchanged_macroblocks >= 1100,
         "the change maps were not used: {status:?}"
     );
+    let out_dir = tempfile::tempdir().unwrap();
     let (_, video) = export(
         segment_dir.path(),
         recorded_range(segment_dir.path()),
@@ -367,21 +375,10 @@ fn a_small_change_is_recorded_and_the_encoder_skips_the_rest_unseen() {
 /// now relative to the picture the encoder has.
 #[test]
 fn a_change_after_a_redraw_of_the_same_pixels_keeps_its_map() {
-    let Some(xvfb) = xvfb(640, 480) else {
+    let corner = (628, 466, 6, 8);
+    let Some((status, _)) = record_marks(&[corner, corner, (4, 466, 6, 8)]) else {
         return;
     };
-    let segment_dir = tempfile::tempdir().unwrap();
-    let painter = Painter::new(&xvfb);
-    painter.show(7);
-    let recorder = record(xvfb.source(), config(segment_dir.path()));
-    sleep(Duration::from_millis(700));
-    painter.fill(0xffffff, &[(628, 466, 6, 8)]);
-    sleep(Duration::from_millis(700));
-    painter.fill(0xffffff, &[(628, 466, 6, 8)]);
-    sleep(Duration::from_millis(700));
-    painter.fill(0xffffff, &[(4, 466, 6, 8)]);
-    sleep(Duration::from_millis(700));
-    let status = stop(recorder);
     assert!(
         status.unchanged >= 1,
         "the redraw was not dropped: {status:?}"
