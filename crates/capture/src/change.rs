@@ -167,20 +167,6 @@ impl ChangeMap {
         })
     }
 
-    /// Each block row with a change, from its first changed block to its
-    /// last: `(row, columns)`, top to bottom. What a converter that pays for
-    /// each call (more than for a block) works through: at most one call a
-    /// row, and the unchanged blocks between come out as they were.
-    pub(crate) fn row_spans(&self) -> impl Iterator<Item = (u32, Range<u32>)> + '_ {
-        (0..self.rows).filter_map(move |row| {
-            let flags = &self.changed[(row * self.columns) as usize..][..self.columns as usize];
-            let first = flags.iter().position(|&c| c)?;
-            let last = flags.iter().rposition(|&c| c)?;
-            // Both fit in u32: the grid does.
-            Some((row, first as u32..last as u32 + 1))
-        })
-    }
-
     /// The changed blocks as (column, row), in raster order: what tests
     /// compare with.
     #[cfg(test)]
@@ -279,7 +265,7 @@ mod tests {
     }
 
     #[test]
-    fn runs_and_spans_follow_the_changed_blocks_row_by_row() {
+    fn runs_follow_the_changed_blocks_row_by_row() {
         let mut map = ChangeMap::unchanged(FrameSize::new(80, 40)); // 5x3
         map.mark(0, 0, 32, 1); // (0..2, 0)
         map.mark(64, 0, 1, 1); // (4, 0): the last column
@@ -287,11 +273,10 @@ mod tests {
         map.mark(0, 39, 80, 1); // the whole last row
         let runs: Vec<_> = map.runs().collect();
         assert_eq!(runs, [(0, 0..2), (0, 4..5), (1, 1..4), (2, 0..5)]);
-        let spans: Vec<_> = map.row_spans().collect();
-        assert_eq!(spans, [(0, 0..5), (1, 1..4), (2, 0..5)]);
-        let unchanged = ChangeMap::unchanged(FrameSize::new(80, 40));
-        assert_eq!(unchanged.runs().count(), 0);
-        assert_eq!(unchanged.row_spans().count(), 0);
+        assert_eq!(
+            ChangeMap::unchanged(FrameSize::new(80, 40)).runs().count(),
+            0
+        );
     }
 
     #[test]

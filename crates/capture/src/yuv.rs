@@ -106,10 +106,7 @@ impl YuvFrame {
         let whole_rows = pixels.len() >= stride * size.height as usize;
         let image = if whole_rows && changes.changed_count() * 2 <= changes.len() {
             let mut image = previous.copy_image();
-            // A row's span, not each run: yuvutils' cost per call made a
-            // busy screen's scattered changes (hundreds of short runs)
-            // cost 3 ms a picture, three times the whole conversion.
-            for (row, columns) in changes.row_spans() {
+            for (row, columns) in changes.runs() {
                 convert_run(&mut image, size, pixels, stride, row, columns)?;
             }
             image
