@@ -454,52 +454,47 @@ void CComplexityAnalysisScreen::GomComplexityAnalysisInter (SPixMap* pSrc, SPixM
       int32_t iBlockPointY = j << 4;
 
       // DESKREC PATCH: a share kept from the last picture, where the caller
-      // knows the sums below would give it again
-      if (pReuse != NULL && pMbComplexity != NULL && pReuse[j * kiMapWidth + i] != 0) {
-        iGomSad += pMbComplexity[j * kiMapWidth + i];
-        if (i == iBlockWidth - 1 && ((j + 1) % m_ComplexityAnalysisParam.iMbRowInGom == 0 || j == iBlockHeight - 1)) {
-          m_ComplexityAnalysisParam.pGomComplexity[iIdx] = iGomSad;
-          m_ComplexityAnalysisParam.iFrameComplexity += iGomSad;
-          iIdx++;
-          iGomSad = 0;
-        }
-        pTmpRef += 16;
-        pTmpCur += 16;
-        continue;
-      }
+      // knows the sums below would give it again; a computed one is kept
+      // for the next picture
+      const int32_t kiMb = j * kiMapWidth + i;
+      int32_t iShare;
+      if (pReuse != NULL && pMbComplexity != NULL && pReuse[kiMb] != 0) {
+        iShare = pMbComplexity[kiMb];
+      } else {
+        iInterSad = m_pSadFunc (pTmpCur, iStrideY, pTmpRef, iStrideX);
+        if (bScrollFlag) {
+          if ((iInterSad != 0) &&
+              (iBlockPointX + iScrollMvX >= 0) && (iBlockPointX + iScrollMvX <= iWidth - 8) &&
+              (iBlockPointY + iScrollMvY >= 0) && (iBlockPointY + iScrollMvY <= iHeight - 8)) {
+            pTmpRefScroll = pTmpRef - iScrollMvY * iStrideX + iScrollMvX;
+            iScrollSad = m_pSadFunc (pTmpCur, iStrideY, pTmpRefScroll, iStrideX);
 
-      iInterSad = m_pSadFunc (pTmpCur, iStrideY, pTmpRef, iStrideX);
-      if (bScrollFlag) {
-        if ((iInterSad != 0) &&
-            (iBlockPointX + iScrollMvX >= 0) && (iBlockPointX + iScrollMvX <= iWidth - 8) &&
-            (iBlockPointY + iScrollMvY >= 0) && (iBlockPointY + iScrollMvY <= iHeight - 8)) {
-          pTmpRefScroll = pTmpRef - iScrollMvY * iStrideX + iScrollMvX;
-          iScrollSad = m_pSadFunc (pTmpCur, iStrideY, pTmpRefScroll, iStrideX);
-
-          if (iScrollSad < iInterSad) {
-            iInterSad = iScrollSad;
+            if (iScrollSad < iInterSad) {
+              iInterSad = iScrollSad;
+            }
           }
+
         }
 
-      }
+        iBlockSadH = iBlockSadV = 0x7fffffff; // INT_MAX
 
-      iBlockSadH = iBlockSadV = 0x7fffffff; // INT_MAX
+        // DESKREC PATCH: the block's complexity is the least of the three
+        // sums; with the inter sum 0 the intra ones cannot lower it, so they
+        // are not computed (most blocks of a screen are unchanged)
+        if (j > 0 && iInterSad != 0) {
+          m_pIntraFunc[0] (iMemPredMb, pTmpCur, iStrideY);
+          iBlockSadH = m_pSadFunc (pTmpCur, iStrideY, iMemPredMb, 16);
+        }
+        if (i > 0 && iInterSad != 0) {
+          m_pIntraFunc[1] (iMemPredMb, pTmpCur, iStrideY);
+          iBlockSadV = m_pSadFunc (pTmpCur, iStrideY, iMemPredMb, 16);
+        }
 
-      // DESKREC PATCH: the block's complexity is the least of the three
-      // sums; with the inter sum 0 the intra ones cannot lower it, so they
-      // are not computed (most blocks of a screen are unchanged)
-      if (j > 0 && iInterSad != 0) {
-        m_pIntraFunc[0] (iMemPredMb, pTmpCur, iStrideY);
-        iBlockSadH = m_pSadFunc (pTmpCur, iStrideY, iMemPredMb, 16);
+        iShare = WELS_MIN (WELS_MIN (iBlockSadH, iBlockSadV), iInterSad);
+        if (pMbComplexity != NULL)
+          pMbComplexity[kiMb] = iShare;
       }
-      if (i > 0 && iInterSad != 0) {
-        m_pIntraFunc[1] (iMemPredMb, pTmpCur, iStrideY);
-        iBlockSadV = m_pSadFunc (pTmpCur, iStrideY, iMemPredMb, 16);
-      }
-
-      iGomSad += WELS_MIN (WELS_MIN (iBlockSadH, iBlockSadV), iInterSad);
-      if (pMbComplexity != NULL) // DESKREC PATCH: kept for the next picture
-        pMbComplexity[j * kiMapWidth + i] = WELS_MIN (WELS_MIN (iBlockSadH, iBlockSadV), iInterSad);
+      iGomSad += iShare;
 
       if (i == iBlockWidth - 1 && ((j + 1) % m_ComplexityAnalysisParam.iMbRowInGom == 0 || j == iBlockHeight - 1)) {
         m_ComplexityAnalysisParam.pGomComplexity[iIdx] = iGomSad;
