@@ -482,17 +482,7 @@ void SvcMdSCDMbEnc (sWelsEncCtx* pEncCtx, SWelsMD* pWelsMd, SMB* pCurMb, SMbCach
   pFunc->pfCopy8x8Aligned (pMbCache->SPicData.pCsMb[2], pCurDqLayer->iCsStride[1], pMbCache->pMemPredChroma + 64, 8);
 }
 
-// DESKREC PATCH: SvcMdSCDMbEnc's P_Skip for a macroblock the caller's map
-// says is unchanged, whose skip motion vector is zero and whose reference
-// was coded at a QP close to this picture's (else OpenH264 codes it again,
-// finer, as it would without the map): the same outcome without its motion
-// compensation into a scratch block (a copy, with a zero vector). The
-// reconstruction is copied from the reference once. The luma sum of
-// differences against the reference is computed as OpenH264 does: the
-// next picture's skip decisions compare a changed block's cost with it
-// (`pMbSkipSad`), so a sum kept from an older picture, where the block
-// was coded, let small changes there be skipped and lost (the benchmark's
-// still scene lost 9 dB so).
+// DESKREC PATCH: see svc_mode_decision.h and DeskrecSkipUnchanged
 void DeskrecFlushSkipped (sWelsEncCtx* pEncCtx) {
   const int32_t kiCount = pEncCtx->iDeskrecSkippedCount;
   if (kiCount == 0)
@@ -522,6 +512,17 @@ void DeskrecBeforeMb (sWelsEncCtx* pEncCtx, const SMB* pCurMb) {
     DeskrecFlushSkipped (pEncCtx);
 }
 
+// DESKREC PATCH: SvcMdSCDMbEnc's P_Skip for a macroblock the caller's map
+// says is unchanged, whose skip motion vector is zero and whose reference
+// was coded at a QP close to this picture's (else OpenH264 codes it again,
+// finer, as it would without the map): the same outcome without its motion
+// compensation into a scratch block (a copy, with a zero vector). The
+// reconstruction is copied from the reference once. The luma sum of
+// differences against the reference is computed as OpenH264 does: the
+// next picture's skip decisions compare a changed block's cost with it
+// (`pMbSkipSad`), so a sum kept from an older picture, where the block
+// was coded, let small changes there be skipped and lost (the benchmark's
+// still scene lost 9 dB so).
 static void DeskrecSkipUnchanged (sWelsEncCtx* pEncCtx, SWelsMD* pWelsMd, SSlice* pSlice, SMB* pCurMb,
                                   SMbCache* pMbCache) {
   SDqLayer* pCurDqLayer   = pEncCtx->pCurDqLayer;
@@ -541,12 +542,13 @@ static void DeskrecSkipUnchanged (sWelsEncCtx* pEncCtx, SWelsMD* pWelsMd, SSlice
   pCurMb->uiMbType = MB_TYPE_SKIP;
   // The copy of the reconstruction waits for the run of skipped macroblocks
   // this one belongs to: one copy of 16 long rows instead of 16 rows of 16
-  // bytes a macroblock, and no copy call per macroblock (a third of the time
-  // a typing picture spent on its macroblocks went to these copies).
+  // bytes a macroblock, and no copy call per macroblock (almost half of the
+  // time a typing picture spent on its macroblocks went to these copies).
+  // A macroblock re-encoded at another QP comes here again: it is already
+  // the run's last.
   const int32_t kiRunEnd = pEncCtx->iDeskrecSkippedFirst + pEncCtx->iDeskrecSkippedCount;
-  if (pEncCtx->iDeskrecSkippedCount > 0 && pCurMb->iMbXY == kiRunEnd - 1)
-    ; // the same macroblock again (re-encoded at another QP): already in
-  else {
+  const bool kbAlreadyInRun = pEncCtx->iDeskrecSkippedCount > 0 && pCurMb->iMbXY == kiRunEnd - 1;
+  if (!kbAlreadyInRun) {
     if (pEncCtx->iDeskrecSkippedCount > 0 && (pCurMb->iMbXY != kiRunEnd || pCurMb->iMbX == 0))
       DeskrecFlushSkipped (pEncCtx);
     if (pEncCtx->iDeskrecSkippedCount == 0) {
