@@ -91,7 +91,7 @@ use self::damage::DamageWatch;
 use self::format::PixelFormat;
 use self::layout::Layout;
 use self::shm::ShmSegment;
-use self::verify::{BlockSums, VERIFY_EVERY};
+use self::verify::{CheckSchedule, VERIFY_EVERY};
 use crate::frame::BYTES_PER_PIXEL;
 use crate::{BoxError, CaptureError, ChangeMap, Frame, FrameSize, FrameSource, Monitor, YuvFrame};
 
@@ -408,8 +408,8 @@ impl FrameSource for X11Source {
                 frame.captured_at(),
             )?
         } else {
-            let (mut sums, carried) = self.changes.take_damage_state();
-            let picture = self.capture_as(|size, stride, pixels, captured_at, damage| {
+            let carried = self.changes.take_carried();
+            self.capture_as(|size, stride, pixels, captured_at, damage| {
                 let changes = damage.map(|rectangles| {
                     let mut map = damaged(size, &rectangles);
                     if let Some(carried) = &carried {
@@ -417,14 +417,8 @@ impl FrameSource for X11Source {
                     }
                     map
                 });
-                if let Some(sums) = &mut sums {
-                    let known = changes.as_ref().filter(|_| last.is_some());
-                    sums.delivered(size, &pixels, known);
-                }
                 YuvFrame::converted(last.as_ref(), changes, size, stride, &pixels, captured_at)
-            });
-            self.changes.put_damage_state(sums);
-            picture?
+            })?
         };
         self.changes.delivered_picture(picture.clone());
         Ok(picture)
@@ -456,28 +450,22 @@ impl X11Source {
     /// that changed without being reported ends the trust in DAMAGE: the
     /// source compares pictures from then on, starting with this capture.
     fn check_damage(&mut self) -> Result<bool, CaptureError> {
-        let (mut sums, carried) = self.changes.take_damage_state();
-        // The pixels are compared where they lie (the shared segment) and
+        let last = self.changes.last_picture().cloned();
+        // The pixels are converted where they lie (the shared segment) and
         // copied only when DAMAGE missed something: no 8 MiB copy every few
         // seconds of a still screen.
         let checked = self.capture_as(|size, stride, pixels, captured_at, damage| {
             let reported = damaged(size, &damage.unwrap_or_default());
-            let mut covered = reported.clone();
-            if let Some(sums) = &mut sums {
-                covered.merge(&sums.check(size, &pixels));
-            }
-            if covered == reported {
+            let now = YuvFrame::from_bgra(size, stride, &pixels, captured_at)?;
+            let missed = last.map_or(0, |last| verify::missed(&reported, &last, &now));
+            if missed == 0 {
                 return Ok((reported, None));
             }
-            let missed = covered.changed_count() - reported.changed_count();
             let pixels = pixels.into_owned();
             let frame = Frame::new(size.width, size.height, stride, pixels, captured_at)?;
             Ok((reported, Some((frame, missed))))
         });
-        self.changes.put_damage_state(sums);
-        if let Some(carried) = carried {
-            self.changes.carry(carried);
-        }
+        self.changes.checked();
         let (reported, missed) = checked?;
         let Some((frame, blocks)) = missed else {
             // DAMAGE told the truth; what it reported since the last
@@ -625,9 +613,8 @@ enum Changes {
         watch: DamageWatch,
         damaged: bool,
         last_picture: Option<YuvFrame>,
-        /// Checksums of the last picture's blocks; `None` while a capture
-        /// has them ([`Changes::take_damage_state`]).
-        sums: Option<BlockSums>,
+        /// When DAMAGE is next checked against the pixels.
+        schedule: CheckSchedule,
         /// Blocks a DAMAGE check emptied from the damage, for the next
         /// picture's changes.
         carried: Option<ChangeMap>,
@@ -656,9 +643,9 @@ impl Changes {
                     watch,
                     damaged: true,
                     last_picture: None,
-                    sums: Some(BlockSums::new(
+                    schedule: CheckSchedule::new(
                         options.verify_damage_every.unwrap_or(VERIFY_EVERY),
-                    )),
+                    ),
                     carried: None,
                 }
             }
@@ -693,15 +680,9 @@ impl Changes {
             Self::Damage {
                 damaged,
                 last_picture,
-                sums,
                 carried,
                 ..
-            } => {
-                (*damaged, *last_picture, *carried) = (true, None, None);
-                if let Some(sums) = sums {
-                    sums.forget();
-                }
-            }
+            } => (*damaged, *last_picture, *carried) = (true, None, None),
             Self::Compare {
                 last,
                 pending,
@@ -731,15 +712,23 @@ impl Changes {
     }
 
     /// DAMAGE mode: whether a check of DAMAGE against the pixels is due
-    /// (nothing reported, and it is time).
+    /// (nothing reported, a picture to compare with, and it is time).
     fn check_due(&self) -> bool {
         match self {
             Self::Damage {
                 damaged: false,
-                sums: Some(sums),
+                last_picture: Some(_),
+                schedule,
                 ..
-            } => sums.check_due(),
+            } => schedule.due(),
             _ => false,
+        }
+    }
+
+    /// DAMAGE mode: a check was done now.
+    fn checked(&mut self) {
+        if let Self::Damage { schedule, .. } = self {
+            schedule.checked();
         }
     }
 
@@ -763,19 +752,11 @@ impl Changes {
         true
     }
 
-    /// DAMAGE mode: lends the checksums and the carried blocks to a
-    /// capture; [`put_damage_state`](Self::put_damage_state) gives the
-    /// checksums back.
-    fn take_damage_state(&mut self) -> (Option<BlockSums>, Option<ChangeMap>) {
+    /// DAMAGE mode: the blocks carried for the next picture's changes.
+    fn take_carried(&mut self) -> Option<ChangeMap> {
         match self {
-            Self::Damage { sums, carried, .. } => (sums.take(), carried.take()),
-            Self::Compare { .. } => (None, None),
-        }
-    }
-
-    fn put_damage_state(&mut self, returned: Option<BlockSums>) {
-        if let Self::Damage { sums, .. } = self {
-            *sums = returned;
+            Self::Damage { carried, .. } => carried.take(),
+            Self::Compare { .. } => None,
         }
     }
 
@@ -840,9 +821,10 @@ impl Changes {
     }
 
     /// A BGRA frame was delivered: compare mode compares the next captures
-    /// with it; DAMAGE mode checks the next captures against its
-    /// checksums. It has no [`YuvFrame::id`], so the next picture's changes
-    /// are not known relative to the last one.
+    /// with it. DAMAGE mode keeps it converted, as the picture its checks
+    /// compare with and the next picture is converted from (a conversion a
+    /// frame, for callers of [`FrameSource::next_frame`] only: the recorder
+    /// asks for pictures).
     fn delivered(&mut self, frame: &Frame) {
         match self {
             Self::Compare {
@@ -850,15 +832,9 @@ impl Changes {
             } => (*last, *last_picture) = (Some(frame.clone()), None),
             Self::Damage {
                 last_picture,
-                sums,
                 carried,
                 ..
-            } => {
-                (*last_picture, *carried) = (None, None);
-                if let Some(sums) = sums {
-                    sums.delivered(frame.size(), frame.pixels(), None);
-                }
-            }
+            } => (*last_picture, *carried) = (YuvFrame::from_frame(frame).ok(), None),
         }
     }
 

@@ -261,6 +261,26 @@ impl YuvFrame {
         }
     }
 
+    /// The blocks in which `other` has samples that differ from this
+    /// picture's; every block when their sizes differ. Rows of blocks are
+    /// compared whole first: most of a screen is the same.
+    #[must_use]
+    pub fn differing_blocks(&self, other: &YuvFrame) -> ChangeMap {
+        if self.size != other.size {
+            return ChangeMap::everything(other.size);
+        }
+        let mut map = ChangeMap::unchanged(self.size);
+        let (columns, rows) = map.grid();
+        for row in (0..rows).filter(|&row| !self.same_blocks(other, row, 0..columns)) {
+            for column in 0..columns {
+                if !self.same_blocks(other, row, column..column + 1) {
+                    map.mark((column * MB_SIZE) as i32, (row * MB_SIZE) as i32, 1, 1);
+                }
+            }
+        }
+        map
+    }
+
     /// Whether the blocks `columns` of block row `row` have the same
     /// samples in both pictures (of the same size).
     fn same_blocks(&self, other: &YuvFrame, row: u32, columns: Range<u32>) -> bool {
