@@ -524,8 +524,9 @@ mod tests {
 
     #[test]
     fn converting_the_changed_blocks_gives_the_whole_conversion() {
-        // 260x70: a partial last column and row of blocks; padded rows.
-        let (width, height, stride) = (260, 70, 260 * 4 + 12);
+        // 1040x280: a partial last column and row of blocks; padded rows.
+        // Big enough that the changes are converted run by run.
+        let (width, height, stride) = (1040, 280, 1040 * 4 + 12);
         let size = FrameSize::new(width as u32, height as u32);
         let old = varied(width, height, stride, 0);
         let previous = YuvFrame::from_bgra(size, stride, &old, Instant::now()).unwrap();
@@ -540,13 +541,13 @@ mod tests {
         };
         for (x, y) in [
             (0, 0),
-            (259, 0),
-            (0, 69),
-            (259, 69),
-            (130, 0),
+            (1039, 0),
+            (0, 279),
+            (1039, 279),
+            (520, 0),
             (15, 31),
             (40, 40),
-            (70, 66),
+            (70, 276),
         ] {
             change(x, y);
         }
@@ -554,6 +555,7 @@ mod tests {
         for x in 20..240 {
             change(x, 50);
         }
+        assert!(blocks_cheaper(&map), "converted run by run");
         let partial =
             YuvFrame::from_bgra_changes(&previous, map.clone(), size, stride, &new, Instant::now())
                 .unwrap();
@@ -587,6 +589,7 @@ mod tests {
         let mut map = ChangeMap::unchanged(size);
         map.mark(130, 0, 1, 1); // block (8, 0), at the top
         map.mark(519, 139, 1, 1); // block (32, 8), the partial corner
+        assert!(blocks_cheaper(&map), "converted run by run");
         let partial =
             YuvFrame::from_bgra_changes(&previous, map.clone(), size, stride, &new, Instant::now())
                 .unwrap();
