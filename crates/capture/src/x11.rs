@@ -456,8 +456,15 @@ impl X11Source {
         // seconds of a still screen.
         let checked = self.capture_as(|size, stride, pixels, captured_at, damage| {
             let reported = damaged(size, &damage.unwrap_or_default());
-            let now = YuvFrame::from_bgra(size, stride, &pixels, captured_at)?;
-            let missed = last.map_or(0, |last| verify::missed(&reported, &last, &now));
+            // A check is due only with a last picture; without one there
+            // is nothing to compare and the screen is not converted.
+            let missed = match &last {
+                Some(last) => {
+                    let now = YuvFrame::from_bgra(size, stride, &pixels, captured_at)?;
+                    verify::missed(&reported, last, &now)
+                }
+                None => 0,
+            };
             if missed == 0 {
                 return Ok((reported, None));
             }
