@@ -283,6 +283,7 @@ pub struct Policy {
     /// Why (`eligible` when `record` is true).
     pub reason: PolicyReason,
     /// Capture frame rate, frames per second, within [`FPS_RANGE`].
+    #[serde(deserialize_with = "finite_fps")]
     pub fps: f32,
     /// Length of a segment file, seconds.
     pub segment_seconds: u32,
@@ -309,6 +310,22 @@ pub struct Policy {
     /// How recording may be paused. Absent from older servers' policies.
     #[serde(default)]
     pub pause: crate::PausePolicy,
+}
+
+/// Reads [`Policy::fps`], refusing a number too large for an `f32`. Such a
+/// number decodes as infinity, which JSON cannot carry: the policy would
+/// encode with `"fps":null` and no longer decode (from the agent's cache,
+/// say). Whether a finite rate is within [`FPS_RANGE`] is for the server
+/// (which refuses to set it) and the encoder (which refuses to use it).
+fn finite_fps<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    let fps = f32::deserialize(d)?;
+    if fps.is_finite() {
+        Ok(fps)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "fps {fps} is not a frame rate: expected frames per second within {FPS_RANGE:?}"
+        )))
+    }
 }
 
 /// What the desktop (tray) app lets the agent at the keyboard do and how
@@ -574,6 +591,19 @@ mod tests {
             panic!("not a heartbeat");
         };
         assert!(hb.status.errors.is_empty());
+    }
+
+    #[test]
+    fn a_frame_rate_too_large_for_an_f32_is_an_error() {
+        // 1e39 overflows an f32 to infinity, which JSON cannot carry: it
+        // would encode as `null` and the policy would no longer decode
+        // (found by the `rte` fuzz target).
+        let mut policy = serde_json::to_value(ServerMessage::Policy(policy())).unwrap();
+        policy["fps"] = json!(1e39);
+        let err = ServerMessage::from_json(&policy.to_string()).unwrap_err();
+        assert!(err.to_string().contains("fps"), "{err}");
+        policy["fps"] = json!(3.4e38);
+        assert!(ServerMessage::from_json(&policy.to_string()).is_ok());
     }
 
     #[test]
