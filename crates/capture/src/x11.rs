@@ -38,6 +38,12 @@
 //!   then on (the `verify` module). Only the changed blocks are converted
 //!   to I420; the rest is copied from the picture delivered before
 //!   ([`YuvFrame::from_bgra_changes`]).
+//! - **Bands**: the screen is captured a band of rows at a time (64 rows
+//!   of 1080p, half a megabyte), each converted before the next is
+//!   captured, and with DAMAGE only the bands that hold damage: no more
+//!   than a band is ever held in BGRA (the whole screen would be 8 MiB at
+//!   1080p, a fifth of the recorder's memory), and a typing screen has
+//!   the server copy a band or two instead of the screen.
 //! - **Layout changes** (resolution, monitors added, removed or moved) are
 //!   noticed from `ConfigureNotify` on the root window and RandR's notify
 //!   events, checked at every call; the source re-reads the layout, resizes
@@ -71,6 +77,7 @@ mod verify;
 use std::borrow::Cow;
 use std::ffi::OsString;
 use std::fmt;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -92,7 +99,9 @@ use self::format::PixelFormat;
 use self::layout::Layout;
 use self::shm::ShmSegment;
 use self::verify::{CheckSchedule, VERIFY_EVERY};
+use crate::change::MB_SIZE;
 use crate::frame::BYTES_PER_PIXEL;
+use crate::yuv::Conversion;
 use crate::{BoxError, CaptureError, ChangeMap, Frame, FrameSize, FrameSource, Monitor, YuvFrame};
 
 /// How to open an [`X11Source`]. The default captures `$DISPLAY` with the
@@ -311,52 +320,66 @@ impl X11Source {
         Ok(())
     }
 
-    /// Captures the screen now.
+    /// Captures the screen now, as a BGRA frame.
     fn capture(&mut self) -> Result<Frame, CaptureError> {
-        self.capture_as(|size, stride, pixels, captured_at, _damage| {
-            Frame::new(
-                size.width,
-                size.height,
-                stride,
-                pixels.into_owned(),
-                captured_at,
-            )
-        })
+        let (assembled, captured_at) = self.capture_bands(|size, _damage| Assembly::new(size))?;
+        let (size, pixels) = (assembled.size, assembled.pixels);
+        let stride = size.width as usize * BYTES_PER_PIXEL;
+        Frame::new(size.width, size.height, stride, pixels, captured_at)
     }
 
-    /// Captures the screen now and makes `make` of the pixels, which are
-    /// borrowed from the shared segment when there is one (no copy), and,
-    /// with DAMAGE, of the rectangles drawn since the capture before.
-    fn capture_as<T>(
+    /// Captures the screen now, a band of rows at a time, so that no more
+    /// than a band is ever held in BGRA: `plan` gets the rectangles DAMAGE
+    /// reported since the capture before (`None` without DAMAGE) and
+    /// returns what takes the bands; each band it asks for is captured and
+    /// handed to it, borrowed from the shared segment when there is one.
+    ///
+    /// With DAMAGE the server stays grabbed from emptying the damage to the
+    /// last band (the `damage` module says why), so the bands are one
+    /// picture of the screen; what takes them works during the grab (a
+    /// conversion of the changed blocks: a fraction of a millisecond, at
+    /// most a whole conversion, ~0.6 ms at 1080p).
+    fn capture_bands<B: Bands>(
         &mut self,
-        make: impl FnOnce(
-            FrameSize,
-            usize,
-            Cow<'_, [u8]>,
-            Instant,
-            Option<Vec<Rectangle>>,
-        ) -> Result<T, CaptureError>,
-    ) -> Result<T, CaptureError> {
+        plan: impl FnOnce(FrameSize, Option<Vec<Rectangle>>) -> B,
+    ) -> Result<(B, Instant), CaptureError> {
         let size = self.size;
-        let (captured_at, grabbed, damage) = {
-            let taken = self
-                .changes
-                .before_capture(&self.conn)
-                .map_err(failed("emptying the damage"))?;
-            let captured_at = Instant::now();
-            let grabbed = self.grabber.grab(&self.conn, self.root, size);
-            let mut damage = read_damage(&self.conn, taken)?;
-            if self.lose_damage {
-                damage = damage.map(|_| Vec::new());
+        let taken = self
+            .changes
+            .before_capture(&self.conn)
+            .map_err(failed("emptying the damage"))?;
+        let grabbed = taken.is_some();
+        let captured_at = Instant::now();
+        let damage = match taken.map(DamageWatch::rectangles).transpose() {
+            Ok(damage) if self.lose_damage => damage.map(|_| Vec::new()),
+            Ok(damage) => damage,
+            Err(err) => {
+                DamageWatch::release(&self.conn).map_err(failed("ending the server grab"))?;
+                return Err(failed("reading the damage")(err));
             }
-            (captured_at, grabbed, damage)
         };
-        match grabbed {
-            Ok(pixels) => {
-                let stride = size.width as usize * BYTES_PER_PIXEL;
-                make(size, stride, pixels, captured_at, damage)
+        let mut sink = plan(size, damage);
+        let stride = size.width as usize * BYTES_PER_PIXEL;
+        let mut outcome = Ok(());
+        for rows in sink.bands(band_rows(size.width)) {
+            match self
+                .grabber
+                .grab(&self.conn, self.root, size.width, rows.clone())
+            {
+                Ok(pixels) => outcome = sink.take(rows, &pixels, stride).map_err(Err),
+                Err(err) => outcome = Err(Ok(err)),
             }
-            Err(err) => Err(self.capture_failed(err)),
+            if outcome.is_err() {
+                break;
+            }
+        }
+        if grabbed {
+            DamageWatch::release(&self.conn).map_err(failed("ending the server grab"))?;
+        }
+        match outcome {
+            Ok(()) => Ok((sink, captured_at)),
+            Err(Ok(grab)) => Err(self.capture_failed(grab)),
+            Err(Err(taking)) => Err(taking),
         }
     }
 
@@ -386,8 +409,9 @@ impl FrameSource for X11Source {
         Ok(frame)
     }
 
-    /// With DAMAGE, converts straight from the shared segment (no BGRA copy
-    /// is made or kept) and says what changed from the damage. Comparing
+    /// With DAMAGE, captures only the bands of rows with damage and
+    /// converts their changed blocks straight from the shared segment (no
+    /// BGRA copy is made or kept), and says what changed from the damage. Comparing
     /// captures needs the BGRA frames, and says what changed from them.
     fn next_yuv_frame(&mut self) -> Result<YuvFrame, CaptureError> {
         self.refresh()?;
@@ -409,7 +433,7 @@ impl FrameSource for X11Source {
             )?
         } else {
             let carried = self.changes.take_carried();
-            self.capture_as(|size, stride, pixels, captured_at, damage| {
+            let (conversion, captured_at) = self.capture_bands(|size, damage| {
                 let changes = damage.map(|rectangles| {
                     let mut map = damaged(size, &rectangles);
                     if let Some(carried) = &carried {
@@ -417,8 +441,9 @@ impl FrameSource for X11Source {
                     }
                     map
                 });
-                YuvFrame::converted(last.as_ref(), changes, size, stride, &pixels, captured_at)
-            })?
+                Conversion::new(last.as_ref(), changes, size)
+            })?;
+            conversion.finish(captured_at)
         };
         self.changes.delivered_picture(picture.clone());
         Ok(picture)
@@ -448,44 +473,36 @@ impl X11Source {
     /// Captures the whole screen while DAMAGE reports nothing, and compares
     /// it with the last picture delivered (the `verify` module). A block
     /// that changed without being reported ends the trust in DAMAGE: the
-    /// source compares pictures from then on, starting with this capture.
+    /// source compares pictures from then on, starting with a capture made
+    /// for the next picture.
     fn check_damage(&mut self) -> Result<bool, CaptureError> {
-        let last = self.changes.last_picture().cloned();
-        // The pixels are converted where they lie (the shared segment) and
-        // copied only when DAMAGE missed something: no 8 MiB copy every few
-        // seconds of a still screen.
-        let checked = self.capture_as(|size, stride, pixels, captured_at, damage| {
-            let reported = damaged(size, &damage.unwrap_or_default());
-            // A check is due only with a last picture; without one there
-            // is nothing to compare and the screen is not converted.
-            let missed = match &last {
-                Some(last) => {
-                    let now = YuvFrame::from_bgra(size, stride, &pixels, captured_at)?;
-                    verify::missed(&reported, last, &now)
-                }
-                None => 0,
-            };
-            if missed == 0 {
-                return Ok((reported, None));
-            }
-            let pixels = pixels.into_owned();
-            let frame = Frame::new(size.width, size.height, stride, pixels, captured_at)?;
-            Ok((reported, Some((frame, missed))))
+        // A check is due only with a last picture to compare with.
+        let Some(last) = self.changes.last_picture().cloned() else {
+            return Ok(true);
+        };
+        let mut reported = None;
+        let checked = self.capture_bands(|size, damage| {
+            reported = Some(damaged(size, &damage.unwrap_or_default()));
+            Conversion::new(None, None, size)
         });
         self.changes.checked();
-        let (reported, missed) = checked?;
-        let Some((frame, blocks)) = missed else {
+        let (conversion, captured_at) = checked?;
+        let reported = reported.unwrap_or_else(|| ChangeMap::unchanged(self.size));
+        let blocks = verify::missed(&reported, &last, &conversion.finish(captured_at));
+        if blocks == 0 {
             // DAMAGE told the truth; what it reported since the last
             // picture goes into the next one's changes.
             return Ok(self.changes.carry(reported));
-        };
+        }
         warn!(
             display = self.display,
             blocks,
             "the X server's DAMAGE missed changes on this display: comparing pictures from now on"
         );
+        // The next picture is captured afresh and, with nothing to compare
+        // it with yet, converted whole.
         std::mem::replace(&mut self.changes, Changes::compare()).stop(&self.conn);
-        Ok(self.changes.offer(frame))
+        Ok(true)
     }
 }
 
@@ -528,7 +545,7 @@ impl Grabber {
     }
 
     fn shm_or_get_image(conn: &impl Connection, root: Window, size: FrameSize) -> Self {
-        match try_shm(conn, root, frame_bytes(size)) {
+        match try_shm(conn, root, segment_bytes(size.width)) {
             Ok(segment) => {
                 info!("X11 capture uses MIT-SHM shared memory");
                 Self::Shm(segment)
@@ -540,7 +557,7 @@ impl Grabber {
         }
     }
 
-    /// Replaces the shared segment with one for frames of `size`.
+    /// Replaces the shared segment with one for bands of frames of `size`.
     fn resize(&mut self, conn: &impl Connection, root: Window, size: FrameSize) {
         if let Self::Shm(_) = self {
             std::mem::replace(self, Self::GetImage).release(conn);
@@ -548,22 +565,37 @@ impl Grabber {
         }
     }
 
-    /// The top-left `size` pixels of the root window as tightly packed
-    /// ZPixmap rows: borrowed from the shared segment (valid until the next
-    /// grab), or the `GetImage` reply's own buffer.
+    /// The `width` pixels of rows `rows` of the root window, from its left
+    /// edge, as tightly packed ZPixmap rows: borrowed from the shared
+    /// segment (valid until the next grab; a row past them to spare, see
+    /// [`Conversion::convert_band`]), or the `GetImage` reply's own buffer.
     fn grab(
         &mut self,
         conn: &impl Connection,
         root: Window,
-        size: FrameSize,
+        width: u32,
+        rows: Range<u32>,
     ) -> Result<Cow<'_, [u8]>, ReplyError> {
         match self {
-            Self::Shm(segment) => Ok(Cow::Borrowed(segment.grab(conn, root, size)?)),
+            Self::Shm(segment) => {
+                let written = segment.grab(conn, root, width, rows)?;
+                let spare = width as usize * BYTES_PER_PIXEL;
+                let len = (written + spare).min(segment.len());
+                Ok(Cow::Borrowed(segment.pixels(len)))
+            }
             Self::GetImage => {
-                let (width, height) = extent(size);
-                let reply =
-                    xproto::get_image(conn, ImageFormat::Z_PIXMAP, root, 0, 0, width, height, !0)?
-                        .reply()?;
+                let (top, width, height) = band_extent(width, &rows);
+                let reply = xproto::get_image(
+                    conn,
+                    ImageFormat::Z_PIXMAP,
+                    root,
+                    0,
+                    top,
+                    width,
+                    height,
+                    !0,
+                )?
+                .reply()?;
                 Ok(Cow::Owned(reply.data))
             }
         }
@@ -588,18 +620,62 @@ fn try_shm(conn: &impl Connection, root: Window, len: usize) -> Result<ShmSegmen
     ShmSegment::create(conn, root, len)
 }
 
-/// Ends the server grab of a capture with DAMAGE and reads the damage's
-/// rectangles; `None` without DAMAGE.
-fn read_damage<C: Connection>(
-    conn: &C,
-    taken: Option<Cookie<'_, C, FetchRegionReply>>,
-) -> Result<Option<Vec<Rectangle>>, CaptureError> {
-    let Some(taken) = taken else {
-        return Ok(None);
-    };
-    DamageWatch::release(conn).map_err(failed("ending the server grab"))?;
-    let rectangles = DamageWatch::rectangles(taken).map_err(failed("reading the damage"))?;
-    Ok(Some(rectangles))
+/// What a capture hands its bands of rows to
+/// ([`X11Source::capture_bands`]).
+trait Bands {
+    /// The bands of pixel rows wanted, top to bottom, at most `max_rows`
+    /// rows each.
+    fn bands(&self, max_rows: u32) -> Vec<Range<u32>>;
+
+    /// Takes the pixels of rows `rows`, `stride` bytes apart.
+    fn take(&mut self, rows: Range<u32>, pixels: &[u8], stride: usize) -> Result<(), CaptureError>;
+}
+
+impl Bands for Conversion {
+    fn bands(&self, max_rows: u32) -> Vec<Range<u32>> {
+        Conversion::bands(self, max_rows)
+    }
+
+    fn take(&mut self, rows: Range<u32>, pixels: &[u8], stride: usize) -> Result<(), CaptureError> {
+        self.convert_band(rows, pixels, stride)
+    }
+}
+
+/// A whole BGRA frame put together from its bands.
+struct Assembly {
+    size: FrameSize,
+    pixels: Vec<u8>,
+}
+
+impl Assembly {
+    fn new(size: FrameSize) -> Self {
+        let bytes = size.width as usize * size.height as usize * BYTES_PER_PIXEL;
+        Self {
+            size,
+            pixels: Vec::with_capacity(bytes),
+        }
+    }
+}
+
+impl Bands for Assembly {
+    fn bands(&self, max_rows: u32) -> Vec<Range<u32>> {
+        let rows = max_rows.max(1);
+        (0..self.size.height.div_ceil(rows))
+            .map(|band| band * rows..((band + 1) * rows).min(self.size.height))
+            .collect()
+    }
+
+    fn take(&mut self, rows: Range<u32>, pixels: &[u8], stride: usize) -> Result<(), CaptureError> {
+        let bytes = rows.len() * stride;
+        let band = pixels.get(..bytes).ok_or_else(|| {
+            CaptureError::InvalidFrame(format!(
+                "the X server sent {} bytes for rows {rows:?}, {bytes} expected",
+                pixels.len()
+            ))
+        })?;
+        self.pixels.extend_from_slice(band);
+        Ok(())
+    }
 }
 
 /// The blocks DAMAGE's `rectangles` touch, in a picture of `size`.
@@ -909,16 +985,33 @@ fn checked_frame_size(layout: &Layout) -> Result<FrameSize, CaptureError> {
     Ok(size)
 }
 
-/// Bytes of one frame of `size`.
-fn frame_bytes(size: FrameSize) -> usize {
-    size.width as usize * size.height as usize * BYTES_PER_PIXEL
+/// About how many bytes of BGRA a band of rows holds: half a megabyte,
+/// 64 rows of 1080p. The bands of a whole screen cost a round trip each
+/// (17 at 1080p, a few hundred microseconds in all); a band of the whole
+/// screen would hold 8 MiB, more than the rest of the capture path.
+const BAND_BYTES: usize = 512 * 1024;
+
+/// The rows of a band of `width`-pixel rows: whole rows of blocks, as
+/// many as [`BAND_BYTES`] holds, and at least one.
+fn band_rows(width: u32) -> u32 {
+    let row = (width as usize * BYTES_PER_PIXEL).max(1);
+    let rows = u32::try_from(BAND_BYTES / row).unwrap_or(u32::MAX);
+    (rows / MB_SIZE * MB_SIZE).max(MB_SIZE)
 }
 
-/// `size` as the 16-bit width and height X requests take. Sizes come from
-/// the server, whose own sizes are 16-bit, so they always fit.
-fn extent(size: FrameSize) -> (u16, u16) {
+/// Bytes of the shared segment for `width`-pixel rows: a band, and a row
+/// to spare ([`Grabber::grab`]).
+fn segment_bytes(width: u32) -> usize {
+    (band_rows(width) as usize + 1) * width as usize * BYTES_PER_PIXEL
+}
+
+/// The band of rows `rows`, `width` pixels from the left edge, as the
+/// 16-bit top, width and height X requests take. Sizes come from the
+/// server, whose own sizes are 16-bit, so they always fit.
+fn band_extent(width: u32, rows: &Range<u32>) -> (i16, u16, u16) {
     let side = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
-    (side(size.width), side(size.height))
+    let top = i16::try_from(rows.start).unwrap_or(i16::MAX);
+    (top, side(width), side(rows.end - rows.start))
 }
 
 /// Maps an x11rb failure while doing `what` to a [`CaptureError`]: a broken

@@ -68,12 +68,7 @@ impl YuvFrame {
         pixels: &[u8],
         captured_at: Instant,
     ) -> Result<Self, CaptureError> {
-        crate::frame::check_layout(size.width, size.height, stride, pixels.len())?;
-        Ok(Self::new(
-            size,
-            whole_image(size, pixels, stride)?,
-            captured_at,
-        ))
+        Self::converted(None, None, size, stride, pixels, captured_at)
     }
 
     /// Converts a picture (as [`from_bgra`](Self::from_bgra)) that differs
@@ -98,22 +93,14 @@ impl YuvFrame {
         pixels: &[u8],
         captured_at: Instant,
     ) -> Result<Self, CaptureError> {
-        let of_size = changes.grid() == ChangeMap::unchanged(size).grid();
-        if previous.size != size || !of_size {
-            return Self::from_bgra(size, stride, pixels, captured_at);
-        }
-        crate::frame::check_layout(size.width, size.height, stride, pixels.len())?;
-        let whole_rows = pixels.len() >= stride * size.height as usize;
-        let image = if whole_rows && blocks_cheaper(&changes) {
-            let mut image = previous.copy_image();
-            for (row, columns) in changes.runs() {
-                convert_run(&mut image, size, pixels, stride, row, columns)?;
-            }
-            image
-        } else {
-            whole_image(size, pixels, stride)?
-        };
-        Ok(Self::new(size, image, captured_at).with_changes(previous.id, changes))
+        Self::converted(
+            Some(previous),
+            Some(changes),
+            size,
+            stride,
+            pixels,
+            captured_at,
+        )
     }
 
     /// Converts `pixels` as [`from_bgra_changes`](Self::from_bgra_changes)
@@ -129,12 +116,10 @@ impl YuvFrame {
         pixels: &[u8],
         captured_at: Instant,
     ) -> Result<Self, CaptureError> {
-        match (last, changes) {
-            (Some(last), Some(changes)) => {
-                Self::from_bgra_changes(last, changes, size, stride, pixels, captured_at)
-            }
-            _ => Self::from_bgra(size, stride, pixels, captured_at),
-        }
+        crate::frame::check_layout(size.width, size.height, stride, pixels.len())?;
+        let mut conversion = Conversion::new(last, changes, size);
+        conversion.convert_band(0..size.height, pixels, stride)?;
+        Ok(conversion.finish(captured_at))
     }
 
     fn new(size: FrameSize, image: Image, captured_at: Instant) -> Self {
@@ -344,12 +329,154 @@ fn run_pixels(size: FrameSize, row: u32, columns: &Range<u32>) -> (Range<usize>,
     )
 }
 
-/// A new picture of `size` converted whole from `pixels` (layout checked by
-/// the caller).
-fn whole_image(size: FrameSize, pixels: &[u8], stride: usize) -> Result<Image, CaptureError> {
-    let mut image = YuvPlanarImageMut::alloc(size.width, size.height, YuvChromaSubsampling::Yuv420);
-    convert(&mut image, pixels, stride)?;
-    Ok(image)
+/// A picture converted band of rows by band of rows, for a source whose
+/// pixels come a band at a time: X11 captures through a shared segment of
+/// a few dozen rows, so the whole screen is never held in BGRA (8 MiB at
+/// 1080p, more than the rest of the capture path).
+///
+/// [`new`](Self::new) decides what is converted: only the changed blocks
+/// (the rest is the last picture's samples), or the whole picture when that
+/// is faster or nothing says what changed. [`bands`](Self::bands) names the
+/// rows that needs; each goes to [`convert_band`](Self::convert_band);
+/// [`finish`](Self::finish) makes the picture.
+pub(crate) struct Conversion {
+    size: FrameSize,
+    image: Image,
+    /// Whether every row is converted (else the changed blocks only, over
+    /// a copy of the last picture's samples).
+    whole: bool,
+    /// Where the picture differs from the last one: (its id, the map).
+    changes: Option<(u64, ChangeMap)>,
+}
+
+impl Conversion {
+    /// A conversion of a picture of `size` that differs from `last` (the
+    /// picture a source delivered before) only where `changes` says; as
+    /// [`YuvFrame::from_bgra_changes`] says when the whole picture is
+    /// converted instead.
+    pub(crate) fn new(
+        last: Option<&YuvFrame>,
+        changes: Option<ChangeMap>,
+        size: FrameSize,
+    ) -> Self {
+        let of_size = |map: &ChangeMap| map.grid() == ChangeMap::unchanged(size).grid();
+        let changes = match (last, changes) {
+            (Some(last), Some(map)) if last.size == size && of_size(&map) => Some((last, map)),
+            _ => None,
+        };
+        match changes {
+            Some((last, map)) if blocks_cheaper(&map) => Self {
+                size,
+                image: last.copy_image(),
+                whole: false,
+                changes: Some((last.id, map)),
+            },
+            changes => Self {
+                size,
+                image: YuvPlanarImageMut::alloc(
+                    size.width,
+                    size.height,
+                    YuvChromaSubsampling::Yuv420,
+                ),
+                whole: true,
+                changes: changes.map(|(last, map)| (last.id, map)),
+            },
+        }
+    }
+
+    /// The bands of pixel rows to convert, top to bottom, each at most
+    /// `max_rows` rows (at least one row of blocks) and starting on a
+    /// block row: every row, or the rows of blocks with changes.
+    #[cfg_attr(
+        not(target_os = "linux"),
+        allow(dead_code, reason = "X11 captures in bands")
+    )]
+    pub(crate) fn bands(&self, max_rows: u32) -> Vec<Range<u32>> {
+        let grid_rows = ChangeMap::unchanged(self.size).grid().1;
+        let block_rows: Vec<u32> = match &self.changes {
+            Some((_, map)) if !self.whole => {
+                let mut rows: Vec<u32> = map.runs().map(|(row, _)| row).collect();
+                rows.dedup();
+                rows
+            }
+            _ => (0..grid_rows).collect(),
+        };
+        let per_band = (max_rows / MB_SIZE).max(1);
+        let mut bands: Vec<Range<u32>> = Vec::new();
+        for row in block_rows {
+            match bands.last_mut() {
+                Some(band) if band.end == row && band.len() < per_band as usize => {
+                    band.end = row + 1;
+                }
+                _ => bands.push(row..row + 1),
+            }
+        }
+        let pixel_row = |row: u32| (row * MB_SIZE).min(self.size.height);
+        bands
+            .into_iter()
+            .map(|band| pixel_row(band.start)..pixel_row(band.end))
+            .collect()
+    }
+
+    /// Converts what this conversion needs of pixel rows `rows` (a band
+    /// [`bands`](Self::bands) named), from `pixels`: those rows, `stride`
+    /// bytes apart, from the picture's left edge. A buffer that holds a full
+    /// stride past the band's last row lets runs in its last block row be
+    /// converted on their own; without it they start at the left edge.
+    ///
+    /// # Errors
+    ///
+    /// [`CaptureError::InvalidFrame`] when `pixels` does not hold the rows,
+    /// or `rows` does not start on a block row inside the picture.
+    pub(crate) fn convert_band(
+        &mut self,
+        rows: Range<u32>,
+        pixels: &[u8],
+        stride: usize,
+    ) -> Result<(), CaptureError> {
+        if !rows.start.is_multiple_of(MB_SIZE) || rows.is_empty() || rows.end > self.size.height {
+            return Err(CaptureError::InvalidFrame(format!(
+                "rows {rows:?} are not a band of block rows of a {} picture",
+                self.size
+            )));
+        }
+        crate::frame::check_layout(self.size.width, rows.len() as u32, stride, pixels.len())?;
+        let whole_rows = pixels.len() >= stride * rows.len();
+        if self.whole || !whole_rows {
+            let area = Area {
+                top: rows.start as usize,
+                left: 0,
+                width: self.size.width as usize,
+                height: rows.len(),
+            };
+            return convert_area(&mut self.image, &area, pixels, stride);
+        }
+        let Some((_, map)) = &self.changes else {
+            unreachable!("a conversion of changed blocks has its map");
+        };
+        let block_rows = rows.start / MB_SIZE..rows.end.div_ceil(MB_SIZE);
+        for (row, columns) in map.runs().filter(|(row, _)| block_rows.contains(row)) {
+            convert_run(
+                &mut self.image,
+                self.size,
+                (pixels, rows.start),
+                stride,
+                row,
+                columns,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The picture, captured at `captured_at`, once every band is
+    /// converted.
+    pub(crate) fn finish(self, captured_at: Instant) -> YuvFrame {
+        let picture = YuvFrame::new(self.size, self.image, captured_at);
+        match self.changes {
+            Some((last, map)) => picture.with_changes(last, map),
+            None => picture,
+        }
+    }
 }
 
 /// Converts `image.height` rows of `image.width` BGRA pixels, `stride`
@@ -373,70 +500,124 @@ fn convert(
     .map_err(|e| CaptureError::InvalidFrame(format!("converting to I420: {e}")))
 }
 
+/// A rectangle of a picture, in pixels.
+struct Area {
+    top: usize,
+    left: usize,
+    width: usize,
+    height: usize,
+}
+
+impl Area {
+    /// The samples of `image`'s Y, U and V planes from the area's first
+    /// one to a full stride past its last row: what the converter is given
+    /// of each plane (see [`convert_area`]).
+    fn plane_rows(&self, image: &Image) -> [Range<usize>; 3] {
+        let chroma_rows = self.height.div_ceil(2);
+        let rows = |start: usize, stride: u32, count: usize| start..start + stride as usize * count;
+        [
+            rows(
+                self.top * image.y_stride as usize + self.left,
+                image.y_stride,
+                self.height,
+            ),
+            rows(
+                self.top / 2 * image.u_stride as usize + self.left / 2,
+                image.u_stride,
+                chroma_rows,
+            ),
+            rows(
+                self.top / 2 * image.v_stride as usize + self.left / 2,
+                image.v_stride,
+                chroma_rows,
+            ),
+        ]
+    }
+}
+
 /// Converts the blocks `columns` of block row `row` of a `size` picture
-/// into `image`, in place.
+/// into `image`, in place, from `band`: pixels and the picture row its
+/// first row is, holding whole rows of `stride` bytes from there to past
+/// the run (checked by the caller).
 ///
 /// The converter walks rows in steps of whole strides, in the source and in
 /// each plane, so every slice it gets must hold the run's rows to a full
 /// stride past its first sample. The planes end with the picture's last
-/// row, so in the last block row that holds only for a run that starts at
-/// column 0: such a run is widened to the left edge (at most one row of
-/// blocks converted needlessly). `pixels` holds whole rows (checked by the
-/// caller).
+/// row, and a band's pixels may end with its last row, so there that holds
+/// only for a run that starts at column 0: such a run is widened to the
+/// left edge (at most one row of blocks converted needlessly).
 fn convert_run(
     image: &mut Image,
     size: FrameSize,
-    pixels: &[u8],
+    band: (&[u8], u32),
     stride: usize,
     row: u32,
     columns: Range<u32>,
 ) -> Result<(), CaptureError> {
+    let (pixels, first_row) = band;
     let (xs, ys) = run_pixels(size, row, &columns);
-    let (top, height, end) = (ys.start, ys.len(), xs.end);
-    let (y_stride, u_stride, v_stride) = (
-        image.y_stride as usize,
-        image.u_stride as usize,
-        image.v_stride as usize,
-    );
-    let chroma_rows = height.div_ceil(2);
-    let fits = |left: usize| {
-        let (y_len, u_len, v_len) = (
+    let (top, height) = (ys.start, ys.len());
+    // Where the area's first pixel is in the band.
+    let from = |left: usize| (top - first_row as usize) * stride + left * BYTES_PER_PIXEL;
+    let area_from = |left: usize| Area {
+        top,
+        left,
+        width: xs.end - left,
+        height,
+    };
+    let fits = |area: &Area| {
+        let lens = [
             image.y_plane.borrow().len(),
             image.u_plane.borrow().len(),
             image.v_plane.borrow().len(),
-        );
-        top * y_stride + left + y_stride * height <= y_len
-            && top / 2 * u_stride + left / 2 + u_stride * chroma_rows <= u_len
-            && top / 2 * v_stride + left / 2 + v_stride * chroma_rows <= v_len
-            && top * stride + left * BYTES_PER_PIXEL + stride * height <= pixels.len()
+        ];
+        let planes_fit = area
+            .plane_rows(image)
+            .iter()
+            .zip(lens)
+            .all(|(rows, len)| rows.end <= len);
+        planes_fit && from(area.left) + stride * height <= pixels.len()
     };
-    let left = if fits(xs.start) { xs.start } else { 0 };
-    // Each slice ends with the run's rows: the converter walks its rows
-    // until the shortest slice ends, so a slice running on to the end of
-    // the plane would have it convert every row below the run too.
-    let rows = |start: usize, stride: usize, count: usize| start..start + stride * count;
-    let mut run = YuvPlanarImageMut {
-        y_plane: BufferStoreMut::Borrowed(
-            &mut image.y_plane.borrow_mut()[rows(top * y_stride + left, y_stride, height)],
-        ),
-        y_stride: image.y_stride,
-        u_plane: BufferStoreMut::Borrowed(
-            &mut image.u_plane.borrow_mut()
-                [rows(top / 2 * u_stride + left / 2, u_stride, chroma_rows)],
-        ),
-        u_stride: image.u_stride,
-        v_plane: BufferStoreMut::Borrowed(
-            &mut image.v_plane.borrow_mut()
-                [rows(top / 2 * v_stride + left / 2, v_stride, chroma_rows)],
-        ),
-        v_stride: image.v_stride,
+    let area = Some(area_from(xs.start))
+        .filter(|area| fits(area))
+        .unwrap_or_else(|| area_from(0));
+    let start = from(area.left);
+    convert_area(
+        image,
+        &area,
+        &pixels[start..start + stride * height],
+        stride,
+    )
+}
+
+/// Converts `area` of the picture into `image`, in place, from `pixels`:
+/// the area's rows, `stride` bytes apart, from its top-left pixel on.
+///
+/// Each slice the converter gets ends with the area's rows: it walks its
+/// rows until the shortest slice ends, so a slice running on to the end of
+/// the plane would have it convert every row below the area too.
+fn convert_area(
+    image: &mut Image,
+    area: &Area,
+    pixels: &[u8],
+    stride: usize,
+) -> Result<(), CaptureError> {
+    let (y_stride, u_stride, v_stride) = (image.y_stride, image.u_stride, image.v_stride);
+    let [y_rows, u_rows, v_rows] = area.plane_rows(image);
+    let mut part = YuvPlanarImageMut {
+        y_plane: BufferStoreMut::Borrowed(&mut image.y_plane.borrow_mut()[y_rows]),
+        y_stride,
+        u_plane: BufferStoreMut::Borrowed(&mut image.u_plane.borrow_mut()[u_rows]),
+        u_stride,
+        v_plane: BufferStoreMut::Borrowed(&mut image.v_plane.borrow_mut()[v_rows]),
+        v_stride,
         // Both below the picture's own u32 sides.
-        width: (end - left) as u32,
-        height: height as u32,
+        width: area.width as u32,
+        height: area.height as u32,
     };
     convert(
-        &mut run,
-        &pixels[rows(top * stride + left * BYTES_PER_PIXEL, stride, height)],
+        &mut part,
+        &pixels[..pixels.len().min(stride * area.height)],
         stride,
     )
 }
@@ -522,10 +703,18 @@ mod tests {
         pixels
     }
 
-    #[test]
-    fn converting_the_changed_blocks_gives_the_whole_conversion() {
-        // 1040x280: a partial last column and row of blocks; padded rows.
-        // Big enough that the changes are converted run by run.
+    /// A 1040x280 picture (a partial last column and row of blocks; padded
+    /// rows) before and after changes scattered as the test below says,
+    /// and their map: big enough that the changes are converted run by run.
+    struct Scattered {
+        size: FrameSize,
+        stride: usize,
+        previous: YuvFrame,
+        new: Vec<u8>,
+        map: ChangeMap,
+    }
+
+    fn scattered() -> Scattered {
         let (width, height, stride) = (1040, 280, 1040 * 4 + 12);
         let size = FrameSize::new(width as u32, height as u32);
         let old = varied(width, height, stride, 0);
@@ -556,6 +745,24 @@ mod tests {
             change(x, 50);
         }
         assert!(blocks_cheaper(&map), "converted run by run");
+        Scattered {
+            size,
+            stride,
+            previous,
+            new,
+            map,
+        }
+    }
+
+    #[test]
+    fn converting_the_changed_blocks_gives_the_whole_conversion() {
+        let Scattered {
+            size,
+            stride,
+            previous,
+            new,
+            map,
+        } = scattered();
         let partial =
             YuvFrame::from_bgra_changes(&previous, map.clone(), size, stride, &new, Instant::now())
                 .unwrap();
@@ -567,6 +774,43 @@ mod tests {
         assert!(!partial.same_picture(&previous));
         assert_eq!(partial.changes_since(previous.id()), Some(&map));
         assert_eq!(previous.planes().0[0], previous.clone().planes().0[0]);
+    }
+
+    #[test]
+    fn a_picture_converted_band_by_band_is_the_whole_conversion() {
+        let fixture = scattered();
+        let (size, stride, new) = (fixture.size, fixture.stride, &fixture.new);
+        let whole = YuvFrame::from_bgra(size, stride, new, Instant::now()).unwrap();
+        // The changed blocks' rows, in bands of at most two block rows.
+        let previous = &fixture.previous;
+        let bands = Conversion::new(Some(previous), Some(fixture.map.clone()), size).bands(32);
+        assert_eq!(bands, [0..32, 32..64, 272..280]);
+        // Every row, for a whole conversion.
+        let all = Conversion::new(None, None, size).bands(40);
+        assert_eq!(all.len(), 280_usize.div_ceil(32));
+        assert!(
+            all.iter()
+                .all(|band| band.start.is_multiple_of(16) && band.len() <= 32)
+        );
+        // Each band's pixels end with its last row, or hold a row to spare.
+        let map = || Some(fixture.map.clone());
+        for (changes, spare) in [(map(), 0), (map(), 1), (None, 0)] {
+            let mut conversion = Conversion::new(Some(previous), changes, size);
+            for rows in conversion.bands(32) {
+                let from = rows.start as usize * stride;
+                let to = (rows.end as usize + spare) * stride;
+                let pixels = &new[from..to.min(new.len())];
+                conversion.convert_band(rows, pixels, stride).unwrap();
+            }
+            let picture = conversion.finish(Instant::now());
+            assert!(picture.same_picture(&whole), "spare rows {spare}");
+        }
+        let mut conversion = Conversion::new(None, None, size);
+        let err = conversion.convert_band(8..40, new, stride).unwrap_err();
+        assert!(
+            err.to_string().contains("not a band of block rows"),
+            "{err}"
+        );
     }
 
     #[test]

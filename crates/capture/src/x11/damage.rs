@@ -17,8 +17,10 @@
 //! in this damage and in this picture. Without the grab, something drawn
 //! between the two requests would be in the picture but only in the next
 //! picture's damage: the encoder, told that block was unchanged, would
-//! show it a frame late. The grab lasts one shared-memory `GetImage` of
-//! the screen (about a millisecond at 1080p).
+//! show it a frame late. The grab lasts the shared-memory `GetImage`s of
+//! the bands of rows with damage and their conversion (`X11Source`'s
+//! bands; about a millisecond at 1080p for the whole screen, a fraction of
+//! that for typing).
 
 use x11rb::NONE;
 use x11rb::connection::Connection;

@@ -10,7 +10,8 @@
 //! converts it, and compares it with the last picture it delivered, block
 //! by block ([`missed`]). A block that changed without damage means DAMAGE
 //! cannot be trusted on this display: the source switches to comparing
-//! pictures for good, and delivers the capture that showed it.
+//! pictures for good; its next picture is a capture made for it, converted
+//! whole.
 //!
 //! The comparison is of the converted samples, which are what gets
 //! encoded: a change that converts to the same samples would not be in the

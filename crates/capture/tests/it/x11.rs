@@ -364,13 +364,16 @@ fn assert_change_maps_name_the_drawn_blocks(source: &mut X11Source, xvfb: &Xvfb)
         "the first picture has nothing before it"
     );
     let mut last = first.id();
-    let drawings: [&[(i16, i16, u16, u16)]; 3] = [
+    // The source captures bands of rows (192 at this width): the last
+    // drawing's line crosses every band, and ends within one.
+    let drawings: [&[(i16, i16, u16, u16)]; 4] = [
         &[(0, 0, 3, 3)],
         &[(15, 31, 2, 2), (600, 100, 40, 1)],
         &[(639, 479, 1, 1)],
+        &[(300, 20, 2, 440)],
     ];
     for (i, rectangles) in drawings.into_iter().enumerate() {
-        painter.fill([RED, GREEN, BLUE][i], rectangles);
+        painter.fill([RED, GREEN, BLUE, WHITE][i], rectangles);
         let picture = source.next_yuv_frame().unwrap();
         let map = picture
             .changes_since(last)
