@@ -158,6 +158,12 @@ typedef struct {
   int iScrollMvX;
   int iScrollMvY;
   bool bScrollDetectFlag; // 0:false ; 1:ltr; 2: scene change
+  // DESKREC PATCH: one byte a macroblock, non-zero where the current
+  // picture is unchanged from the reference (NULL: unknown), and whether
+  // the reference is the picture the detection last ran on, whose test
+  // lines it kept
+  const unsigned char* pDeskrecUnchangedMbs;
+  bool bDeskrecTestLinesKept;
 } SScrollDetectionParam;
 
 typedef struct {

@@ -261,6 +261,34 @@ typedef struct TagWelsEncCtx {
   bool               bDeskrecComplexityKept;
   uint8_t*           pDeskrecMbCopied;
   uint8_t*           pDeskrecComplexityReuse;
+  // DESKREC PATCH: OpenH264's copies of the input (its source pictures) of
+  // the last two pictures preprocessed, [0] the last, and the map that came
+  // with the last (valid when bDeskrecSrcMapKept): the next input is copied
+  // only where it or the last changed (see DeskrecCopyChanged in
+  // wels_preprocess.cpp)
+  SPicture*          pDeskrecSrcPic[2];
+  uint8_t*           pDeskrecSrcMap;
+  bool               bDeskrecSrcMapKept;
+  // DESKREC PATCH: what a macroblock skipped as unchanged can take from the
+  // pictures before (see DeskrecSkipUnchanged): encodes are counted from 1
+  // (the one under way, and the one whose reconstruction is
+  // pDeskrecLastDecPic), and each macroblock has the last encode whose
+  // reconstruction of it may differ from the one before (coded, or
+  // deblocked; UINT32_MAX before any). A reconstruction picture holding
+  // encode k (SPicture::uiDeskrecEncodedAt) holds the reference's
+  // macroblock where that is at most k.
+  uint32_t           uiDeskrecEncodeCount;
+  uint32_t           uiDeskrecLastDecCount;
+  uint32_t           uiDeskrecCsHeld;       // what pDecPic held before this encode
+  uint32_t*          pDeskrecMbChangedAt;
+  // DESKREC PATCH: inputs preprocessed, counted from 1, and the one the
+  // scroll detection last ran on (0: none), which kept its test lines
+  uint32_t           uiDeskrecInputCount;
+  uint32_t           uiDeskrecScrollRanAt;
+  // DESKREC PATCH: whether the macroblock loop may leave a skipped
+  // macroblock's reconstruction as it is (the single-slice loop, on a
+  // macroblock's first try: a retry may have written it)
+  bool               bDeskrecMayKeepCs;
 } sWelsEncCtx/*, *PWelsEncCtx*/;
 }
 #endif//sWelsEncCtx_H__

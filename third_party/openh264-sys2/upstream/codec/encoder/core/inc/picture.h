@@ -96,6 +96,10 @@ uint8_t    uiRecieveConfirmed;
 uint8_t    uiTemporalId;
 uint8_t    uiSpatialId;
 int32_t   iFrameAverageQp;
+// DESKREC PATCH: the encode (uiDeskrecEncodeCount) whose reconstruction
+// this picture holds, 0 while it is written or unknown (see
+// pDeskrecMbChangedAt)
+uint32_t  uiDeskrecEncodedAt;
 
 /*******************************for screen reference frames****************************/
 SScreenBlockFeatureStorage* pScreenBlockFeatureStorage;

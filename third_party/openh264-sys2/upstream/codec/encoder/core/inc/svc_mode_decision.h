@@ -85,9 +85,15 @@ void WelsMdUpdateBGDInfoNULL (SDqLayer* pCurLayer,  SMB* pCurMb, const bool kbCo
 // unchanged and not copied yet (see DeskrecSkipUnchanged); before anything
 // reads them
 void DeskrecFlushSkipped (sWelsEncCtx* pEncCtx);
-// DESKREC PATCH: before a macroblock's mode decision, DeskrecFlushSkipped
+// DESKREC PATCH: before a macroblock's first try (the single-slice loop):
+// marks it a first try (see bDeskrecMayKeepCs), and DeskrecFlushSkipped
 // unless it may extend the run of skipped ones
 void DeskrecBeforeMb (sWelsEncCtx* pEncCtx, const SMB* pCurMb);
+// DESKREC PATCH: count the encode starting (after its complexity analysis,
+// before its slices) and the one ending (its reconstruction, deblocked or
+// not, is the next reference): see pDeskrecMbChangedAt
+void DeskrecStartPicture (sWelsEncCtx* pEncCtx);
+void DeskrecEndPicture (sWelsEncCtx* pEncCtx);
 bool MdInterSCDPskipProcess (sWelsEncCtx* pEncCtx, SWelsMD* pMd, SSlice* pSlice, SMB* pCurMb, SMbCache* pMbCache,
                              ESkipModes eSkipMode);
 typedef bool (*pJudgeSkipFun) (sWelsEncCtx* pEncCtx, SMB* pCurMb, SMbCache* pMbCache, SWelsMD* pWelsMd);

@@ -1742,6 +1742,17 @@ int32_t RequestMemorySvc (sWelsEncCtx** ppCtx, SExistingParasetList* pExistingPa
                                       "pDeskrecComplexityReuse"));
   WELS_VERIFY_RETURN_IF (1, (NULL == (*ppCtx)->pDeskrecComplexityReuse))
   (*ppCtx)->bDeskrecComplexityKept = false;
+  (*ppCtx)->pDeskrecSrcMap = static_cast<uint8_t*> (pMa->WelsMallocz (iCountMaxMbNum, "pDeskrecSrcMap"));
+  WELS_VERIFY_RETURN_IF (1, (NULL == (*ppCtx)->pDeskrecSrcMap))
+  (*ppCtx)->pDeskrecSrcPic[0] = (*ppCtx)->pDeskrecSrcPic[1] = NULL;
+  (*ppCtx)->bDeskrecSrcMapKept = false;
+  (*ppCtx)->pDeskrecMbChangedAt = static_cast<uint32_t*> (pMa->WelsMalloc (iCountMaxMbNum * sizeof (uint32_t),
+                                  "pDeskrecMbChangedAt"));
+  WELS_VERIFY_RETURN_IF (1, (NULL == (*ppCtx)->pDeskrecMbChangedAt))
+  memset ((*ppCtx)->pDeskrecMbChangedAt, 0xff, iCountMaxMbNum * sizeof (uint32_t));
+  (*ppCtx)->uiDeskrecEncodeCount = (*ppCtx)->uiDeskrecLastDecCount = 0;
+  (*ppCtx)->uiDeskrecInputCount = (*ppCtx)->uiDeskrecScrollRanAt = 0;
+  (*ppCtx)->bDeskrecMayKeepCs = false;
 
   (*ppCtx)->pVaa->sVaaCalcInfo.pSad8x8 = static_cast<int32_t (*)[4]>
                                          (pMa->WelsMallocz (iCountMaxMbNum * 4 * sizeof (int32_t), "pVaa->sVaaCalcInfo.sad8x8"));
@@ -1976,6 +1987,10 @@ void FreeMemorySvc (sWelsEncCtx** ppCtx) {
       pCtx->pDeskrecMbCopied = NULL;
       pMa->WelsFree (pCtx->pDeskrecComplexityReuse, "pDeskrecComplexityReuse");
       pCtx->pDeskrecComplexityReuse = NULL;
+      pMa->WelsFree (pCtx->pDeskrecSrcMap, "pDeskrecSrcMap");
+      pCtx->pDeskrecSrcMap = NULL;
+      pMa->WelsFree (pCtx->pDeskrecMbChangedAt, "pDeskrecMbChangedAt");
+      pCtx->pDeskrecMbChangedAt = NULL;
       pMa->WelsFree (pCtx->pVaa->sVaaCalcInfo.pSad8x8, "pVaa->sVaaCalcInfo.sad8x8");
       pCtx->pVaa->sVaaCalcInfo.pSad8x8 = NULL;
       pMa->WelsFree (pCtx->pVaa->sVaaCalcInfo.pSsd16x16, "pVaa->sVaaCalcInfo.pSsd16x16");
@@ -3656,6 +3671,7 @@ int32_t WelsEncoderEncodeExt (sWelsEncCtx* pCtx, SFrameBSInfo* pFbi, const SSour
     // DESKREC PATCH: this picture's macroblocks skipped as unchanged are
     // marked as they are coded (see pDeskrecMbCopied)
     memset (pCtx->pDeskrecMbCopied, 0, pCtx->pCurDqLayer->iMbWidth * pCtx->pCurDqLayer->iMbHeight);
+    DeskrecStartPicture (pCtx); // DESKREC PATCH: see pDeskrecMbChangedAt
     WelsUpdateRefSyntax (pCtx,  pParamInternal->iPOC,
                          eFrameType); //get reordering syntax used for writing slice header and transmit to encoder.
     PrefetchReferencePicture (pCtx, eFrameType); // update reference picture for current pDq layer
@@ -3899,6 +3915,7 @@ int32_t WelsEncoderEncodeExt (sWelsEncCtx* pCtx, SFrameBSInfo* pFbi, const SSour
     // DESKREC PATCH: the next picture's unchanged-macroblock map is
     // relative to this one
     pCtx->pDeskrecLastDecPic = pCtx->pDecPic;
+    DeskrecEndPicture (pCtx); // DESKREC PATCH: see pDeskrecMbChangedAt
 
     //update scc related
     pCtx->pFuncList->pfUpdateFMESwitch (pCtx->pCurDqLayer);

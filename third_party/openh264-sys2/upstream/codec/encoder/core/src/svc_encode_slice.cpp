@@ -1869,6 +1869,7 @@ TRY_REENCODING:
       if (iEncReturn == ENC_RETURN_VLCOVERFLOWFOUND && (pCurMb->uiLumaQp < 50)) {
         pSlice->iMbSkipRun = pEncCtx->pFuncList->pfStashPopMBStatus (&sDss, pSlice);
         UpdateQpForOverflow (pCurMb, kuiChromaQpIndexOffset);
+        pEncCtx->bDeskrecMayKeepCs = false; // DESKREC PATCH: the try before may have written it
         goto TRY_REENCODING;
       }
     }
@@ -1897,6 +1898,7 @@ TRY_REENCODING:
   }
 
   DeskrecFlushSkipped (pEncCtx); // DESKREC PATCH: the slice's last run
+  pEncCtx->bDeskrecMayKeepCs = false; // DESKREC PATCH: only in this loop
   if (pSlice->iMbSkipRun) {
     BsWriteUE (pBs, pSlice->iMbSkipRun);
   }

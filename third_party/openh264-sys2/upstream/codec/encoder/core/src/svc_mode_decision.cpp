@@ -500,6 +500,7 @@ void DeskrecFlushSkipped (sWelsEncCtx* pEncCtx) {
 }
 
 void DeskrecBeforeMb (sWelsEncCtx* pEncCtx, const SMB* pCurMb) {
+  pEncCtx->bDeskrecMayKeepCs = true; // the macroblock's first try
   if (pEncCtx->iDeskrecSkippedCount == 0)
     return;
   // Only the next macroblock of the same row, and one the map says is
@@ -512,6 +513,27 @@ void DeskrecBeforeMb (sWelsEncCtx* pEncCtx, const SMB* pCurMb) {
     DeskrecFlushSkipped (pEncCtx);
 }
 
+void DeskrecStartPicture (sWelsEncCtx* pEncCtx) {
+  pEncCtx->uiDeskrecEncodeCount++;
+  pEncCtx->uiDeskrecCsHeld = pEncCtx->pDecPic->uiDeskrecEncodedAt;
+  pEncCtx->pDecPic->uiDeskrecEncodedAt = 0; // being written
+  pEncCtx->bDeskrecMayKeepCs = false;
+}
+
+void DeskrecEndPicture (sWelsEncCtx* pEncCtx) {
+  const SDqLayer* pCurDqLayer = pEncCtx->pCurDqLayer;
+  const int32_t kiMbCount = pCurDqLayer->iMbWidth * pCurDqLayer->iMbHeight;
+  const uint32_t kuiNow = pEncCtx->uiDeskrecEncodeCount;
+  // The deblocking filter changes skipped macroblocks' edges too.
+  const bool kbDeblocked = pCurDqLayer->iLoopFilterDisableIdc != DEBLOCKING_IDC_1;
+  for (int32_t i = 0; i < kiMbCount; i++) {
+    if (kbDeblocked || !pEncCtx->pDeskrecMbCopied[i])
+      pEncCtx->pDeskrecMbChangedAt[i] = kuiNow;
+  }
+  pEncCtx->pDecPic->uiDeskrecEncodedAt = kuiNow;
+  pEncCtx->uiDeskrecLastDecCount = kuiNow;
+}
+
 // DESKREC PATCH: SvcMdSCDMbEnc's P_Skip for a macroblock the caller's map
 // says is unchanged, whose skip motion vector is zero and whose reference
 // was coded at a QP close to this picture's (else OpenH264 codes it again,
@@ -522,18 +544,30 @@ void DeskrecBeforeMb (sWelsEncCtx* pEncCtx, const SMB* pCurMb) {
 // next picture's skip decisions compare a changed block's cost with it
 // (`pMbSkipSad`), so a sum kept from an older picture, where the block
 // was coded, let small changes there be skipped and lost (the benchmark's
-// still scene lost 9 dB so).
+// still scene lost 9 dB so). Two things need no work (see
+// pDeskrecMbChangedAt): the sum is the last picture's when that picture
+// skipped the block as unchanged too (the same source, by the map, and
+// the same reference, its reconstruction having been a copy of its own
+// reference), and the copy is not needed where the reconstruction picture
+// still holds the reference's block (with one reference, OpenH264
+// alternates two pictures: the one written holds the picture before last).
 static void DeskrecSkipUnchanged (sWelsEncCtx* pEncCtx, SWelsMD* pWelsMd, SSlice* pSlice, SMB* pCurMb,
                                   SMbCache* pMbCache) {
   SDqLayer* pCurDqLayer   = pEncCtx->pCurDqLayer;
   SWelsFuncPtrList* pFunc = pEncCtx->pFuncList;
   const SMVUnitXY ksZero  = {0, 0};
   uint8_t** pCsMb = &pMbCache->SPicData.pCsMb[0];
+  const uint32_t kuiChangedAt = pEncCtx->pDeskrecMbChangedAt[pCurMb->iMbXY];
+  const uint32_t kuiLast = pEncCtx->uiDeskrecEncodeCount - 1;
+  const bool kbSadKept = pEncCtx->uiDeskrecLastDecCount == kuiLast && kuiChangedAt < kuiLast;
+  const bool kbCsKept = pEncCtx->bDeskrecMayKeepCs && pEncCtx->uiDeskrecCsHeld != 0
+                        && kuiChangedAt <= pEncCtx->uiDeskrecCsHeld;
 
   pCurMb->uiCbp = 0;
   pWelsMd->iCostLuma = 0;
-  pCurMb->pSadCost[0] = pFunc->sSampleDealingFuncs.pfSampleSad[BLOCK_16x16] (pMbCache->SPicData.pEncMb[0],
-                        pCurDqLayer->iEncStride[0], pMbCache->SPicData.pRefMb[0], pCurDqLayer->pRefPic->iLineSize[0]);
+  if (!kbSadKept)
+    pCurMb->pSadCost[0] = pFunc->sSampleDealingFuncs.pfSampleSad[BLOCK_16x16] (pMbCache->SPicData.pEncMb[0],
+                          pCurDqLayer->iEncStride[0], pMbCache->SPicData.pRefMb[0], pCurDqLayer->pRefPic->iLineSize[0]);
   pWelsMd->iCostSkipMb = pCurMb->pSadCost[0];
   ST32 (& (pCurMb->sP16x16Mv), 0);
   ST32 (& (pCurDqLayer->pDecPic->sMvList[pCurMb->iMbXY]), 0);
@@ -548,7 +582,9 @@ static void DeskrecSkipUnchanged (sWelsEncCtx* pEncCtx, SWelsMD* pWelsMd, SSlice
   // the run's last.
   const int32_t kiRunEnd = pEncCtx->iDeskrecSkippedFirst + pEncCtx->iDeskrecSkippedCount;
   const bool kbAlreadyInRun = pEncCtx->iDeskrecSkippedCount > 0 && pCurMb->iMbXY == kiRunEnd - 1;
-  if (!kbAlreadyInRun) {
+  // A block needing no copy ends the run (the next macroblock's
+  // DeskrecBeforeMb flushes it: it no longer follows the run).
+  if (!kbAlreadyInRun && !kbCsKept) {
     if (pEncCtx->iDeskrecSkippedCount > 0 && (pCurMb->iMbXY != kiRunEnd || pCurMb->iMbX == 0))
       DeskrecFlushSkipped (pEncCtx);
     if (pEncCtx->iDeskrecSkippedCount == 0) {

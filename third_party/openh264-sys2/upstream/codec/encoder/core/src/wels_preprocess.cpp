@@ -147,6 +147,10 @@ int32_t CWelsPreProcess::WelsPreprocessDestroy() {
 int32_t CWelsPreProcess::WelsPreprocessReset (sWelsEncCtx* pCtx, int32_t iWidth, int32_t iHeight) {
   int32_t iRet = -1;
   SWelsSvcCodingParam* pSvcParam = pCtx->pSvcParam;
+  // DESKREC PATCH: the source pictures are made anew (see DeskrecCopyChanged)
+  pCtx->pDeskrecSrcPic[0] = pCtx->pDeskrecSrcPic[1] = NULL;
+  pCtx->bDeskrecSrcMapKept = false;
+  pCtx->uiDeskrecScrollRanAt = 0;
   //init source width and height
   pSvcParam->SUsedPicRect.iLeft = 0;
   pSvcParam->SUsedPicRect.iTop  = 0;
@@ -351,6 +355,81 @@ int32_t CWelsPreProcess::UpdateSpatialPictures (sWelsEncCtx* pCtx, SWelsSvcCodin
  *   SingleLayerPreprocess: down sampling if applicable
  *  @return: exact number of spatial layers need to encoder indeed
  */
+// DESKREC PATCH: whether an input of iWidth x iHeight has the macroblock grid
+// of the picture the caller's maps are for (their length); they are used
+// only then
+static bool DeskrecMapFits (const sWelsEncCtx* pCtx, const int32_t iWidth, const int32_t iHeight) {
+  const SSpatialLayerConfig* kpLayer = &pCtx->pSvcParam->sSpatialLayers[0];
+  return pCtx->pSvcParam->iSpatialLayerNum == 1 && ((kpLayer->iVideoWidth + 15) >> 4) == ((iWidth + 15) >> 4)
+         && ((kpLayer->iVideoHeight + 15) >> 4) == ((iHeight + 15) >> 4);
+}
+
+// DESKREC PATCH: copies into pDst, OpenH264's source picture for the input
+// kpSrc (iWidth x iHeight), only the macroblocks that can differ from what
+// pDst holds, when that is known: OpenH264 alternates two source pictures,
+// so pDst holds the source of the picture before last. A macroblock the
+// caller's map says is unchanged since the last picture, and the last
+// picture's map said was unchanged since the one before, is already there.
+// Returns false, having copied nothing, when that is not known (no map now
+// or then, pDst not the picture before last's, a cropped input): the caller
+// copies it all. Same pictures as copying it all; a typing screen copies a
+// few dozen of 8160 macroblocks instead of 3 MiB a picture.
+static bool DeskrecCopyChanged (sWelsEncCtx* pCtx, SPicture* pDst, const SSourcePicture* kpSrc,
+                                const int32_t iWidth, const int32_t iHeight) {
+  const uint8_t* kpNow = pCtx->pDeskrecUnchangedMbs;
+  const uint8_t* kpLast = pCtx->pDeskrecSrcMap;
+  const SWelsSvcCodingParam* kpParam = pCtx->pSvcParam;
+  if (kpNow == NULL || !pCtx->bDeskrecSrcMapKept || pDst != pCtx->pDeskrecSrcPic[1] || pDst == pCtx->pDeskrecSrcPic[0]
+      || kpParam->SUsedPicRect.iTop != 0 || kpParam->SUsedPicRect.iLeft != 0
+      || kpSrc->iColorFormat != VIDEO_FORMAT_I420 || kpSrc->iPicWidth != iWidth || kpSrc->iPicHeight != iHeight
+      || (iWidth & 1) || (iHeight & 1) || iWidth > pDst->iWidthInPixel || iHeight > pDst->iHeightInPixel
+      || !DeskrecMapFits (pCtx, iWidth, iHeight))
+    return false;
+  const int32_t kiMbWidth = (iWidth + 15) >> 4;
+  const int32_t kiMbHeight = (iHeight + 15) >> 4;
+  for (int32_t j = 0; j < kiMbHeight; ++j) {
+    const int32_t kiTop = j << 4;
+    const int32_t kiRows = WELS_MIN (16, iHeight - kiTop);
+    const int32_t kiRow = j * kiMbWidth;
+    int32_t i = 0;
+    while (i < kiMbWidth) {
+      int32_t iEnd = i;
+      while (iEnd < kiMbWidth && ! (kpNow[kiRow + iEnd] && kpLast[kiRow + iEnd]))
+        ++ iEnd;
+      if (iEnd == i) {
+        ++ i;
+        continue;
+      }
+      // the run [i, iEnd) of macroblocks, cut at the picture's right edge
+      const int32_t kiLeft = i << 4;
+      const int32_t kiCols = WELS_MIN (iEnd << 4, iWidth) - kiLeft;
+      for (int32_t iPlane = 0; iPlane < 3; ++ iPlane) {
+        const int32_t kiShift = iPlane == 0 ? 0 : 1;
+        const int32_t kiSrcStride = kpSrc->iStride[iPlane];
+        const int32_t kiDstStride = pDst->iLineSize[iPlane];
+        const uint8_t* pSrc = kpSrc->pData[iPlane] + (kiTop >> kiShift) * kiSrcStride + (kiLeft >> kiShift);
+        uint8_t* pDstRow = pDst->pData[iPlane] + (kiTop >> kiShift) * kiDstStride + (kiLeft >> kiShift);
+        for (int32_t y = 0; y < (kiRows >> kiShift); ++ y)
+          memcpy (pDstRow + y * kiDstStride, pSrc + y * kiSrcStride, kiCols >> kiShift);
+      }
+      i = iEnd;
+    }
+  }
+  return true;
+}
+
+// DESKREC PATCH: pDst (NULL: none) now holds the source of the picture being
+// encoded, copied from the input with the caller's map (see DeskrecCopyChanged)
+static void DeskrecSourceCopied (sWelsEncCtx* pCtx, SPicture* pDst, const int32_t iWidth, const int32_t iHeight) {
+  pCtx->uiDeskrecInputCount++; // see uiDeskrecScrollRanAt
+  pCtx->pDeskrecSrcPic[1] = pCtx->pDeskrecSrcPic[0];
+  pCtx->pDeskrecSrcPic[0] = pDst;
+  pCtx->bDeskrecSrcMapKept = pDst != NULL && pCtx->pDeskrecUnchangedMbs != NULL
+                              && DeskrecMapFits (pCtx, iWidth, iHeight);
+  if (pCtx->bDeskrecSrcMapKept)
+    memcpy (pCtx->pDeskrecSrcMap, pCtx->pDeskrecUnchangedMbs, ((iWidth + 15) >> 4) * ((iHeight + 15) >> 4));
+}
+
 int32_t CWelsPreProcess::SingleLayerPreprocess (sWelsEncCtx* pCtx, const SSourcePicture* kpSrc,
     Scaled_Picture* pScaledPicture, int32_t* pSpatialNum) {
   SWelsSvcCodingParam* pSvcParam    = pCtx->pSvcParam;
@@ -388,7 +467,10 @@ int32_t CWelsPreProcess::SingleLayerPreprocess (sWelsEncCtx* pCtx, const SSource
   *pSpatialNum = 0;
   pSrcPic = pScaledPicture->pScaledInputPicture ? pScaledPicture->pScaledInputPicture : GetCurrentOrigFrame (
               iDependencyId);
-  int32_t iRet = WelsMoveMemoryWrapper (pSvcParam, pSrcPic, kpSrc, iSrcWidth, iSrcHeight);
+  // DESKREC PATCH: the changed macroblocks only, where that is known
+  int32_t iRet = DeskrecCopyChanged (pCtx, pSrcPic, kpSrc, iSrcWidth, iSrcHeight) ? ENC_RETURN_SUCCESS :
+                 WelsMoveMemoryWrapper (pSvcParam, pSrcPic, kpSrc, iSrcWidth, iSrcHeight);
+  DeskrecSourceCopied (pCtx, iRet == ENC_RETURN_SUCCESS ? pSrcPic : NULL, iSrcWidth, iSrcHeight);
   if (iRet != ENC_RETURN_SUCCESS) {
     return iRet;
   }
@@ -1234,6 +1316,14 @@ ESceneChangeIdc CWelsPreProcessScreen::DetectSceneChange (SPicture* pCurPicture,
       int32_t ret = 1;
       SScrollDetectionParam* pScrollDetectInfo = & (pVaaExt->sScrollDetectInfo);
       memset (pScrollDetectInfo, 0, sizeof (SScrollDetectionParam));
+      // DESKREC PATCH: the map, true against this reference; the test lines
+      // the detection kept are this reference's when it ran on the input
+      // before this one (the map is relative to the picture encoded last,
+      // which then is that input)
+      pScrollDetectInfo->pDeskrecUnchangedMbs = sSceneChangeResult.pDeskrecUnchangedMbs;
+      pScrollDetectInfo->bDeskrecTestLinesKept = pCtx->uiDeskrecScrollRanAt != 0
+          && pCtx->uiDeskrecScrollRanAt + 1 == pCtx->uiDeskrecInputCount;
+      pCtx->uiDeskrecScrollRanAt = 0;
 
       int32_t iMethodIdx = METHOD_SCROLL_DETECTION;
 
@@ -1242,6 +1332,8 @@ ESceneChangeIdc CWelsPreProcessScreen::DetectSceneChange (SPicture* pCurPicture,
 
       if (ret == 0) {
         m_pInterfaceVp->Get (iMethodIdx, (void*) (pScrollDetectInfo));
+        pCtx->uiDeskrecScrollRanAt = pCtx->uiDeskrecInputCount; // DESKREC PATCH
+        pScrollDetectInfo->pDeskrecUnchangedMbs = NULL; // DESKREC PATCH: valid in this call only
         // Ensure detected scroll motion vectors stay within the configured
         // motion vector range.
         if (pScrollDetectInfo->bScrollDetectFlag) {

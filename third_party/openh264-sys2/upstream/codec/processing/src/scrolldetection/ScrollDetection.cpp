@@ -44,10 +44,12 @@ EResult CScrollDetection::Process (int32_t iType, SPixMap* pSrcPixMap, SPixMap* 
     return RET_INVALIDPARAM;
   }
 
-  if (!m_sScrollDetectionParam.bMaskInfoAvailable)
+  if (!m_sScrollDetectionParam.bMaskInfoAvailable) {
     ScrollDetectionWithoutMask (pSrcPixMap, pRefPixMap);
-  else
+  } else {
+    DeskrecForgetTestLines(); // DESKREC PATCH: other regions
     ScrollDetectionWithMask (pSrcPixMap, pRefPixMap);
+  }
 
   return RET_SUCCESS;
 }
@@ -96,7 +98,18 @@ void CScrollDetection::ScrollDetectionWithoutMask (SPixMap* pSrcPixMap, SPixMap*
   const int32_t kiRegionHeight = (pSrcPixMap->sRect.iRectHeight * 7) >> 3;
   const int32_t kiHieghtStride = (int) pSrcPixMap->sRect.iRectHeight * 5 / 24;
 
-  for (int32_t i = 0; i < REGION_NUMBER; i++) {
+  // DESKREC PATCH: the caller's map, and the test lines kept from the
+  // picture the detection last ran on where that is the reference and has
+  // this one's size (see SDeskrecScrollMap)
+  const bool kbSameSize = m_iDeskrecWidth == pSrcPixMap->sRect.iRectWidth
+                          && m_iDeskrecHeight == pSrcPixMap->sRect.iRectHeight;
+  m_iDeskrecWidth = pSrcPixMap->sRect.iRectWidth;
+  m_iDeskrecHeight = pSrcPixMap->sRect.iRectHeight;
+  SDeskrecScrollMap sDeskrecMap;
+  sDeskrecMap.pUnchanged = m_sScrollDetectionParam.pDeskrecUnchangedMbs;
+  sDeskrecMap.iMapWidth = (pSrcPixMap->sRect.iRectWidth + 15) >> 4;
+  int32_t i = 0;
+  for (; i < REGION_NUMBER; i++) {
     iStartX = kiPicBorderWidth + (i % 3) * kiRegionWidth;
     iStartY = -pSrcPixMap->sRect.iRectHeight * 7 / 48 + (int) (i / 3) * (kiHieghtStride);
     iWidth = kiRegionWidth;
@@ -105,11 +118,20 @@ void CScrollDetection::ScrollDetectionWithoutMask (SPixMap* pSrcPixMap, SPixMap*
     iWidth /= 2;
     iStartX += iWidth / 2;
 
-    ScrollDetectionCore (pSrcPixMap, pRefPixMap, iWidth, iHeight, iStartX, iStartY, m_sScrollDetectionParam);
+    sDeskrecMap.bTestLineKept = m_sScrollDetectionParam.bDeskrecTestLinesKept && sDeskrecMap.pUnchanged != NULL
+                                && kbSameSize && m_bDeskrecTestLineKnown[i];
+    sDeskrecMap.pTestLine = &m_iDeskrecTestLine[i];
+    ScrollDetectionCore (pSrcPixMap, pRefPixMap, iWidth, iHeight, iStartX, iStartY, m_sScrollDetectionParam,
+                         &sDeskrecMap);
+    m_bDeskrecTestLineKnown[i] = true;
 
-    if (m_sScrollDetectionParam.bScrollDetectFlag && m_sScrollDetectionParam.iScrollMvY)
+    if (m_sScrollDetectionParam.bScrollDetectFlag && m_sScrollDetectionParam.iScrollMvY) {
+      i++;
       break;
+    }
   }
+  for (; i < REGION_NUMBER; i++) // DESKREC PATCH: not looked for this time
+    m_bDeskrecTestLineKnown[i] = false;
 }
 
 WELSVP_NAMESPACE_END

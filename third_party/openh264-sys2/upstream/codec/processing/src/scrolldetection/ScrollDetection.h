@@ -51,6 +51,8 @@ class CScrollDetection : public IStrategy {
   CScrollDetection (int32_t iCpuFlag) {
     m_eMethod = METHOD_SCROLL_DETECTION;
     WelsMemset (&m_sScrollDetectionParam, 0, sizeof (m_sScrollDetectionParam));
+    DeskrecForgetTestLines();
+    m_iDeskrecWidth = m_iDeskrecHeight = 0;
   }
   ~CScrollDetection() {
   }
@@ -61,8 +63,20 @@ class CScrollDetection : public IStrategy {
  private:
   void ScrollDetectionWithMask (SPixMap* pSrcPixMap, SPixMap* pRefPixMap);
   void ScrollDetectionWithoutMask (SPixMap* pSrcPixMap, SPixMap* pRefPixMap);
+  void DeskrecForgetTestLines() {
+    for (int32_t i = 0; i < kiDeskrecRegions; i++)
+      m_bDeskrecTestLineKnown[i] = false;
+  }
  private:
   SScrollDetectionParam m_sScrollDetectionParam;
+  // DESKREC PATCH: each region's test line in the picture the detection
+  // last ran on, where it was looked for (see SDeskrecScrollMap), and that
+  // picture's size
+  static const int32_t kiDeskrecRegions = 9; // REGION_NUMBER
+  int32_t m_iDeskrecTestLine[kiDeskrecRegions];
+  bool m_bDeskrecTestLineKnown[kiDeskrecRegions];
+  int32_t m_iDeskrecWidth;
+  int32_t m_iDeskrecHeight;
 };
 
 WELSVP_NAMESPACE_END

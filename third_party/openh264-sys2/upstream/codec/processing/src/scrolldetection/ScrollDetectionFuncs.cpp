@@ -116,8 +116,49 @@ int32_t CompareLine (uint8_t* pYSrc, uint8_t* pYRef, const int32_t kiWidth) {
   return iCmp;
 }
 
+// DESKREC PATCH: whether the lines iTop to iBottom (those in the picture)
+// of the columns iLeft to iLeft + iWidth - 1 are unchanged since the
+// reference, by the caller's map (false without one)
+static bool DeskrecLinesUnchanged (const SDeskrecScrollMap* pMap, int32_t iTop, int32_t iBottom, int32_t iLeft,
+                                   int32_t iWidth, int32_t iPicHeight) {
+  if (pMap == NULL || pMap->pUnchanged == NULL)
+    return false;
+  iTop = WELS_MAX (iTop, 0);
+  iBottom = WELS_MIN (iBottom, iPicHeight - 1);
+  for (int32_t y = iTop >> 4; iTop <= iBottom && y <= iBottom >> 4; y++) {
+    for (int32_t x = iLeft >> 4; x <= (iLeft + iWidth - 1) >> 4; x++) {
+      if (!pMap->pUnchanged[y * pMap->iMapWidth + x])
+        return false;
+    }
+  }
+  return true;
+}
+
+// DESKREC PATCH: SelectTestLine's answer, taken from the reference when
+// none of the lines it would look at changed. It looks from the middle of
+// the region outwards and stops at the first line that qualifies: the
+// lines it looked at in the reference, within as far from the middle as
+// its test line (or the whole region where it had none), are what it
+// would look at now. Same answer; a still region of plain background no
+// longer has every line looked at on every picture.
+static int32_t DeskrecSelectTestLine (const SDeskrecScrollMap* pMap, uint8_t* pY, int32_t iWidth, int32_t iHeight,
+                                      int32_t iPicHeight, int32_t iStride, int32_t iOffsetX, int32_t iOffsetY) {
+  if (pMap != NULL && pMap->bTestLineKept) {
+    const int32_t kiKept = *pMap->pTestLine;
+    const int32_t kiMidPos = iOffsetY + (iHeight >> 1);
+    const int32_t kiReach = kiKept == -1 ? (iHeight >> 1) : WELS_ABS (kiKept - kiMidPos);
+    if (DeskrecLinesUnchanged (pMap, kiMidPos - kiReach, kiMidPos + kiReach, iOffsetX, iWidth, iPicHeight))
+      return kiKept;
+  }
+  const int32_t kiTestPos = SelectTestLine (pY, iWidth, iHeight, iPicHeight, iStride, iOffsetX, iOffsetY);
+  if (pMap != NULL)
+    *pMap->pTestLine = kiTestPos;
+  return kiTestPos;
+}
+
 void ScrollDetectionCore (SPixMap* pSrcPixMap, SPixMap* pRefPixMap, int32_t iWidth, int32_t iHeight,
-                          int32_t iOffsetX, int32_t iOffsetY, SScrollDetectionParam& sScrollDetectionParam) {
+                          int32_t iOffsetX, int32_t iOffsetY, SScrollDetectionParam& sScrollDetectionParam,
+                          const SDeskrecScrollMap* pDeskrecMap) {
   bool bScrollDetected = 0;
   uint8_t* pYLine;
   uint8_t* pYTmp;
@@ -132,7 +173,8 @@ void ScrollDetectionCore (SPixMap* pSrcPixMap, SPixMap* pRefPixMap, int32_t iWid
   pYSrc = (uint8_t*)pSrcPixMap->pPixel[0];
   iYStride = pRefPixMap->iStride[0];
 
-  iTestPos = SelectTestLine (pYSrc, iWidth, iHeight, iPicHeight, iYStride, iOffsetX, iOffsetY);
+  iTestPos = DeskrecSelectTestLine (pDeskrecMap, pYSrc, iWidth, iHeight, iPicHeight, iYStride, iOffsetX,
+                                    iOffsetY); // DESKREC PATCH
 
   if (iTestPos == -1) {
     sScrollDetectionParam.bScrollDetectFlag = 0;
@@ -143,9 +185,13 @@ void ScrollDetectionCore (SPixMap* pSrcPixMap, SPixMap* pRefPixMap, int32_t iWid
   iSearchPos = iTestPos;
   for (iOffsetAbs = 0; iOffsetAbs <= iMaxAbs; iOffsetAbs++) {
     iSearchPos = iTestPos + iOffsetAbs;
+    // DESKREC PATCH: unscrolled lines the map says are unchanged are equal
+    // in the reference without comparing them
+    const bool kbDeskrecTestLineUnchanged = iOffsetAbs == 0
+                                            && DeskrecLinesUnchanged (pDeskrecMap, iTestPos, iTestPos, iOffsetX, iWidth, iPicHeight);
     if (iSearchPos <= iMaxHeight) {
       pYTmp = pYRef + iSearchPos * iYStride + iOffsetX;
-      if (!CompareLine (pYLine, pYTmp, iWidth)) {
+      if (kbDeskrecTestLineUnchanged || !CompareLine (pYLine, pYTmp, iWidth)) {
         uint8_t* pYUpper, *pYLineUpper;
         int32_t iCheckedLines;
         int32_t iLowOffset = WELS_MIN (iMaxHeight - iSearchPos, CHECK_OFFSET);
@@ -155,7 +201,12 @@ void ScrollDetectionCore (SPixMap* pSrcPixMap, SPixMap* pRefPixMap, int32_t iWid
         pYUpper = pYTmp - (iCheckedLines - iLowOffset) * iYStride;
         pYLineUpper = pYLine - (iCheckedLines - iLowOffset) * iYStride;
 
-        for (i = 0; i < iCheckedLines; i ++) {
+        // DESKREC PATCH: as above
+        i = 0;
+        if (iOffsetAbs == 0 && DeskrecLinesUnchanged (pDeskrecMap, iTestPos - (iCheckedLines - iLowOffset),
+            iTestPos - (iCheckedLines - iLowOffset) + iCheckedLines - 1, iOffsetX, iWidth, iPicHeight))
+          i = iCheckedLines;
+        for (; i < iCheckedLines; i ++) {
           if (CompareLine (pYLineUpper, pYUpper, iWidth)) {
             break;
           }

@@ -55,7 +55,16 @@ int32_t CheckLine (uint8_t* pData, int32_t iWidth);
 int32_t SelectTestLine (uint8_t* pY, int32_t iWidth, int32_t iHeight, int32_t iPicHeight,
                         int32_t iStride, int32_t iOffsetX, int32_t iOffsetY);
 int32_t CompareLine (uint8_t* pYSrc, uint8_t* pYRef, const int32_t kiWidth);
+// DESKREC PATCH: what the caller's map tells one region's detection (see
+// DeskrecSelectTestLine and DeskrecLinesUnchanged)
+typedef struct {
+  const uint8_t* pUnchanged; // one byte a macroblock, non-zero where unchanged since the reference
+  int32_t iMapWidth;         // macroblocks a row of it
+  bool bTestLineKept;        // *pTestLine is the region's test line in the reference
+  int32_t* pTestLine;        // the region's test line (-1: none), kept for the next picture
+} SDeskrecScrollMap;
 void ScrollDetectionCore (SPixMap* pSrcPixMap, SPixMap* pRefPixMap, int32_t iWidth, int32_t iHeight,
-                          int32_t iOffsetX, int32_t iOffsetY, SScrollDetectionParam& sScrollDetectionParam);
+                          int32_t iOffsetX, int32_t iOffsetY, SScrollDetectionParam& sScrollDetectionParam,
+                          const SDeskrecScrollMap* pDeskrecMap = NULL);
 
 WELSVP_NAMESPACE_END
