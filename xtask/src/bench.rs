@@ -42,6 +42,12 @@ const BENCHES: &[Bench] = &[
         binaries: &["deskrec-cli"],
     },
     Bench {
+        name: "encoder",
+        // Synthetic pictures, OpenH264 linked in: nothing else.
+        packages: &[],
+        binaries: &[],
+    },
+    Bench {
         name: "server",
         packages: &[],
         // The server under test runs as its own process.

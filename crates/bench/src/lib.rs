@@ -11,6 +11,8 @@
 //! - [`vault`]: the `vault` benchmark (splice, AES, verify and export);
 //! - `capture` (Linux): the `capture` benchmark (Deskrec recording an X11
 //!   screen against ffmpeg);
+//! - `encoder` (Linux): the `encoder` benchmark (OpenH264 alone on small
+//!   changes, with change maps and without, and its streams' hashes);
 //! - `server` (Linux): the `server` benchmark (1,000 simulated agents, contact
 //!   relay latency, upload ingest, server memory);
 //! - `agent` (Linux): the `agent` benchmark (a working day's backlog uploaded
@@ -25,6 +27,8 @@
 pub mod agent;
 #[cfg(target_os = "linux")]
 pub mod capture;
+#[cfg(target_os = "linux")]
+pub mod encoder;
 #[cfg(target_os = "linux")]
 pub mod process;
 pub mod report;

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use deskrec_bench::vault;
 
 /// The benchmarks this binary knows.
-const NAMES: &[&str] = &["vault", "capture", "server", "agent", "tray"];
+const NAMES: &[&str] = &["vault", "capture", "encoder", "server", "agent", "tray"];
 
 fn main() -> Result<()> {
     let (name, out) = parse_args(std::env::args().skip(1))?;
@@ -28,6 +28,7 @@ fn main() -> Result<()> {
     let report = match name.as_str() {
         "vault" => vault::run(scratch.path())?,
         "capture" => capture(scratch.path())?,
+        "encoder" => encoder(scratch.path())?,
         "server" => server(scratch.path())?,
         "agent" => agent(scratch.path())?,
         "tray" => tray(scratch.path())?,
@@ -51,6 +52,18 @@ fn capture(work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
 #[cfg(not(target_os = "linux"))]
 fn capture(_work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
     bail!("the capture benchmark records an X11 screen: it runs on Linux only")
+}
+
+#[cfg(target_os = "linux")]
+fn encoder(work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
+    deskrec_bench::encoder::run(work)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn encoder(_work: &std::path::Path) -> Result<deskrec_bench::report::Report> {
+    bail!(
+        "the encoder benchmark times the encoding thread with CLOCK_THREAD_CPUTIME_ID: it runs on Linux only"
+    )
 }
 
 #[cfg(target_os = "linux")]
