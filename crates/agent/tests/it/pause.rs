@@ -14,10 +14,10 @@ use deskrec_agent::{Agent, AgentError};
 use deskrec_protocol::RecordingState;
 use serde_json::{Value, json};
 
-use common::{
-    ANN, TestServer, config, eligible_enrolled, import_contact, server_db, wait_contact_status,
-    wait_for, wait_status,
-};
+use common::{ANN, TestServer, config, eligible_enrolled, server_db, wait_for, wait_status};
+// Only the X11 test (Linux) imports a contact and waits for its upload.
+#[cfg(target_os = "linux")]
+use common::{import_contact, wait_contact_status};
 
 const WAIT: Duration = Duration::from_secs(30);
 const REASON: &str = "card_payment";

@@ -5,7 +5,10 @@
 use crate::fixtures;
 use deskrec_server::testing as util;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+// Only the tests that read the data directory's files (Unix) take a Path.
+#[cfg(unix)]
+use std::path::Path;
 
 use deskrec_server::db::now_micros;
 use http_body_util::Full;
