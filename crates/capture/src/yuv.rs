@@ -20,9 +20,12 @@ use yuvutils_rs::{
     YuvStandardMatrix, bgra_to_yuv420,
 };
 
+use self::recycle::{Samples, Spare};
 use crate::CaptureError;
 use crate::change::{ChangeMap, MB_SIZE};
 use crate::frame::{BYTES_PER_PIXEL, Frame, FrameSize};
+
+mod recycle;
 
 /// The next [`YuvFrame::id`].
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -42,14 +45,16 @@ type Image = YuvPlanarImageMut<'static, u8>;
 /// Clones share the samples: a source keeps the picture it delivered last
 /// to convert only the changed blocks of the next one
 /// ([`from_bgra_changes`](Self::from_bgra_changes)) at no memory cost
-/// while the recorder holds it too.
+/// while the recorder holds it too. A picture built on another takes over
+/// the samples of the last picture of its line dropped everywhere, if any
+/// (the `recycle` module).
 #[derive(Clone)]
 pub struct YuvFrame {
     /// Unique in the process (a clone is the same picture): what a later
     /// picture's changes are relative to.
     id: u64,
     size: FrameSize,
-    image: Arc<Image>,
+    samples: Arc<Samples>,
     captured_at: Instant,
     /// The blocks that may differ from the picture whose id is `.0`.
     changes: Option<(u64, ChangeMap)>,
@@ -122,29 +127,64 @@ impl YuvFrame {
         Ok(conversion.finish(captured_at))
     }
 
-    fn new(size: FrameSize, image: Image, captured_at: Instant) -> Self {
+    /// A picture of `image`, whose samples go to `spare` once it is
+    /// dropped everywhere.
+    fn new(size: FrameSize, image: Image, captured_at: Instant, spare: Arc<Spare>) -> Self {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             size,
-            image: Arc::new(image),
+            samples: Arc::new(Samples::new(image, id, spare)),
             captured_at,
             changes: None,
         }
     }
 
-    /// A copy of the samples, to change.
-    fn copy_image(&self) -> Image {
-        let (y, u, v) = self.planes();
-        YuvPlanarImageMut {
-            y_plane: BufferStoreMut::Owned(y.to_vec()),
-            y_stride: self.image.y_stride,
-            u_plane: BufferStoreMut::Owned(u.to_vec()),
-            u_stride: self.image.u_stride,
-            v_plane: BufferStoreMut::Owned(v.to_vec()),
-            v_stride: self.image.v_stride,
-            width: self.image.width,
-            height: self.image.height,
+    fn image(&self) -> &Image {
+        self.samples.image()
+    }
+
+    /// A copy of the samples, to change: made in `recycled` (the samples of
+    /// a picture dropped, and its id) when it is laid out as this
+    /// picture's, by copying only the blocks this picture says it changed
+    /// since that one when it says so.
+    fn copy_into(&self, recycled: Option<(u64, Image)>) -> Image {
+        let mine = self.image();
+        let layout = |image: &Image| {
+            let strides = (image.y_stride, image.u_stride, image.v_stride);
+            (image.width, image.height, strides)
+        };
+        let Some((id, mut image)) = recycled.filter(|(_, image)| layout(image) == layout(mine))
+        else {
+            let [y, u, v] = self.plane_array().map(<[u8]>::to_vec);
+            return Image {
+                y_plane: BufferStoreMut::Owned(y),
+                u_plane: BufferStoreMut::Owned(u),
+                v_plane: BufferStoreMut::Owned(v),
+                ..*mine
+            };
+        };
+        let from = self.plane_array();
+        let mut to = [
+            image.y_plane.borrow_mut(),
+            image.u_plane.borrow_mut(),
+            image.v_plane.borrow_mut(),
+        ];
+        match self.changes_since(id) {
+            Some(map) => {
+                for (row, columns) in map.runs() {
+                    for (plane, span) in self.run_spans(row, &columns) {
+                        to[plane][span.clone()].copy_from_slice(&from[plane][span]);
+                    }
+                }
+            }
+            None => {
+                for (to, from) in to.iter_mut().zip(from) {
+                    to.copy_from_slice(from);
+                }
+            }
         }
+        image
     }
 
     /// This picture's id, unique in the process.
@@ -211,7 +251,7 @@ impl YuvFrame {
         image.y_plane.borrow_mut().fill(BLACK_Y);
         image.u_plane.borrow_mut().fill(NEUTRAL_CHROMA);
         image.v_plane.borrow_mut().fill(NEUTRAL_CHROMA);
-        Self::new(size, image, captured_at)
+        Self::new(size, image, captured_at, Arc::default())
     }
 
     /// Picture size in pixels.
@@ -269,37 +309,55 @@ impl YuvFrame {
     /// Whether the blocks `columns` of block row `row` have the same
     /// samples in both pictures (of the same size).
     fn same_blocks(&self, other: &YuvFrame, row: u32, columns: Range<u32>) -> bool {
-        let (mine, theirs) = (self.planes(), other.planes());
+        let (mine, theirs) = (self.plane_array(), other.plane_array());
+        self.run_spans(row, &columns)
+            .all(|(plane, span)| mine[plane][span.clone()] == theirs[plane][span])
+    }
+
+    /// The samples of the blocks `columns` of block row `row`: spans of
+    /// one row of a plane each, with the plane's index (Y, U, V).
+    fn run_spans(
+        &self,
+        row: u32,
+        columns: &Range<u32>,
+    ) -> impl Iterator<Item = (usize, Range<usize>)> + use<> {
+        let (xs, ys) = run_pixels(self.size, row, columns);
         let (y_stride, u_stride, v_stride) = self.strides();
-        let (xs, ys) = run_pixels(self.size, row, &columns);
-        let same = |a: &[u8], b: &[u8], stride: usize, scale: usize| {
-            (ys.start / scale..ys.end.div_ceil(scale)).all(|r| {
-                let span = r * stride + xs.start / scale..r * stride + xs.end.div_ceil(scale);
-                a[span.clone()] == b[span]
+        [(y_stride, 1), (u_stride, 2), (v_stride, 2)]
+            .into_iter()
+            .enumerate()
+            .flat_map(move |(plane, (stride, scale))| {
+                let xs = xs.start / scale..xs.end.div_ceil(scale);
+                (ys.start / scale..ys.end.div_ceil(scale))
+                    .map(move |r| (plane, r * stride + xs.start..r * stride + xs.end))
             })
-        };
-        same(mine.0, theirs.0, y_stride, 1)
-            && same(mine.1, theirs.1, u_stride, 2)
-            && same(mine.2, theirs.2, v_stride, 2)
+    }
+
+    /// The Y, U and V planes, to index.
+    fn plane_array(&self) -> [&[u8]; 3] {
+        let (y, u, v) = self.planes();
+        [y, u, v]
     }
 
     /// The Y, U and V planes.
     #[must_use]
     pub fn planes(&self) -> (&[u8], &[u8], &[u8]) {
+        let image = self.image();
         (
-            self.image.y_plane.borrow(),
-            self.image.u_plane.borrow(),
-            self.image.v_plane.borrow(),
+            image.y_plane.borrow(),
+            image.u_plane.borrow(),
+            image.v_plane.borrow(),
         )
     }
 
     /// Bytes from one row to the next in each plane.
     #[must_use]
     pub fn strides(&self) -> (usize, usize, usize) {
+        let image = self.image();
         (
-            self.image.y_stride as usize,
-            self.image.u_stride as usize,
-            self.image.v_stride as usize,
+            image.y_stride as usize,
+            image.u_stride as usize,
+            image.v_stride as usize,
         )
     }
 }
@@ -347,6 +405,8 @@ pub(crate) struct Conversion {
     whole: bool,
     /// Where the picture differs from the last one: (its id, the map).
     changes: Option<(u64, ChangeMap)>,
+    /// The source's spare samples ([`YuvFrame`]'s line of pictures).
+    spare: Arc<Spare>,
 }
 
 impl Conversion {
@@ -360,6 +420,10 @@ impl Conversion {
         size: FrameSize,
     ) -> Self {
         let of_size = |map: &ChangeMap| map.grid() == ChangeMap::unchanged(size).grid();
+        let spare: Arc<Spare> = last
+            .map(|last| last.samples.spare().clone())
+            .unwrap_or_default();
+        let recycled = spare.take(size.width, size.height);
         let changes = match (last, changes) {
             (Some(last), Some(map)) if last.size == size && of_size(&map) => Some((last, map)),
             _ => None,
@@ -367,19 +431,20 @@ impl Conversion {
         match changes {
             Some((last, map)) if blocks_cheaper(&map) => Self {
                 size,
-                image: last.copy_image(),
+                image: last.copy_into(recycled),
                 whole: false,
                 changes: Some((last.id, map)),
+                spare,
             },
+            // Every sample is converted: any samples of the size will do.
             changes => Self {
                 size,
-                image: YuvPlanarImageMut::alloc(
-                    size.width,
-                    size.height,
-                    YuvChromaSubsampling::Yuv420,
-                ),
+                image: recycled.map(|(_, image)| image).unwrap_or_else(|| {
+                    YuvPlanarImageMut::alloc(size.width, size.height, YuvChromaSubsampling::Yuv420)
+                }),
                 whole: true,
                 changes: changes.map(|(last, map)| (last.id, map)),
+                spare,
             },
         }
     }
@@ -471,7 +536,7 @@ impl Conversion {
     /// The picture, captured at `captured_at`, once every band is
     /// converted.
     pub(crate) fn finish(self, captured_at: Instant) -> YuvFrame {
-        let picture = YuvFrame::new(self.size, self.image, captured_at);
+        let picture = YuvFrame::new(self.size, self.image, captured_at, self.spare);
         match self.changes {
             Some((last, map)) => picture.with_changes(last, map),
             None => picture,
@@ -811,6 +876,76 @@ mod tests {
             err.to_string().contains("not a band of block rows"),
             "{err}"
         );
+    }
+
+    /// Where a picture's samples are (its Y plane's address).
+    fn samples_at(picture: &YuvFrame) -> *const u8 {
+        picture.planes().0.as_ptr()
+    }
+
+    /// Whether two pictures have the same samples everywhere.
+    fn same_samples(a: &YuvFrame, b: &YuvFrame) -> bool {
+        a.plane_array() == b.plane_array()
+    }
+
+    #[test]
+    fn a_picture_is_built_in_the_samples_of_one_dropped() {
+        // A 1040x280 screen where a few pixels change a picture, as typing
+        // changes them, each picture built on the one before.
+        let (width, height, stride) = (1040, 280, 1040 * 4);
+        let size = FrameSize::new(width as u32, height as u32);
+        let mut pixels = varied(width, height, stride, 0);
+        let zero = YuvFrame::from_bgra(size, stride, &pixels, Instant::now()).unwrap();
+        let mut next = |last: &YuvFrame, (x, y): (usize, usize)| {
+            let at = y * stride + x * 4;
+            pixels[at..at + 3].copy_from_slice(&[255, (x % 251) as u8, 40]);
+            let mut map = ChangeMap::unchanged(size);
+            map.mark(x as i32, y as i32, 1, 1);
+            let picture =
+                YuvFrame::from_bgra_changes(last, map, size, stride, &pixels, Instant::now())
+                    .unwrap();
+            let whole = YuvFrame::from_bgra(size, stride, &pixels, Instant::now()).unwrap();
+            assert!(same_samples(&picture, &whole), "the picture at ({x}, {y})");
+            picture
+        };
+        let one = next(&zero, (100, 100));
+        // Picture 0 is dropped (the encoder is done with it; the source
+        // holds 1): 2 is built in its samples, copying the block 1 changed
+        // since 0 (`next` checks every sample).
+        let zero_at = samples_at(&zero);
+        drop(zero);
+        let two = next(&one, (500, 20));
+        assert_eq!(samples_at(&two), zero_at, "2 is built in 0's samples");
+        // 3 is built while 1 and 2 are held, in new samples. Then 2 and 1
+        // are dropped, in that order: 4 is built in 1's samples, which 3's
+        // changes are not relative to, by copying all of 3's.
+        let three = next(&two, (1039, 279));
+        let one_at = samples_at(&one);
+        drop(two);
+        drop(one);
+        let four = next(&three, (0, 0));
+        assert_eq!(samples_at(&four), one_at, "4 is built in 1's samples");
+    }
+
+    #[test]
+    fn a_whole_conversion_is_made_in_the_samples_of_a_picture_dropped() {
+        // Odd sides: the last chroma column and row are half-covered.
+        let (width, height, stride) = (33, 17, 33 * 4 + 4);
+        let size = FrameSize::new(width as u32, height as u32);
+        let convert = |last: Option<&YuvFrame>, seed: u8| {
+            let pixels = varied(width, height, stride, seed);
+            let picture =
+                YuvFrame::converted(last, None, size, stride, &pixels, Instant::now()).unwrap();
+            let whole = YuvFrame::from_bgra(size, stride, &pixels, Instant::now()).unwrap();
+            (picture, whole)
+        };
+        let (first, _) = convert(None, 0);
+        let (second, _) = convert(Some(&first), 99);
+        let first_at = samples_at(&first);
+        drop(first);
+        let (third, whole) = convert(Some(&second), 7);
+        assert_eq!(samples_at(&third), first_at, "built in the first's samples");
+        assert!(same_samples(&third, &whole), "every sample converted");
     }
 
     #[test]

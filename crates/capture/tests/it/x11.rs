@@ -691,6 +691,32 @@ fn cpu_cost_per_frame_at_1080p() {
     report("DAMAGE unchanged check", client, server);
 }
 
+/// Prints the CPU cost of one 1920x1080 picture of a screen where someone
+/// types (a glyph drawn a picture; DAMAGE; the changed blocks converted to
+/// I420), each picture held until the next one is captured, as the
+/// recorder's encoder holds them.
+#[test]
+#[ignore = "measurement; run with --ignored --nocapture, ideally --release"]
+fn cpu_cost_per_typed_picture_at_1080p() {
+    const PICTURES: u32 = 500;
+    let Some(xvfb) = Xvfb::start(1920, 1080) else {
+        return;
+    };
+    let painter = Painter::new(&xvfb);
+    painter.fill(GREY, &[(100, 100, 800, 600)]);
+    let mut source = xvfb.source();
+    let mut held = Some(source.next_yuv_frame().unwrap());
+    let mut typed = 0;
+    let (client, server) = cpu_per_call(&xvfb, PICTURES, || {
+        let (x, y) = (120 + typed % 100 * 7, 120 + typed / 100 * 16);
+        painter.fill([WHITE, RED][typed as usize % 2], &[(x, y, 6, 14)]);
+        typed += 1;
+        held = Some(source.next_yuv_frame().unwrap());
+    });
+    assert!(held.is_some());
+    report("typed picture", client, server);
+}
+
 /// CPU time per call of `f` (this process, the X server).
 fn cpu_per_call(xvfb: &Xvfb, calls: u32, mut f: impl FnMut()) -> (Duration, Duration) {
     let (client0, server0) = (process_cpu_time(), xvfb.cpu_time());
