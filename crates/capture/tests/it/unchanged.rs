@@ -349,3 +349,42 @@ fn a_small_change_after_a_skipped_block_is_not_skipped() {
         "the dot is not in the decoded picture (luma {luma}: the red block's is ~63, the dot's 235)"
     );
 }
+
+/// An unchanged block whose left and upper neighbours moved: H.264 skips a
+/// block with a motion vector predicted from its neighbours, here the
+/// scroll's, so it cannot be skipped as a still block (the encoder's fast
+/// path for unchanged blocks takes only blocks whose predicted vector is
+/// zero). A picture of fine texture scrolls up by 8 pixels but for one
+/// block, a fixed element, which must show exactly what it showed.
+#[test]
+fn an_unchanged_block_among_scrolled_ones_stays_as_it_was() {
+    let texture = |y_shift: u32| {
+        let mut pixels = Vec::with_capacity((WIDTH * HEIGHT * 4) as usize);
+        for y in 0..HEIGHT {
+            for x in 0..WIDTH {
+                let (cx, cy) = (x / 4, (y + y_shift) / 4);
+                let v = ((cx * 37 + cy * 91) ^ (cx * cy)) % 200 + 30;
+                pixels.extend_from_slice(&[v as u8, (v / 2) as u8, (255 - v) as u8, 255]);
+            }
+        }
+        pixels
+    };
+    let (base, scrolled) = (texture(0), texture(8));
+    // The fixed block, (10, 5): the base picture's pixels there.
+    let mut moved = scrolled.clone();
+    for y in 80..96 {
+        let at = ((y * WIDTH + 160) * 4) as usize;
+        moved[at..at + 64].copy_from_slice(&base[at..at + 64]);
+    }
+    let pictures = sequence("bbbc", &base, &moved);
+    let decoded = encode_and_decode(&pictures, Map::True);
+    let changed = differing_blocks(&decoded[2], &decoded[3]);
+    assert!(changed.len() > 100, "the picture scrolled: {changed:?}");
+    assert!(
+        !changed.contains(&(10, 5)),
+        "the fixed block changed in the decoded picture"
+    );
+    let source = YuvFrame::from_frame(&frame(moved, Instant::now())).unwrap();
+    let psnr = luma_psnr(&source, &decoded[3]);
+    assert!(psnr > 35.0, "the scrolled picture decodes at {psnr:.1} dB");
+}

@@ -89,6 +89,21 @@ void DeskrecFlushSkipped (sWelsEncCtx* pEncCtx);
 // marks it a first try (see bDeskrecMayKeepCs), and DeskrecFlushSkipped
 // unless it may extend the run of skipped ones
 void DeskrecBeforeMb (sWelsEncCtx* pEncCtx, const SMB* pCurMb);
+// DESKREC PATCH: the single-slice P loop's fast path for a macroblock
+// DeskrecSkipUnchanged would skip, after the rate control set its QP
+// (step 1): does what the loop's steps 2 to 7 leave behind for the
+// macroblocks and pictures after it (the skip, its sum of differences and
+// motion, the reference QP kept, one more in the skip run, the cache's
+// picture pointers), without the neighbour caches, the mode decision and
+// the writing, and returns true; false, having changed nothing, where the
+// outcome is not certain without them. It is certain when the encoder
+// runs the functions the path stands for (the base layer's inter mode
+// decision, no background detection, the screen-content skip decision,
+// CAVLC), the map says the macroblock is unchanged (DeskrecMbUnchanged),
+// its skip vector is zero by one of H.264's zero cases, and its QP is
+// close to its reference's (as MdInterSCDPskipProcess asks)
+bool DeskrecFastSkip (sWelsEncCtx* pEncCtx, SSlice* pSlice, SMB* pCurMb, SWelsMD* pWelsMd,
+                      const int32_t kiSliceFirstMbXY);
 // DESKREC PATCH: count the encode starting (after its complexity analysis,
 // before its slices) and the one ending (its reconstruction, deblocked or
 // not, is the next reference): see pDeskrecMbChangedAt

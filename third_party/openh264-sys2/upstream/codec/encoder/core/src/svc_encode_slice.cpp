@@ -1844,6 +1844,10 @@ int32_t WelsMdInterMbLoop (sWelsEncCtx* pEncCtx, SSlice* pSlice, void* pWelsMd, 
     //step(1): set QP for the current MB
     pEncCtx->pFuncList->pfRc.pfWelsRcMbInit (pEncCtx, pCurMb, pSlice);
 
+    // DESKREC PATCH: steps 2 to 7 for an unchanged macroblock
+    if (DeskrecFastSkip (pEncCtx, pSlice, pCurMb, pMd, kiSliceFirstMbXY))
+      goto DESKREC_FAST_SKIPPED;
+
     //step (2). save some vale for future use, initial pWelsMd
     WelsMdIntraInit (pEncCtx, pCurMb, pMbCache, kiSliceFirstMbXY);
     WelsMdInterInit (pEncCtx, pSlice, pCurMb, kiSliceFirstMbXY);
@@ -1881,6 +1885,7 @@ TRY_REENCODING:
     pCurMb->uiSliceIdc = kiSliceIdx;
     OutputPMbWithoutConstructCsRsNoCopy (pEncCtx, pCurLayer, pSlice, pCurMb);
 
+DESKREC_FAST_SKIPPED: // DESKREC PATCH: see DeskrecFastSkip
 #if defined(MB_TYPES_CHECK)
     WelsCountMbType (pEncCtx->sPerInfo.iMbCount, P_SLICE, pCurMb);
 #endif//MB_TYPES_CHECK

@@ -700,6 +700,78 @@ void WelsInitSCDPskipFunc (SWelsFuncPtrList* pFuncList, const bool bScrollingDet
   }
 }
 
+// DESKREC PATCH: where the macroblock's samples are, in the picture to
+// encode, the reconstruction, the decoded picture and the reference: what
+// WelsMdIntraInit and WelsMdInterInit set, absolutely at a row's or the
+// slice's first macroblock and else on from the macroblock before (so the
+// next macroblock's steps move on from here as from their own).
+static void DeskrecLocateMb (const SDqLayer* pCurLayer, const SMB* pCurMb, SMbCache* pMbCache,
+                             const int32_t kiSliceFirstMbXY) {
+  uint8_t** pMbs[4] = {pMbCache->SPicData.pEncMb, pMbCache->SPicData.pCsMb, pMbCache->SPicData.pDecMb,
+                       pMbCache->SPicData.pRefMb
+                      };
+  if (pCurMb->iMbX != 0 && pCurMb->iMbXY != kiSliceFirstMbXY) {
+    for (int32_t k = 0; k < 4; k++) {
+      pMbs[k][0] += MB_WIDTH_LUMA;
+      pMbs[k][1] += MB_WIDTH_CHROMA;
+      pMbs[k][2] += MB_WIDTH_CHROMA;
+    }
+    return;
+  }
+  uint8_t* const* pPlanes[4] = {pCurLayer->pEncData, pCurLayer->pCsData, pCurLayer->pDecPic->pData,
+                                pCurLayer->pRefPic->pData
+                               };
+  const int32_t* pStrides[4] = {pCurLayer->iEncStride, pCurLayer->iCsStride, pCurLayer->pDecPic->iLineSize,
+                                pCurLayer->pRefPic->iLineSize
+                               };
+  for (int32_t k = 0; k < 4; k++) {
+    const int32_t kiOffsetY  = (pCurMb->iMbX + pCurMb->iMbY * pStrides[k][0]) << 4;
+    const int32_t kiOffsetUV = (pCurMb->iMbX + pCurMb->iMbY * pStrides[k][1]) << 3;
+    pMbs[k][0] = pPlanes[k][0] + kiOffsetY;
+    pMbs[k][1] = pPlanes[k][1] + kiOffsetUV;
+    pMbs[k][2] = pPlanes[k][2] + kiOffsetUV;
+  }
+}
+
+// DESKREC PATCH: see svc_mode_decision.h
+bool DeskrecFastSkip (sWelsEncCtx* pEncCtx, SSlice* pSlice, SMB* pCurMb, SWelsMD* pWelsMd,
+                      const int32_t kiSliceFirstMbXY) {
+  SWelsFuncPtrList* pFunc = pEncCtx->pFuncList;
+  SDqLayer* pCurLayer     = pEncCtx->pCurDqLayer;
+  if (pFunc->pfInterMd != WelsMdInterMb || pFunc->pfInterMdBackgroundDecision != WelsMdInterJudgeBGDPskipFalse
+      || pFunc->pfSCDPSkipDecision != WelsMdInterJudgeSCDPskip
+      || pFunc->pfFillInterNeighborCache != FillNeighborCacheInterWithoutBGD
+      || pEncCtx->pSvcParam->iEntropyCodingModeFlag || !DeskrecMbUnchanged (pEncCtx, pCurMb))
+    return false;
+  // PredSkipMv's zero vector, from what FillNeighborCacheInterWithoutBGD
+  // would put in its cache: the left neighbour's block 3 and the upper
+  // one's block 12 (H.264 8.4.1.1). Else the median: the slow path.
+  const uint32_t kuiAvail = pCurMb->uiNeighborAvail;
+  const SMB* kpLeft = pCurMb - 1;
+  const SMB* kpTop  = pCurMb - pCurLayer->iMbWidth;
+  const bool kbZeroMv = ! (kuiAvail & LEFT_MB_POS) || ! (kuiAvail & TOP_MB_POS)
+                        || (IS_SVC_INTER (kpLeft->uiMbType) && kpLeft->pRefIndex[1] == 0 && LD32 (&kpLeft->sMv[3]) == 0)
+                        || (IS_SVC_INTER (kpTop->uiMbType) && kpTop->pRefIndex[2] == 0 && LD32 (&kpTop->sMv[12]) == 0);
+  // MdInterSCDPskipProcess's bQpSimilarFlag, with the QP the rate control
+  // just set
+  const int32_t kiRefMbQp = pCurLayer->pRefPic->pRefMbQp[pCurMb->iMbXY];
+  const int32_t kiCurMbQp = pCurMb->uiLumaQp;
+  if (!kbZeroMv || ! (kiRefMbQp - kiCurMbQp <= DELTA_QP_SCD_THD || kiRefMbQp <= 26))
+    return false;
+
+  SMbCache* pMbCache = &pSlice->sMbCacheInfo;
+  DeskrecLocateMb (pCurLayer, pCurMb, pMbCache, kiSliceFirstMbXY);
+  DeskrecSkipUnchanged (pEncCtx, pWelsMd, pSlice, pCurMb, pMbCache);
+  // WelsMdInterSaveSadAndRefMbType, the background update (the vector is
+  // zero), WelsSpatialWriteMbSyn's skip and the slice index
+  pCurLayer->pDecPic->pMbSkipSad[pCurMb->iMbXY] = pWelsMd->iCostSkipMb;
+  pCurLayer->pDecPic->uiRefMbType[pCurMb->iMbXY] = pCurMb->uiMbType;
+  pFunc->pfMdBackgroundInfoUpdate (pCurLayer, pCurMb, true, pEncCtx->pRefPic->iPictureType);
+  pSlice->iMbSkipRun++;
+  pCurMb->uiSliceIdc = pSlice->iSliceIdx;
+  return true;
+}
+
 ///////////////////////
 // SubP16x16 Mode Decision for screen content
 ////////////////////////
