@@ -207,7 +207,9 @@ fn encode(scene: Scene, page: &Page, with_maps: bool) -> Result<Encoded> {
     out.unchanged = encoder.unchanged_macroblocks();
     // 48 bits: a JSON number holds them exactly.
     let digest = stream.finalize();
-    out.hash = digest[..6].iter().fold(0, |hash, &b| hash << 8 | u64::from(b));
+    out.hash = digest[..6]
+        .iter()
+        .fold(0, |hash, &b| hash << 8 | u64::from(b));
     Ok(out)
 }
 
