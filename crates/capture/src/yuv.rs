@@ -50,10 +50,8 @@ type Image = YuvPlanarImageMut<'static, u8>;
 /// (the `recycle` module).
 #[derive(Clone)]
 pub struct YuvFrame {
-    /// Unique in the process (a clone is the same picture): what a later
-    /// picture's changes are relative to.
-    id: u64,
     size: FrameSize,
+    /// The samples, and the picture's id ([`id`](Self::id)).
     samples: Arc<Samples>,
     captured_at: Instant,
     /// The blocks that may differ from the picture whose id is `.0`.
@@ -132,7 +130,6 @@ impl YuvFrame {
     fn new(size: FrameSize, image: Image, captured_at: Instant, spare: Arc<Spare>) -> Self {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Self {
-            id,
             size,
             samples: Arc::new(Samples::new(image, id, spare)),
             captured_at,
@@ -187,10 +184,11 @@ impl YuvFrame {
         image
     }
 
-    /// This picture's id, unique in the process.
+    /// This picture's id, unique in the process (a clone is the same
+    /// picture): what a later picture's changes are relative to.
     #[must_use]
     pub fn id(&self) -> u64 {
-        self.id
+        self.samples.id()
     }
 
     /// Says where this picture differs from picture `since` (an
@@ -276,8 +274,8 @@ impl YuvFrame {
             return false;
         }
         match self
-            .changes_since(other.id)
-            .or(other.changes_since(self.id))
+            .changes_since(other.id())
+            .or(other.changes_since(self.id()))
         {
             Some(changes) => changes
                 .runs()
@@ -433,7 +431,7 @@ impl Conversion {
                 size,
                 image: last.copy_into(recycled),
                 whole: false,
-                changes: Some((last.id, map)),
+                changes: Some((last.id(), map)),
                 spare,
             },
             // Every sample is converted: any samples of the size will do.
@@ -443,7 +441,7 @@ impl Conversion {
                     YuvPlanarImageMut::alloc(size.width, size.height, YuvChromaSubsampling::Yuv420)
                 }),
                 whole: true,
-                changes: changes.map(|(last, map)| (last.id, map)),
+                changes: changes.map(|(last, map)| (last.id(), map)),
                 spare,
             },
         }
@@ -691,7 +689,7 @@ impl fmt::Debug for YuvFrame {
     /// Prints the size, not the megabytes of samples.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("YuvFrame")
-            .field("id", &self.id)
+            .field("id", &self.id())
             .field("size", &self.size)
             .field("captured_at", &self.captured_at)
             .field("changes", &self.changes)

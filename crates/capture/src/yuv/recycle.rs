@@ -37,6 +37,10 @@ impl Samples {
         &self.image
     }
 
+    pub(super) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Where the samples go when dropped, and where the next picture built
     /// on this one finds samples to build in.
     pub(super) fn spare(&self) -> &Arc<Spare> {
