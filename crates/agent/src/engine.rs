@@ -390,6 +390,28 @@ impl Shared {
         self.update_live(|l| l.alert = Some(alert)).await;
     }
 
+    /// Makes the uploads waiting on a back-off due now and wakes the
+    /// uploader; returns how many there were. `why` goes in the log.
+    ///
+    /// A back-off outlives the outage that caused it: after an hour
+    /// offline it has grown to `backoff_max`, and it is stored, so it
+    /// survives a restart. Whenever the server is known to be reachable
+    /// again (the RTE connection is welcomed) or the agent asks, waiting
+    /// out the rest of it would only delay the contact's recording.
+    pub async fn retry_uploads_now(&self, why: &'static str) -> Result<u64, AgentError> {
+        let now = self.now();
+        let moved = self
+            .db
+            .call(move |c| crate::contacts::retry_now(c, now))
+            .await?;
+        if moved > 0 {
+            tracing::info!(contacts = moved, "retrying uploads now: {why}");
+            self.work.notify_one();
+            self.queue_changed();
+        }
+        Ok(moved)
+    }
+
     /// An upload's server offset was confirmed.
     pub fn upload_progressed(&self, id: &str, offset: u64) {
         let now = self.now();

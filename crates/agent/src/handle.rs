@@ -151,18 +151,7 @@ impl AgentHandle {
 
     /// Moves uploads waiting on a back-off to now; returns how many.
     pub async fn retry_now(&self) -> Result<u64, AgentError> {
-        let now = self.shared.now();
-        let moved = self
-            .shared
-            .db
-            .call(move |c| crate::contacts::retry_now(c, now))
-            .await?;
-        if moved > 0 {
-            tracing::info!(contacts = moved, "retrying uploads now, as asked");
-            self.shared.work.notify_one();
-            self.shared.queue_changed();
-        }
-        Ok(moved)
+        self.shared.retry_uploads_now("as asked").await
     }
 
     /// Whether `pin` opens the Diagnostics view, or the user running this

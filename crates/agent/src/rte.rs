@@ -2,7 +2,8 @@
 //! exponential backoff and jitter.
 //!
 //! On each connection: hello with the durable cursor; then, as messages
-//! come, the policy is cached, clock replies are collected into an offset
+//! come, the policy is cached (the first one ends the uploads' back-offs:
+//! the server is reachable), clock replies are collected into an offset
 //! (the median of a few probes, again every `clock_interval`), each
 //! contact is committed to the database *before* its `contact_ack` goes
 //! out, the watermark is stored, and `recording_stored` finishes its
@@ -181,6 +182,7 @@ impl<'a> Session<'a> {
                         })
                         .await;
                     self.send_outbox(sock).await?;
+                    shared.retry_uploads_now("the server is back").await?;
                 }
             }
             ServerMessage::ClockReply(reply) => {

@@ -94,6 +94,54 @@ async fn a_contact_during_an_outage_is_uploaded_after_the_server_comes_back() {
     agent.shutdown().await;
 }
 
+/// A back-off grows to its cap over a long outage and is stored, so it
+/// outlives both the outage and the process (an upgrade restarts the
+/// agent). When the server answers again the upload goes at once, not when
+/// the back-off would have ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_backed_off_during_an_outage_goes_as_soon_as_the_server_is_back() {
+    let s = TestServer::start().await;
+    let (proxy, _tmp, dir) = eligible_behind_proxy(&s).await;
+    let agent = start_ann(&dir).await;
+    recording_for(&dir, 1).await;
+    let now = SystemClock.now();
+    import_contact(&s, "c-backoff", ANN, now - SECOND, now + 2 * SECOND).await;
+    wait_status(&dir, WAIT, "the contact relayed", |r| {
+        r.contacts.queued == 1
+    })
+    .await;
+    proxy.cut();
+    wait_status(&dir, WAIT, "spliced and waiting to upload", |r| {
+        r.contacts.uploading == 1 && r.server.connection == deskrec_agent::Connection::Offline
+    })
+    .await;
+    agent.shutdown().await;
+
+    // The attempts failed; after a long outage the next one would be an
+    // hour away.
+    let db = rusqlite::Connection::open(dir.db_path()).unwrap();
+    let later = SystemClock.now() + 3600 * SECOND;
+    let backed_off = db
+        .execute(
+            "UPDATE contacts SET next_attempt_at = ?1
+             WHERE contact_id = 'c-backoff' AND state = 'uploading' AND attempts > 0",
+            [later],
+        )
+        .unwrap();
+    assert_eq!(backed_off, 1, "the upload failed while offline");
+
+    // The agent starts again, still offline, then the server comes back.
+    let agent = start_ann(&dir).await;
+    wait_status(&dir, WAIT, "offline", |r| {
+        r.server.connection == deskrec_agent::Connection::Offline
+    })
+    .await;
+    proxy.heal();
+    wait_contact_status(&s, "c-backoff", "uploaded", WAIT).await;
+    assert_stored_once(&s, "c-backoff").await;
+    agent.shutdown().await;
+}
+
 /// A PC whose clock is `skew` off: contact times (server clock) are moved
 /// onto the PC's clock by the measured offset, so the recording covers the
 /// contact as the PC recorded it.
