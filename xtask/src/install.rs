@@ -113,7 +113,8 @@ impl Pc<'_> {
     }
 
     /// The Add/Remove Programs entries named Deskrec: each one's values
-    /// (`DisplayVersion`, `Publisher`, `NoModify`, ...).
+    /// (`DisplayVersion`, `Publisher`, `NoModify`, ...), and its key's
+    /// name, the product code, as `ProductCode`.
     fn arp_entries(&self) -> Result<Vec<std::collections::BTreeMap<String, String>>> {
         let query = |key: &str| -> Result<String> {
             let out = wine_env(&mut Command::new("wine"), self.prefix)
@@ -127,7 +128,7 @@ impl Pc<'_> {
             .lines()
             .filter(|l| l.starts_with(ARP_KEY) && l.len() > ARP_KEY.len())
         {
-            let values: std::collections::BTreeMap<String, String> = query(key)?
+            let mut values: std::collections::BTreeMap<String, String> = query(key)?
                 .lines()
                 .filter_map(|l| {
                     let mut parts = l.trim().splitn(3, "    ");
@@ -139,6 +140,8 @@ impl Pc<'_> {
                 })
                 .collect();
             if values.get("DisplayName").is_some_and(|n| n == "Deskrec") {
+                let code = key.rsplit('\\').next().unwrap_or_default();
+                values.insert("ProductCode".to_owned(), code.to_owned());
                 entries.push(values);
             }
         }
@@ -323,10 +326,20 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
     let first = msi::build(bin, &version, Some(&signer), &out)?;
     let second = msi::build(bin, &next, None, &out)?;
 
-    // Whatever an earlier, interrupted run left.
-    for m in [&second, &first] {
-        let _ = pc.msiexec("cleanup", &["/x", &windows_path(m)]);
+    // Whatever an earlier, interrupted run left, by its product code: each
+    // build of the MSI has a new one (`Product Id="*"`), so this run's
+    // packages would not find the last run's product to remove.
+    for entry in pc.arp_entries()? {
+        let code = &entry["ProductCode"];
+        let _ = pc.msiexec("cleanup", &["/x", code]);
     }
+    ensure!(
+        pc.arp_entries()?.is_empty() && !pc.program_dir().exists(),
+        "an earlier run's Deskrec is still installed in the wine prefix {} \
+         (Add/Remove Programs: {:?}); remove the prefix and run again",
+        pc.prefix.display(),
+        pc.arp_entries()?
+    );
     let _ = fs::remove_dir_all(pc.data_dir());
 
     // The real server, on a port it keeps across a restart.
