@@ -117,7 +117,10 @@ impl Indicator {
                 ),
             };
         }
-        let offline = live.connection == Connection::Offline;
+        // Connecting counts as offline: while the server cannot be
+        // reached, each reconnect attempt would otherwise flip the icon and
+        // tooltip to "Recording" and back, every back-off.
+        let offline = live.connection != Connection::Connected;
         // A pause shows only where the screen would be recorded without
         // it: the recorder follows a pause within a frame (its state is
         // then `paused`), and a pause changes nothing for a PC that does
@@ -255,7 +258,7 @@ mod tests {
 
     #[test]
     fn each_state_has_its_icon_and_words() {
-        use Connection::{Connected, Offline};
+        use Connection::{Connected, Connecting, Offline};
         use IndicatorKind::{Attention, NotRecording, Recording};
         use RecordingState as S;
         let cases = [
@@ -270,6 +273,13 @@ mod tests {
                 S::Recording,
                 "eligible",
                 Offline,
+                IndicatorKind::Offline,
+                "cannot be reached",
+            ),
+            (
+                S::Recording,
+                "eligible",
+                Connecting,
                 IndicatorKind::Offline,
                 "cannot be reached",
             ),
