@@ -8,7 +8,7 @@
 //! | usage | screen content, real time | ~40 dB on desktops where camera mode gives unreadable text (~28 dB) |
 //! | rate control | quality mode, target = [`EncoderConfig::max_bitrate_bps`] | text stays readable; idle screens cost almost nothing |
 //! | frame skipping | off | every captured frame must come out: one call, one picture |
-//! | keyframes | every GOP and on demand (OpenH264's own intra period off) | segments and splices need a keyframe at least every GOP |
+//! | keyframes | every GOP and on demand (OpenH264's own intra period off); a GOP in which less than half the picture was coded again runs on, up to [`GOP_STRETCH`] times as long | segments and splices need a keyframe at least every GOP; a keyframe is coded better than P pictures, and where P pictures re-coded little of the screen it refreshes little and costs most of the bytes |
 //! | motion search | OpenH264's screen-content search without its block-feature (hash) search, line searches within +-256 px: a patched OpenH264, `third_party/openh264-sys2/DESKREC.md` | half the CPU on busy screens and ~20 MiB less; text costs ~2x the bytes, still ~0.13x of x264 ultrafast |
 //! | unchanged macroblocks | taken from the picture's [`ChangeMap`] when its source knows them: a macroblock the map says is unchanged since the picture encoded last is judged static without OpenH264 comparing it (a patch, `third_party/openh264-sys2/DESKREC.md`); the stream is the same as without the map | a typing screen changes a few blocks in 8160 |
 //! | deblocking filter | off (a patch's option) | a skipped macroblock must show exactly what the decoder already shows; the filter would change the edges of unchanged blocks next to a changed one. Text has sharp edges the filter only blurs (docs/benchmarks.md#capture has its cost in dB) |
@@ -57,6 +57,23 @@ mod openh264_log;
 /// bit budget per frame smaller (quality mode, under a bit-rate cap), and
 /// keyframe spacing is counted here at the real rate.
 pub const FPS_RANGE: std::ops::RangeInclusive<f32> = 0.2..=60.0;
+/// How many times longer than [`EncoderConfig::gop_frames`] a GOP runs on
+/// while less than [half](REFRESH_SHARE) of the picture was coded again
+/// since its keyframe.
+///
+/// A keyframe does two jobs: a splice or a seek can start there, and it
+/// codes the whole picture better than P pictures code what changes (on
+/// scrolled text, ~1 dB; `docs/benchmarks.md#capture`). On a still or
+/// typing screen P pictures re-code a few blocks, so the second job is
+/// done by the keyframe before, and the first costs a whole-picture intra
+/// encode (~60 % of such a screen's bytes at a 10 s GOP) for a place to
+/// start that the export's edit list makes exact anyway. Such a GOP runs
+/// on, to this cap; where most of the picture was coded again (scrolling,
+/// video), keyframes come on time and PSNR does not change.
+pub const GOP_STRETCH: u32 = 3;
+/// The share of the picture's macroblocks coded again since the last
+/// keyframe from which the GOP ends on time.
+pub const REFRESH_SHARE: f64 = 0.5;
 /// OpenH264's lowest frame rate (`MIN_FRAME_RATE` in its `wels_const.h`).
 const OPENH264_MIN_FPS: f32 = 1.0;
 /// Smallest width and height accepted.
@@ -76,7 +93,9 @@ pub struct EncoderConfig {
     /// Capture frame rate in frames per second, within [`FPS_RANGE`]
     /// (default 5).
     pub fps: f32,
-    /// Longest time between keyframes (default 10 s).
+    /// Longest time between keyframes (default 10 s); the frame count
+    /// stretches up to [`GOP_STRETCH`] times where less than
+    /// [`REFRESH_SHARE`] of the picture was coded again.
     pub gop: Duration,
     /// Bit rate OpenH264 aims for, in bits per second (default 2 Mbit/s).
     pub max_bitrate_bps: u32,
@@ -217,7 +236,10 @@ struct LastKeyframe {
 /// [`EncoderConfig::gop`] of capture time (less half a frame interval),
 /// whichever comes first; the time rule (on unless
 /// [`EncoderConfig::gop_by_time`] is off) keeps keyframes on schedule when
-/// unchanged frames are not encoded.
+/// unchanged frames are not encoded. The frame rule waits, up to
+/// [`GOP_STRETCH`] times as many frames, while the pictures' change maps
+/// say less than [`REFRESH_SHARE`] of the picture changed since the
+/// keyframe (a picture without a map counts as changed everywhere).
 pub struct H264Encoder {
     /// The validated settings.
     config: EncoderConfig,
@@ -236,6 +258,9 @@ pub struct H264Encoder {
     last_picture: Option<u64>,
     /// Macroblocks the encoder was told were unchanged, over all frames.
     unchanged_mbs: u64,
+    /// The macroblocks coded again since the last keyframe (as far as the
+    /// change maps say).
+    recoded: ChangeMap,
 }
 
 impl std::fmt::Debug for H264Encoder {
@@ -259,6 +284,7 @@ impl H264Encoder {
         let mut inner = Encoder::with_api_config(OpenH264API::from_source(), config.to_openh264())
             .map_err(|e| EncodeError::openh264("create", e))?;
         openh264_log::route_to_tracing(&mut inner);
+        let size = FrameSize::new(config.width, config.height);
         let mut encoder = Self {
             gop_frames: config.gop_frames(),
             config,
@@ -268,6 +294,7 @@ impl H264Encoder {
             last_keyframe: None,
             last_picture: None,
             unchanged_mbs: 0,
+            recoded: ChangeMap::everything(size),
         };
         encoder.probe()?;
         // After the probe (OpenH264 takes options once it has initialised
@@ -372,13 +399,19 @@ impl H264Encoder {
                 frame = self.frames_encoded,
                 bytes = data.len(),
                 reason,
+                recoded_mbs = self.recoded.changed_count(),
                 "keyframe"
             );
         }
         self.record(frame.captured_at(), keyframe);
         self.last_picture = Some(frame.id());
-        if let Some(map) = unchanged.filter(|_| !keyframe) {
+        if keyframe {
+            self.recoded = ChangeMap::unchanged(frame.size());
+        } else if let Some(map) = unchanged {
             self.unchanged_mbs += (map.len() - map.changed_count()) as u64;
+            self.recoded.merge(map);
+        } else {
+            self.recoded = ChangeMap::everything(frame.size());
         }
         Ok(EncodedFrame { data, keyframe })
     }
@@ -417,7 +450,12 @@ impl H264Encoder {
         };
         let frames = self.frames_encoded - last.index;
         let elapsed = captured_at.saturating_duration_since(last.captured_at);
-        frames >= u64::from(self.gop_frames)
+        let gop = u64::from(self.gop_frames);
+        let by_frames = frames >= gop
+            && (frames >= gop * u64::from(GOP_STRETCH)
+                || self.recoded.changed_count() as f64
+                    >= REFRESH_SHARE * self.recoded.len() as f64);
+        by_frames
             || (self.config.gop_by_time
                 && elapsed + self.config.gop_time_slack() >= self.config.gop)
     }

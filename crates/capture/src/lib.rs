@@ -85,7 +85,7 @@ pub mod yuv;
 #[cfg(windows)]
 pub use self::windows::{CaptureMethod, WindowsForeground, WindowsOptions, WindowsSource};
 pub use change::ChangeMap;
-pub use encoder::{EncodedFrame, EncoderConfig, H264Encoder};
+pub use encoder::{EncodedFrame, EncoderConfig, GOP_STRETCH, H264Encoder, REFRESH_SHARE};
 pub use error::{BoxError, CaptureError, EncodeError, FailedAttempt};
 pub use foreground::{ForegroundWindow, WindowInfo, foreground_window};
 pub use frame::{Frame, FrameSize, FrameSource, Monitor};

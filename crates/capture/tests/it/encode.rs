@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use deskrec_capture::annexb::{NAL_IDR_SLICE, NAL_PPS, NAL_SPS, nal_type};
 use deskrec_capture::{
-    EncodeError, EncodedFrame, EncoderConfig, Frame, FrameSource, H264Encoder, Motion,
-    SyntheticSource, read_frame_number,
+    ChangeMap, EncodeError, EncodedFrame, EncoderConfig, Frame, FrameSource, GOP_STRETCH,
+    H264Encoder, Motion, SyntheticSource, YuvFrame, read_frame_number,
 };
 
 const WIDTH: u32 = 640;
@@ -68,6 +68,64 @@ fn keyframe_every_gop() {
     assert_eq!(config().gop_frames(), 10);
     let frames = encode_frames(30, &[]);
     assert_eq!(keyframe_indices(&frames), [0, 10, 20]);
+}
+
+/// The keyframes of `count` pictures of a still grey screen with the
+/// rectangle `change(i)` (x, y, width, height) filled in picture `i`, each
+/// encoded with its true change map and keyframes counted in encoded
+/// pictures only, as the recorder does.
+fn keyframes_with_changes(
+    count: usize,
+    change: impl Fn(usize) -> (u32, u32, u32, u32),
+) -> Vec<usize> {
+    let config = EncoderConfig {
+        gop_by_time: false,
+        ..config()
+    };
+    let mut encoder = H264Encoder::new(config).unwrap();
+    let start = Instant::now();
+    let mut last: Option<(Frame, u64)> = None;
+    let mut keyframes = Vec::new();
+    for i in 0..count {
+        let mut pixels = vec![200u8; (WIDTH * HEIGHT * 4) as usize];
+        let (x, y, w, h) = change(i);
+        for row in y..y + h {
+            let at = ((row * WIDTH + x) * 4) as usize;
+            let colour = [(i * 37 % 256) as u8, 40, 90, 255];
+            pixels[at..at + (w * 4) as usize].copy_from_slice(&colour.repeat(w as usize));
+        }
+        let at = start + INTERVAL * i as u32;
+        let frame = Frame::new(WIDTH, HEIGHT, WIDTH as usize * 4, pixels, at).unwrap();
+        let mut picture = YuvFrame::from_frame(&frame).unwrap();
+        let id = picture.id();
+        if let Some((before, before_id)) = &last {
+            picture = picture.with_changes(*before_id, ChangeMap::between(before, &frame));
+        }
+        if encoder.encode_yuv_frame(&picture, false).unwrap().keyframe {
+            keyframes.push(i);
+        }
+        last = Some((frame, id));
+    }
+    keyframes
+}
+
+#[test]
+fn a_gop_in_which_little_was_coded_again_runs_on_to_its_cap() {
+    // A glyph-sized change moving along a line: a few percent of the
+    // picture coded again since the keyframe.
+    let stretched = config().gop_frames() as usize * GOP_STRETCH as usize;
+    assert_eq!(stretched, 30);
+    let keyframes = keyframes_with_changes(65, |i| (16 * (i as u32 % 30), 100, 8, 14));
+    assert_eq!(keyframes, [0, 30, 60]);
+}
+
+#[test]
+fn a_gop_in_which_half_the_picture_was_coded_again_ends_on_time() {
+    // A band an eighth of the picture high, a new place each picture: no
+    // picture changes half of it, but together they do within the GOP.
+    let band = HEIGHT / 8;
+    let keyframes = keyframes_with_changes(35, |i| (0, band * (i as u32 % 8), WIDTH, band));
+    assert_eq!(keyframes, [0, 10, 20, 30]);
 }
 
 #[test]
