@@ -94,18 +94,20 @@ async fn a_contact_during_an_outage_is_uploaded_after_the_server_comes_back() {
     agent.shutdown().await;
 }
 
-/// A back-off grows to its cap over a long outage and is stored, so it
-/// outlives both the outage and the process (an upgrade restarts the
-/// agent). When the server answers again the upload goes at once, not when
-/// the back-off would have ended.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upload_backed_off_during_an_outage_goes_as_soon_as_the_server_is_back() {
-    let s = TestServer::start().await;
-    let (proxy, _tmp, dir) = eligible_behind_proxy(&s).await;
+/// A contact `id` of ann's whose recording is spliced while the network
+/// is cut: the agent (behind the returned proxy, cut) holds it, waiting to
+/// upload.
+async fn spliced_while_offline(
+    s: &TestServer,
+    id: &str,
+) -> (Proxy, tempfile::TempDir, DataDir, Agent) {
+    let (proxy, tmp, dir) = eligible_behind_proxy(s).await;
     let agent = start_ann(&dir).await;
     recording_for(&dir, 1).await;
+    // The contact reaches the PC while it is on the call; the network goes
+    // before the PC can upload its recording.
     let now = SystemClock.now();
-    import_contact(&s, "c-backoff", ANN, now - SECOND, now + 2 * SECOND).await;
+    import_contact(s, id, ANN, now - SECOND, now + 3 * SECOND).await;
     wait_status(&dir, WAIT, "the contact relayed", |r| {
         r.contacts.queued == 1
     })
@@ -115,6 +117,17 @@ async fn an_upload_backed_off_during_an_outage_goes_as_soon_as_the_server_is_bac
         r.contacts.uploading == 1 && r.server.connection == deskrec_agent::Connection::Offline
     })
     .await;
+    (proxy, tmp, dir, agent)
+}
+
+/// A back-off grows to its cap over a long outage and is stored, so it
+/// outlives both the outage and the process (an upgrade restarts the
+/// agent). When the server answers again the upload goes at once, not when
+/// the back-off would have ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_backed_off_during_an_outage_goes_as_soon_as_the_server_is_back() {
+    let s = TestServer::start().await;
+    let (proxy, _tmp, dir, agent) = spliced_while_offline(&s, "c-backoff").await;
     agent.shutdown().await;
 
     // The attempts failed; after a long outage the next one would be an
@@ -382,23 +395,7 @@ async fn a_recording_over_the_servers_limit_is_reported_too_large() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contact_erased_while_the_pc_was_offline_is_refused_once_and_its_recording_deleted() {
     let s = TestServer::start().await;
-    let (proxy, _tmp, dir) = eligible_behind_proxy(&s).await;
-    let agent = start_ann(&dir).await;
-    recording_for(&dir, 1).await;
-
-    // The contact reaches the PC while it is on the call; the network goes
-    // before the PC can upload its recording.
-    let now = SystemClock.now();
-    import_contact(&s, "c-erased", ANN, now - SECOND, now + 3 * SECOND).await;
-    wait_status(&dir, WAIT, "the contact relayed", |r| {
-        r.contacts.queued == 1
-    })
-    .await;
-    proxy.cut();
-    wait_status(&dir, WAIT, "spliced and waiting to upload", |r| {
-        r.contacts.uploading == 1 && r.server.connection == deskrec_agent::Connection::Offline
-    })
-    .await;
+    let (proxy, _tmp, dir, agent) = spliced_while_offline(&s, "c-erased").await;
     assert_eq!(local_recordings(&dir), 1, "the recording waits on the PC");
 
     // Meanwhile the customer's erasure request is carried out.
