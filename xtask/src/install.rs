@@ -333,12 +333,12 @@ pub fn under_wine(prefix: &Path, bin: &Path) -> Result<()> {
         let code = &entry["ProductCode"];
         let _ = pc.msiexec("cleanup", &["/x", code]);
     }
+    let left = pc.arp_entries()?;
     ensure!(
-        pc.arp_entries()?.is_empty() && !pc.program_dir().exists(),
+        left.is_empty() && !pc.program_dir().exists(),
         "an earlier run's Deskrec is still installed in the wine prefix {} \
-         (Add/Remove Programs: {:?}); remove the prefix and run again",
+         (Add/Remove Programs: {left:?}); remove the prefix and run again",
         pc.prefix.display(),
-        pc.arp_entries()?
     );
     let _ = fs::remove_dir_all(pc.data_dir());
 
